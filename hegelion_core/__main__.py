@@ -1,0 +1,3 @@
+from hegelion_core.cli import main
+
+main()

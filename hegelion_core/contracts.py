@@ -1,0 +1,183 @@
+"""The five roles a plugin can fill, as abstract base classes.
+
+Each driver declares a nested pydantic ``Options`` model with ``extra="forbid"``, so
+a misspelled option fails loudly instead of being ignored. A driver is constructed
+from options only; everything else it needs arrives as method arguments.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hegelion_core.errors import OptionsError
+from hegelion_core.records import Message, Prompt, TraceRecord, Usage
+
+Role = Literal["teachers", "prompt_sources", "formatters", "trainers", "exporters"]
+ROLES: tuple[Role, ...] = ("teachers", "prompt_sources", "formatters", "trainers", "exporters")
+
+
+class Options(BaseModel):
+    """Base of every driver's options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Driver(ABC):
+    """Base of every role. ``name`` is the entry-point name users type."""
+
+    name: ClassVar[str]
+    role: ClassVar[Role]
+
+    class Options(Options):
+        pass
+
+    def __init__(self, options: Options | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        self.options = self.parse_options(options, **kwargs)
+
+    @classmethod
+    def parse_options(
+        cls, options: BaseModel | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> Any:
+        """Validate options into ``cls.Options``, naming the driver in any error."""
+        if isinstance(options, cls.Options) and not kwargs:
+            return options
+        data = dict(options.model_dump() if isinstance(options, BaseModel) else options or {})
+        data.update(kwargs)
+        try:
+            return cls.Options(**data)
+        except ValidationError as exc:
+            raise OptionsError.from_validation(f"{cls.role[:-1]} {cls.name!r}", exc) from None
+
+
+# ----- teachers ----------------------------------------------------------------------
+
+
+class Completion(BaseModel):
+    """What a teacher returns for one call."""
+
+    text: str
+    model: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    finish_reason: str | None = None
+    latency_s: float = 0.0
+
+
+class Teacher(Driver):
+    """Talks to one model. The dialectic itself lives in core and runs on any Teacher."""
+
+    role: ClassVar[Role] = "teachers"
+
+    @abstractmethod
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        """One chat completion. ``json_schema`` asks for constrained JSON where the
+        backend supports it; a backend that cannot constrain may ignore it."""
+
+    async def aclose(self) -> None:
+        """Release connections or processes. Called once when a run ends."""
+
+
+# ----- prompt sources ----------------------------------------------------------------
+
+
+class PromptSource(Driver):
+    """Yields prompts lazily, so a million-row dataset never sits in memory."""
+
+    role: ClassVar[Role] = "prompt_sources"
+
+    @abstractmethod
+    def iter_prompts(self) -> Iterator[Prompt]:
+        """Prompts in a deterministic order for the given options."""
+
+
+# ----- formatters --------------------------------------------------------------------
+
+
+class SplitDefaults(BaseModel):
+    """How a formatter's rows are split when it writes a directory."""
+
+    valid_ratio: float = 0.1
+    test_ratio: float = 0.0
+    min_rows: int = 1
+
+
+class Formatter(Driver):
+    """Turns one trace record into zero or more training rows.
+
+    A record the format cannot use raises `SkipRecord` with a short reason; the
+    caller counts reasons instead of failing the whole file.
+    """
+
+    role: ClassVar[Role] = "formatters"
+    #: Default train/valid/test layout: None writes one file, a SplitSpec a directory.
+    default_split: ClassVar[SplitDefaults | None] = None
+
+    @abstractmethod
+    def format(self, record: TraceRecord) -> Iterable[dict[str, Any]]:
+        """Rows as plain JSON-serialisable dicts."""
+
+    def describe(self) -> str:
+        """One line for the dataset card: how rows were made."""
+        return f"{self.name} rows"
+
+
+class SkipRecord(Exception):
+    """A formatter cannot use this record; ``reason`` is a short, countable slug."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# ----- trainers and exporters --------------------------------------------------------
+
+
+class TrainResult(BaseModel):
+    adapter_dir: Path | None = None
+    merged_dir: Path | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+
+
+class Trainer(Driver):
+    """Fine-tunes a model on a formatted dataset directory or file."""
+
+    role: ClassVar[Role] = "trainers"
+    #: Formats this trainer can read (formatter names), checked before training.
+    accepts: ClassVar[tuple[str, ...]] = ()
+
+    @abstractmethod
+    def train(self, data: Path, output_dir: Path, config: BaseModel) -> TrainResult: ...
+
+
+class ExportResult(BaseModel):
+    files: list[Path] = Field(default_factory=list)
+    report: dict[str, Any] = Field(default_factory=dict)
+
+
+class Exporter(Driver):
+    """Turns a trained model directory into a deployable artifact."""
+
+    role: ClassVar[Role] = "exporters"
+
+    @abstractmethod
+    def export(self, model_dir: Path, dest: Path, config: BaseModel) -> ExportResult: ...
+
+
+BASES: dict[Role, type[Driver]] = {
+    "teachers": Teacher,
+    "prompt_sources": PromptSource,
+    "formatters": Formatter,
+    "trainers": Trainer,
+    "exporters": Exporter,
+}

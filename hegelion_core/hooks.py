@@ -1,0 +1,55 @@
+"""Calling the pluggy hooks from core code, cheaply when no plugin implements them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hegelion_core.plugins import get_plugin_manager
+from hegelion_core.records import TraceRecord
+
+_SECRET_HINTS = ("key", "token", "secret", "password")
+
+
+def redact(config: dict[str, Any]) -> dict[str, Any]:
+    """Drop values whose names look like credentials: hooks never see secrets."""
+    return {
+        k: ("***" if any(h in k.lower() for h in _SECRET_HINTS) else v) for k, v in config.items()
+    }
+
+
+def run_started(command: str, config: dict[str, Any]) -> None:
+    get_plugin_manager().hook.hegelion_run_started(command=command, config=redact(config))
+
+
+def run_finished(command: str, summary: dict[str, Any], error: str | None) -> None:
+    get_plugin_manager().hook.hegelion_run_finished(command=command, summary=summary, error=error)
+
+
+def accept_record(record: TraceRecord) -> bool:
+    hook = get_plugin_manager().hook.hegelion_accept_record
+    if not hook.get_hookimpls():
+        return True
+    return all(vote is not False for vote in hook(record=record))
+
+
+def transform_record(record: TraceRecord) -> TraceRecord:
+    """Chain every implementation: each sees the previous one's result."""
+    hook = get_plugin_manager().hook.hegelion_transform_record
+    # pluggy calls the most recently registered implementation first; keep that order.
+    for impl in reversed(hook.get_hookimpls()):
+        kwargs = {"record": record} if "record" in impl.argnames else {}
+        result = impl.function(**kwargs)
+        if result is not None:
+            record = result
+    return record
+
+
+def record_written(record: TraceRecord, path: Path) -> None:
+    hook = get_plugin_manager().hook.hegelion_record_written
+    if hook.get_hookimpls():
+        hook(record=record, path=path)
+
+
+def train_metrics(step: int, metrics: dict[str, float]) -> None:
+    get_plugin_manager().hook.hegelion_train_metrics(step=step, metrics=metrics)

@@ -1,0 +1,159 @@
+"""JSONL in and out, safely.
+
+Reading streams line by line and locates every problem to file and line. Rows are
+written through jsonlines (with orjson, for speed). Writing
+never leaves a half-written file: whole outputs go to a temporary sibling and are
+renamed into place; appends write each batch of complete lines with one ``write``
+under an exclusive lock, so concurrent writers never interleave or tear lines.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonlines
+import orjson
+
+from hegelion_core.errors import InputError
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON; datetimes and pydantic-dumped values serialise natively."""
+    return orjson.dumps(obj)
+
+
+def read_jsonl(
+    path: str | Path,
+    *,
+    skip_invalid: bool = False,
+    on_invalid: Callable[[int, str], None] | None = None,
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line of ``path``.
+
+    A line that is not a JSON object raises `InputError` naming file and line,
+    unless ``skip_invalid``; then ``on_invalid(line_number, problem)`` is told.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, None, "file not found" if not path.exists() else "not a file")
+    with path.open("rb") as fp:
+        for lineno, raw in enumerate(fp, 1):
+            if not raw.strip():
+                continue
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                problem = f"invalid JSON ({exc})"
+            else:
+                if isinstance(obj, dict):
+                    yield lineno, obj
+                    continue
+                problem = f"expected a JSON object, got {type(obj).__name__}"
+            if not skip_invalid:
+                raise InputError(
+                    path, lineno, problem,
+                    hint="fix or delete the line, or pass --skip-invalid to skip such lines",
+                )
+            if on_invalid:
+                on_invalid(lineno, problem)
+
+
+@contextlib.contextmanager
+def atomic_output(dest: str | Path, *, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``dest``; rename it over ``dest`` on success.
+
+    On any exception (Ctrl-C included) the temporary is removed and ``dest`` is left
+    exactly as it was. A process killed outright leaves only a ``.tmp-`` sibling.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{dest.name}.tmp-"
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=dest.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        _replace(tmp, dest)
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise
+
+
+def _replace(tmp: Path, dest: Path) -> None:
+    os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())  # mkstemp/mkdtemp use 0600/0700
+    if tmp.is_dir() and dest.exists():
+        # Directories cannot be renamed over each other: swap, then drop the old one.
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+        os.replace(tmp, dest)
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    else:
+        os.replace(tmp, dest)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+class JsonlWriter:
+    """Writes rows to one file through jsonlines, compact, one object per line."""
+
+    def __init__(self, path: Path) -> None:
+        self._fp = path.open("wb")
+        self._writer = jsonlines.Writer(self._fp, dumps=dumps)
+        self.count = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._writer.write(row)
+        self.count += 1
+
+    def close(self) -> None:
+        self._writer.close()
+        self._fp.close()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
+    """Append complete lines atomically with respect to other appenders.
+
+    The batch is encoded first, then written with a single ``write`` on an
+    ``O_APPEND`` descriptor under ``flock``, then fsynced: readers and concurrent
+    writers see either none or all of the batch's lines, never a torn one.
+    """
+    data = b"".join(dumps(r) + b"\n" for r in rows)
+    if not data:
+        return 0
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            view = memoryview(data)
+            while view:  # a short write (rare, e.g. signals) must finish the batch
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    return data.count(b"\n")

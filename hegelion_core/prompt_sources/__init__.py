@@ -1,0 +1,44 @@
+"""Core's built-in prompt sources, and how a prompt is found in a row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PROMPT_COLUMNS = ("prompt", "instruction", "question")
+
+
+class NoPromptColumn(ValueError):
+    pass
+
+
+def extract_prompt(row: dict[str, Any], column: str | None = None) -> str:
+    """The prompt text of a dataset row.
+
+    With ``column``, that column (a string, or a list of chat messages whose first
+    user turn is taken). Otherwise the first of ``prompt``, ``instruction``,
+    ``question``, then the first user turn of ``messages``.
+    """
+    if column is not None:
+        if column not in row:
+            raise NoPromptColumn(f"no column {column!r}; columns are: {', '.join(row)}")
+        return _text(row[column], column)
+    for name in PROMPT_COLUMNS:
+        if isinstance(row.get(name), str) and row[name].strip():
+            return row[name]
+    if isinstance(row.get("messages"), list):
+        return _text(row["messages"], "messages")
+    raise NoPromptColumn(
+        f"no prompt column found among {', '.join(row) or '(none)'}; expected one of "
+        f"{', '.join(PROMPT_COLUMNS)} or 'messages': name one with --column"
+    )
+
+
+def _text(value: Any, column: str) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        for turn in value:
+            if isinstance(turn, dict) and turn.get("role") == "user":
+                return str(turn.get("content", ""))
+        raise NoPromptColumn(f"column {column!r} holds no user turn")
+    raise NoPromptColumn(f"column {column!r} is {type(value).__name__}, not text")

@@ -1,0 +1,234 @@
+"""Contract tests every driver must pass. A plugin's tests subclass them.
+
+Provide a ``driver`` fixture that returns a constructed instance::
+
+    from hegelion_core.testing import TeacherContract
+
+    class TestMyTeacher(TeacherContract):
+        @pytest.fixture
+        def driver(self):
+            return MyTeacher({"model": "tiny"})
+
+The suite checks what core relies on: the driver is registered under its name,
+rejects unknown options, and honours its role's method contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import re
+from collections.abc import Iterator
+from itertools import islice
+from typing import Any, ClassVar
+
+import orjson
+import pytest
+
+from hegelion_core.contracts import (
+    BASES,
+    Completion,
+    Driver,
+    Formatter,
+    PromptSource,
+    Role,
+    SkipRecord,
+    Teacher,
+)
+from hegelion_core.errors import OptionsError
+from hegelion_core.plugins import load_driver
+from hegelion_core.records import (
+    Contradiction,
+    DialecticTrace,
+    JudgeVerdict,
+    Message,
+    Prompt,
+    ResearchProposal,
+    TraceRecord,
+    prompt_id,
+)
+
+_NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
+
+
+def sample_records() -> list[TraceRecord]:
+    """A few varied, valid trace records: plain, with input, and fully annotated."""
+    plain = TraceRecord.build(
+        "Should a small team write tests before the code?",
+        DialecticTrace(
+            thesis="Yes: tests written first pin down behaviour before code exists.",
+            antithesis="CONTRADICTION: Exploration\nEVIDENCE: Early prototypes change daily, "
+            "so tests written first are rewritten constantly.",
+            synthesis="Write tests first for settled behaviour, and after a spike for exploratory code.",
+        ),
+    )
+    with_input = TraceRecord.build(
+        "Summarise the argument.",
+        DialecticTrace(
+            thesis="The argument says remote work raises output.",
+            antithesis="It ignores that the studies measured self-reported output.",
+            synthesis="Remote work raises measured output for focused tasks; collaboration costs remain.",
+            answer="Remote work helps focused work; its collaboration costs are real.",
+        ),
+        input="Remote work raises output, according to three surveys.",
+        confidence=0.55,
+    )
+    rich = TraceRecord.build(
+        "Is nuclear power a good way to cut emissions?",
+        DialecticTrace(
+            thesis="Nuclear power is low-carbon and runs around the clock.",
+            antithesis="CONTRADICTION: Cost\nEVIDENCE: Recent Western plants ran years late and over budget.",
+            synthesis="Keep existing plants running; build new ones where costs are controlled.\n"
+            "RESEARCH_PROPOSAL: Compare build costs across regulatory regimes.\n"
+            "TESTABLE_PREDICTION: Standardised designs cut costs per unit built.",
+            contradictions=[Contradiction(description="Cost", evidence="Plants ran over budget.")],
+            research_proposals=[
+                ResearchProposal(
+                    description="Compare build costs across regulatory regimes.",
+                    testable_prediction="Standardised designs cut costs per unit built.",
+                )
+            ],
+            judge=JudgeVerdict(score=8.0, critique_validity=True, reasoning="Balanced."),
+        ),
+        teacher="example",
+        model="example-1",
+        confidence=0.7,
+    )
+    return [plain, with_input, rich]
+
+
+class DriverContract:
+    """What every driver of every role must satisfy."""
+
+    role: ClassVar[Role]
+
+    @pytest.fixture
+    def driver(self) -> Driver:  # pragma: no cover - subclasses provide it
+        raise NotImplementedError("provide a `driver` fixture returning an instance")
+
+    def test_is_a_driver_of_its_role(self, driver: Driver) -> None:
+        assert isinstance(driver, BASES[self.role])
+        assert driver.role == self.role
+
+    def test_name_is_a_cli_word(self, driver: Driver) -> None:
+        assert isinstance(driver.name, str) and _NAME.match(driver.name), driver.name
+
+    def test_registered_under_its_name(self, driver: Driver) -> None:
+        assert load_driver(self.role, driver.name) is type(driver)
+
+    def test_unknown_option_is_an_error(self, driver: Driver) -> None:
+        options = driver.options.model_dump()
+        with pytest.raises(OptionsError, match="no_such_option"):
+            type(driver)({**options, "no_such_option": 1})
+
+    def test_options_round_trip(self, driver: Driver) -> None:
+        again = type(driver)(driver.options.model_dump())
+        assert again.options == driver.options
+
+
+class TeacherContract(DriverContract):
+    role: ClassVar[Role] = "teachers"
+    #: Override for slow or costly backends.
+    max_tokens: ClassVar[int] = 32
+
+    def _complete(self, driver: Teacher, messages: list[Message]) -> Completion:
+        return asyncio.run(driver.complete(messages, max_tokens=self.max_tokens))
+
+    def test_complete_returns_text(self, driver: Teacher) -> None:
+        result = self._complete(driver, [Message(role="user", content="Name one prime number.")])
+        assert isinstance(result, Completion)
+        assert result.text.strip()
+        assert result.usage.prompt_tokens >= 0 and result.usage.completion_tokens >= 0
+        assert result.latency_s >= 0
+
+    def test_complete_accepts_a_system_turn(self, driver: Teacher) -> None:
+        messages = [
+            Message(role="system", content="Answer in one short sentence."),
+            Message(role="user", content="What is the capital of France?"),
+        ]
+        assert self._complete(driver, messages).text.strip()
+
+    def test_concurrent_calls(self, driver: Teacher) -> None:
+        async def three() -> list[Completion]:
+            prompts = ["Say one.", "Say two.", "Say three."]
+            calls = [driver.complete([Message(role="user", content=p)], max_tokens=self.max_tokens)
+                     for p in prompts]
+            return list(await asyncio.gather(*calls))
+
+        results = asyncio.run(three())
+        assert len(results) == 3 and all(r.text.strip() for r in results)
+
+    def test_aclose_can_be_called_twice(self, driver: Teacher) -> None:
+        asyncio.run(driver.aclose())
+        asyncio.run(driver.aclose())
+
+
+class FormatterContract(DriverContract):
+    role: ClassVar[Role] = "formatters"
+
+    @pytest.fixture
+    def records(self) -> list[TraceRecord]:
+        return sample_records()
+
+    def _rows(self, driver: Formatter, record: TraceRecord) -> list[dict[str, Any]]:
+        try:
+            return list(driver.format(record))
+        except SkipRecord as skip:
+            assert skip.reason and isinstance(skip.reason, str)
+            return []
+
+    def test_rows_are_json_objects(self, driver: Formatter, records: list[TraceRecord]) -> None:
+        produced = 0
+        for record in records:
+            for row in self._rows(driver, record):
+                assert isinstance(row, dict) and row
+                assert orjson.loads(orjson.dumps(row)) == row
+                produced += 1
+        assert produced, "the formatter produced no row for any sample record"
+
+    def test_rows_are_deterministic(self, driver: Formatter, records: list[TraceRecord]) -> None:
+        for record in records:
+            assert self._rows(driver, record) == self._rows(driver, record)
+
+    def test_record_is_not_mutated(self, driver: Formatter, records: list[TraceRecord]) -> None:
+        for record in records:
+            before = copy.deepcopy(record.model_dump())
+            self._rows(driver, record)
+            assert record.model_dump() == before
+
+    def test_describe(self, driver: Formatter) -> None:
+        assert isinstance(driver.describe(), str) and driver.describe().strip()
+
+
+class PromptSourceContract(DriverContract):
+    role: ClassVar[Role] = "prompt_sources"
+
+    def test_yields_prompts_lazily(self, driver: PromptSource) -> None:
+        prompts = driver.iter_prompts()
+        assert isinstance(prompts, Iterator), "iter_prompts must stream, not build a list"
+        first = list(islice(prompts, 5))
+        assert first and all(isinstance(p, Prompt) and p.text.strip() for p in first)
+
+    def test_ids_are_stable(self, driver: PromptSource) -> None:
+        a = [p.id for p in islice(driver.iter_prompts(), 20)]
+        b = [p.id for p in islice(driver.iter_prompts(), 20)]
+        assert a == b
+
+    def test_default_ids_hash_the_text(self, driver: PromptSource) -> None:
+        for p in islice(driver.iter_prompts(), 20):
+            assert p.id == prompt_id(p.text) or p.id, "a prompt needs an id"
+
+
+class TrainerContract(DriverContract):
+    role: ClassVar[Role] = "trainers"
+
+    def test_declares_accepted_formats(self, driver: Driver) -> None:
+        from hegelion_core.plugins import driver_names
+
+        accepts = type(driver).accepts  # type: ignore[attr-defined]
+        assert accepts, "a trainer must say which formats it reads"
+        assert set(accepts) <= set(driver_names("formatters"))
+
+
+class ExporterContract(DriverContract):
+    role: ClassVar[Role] = "exporters"

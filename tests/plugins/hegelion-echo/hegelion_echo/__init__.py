@@ -1,0 +1,1 @@
+"""hegelion-echo: the plugin author's guide's worked example."""

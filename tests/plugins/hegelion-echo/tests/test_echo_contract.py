@@ -1,0 +1,12 @@
+"""The echo teacher passes core's teacher contract suite."""
+
+import pytest
+
+from hegelion_core.testing import TeacherContract
+from hegelion_echo.teacher import EchoTeacher
+
+
+class TestEchoTeacher(TeacherContract):
+    @pytest.fixture
+    def driver(self):
+        return EchoTeacher({"prefix": "Q"})

@@ -1,0 +1,127 @@
+"""Fixtures for consumer tests: Hegelion's formatted output fed to real trainers.
+
+Everything is offline: the model is a tiny random one built on the spot
+(`hegelion_core.testing.tiny_models`) and the data comes from Hegelion's own
+``hegelion dataset`` command run on a handful of short traces, so the tests check
+what users actually get, not rows written to please a trainer.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports huggingface_hub: a test that tries the network must fail.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import orjson  # noqa: E402
+import pytest  # noqa: E402
+from click.testing import CliRunner  # noqa: E402
+
+from hegelion_core.records import DialecticTrace, TraceRecord  # noqa: E402
+from hegelion_core.testing.tiny_models import build_tiny_model  # noqa: E402
+
+# Short on purpose: the rendered rows must fit a 256-token window with room to spare.
+SAMPLE_TRACES: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "Is free will compatible with determinism?",
+        "Free will needs only that we act on our own reasons.",
+        "If every act is fixed in advance, the reasons are fixed too.",
+        "Freedom is acting from reasons, even when the reasons have causes.",
+    ),
+    (
+        "Do markets allocate resources well?",
+        "Prices carry information no planner could collect.",
+        "Pollution and monopoly show that prices can lie.",
+        "Markets work best inside rules that make prices tell the truth.",
+    ),
+    (
+        "Where does knowledge come from?",
+        "All knowledge begins as experience of the senses.",
+        "Logic and mathematics hold before any experience.",
+        "Experience gives the content and reason gives the form.",
+    ),
+    (
+        "Should we trust intuition or evidence?",
+        "Intuition is fast and often right about people.",
+        "Intuition fails on numbers, where evidence is needed.",
+        "Trust intuition to raise questions and evidence to answer them.",
+    ),
+    (
+        "Is history driven by ideas?",
+        "Ideas change what people think is possible.",
+        "Material conditions decide which ideas can spread.",
+        "Ideas and conditions shape each other through conflict.",
+    ),
+    (
+        "Can a good argument fail to persuade?",
+        "A sound argument should convince any reasonable person.",
+        "People weigh who speaks, not only what is said.",
+        "A good argument persuades when it also earns trust.",
+    ),
+    (
+        "Is privacy worth less than security?",
+        "Security protects lives, so it comes first.",
+        "Without privacy, power over people grows unchecked.",
+        "Security that respects limits keeps both lives and freedom.",
+    ),
+    (
+        "Should science be funded by need or curiosity?",
+        "Funding should follow the most urgent needs.",
+        "The biggest advances came from curious research.",
+        "Fund a mix, because curiosity feeds the answers needs require.",
+    ),
+)
+
+
+
+def write_sample_traces(path: Path) -> Path:
+    """Write `SAMPLE_TRACES` as a traces JSONL file (what ``hegelion generate`` writes)."""
+    with path.open("wb") as fh:
+        for instruction, thesis, antithesis, synthesis in SAMPLE_TRACES:
+            trace = DialecticTrace(thesis=thesis, antithesis=antithesis, synthesis=synthesis)
+            record = TraceRecord.build(instruction, trace)
+            fh.write(orjson.dumps(record.model_dump(mode="json")) + b"\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A saved tiny Llama + tokenizer, built once per session (about 30 ms)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), arch="llama", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same, as Qwen2 (its tokenizer reloads through a different class)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), arch="qwen2", seed=0)
+
+
+@pytest.fixture(scope="session")
+def sample_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample_traces(tmp_path_factory.mktemp("traces") / "traces.jsonl")
+
+
+@pytest.fixture
+def formatted(sample_traces: Path, tmp_path: Path) -> Callable[..., Path]:
+    """``formatted(fmt, *extra_args) -> Path``: run ``hegelion dataset`` on the sample traces.
+
+    Returns the output path (a JSONL file, or a directory for ``--format mlx``).
+    Fails the test with the CLI's own output when the command does not succeed.
+    """
+    from hegelion_core.cli import cli
+
+    def run(fmt: str, *extra_args: str) -> Path:
+        out = tmp_path / (f"{fmt}-out" if fmt == "mlx" else f"{fmt}.jsonl")
+        args = ["dataset", str(sample_traces), str(out), "--format", fmt, *extra_args]
+        result = CliRunner().invoke(cli, args, catch_exceptions=False)
+        assert result.exit_code == 0, f"hegelion {' '.join(args)} failed:\n{result.output}"
+        assert out.exists(), f"hegelion {' '.join(args)} wrote nothing at {out}"
+        return out
+
+    return run

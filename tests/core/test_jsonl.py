@@ -1,0 +1,105 @@
+"""Files are never torn: atomic outputs, line-atomic concurrent appends, kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hegelion_core.errors import InputError
+from hegelion_core.jsonl import append_jsonl, atomic_output, read_jsonl
+
+
+def test_read_reports_file_line_and_problem(tmp_path) -> None:
+    p = tmp_path / "x.jsonl"
+    p.write_text('{"a": 1}\n\n[1, 2]\n{"b": \n')
+    with pytest.raises(InputError) as info:
+        list(read_jsonl(p))
+    assert str(info.value).startswith(f"{p}:3: expected a JSON object, got list")
+    problems: list[tuple[int, str]] = []
+    rows = list(read_jsonl(p, skip_invalid=True, on_invalid=lambda n, why: problems.append((n, why))))
+    assert rows == [(1, {"a": 1})]
+    assert [n for n, _ in problems] == [3, 4] and "invalid JSON" in problems[1][1]
+
+
+def test_missing_file(tmp_path) -> None:
+    with pytest.raises(InputError, match="file not found"):
+        list(read_jsonl(tmp_path / "nope.jsonl"))
+
+
+def test_atomic_output_keeps_the_old_file_on_error(tmp_path) -> None:
+    dest = tmp_path / "out.jsonl"
+    dest.write_text("old\n")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(dest) as tmp:
+            tmp.write_text("half of the new da")
+            raise KeyboardInterrupt
+    assert dest.read_text() == "old\n"
+    assert os.listdir(tmp_path) == ["out.jsonl"]
+
+
+def test_atomic_output_replaces_a_directory_whole(tmp_path) -> None:
+    dest = tmp_path / "data"
+    dest.mkdir()
+    (dest / "stale.jsonl").write_text("x")
+    with atomic_output(dest, directory=True) as tmp:
+        (tmp / "train.jsonl").write_text("{}\n")
+    assert sorted(os.listdir(dest)) == ["train.jsonl"]
+    assert os.listdir(tmp_path) == ["data"]
+    assert dest.stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    from hegelion_core.jsonl import append_jsonl
+    path, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    pad = "x" * 70000  # larger than a pipe buffer: a torn write would show
+    for i in range(n):
+        append_jsonl(path, [{"who": who, "i": i, "pad": pad}, {"who": who, "i": i, "second": True}])
+    """
+)
+
+
+def test_concurrent_appends_never_interleave(tmp_path) -> None:
+    path = tmp_path / "shared.jsonl"
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w), "40"]) for w in range(4)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    lines = path.read_bytes().splitlines()
+    rows = [orjson.loads(line) for line in lines]
+    assert len(rows) == 4 * 40 * 2
+    for first, second in zip(rows[::2], rows[1::2]):  # each batch stayed contiguous
+        assert first["who"] == second["who"] and first["i"] == second["i"] and second["second"]
+
+
+def test_kill_9_leaves_only_complete_lines(tmp_path) -> None:
+    path = tmp_path / "killed.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "k", "100000"])
+    deadline = time.monotonic() + 60
+    while (not path.exists() or path.stat().st_size < 2_000_000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    rows = [orjson.loads(line) for line in data.splitlines()]
+    assert len(rows) >= 20 and len(rows) % 2 == 0
+
+
+def test_append_returns_line_count(tmp_path) -> None:
+    assert append_jsonl(tmp_path / "a.jsonl", []) == 0
+    assert append_jsonl(tmp_path / "a.jsonl", [{"x": "line\\nbreak"}, {"y": 2}]) == 2
+    assert [r for _, r in read_jsonl(tmp_path / "a.jsonl")] == [{"x": "line\\nbreak"}, {"y": 2}]

@@ -24,6 +24,9 @@ import orjson
 from hegelion_core.errors import InputError
 
 
+TORN_TAIL = "incomplete last line (an interrupted write; ignored)"
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; datetimes and pydantic-dumped values serialise natively."""
     return orjson.dumps(obj)
@@ -38,7 +41,9 @@ def read_jsonl(
     """Yield ``(line_number, object)`` for each non-blank line of ``path``.
 
     A line that is not a JSON object raises `InputError` naming file and line,
-    unless ``skip_invalid``; then ``on_invalid(line_number, problem)`` is told.
+    unless ``skip_invalid``; then ``on_invalid(line_number, problem)`` is told. An
+    unparsable *unterminated last* line is what a killed appender leaves: it is
+    reported to ``on_invalid`` as `TORN_TAIL` and never raises.
     """
     path = Path(path)
     if not path.is_file():
@@ -50,6 +55,11 @@ def read_jsonl(
             try:
                 obj = orjson.loads(raw)
             except orjson.JSONDecodeError as exc:
+                if not raw.endswith(b"\n") and not fp.read(1):
+                    # A killed writer's torn last line: that record was never written.
+                    if on_invalid:
+                        on_invalid(lineno, TORN_TAIL)
+                    return
                 problem = f"invalid JSON ({exc})"
             else:
                 if isinstance(obj, dict):
@@ -134,19 +144,22 @@ class JsonlWriter:
 
 
 def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
-    """Append complete lines atomically with respect to other appenders.
+    """Append complete lines; concurrent appenders never interleave or tear lines.
 
-    The batch is encoded first, then written with a single ``write`` on an
-    ``O_APPEND`` descriptor under ``flock``, then fsynced: readers and concurrent
-    writers see either none or all of the batch's lines, never a torn one.
+    The batch is encoded first, then written with one ``write`` on an ``O_APPEND``
+    descriptor under ``flock``, then fsynced. A writer killed (kill -9) in the middle
+    of a large write can leave a partial last line (Linux stops a write between pages
+    for a fatal signal); the next appender, holding the lock, cuts it off first, and
+    `read_jsonl` never yields it.
     """
     data = b"".join(dumps(r) + b"\n" for r in rows)
     if not data:
         return 0
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
+            _drop_torn_tail(fd)
             view = memoryview(data)
             while view:  # a short write (rare, e.g. signals) must finish the batch
                 written = os.write(fd, view)
@@ -157,3 +170,20 @@ def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> int:
     finally:
         os.close(fd)
     return data.count(b"\n")
+
+
+def _drop_torn_tail(fd: int) -> None:
+    """Truncate an unterminated last line (a killed writer's); caller holds the lock."""
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    end = size
+    while end > 0:
+        start = max(0, end - 65536)
+        chunk = os.pread(fd, end - start, start)
+        cut = chunk.rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, start + cut + 1)
+            return
+        end = start
+    os.ftruncate(fd, 0)

@@ -23,7 +23,8 @@ DEFAULT_SYSTEM = "You are a dialectical reasoning engine."
 # phase never produced anything, so it must count as missing.
 _PLACEHOLDER = re.compile(
     r"^\s*\[(generated via cli|[a-z ]*(generation )?failed\b[^\]]*|error\b[^\]]*|"
-    r"placeholder|todo|n/?a|none|missing|empty)\]?\s*$",
+    r"placeholder|todo|n/?a|none|null|missing|empty)\]?\s*$"
+    r"|^\s*(none|null|n/a|todo|tbd)\s*$",  # str(None) and friends, unbracketed
     re.IGNORECASE | re.DOTALL,
 )
 
@@ -123,6 +124,11 @@ class DialecticTrace(_Model):
         if is_placeholder(value):
             raise ValueError(f"is empty or a placeholder ({value.strip()[:40]!r})")
         return value
+
+    @field_validator("answer")
+    @classmethod
+    def _no_placeholder_answer(cls, value: str | None) -> str | None:
+        return None if is_placeholder(value) else value  # then the synthesis answers
 
     @property
     def final_answer(self) -> str:

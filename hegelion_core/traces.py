@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hegelion_core.jsonl import read_jsonl
+from hegelion_core.jsonl import TORN_TAIL, read_jsonl
 from hegelion_core.parsing import parse_trace
 from hegelion_core.records import (
     DEFAULT_SYSTEM,
@@ -193,7 +193,8 @@ def iter_records(
     def bad_json(lineno: int, problem: str) -> None:
         stats.lines += 1
         stats.invalid_json += 1
-        stats.reject("invalid JSON", f"{path}:{lineno}: {problem}")
+        reason = "incomplete last line" if problem == TORN_TAIL else "invalid JSON"
+        stats.reject(reason, f"{path}:{lineno}: {problem}")
 
     for lineno, obj in read_jsonl(path, skip_invalid=skip_invalid_json, on_invalid=bad_json):
         stats.lines += 1

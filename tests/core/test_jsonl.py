@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from hegelion_core.errors import InputError
-from hegelion_core.jsonl import append_jsonl, atomic_output, read_jsonl
+from hegelion_core.jsonl import TORN_TAIL, append_jsonl, atomic_output, read_jsonl
 
 
 def test_read_reports_file_line_and_problem(tmp_path) -> None:
@@ -85,7 +85,7 @@ def test_concurrent_appends_never_interleave(tmp_path) -> None:
         assert first["who"] == second["who"] and first["i"] == second["i"] and second["second"]
 
 
-def test_kill_9_leaves_only_complete_lines(tmp_path) -> None:
+def test_kill_9_loses_at_most_the_batch_in_flight(tmp_path) -> None:
     path = tmp_path / "killed.jsonl"
     proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path), "k", "100000"])
     deadline = time.monotonic() + 60
@@ -93,10 +93,31 @@ def test_kill_9_leaves_only_complete_lines(tmp_path) -> None:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    data = path.read_bytes()
-    assert data.endswith(b"\n")
-    rows = [orjson.loads(line) for line in data.splitlines()]
-    assert len(rows) >= 20 and len(rows) % 2 == 0
+    torn: list[str] = []
+    rows = [r for _, r in read_jsonl(path, on_invalid=lambda n, why: torn.append(why))]
+    assert len(rows) >= 20 and len(rows) % 2 == 0  # whole batches only
+    assert torn in ([], [TORN_TAIL])
+    append_jsonl(path, [{"resumed": True}])  # the next writer repairs any torn tail
+    lines = path.read_bytes().splitlines()
+    assert [orjson.loads(x) for x in lines][:-1] == rows
+    assert orjson.loads(lines[-1]) == {"resumed": True}
+
+
+def test_a_torn_tail_is_ignored_then_repaired(tmp_path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": "half a rec')
+    torn: list[tuple[int, str]] = []
+    assert [r for _, r in read_jsonl(path, on_invalid=lambda n, why: torn.append((n, why)))] == [{"a": 1}, {"b": 2}]
+    assert torn == [(3, TORN_TAIL)]
+    append_jsonl(path, [{"d": 4}])
+    assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n{"d":4}\n'
+
+
+def test_a_bad_line_in_the_middle_is_still_an_error(tmp_path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"c": "half\n{"b": 2}')
+    with pytest.raises(InputError, match=":2: invalid JSON"):
+        list(read_jsonl(path))
 
 
 def test_append_returns_line_count(tmp_path) -> None:

@@ -22,7 +22,7 @@ def test_prompt_id_includes_input() -> None:
 @pytest.mark.parametrize(
     "text",
     ["", "   ", "[Generated via CLI]", "[Synthesis generation failed: timeout after 60s]",
-     "[Antithesis generation failed]", "[error: 429]", "[placeholder]"],
+     "[Antithesis generation failed]", "[error: 429]", "[placeholder]", "None", " n/a ", "TODO"],
 )
 def test_placeholders(text: str) -> None:
     assert is_placeholder(text)
@@ -36,6 +36,11 @@ def test_real_text_is_not_a_placeholder(text: str) -> None:
 def test_trace_rejects_placeholder_phase() -> None:
     with pytest.raises(ValidationError, match="placeholder"):
         DialecticTrace(thesis="[Generated via CLI]", antithesis="a", synthesis="s")
+
+
+def test_placeholder_answer_falls_back_to_the_synthesis() -> None:
+    trace = DialecticTrace(thesis="T.", antithesis="A.", synthesis="S.", answer="[Generated via CLI]")
+    assert trace.answer is None and trace.final_answer == "S."
 
 
 def test_build_renders_a_parseable_output() -> None:

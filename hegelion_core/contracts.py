@@ -67,8 +67,32 @@ class Completion(BaseModel):
     latency_s: float = 0.0
 
 
+class TeacherError(Exception):
+    """A teacher call failed. Teachers translate their SDK's errors into this.
+
+    ``retryable``: worth another try (429, 5xx, timeouts, dropped connections,
+    malformed or truncated responses); the generator retries with backoff.
+    ``retry_after``: seconds the server asked us to wait (``Retry-After``), if any.
+    The message must never contain a credential.
+    """
+
+    def __init__(
+        self, message: str, *, retryable: bool, retry_after: float | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.status = status
+
+
 class Teacher(Driver):
-    """Talks to one model. The dialectic itself lives in core and runs on any Teacher."""
+    """Talks to one model. The dialectic itself lives in core and runs on any Teacher.
+
+    Leave retries to the caller (disable your SDK's own): the generator owns
+    backoff, rate limits and timeouts, and needs to see each failure as a
+    `TeacherError`.
+    """
 
     role: ClassVar[Role] = "teachers"
 

@@ -177,3 +177,6 @@ def main(argv: list[str] | None = None) -> None:
 def dataset_main(argv: list[str] | None = None) -> None:
     """``hegelion-dataset``: the earlier tool's name for ``hegelion dataset``."""
     cli.main(args=["dataset", *(sys.argv[1:] if argv is None else argv)], prog_name="hegelion")
+
+
+from hegelion_core import cli_generate  # noqa: E402,F401  (registers generate, status, dialectic, agent)

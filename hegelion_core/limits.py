@@ -1,0 +1,82 @@
+"""Rate limits and retries for teacher calls.
+
+`RateLimiter` spaces request starts for requests-per-minute and tokens-per-minute
+budgets, and pauses everyone when a server says ``Retry-After``. `backoff` is
+exponential with full jitter, capped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+
+class _Bucket:
+    """A token bucket refilled at ``per_minute / 60`` per second and one second deep,
+    so requests are paced evenly instead of bursting a minute's budget at once."""
+
+    def __init__(self, per_minute: float) -> None:
+        self.rate = per_minute / 60.0
+        self.capacity = max(self.rate, 1.0)
+        self.level = self.capacity
+        self.stamp = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.level = min(self.capacity, self.level + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def wait_for(self, amount: float) -> float:
+        """Seconds until ``amount`` is available (0 when it is now)."""
+        self._refill()
+        amount = min(amount, self.capacity)  # a request larger than the bucket still runs, alone
+        return 0.0 if self.level >= amount else (amount - self.level) / self.rate
+
+    def take(self, amount: float) -> None:
+        self._refill()
+        self.level -= amount  # may go negative: later requests wait off the debt
+
+
+class RateLimiter:
+    def __init__(self, rpm: float | None = None, tpm: float | None = None) -> None:
+        self._requests = _Bucket(rpm) if rpm else None
+        self._tokens = _Bucket(tpm) if tpm else None
+        self._paused_until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, tokens: int = 0) -> None:
+        """Wait until one more request (of about ``tokens`` tokens) fits the budgets."""
+        async with self._lock:  # first come, first served
+            while True:
+                wait = self._paused_until - time.monotonic()
+                if self._requests:
+                    wait = max(wait, self._requests.wait_for(1))
+                if self._tokens and tokens:
+                    wait = max(wait, self._tokens.wait_for(tokens))
+                if wait <= 0:
+                    break
+                await asyncio.sleep(wait)
+            if self._requests:
+                self._requests.take(1)
+            if self._tokens and tokens:
+                self._tokens.take(tokens)
+
+    def settle(self, estimated: int, actual: int) -> None:
+        """Correct the token budget once a response reports its real usage."""
+        if self._tokens and actual:
+            self._tokens.take(actual - estimated)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller for ``seconds`` (a server's ``Retry-After``)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+def backoff(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
+    """Delay before retry ``attempt`` (0-based): full jitter over ``base * 2**attempt``."""
+    return random.uniform(0, min(cap, base * 2**attempt))
+
+
+def estimate_tokens(text_chars: int, max_tokens: int | None) -> int:
+    """A rough request size for the token budget: ~4 characters a token, plus the reply."""
+    return text_chars // 4 + (max_tokens or 512)

@@ -1,0 +1,160 @@
+"""The generator: limits, resume, retries with Retry-After, timeouts, rejects,
+concurrency and rate bounds, on an in-process teacher."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from hegelion_core.contracts import TeacherError
+from hegelion_core.dialectic import DialecticConfig
+from hegelion_core.generate import GenerateJob, Generator, run_generate
+from hegelion_core.prompt_sources.file import FilePromptSource
+from hegelion_core.records import TraceRecord, prompt_id
+from tests.core.teachers import RuleTeacher
+
+
+def prompts_file(tmp_path: Path, n: int) -> Path:
+    p = tmp_path / "prompts.txt"
+    p.write_text("".join(f"question {i}\n" for i in range(n)))
+    return p
+
+
+def lines(path: Path) -> list[dict]:
+    return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def generate(tmp_path: Path, teacher: RuleTeacher, n_prompts: int = 10, **job) -> tuple[Generator, Path]:
+    out = tmp_path / "traces.jsonl"
+    job.setdefault("backoff_base", 0.0)
+    gen = Generator(GenerateJob(output=out, **job), teacher, FilePromptSource({"path": prompts_file(tmp_path, n_prompts)}))
+    asyncio.run(gen.run())
+    return gen, out
+
+
+def test_writes_valid_records_up_to_the_limit(tmp_path) -> None:
+    gen, out = generate(tmp_path, RuleTeacher(), limit=6)
+    rows = lines(out)
+    assert len(rows) == 6 == gen.stats.written
+    records = [TraceRecord.model_validate(r) for r in rows]
+    assert {r.prompt_id for r in records} == {prompt_id(f"question {i}") for i in range(6)}
+    assert all(r.teacher == "rule" and r.model == "rule-1" and r.usage.total_tokens == 90 for r in records)
+    assert set(records[0].timings) == {"thesis", "antithesis", "synthesis"}
+    assert records[0].source == "prompts.txt:1"
+
+
+def test_rerun_resumes_where_it_stopped(tmp_path) -> None:
+    t1 = RuleTeacher()
+    _, out = generate(tmp_path, t1, limit=4)
+    first = out.read_bytes()
+    t2 = RuleTeacher()
+    gen, _ = generate(tmp_path, t2, limit=7)
+    assert out.read_bytes().startswith(first)
+    assert gen.stats.already_done == 4 and gen.stats.written == 3
+    assert len({r["prompt_id"] for r in lines(out)}) == 7
+    assert {question for _, msgs, _ in t2.calls for question in [msgs[-1].content]} >= {"question 4"}
+    assert not any(msgs[-1].content == "question 0" for _, msgs, _ in t2.calls)  # no work redone
+
+
+def test_no_limit_runs_the_whole_source(tmp_path) -> None:
+    gen, out = generate(tmp_path, RuleTeacher(), n_prompts=5)
+    assert gen.stats.written == 5 and len(lines(out)) == 5
+
+
+def test_retries_honour_retry_after_then_succeed(tmp_path) -> None:
+    t = RuleTeacher()
+    t.failures["question 0"] = [TeacherError("429", retryable=True, retry_after=0.3),
+                                TeacherError("503", retryable=True)]
+    start = time.monotonic()
+    gen, out = generate(tmp_path, t, n_prompts=1, max_retries=3)
+    assert time.monotonic() - start >= 0.3
+    assert gen.stats.retried == 2 and gen.stats.written == 1 and gen.stats.rejected == 0
+
+
+def test_failures_go_to_rejects_with_a_reason_never_to_the_output(tmp_path) -> None:
+    t = RuleTeacher()
+    t.failures["question 1"] = [TeacherError("HTTP 401 bad key", retryable=False)]
+    t.failures["question 2"] = [TeacherError("500", retryable=True)] * 3
+    t.replies["synthesis"] = ["[Synthesis generation failed: timeout]"]  # the first synthesis
+    gen, out = generate(tmp_path, t, n_prompts=5, max_retries=2)
+    rejects = lines(tmp_path / "traces.jsonl.rejects.jsonl")
+    reasons = {r["instruction"]: (r["phase"], r["reason"]) for r in rejects}
+    assert reasons["question 1"] == ("thesis", "teacher error: HTTP 401 bad key")
+    assert reasons["question 2"] == ("thesis", "teacher error after 3 attempts: 500")
+    assert reasons["question 0"][0] == "synthesis" and "placeholder" in reasons["question 0"][1]
+    assert gen.stats.written == 2 and gen.stats.rejected == 3
+    assert b"generation failed" not in out.read_bytes()
+    assert gen.stats.reasons == {"thesis: teacher error": 1, "thesis: teacher error after 3 attempts": 1,
+                                 "synthesis: empty or placeholder output (\'[Synthesis generation failed": 1}
+
+
+def test_rejected_prompts_are_retried_until_max_attempts(tmp_path) -> None:
+    t = RuleTeacher()
+    t.failures["question 0"] = [TeacherError("bad", retryable=False)] * 10
+    for run in range(1, 4):
+        gen, out = generate(tmp_path, t, n_prompts=1, max_retries=2)
+        assert gen.stats.rejected == (1 if run <= 2 else 0)
+    assert len(lines(tmp_path / "traces.jsonl.rejects.jsonl")) == 2  # then it is settled
+
+
+def test_a_hung_call_times_out_and_is_retried(tmp_path) -> None:
+    t = RuleTeacher()
+    t.failures["question 0"] = ["hang"]
+    gen, out = generate(tmp_path, t, n_prompts=1, timeout=0.2, max_retries=1)
+    assert gen.stats.retried == 1 and gen.stats.written == 1
+
+
+def test_concurrency_is_bounded(tmp_path) -> None:
+    t = RuleTeacher({"delay": 0.02})
+    gen, _ = generate(tmp_path, t, n_prompts=30, concurrency=4)
+    assert gen.stats.written == 30 and t.max_in_flight == 4
+
+
+def test_requests_per_minute_are_paced(tmp_path) -> None:
+    t = RuleTeacher()
+    start = time.monotonic()
+    generate(tmp_path, t, n_prompts=7, rpm=600, concurrency=8)  # 21 calls at 10 a second, 10 may burst
+    assert time.monotonic() - start >= 1.0
+
+
+def test_council_judge_and_iterations_reach_the_record(tmp_path) -> None:
+    config = DialecticConfig(council=["science"], judge=True, iterations=2)
+    _, out = generate(tmp_path, RuleTeacher(), n_prompts=1, dialectic=config)
+    record = TraceRecord.model_validate(lines(out)[0])
+    assert [c.persona for c in record.hegelion_trace.critiques] == ["logician", "empiricist", "historian"]
+    assert record.hegelion_trace.judge.score == 8 and record.hegelion_trace.iterations == 2
+
+
+def test_run_generate_writes_a_manifest_without_secrets(tmp_path, monkeypatch) -> None:
+    out = tmp_path / "t.jsonl"
+    job = GenerateJob(output=out, limit=2)
+    stats = run_generate(job, RuleTeacher(), FilePromptSource({"path": prompts_file(tmp_path, 3)}), progress=False)
+    manifest = orjson.loads((tmp_path / "t.jsonl.manifest.json").read_bytes())
+    assert manifest["stage"] == "generate" and manifest["counts"]["written"] == stats.written == 2
+    assert manifest["config"]["job"]["limit"] == 2 and manifest["config"]["teacher"] == "rule"
+
+
+def test_prompts_already_claimed_by_a_live_process_are_left_alone(tmp_path) -> None:
+    from hegelion_core.ledger import Ledger
+
+    out = tmp_path / "traces.jsonl"
+    other = Ledger(out)
+    other.pid = 1  # pid 1 is alive on every Linux: a live claim from "another process"
+    assert other.claim(prompt_id("question 0"))
+    gen, _ = generate(tmp_path, RuleTeacher(), n_prompts=3)
+    assert gen.stats.written == 2 and gen.stats.skipped == 1
+
+
+def test_claims_of_dead_processes_are_taken_over(tmp_path) -> None:
+    from hegelion_core.ledger import Ledger
+
+    out = tmp_path / "traces.jsonl"
+    dead = Ledger(out)
+    dead.pid = 2**22 + 12345  # beyond pid_max defaults: no such process
+    assert dead.claim(prompt_id("question 0"))
+    gen, _ = generate(tmp_path, RuleTeacher(), n_prompts=3)
+    assert gen.stats.written == 3

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,32 @@ from hegelion_core.plugins import reset_plugin_manager  # noqa: E402
 from hegelion_core.testing import sample_records  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+PLUGINS = Path(__file__).resolve().parent / "plugins"
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugins, pip-installed for real into a directory of their own."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+         str(PLUGINS / "hegelion-echo"), str(PLUGINS / "hegelion-broken")],
+        check=True, capture_output=True,
+    )
+    return target
+
+
+def hegelion_env(site: Path, **env: str) -> dict[str, str]:
+    environ = os.environ | {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    for key in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD"):
+        environ.pop(key, None)
+    return environ | env
+
+
+def hegelion(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    """`hegelion ARGS` in a subprocess that sees the plugins installed in ``site``."""
+    return subprocess.run([sys.executable, "-m", "hegelion_core", *map(str, args)], capture_output=True,
+                          text=True, env=hegelion_env(site, **env), timeout=300)
 
 
 @pytest.fixture(autouse=True)

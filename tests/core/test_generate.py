@@ -158,3 +158,30 @@ def test_claims_of_dead_processes_are_taken_over(tmp_path) -> None:
     assert dead.claim(prompt_id("question 0"))
     gen, _ = generate(tmp_path, RuleTeacher(), n_prompts=3)
     assert gen.stats.written == 3
+
+
+def test_keys_never_reach_rejects_or_records(tmp_path, monkeypatch) -> None:
+    from hegelion_core.secrets import get_secret
+
+    monkeypatch.setenv("HEGELION_TEST_API_KEY", "sk-live-abcdef123456")
+    key = get_secret("HEGELION_TEST_API_KEY")
+    t = RuleTeacher()
+    t.failures["question 0"] = [TeacherError(f"401: key {key} was refused", retryable=False)]
+    generate(tmp_path, t, n_prompts=2)
+    for name in ("traces.jsonl", "traces.jsonl.rejects.jsonl"):
+        assert b"sk-live-abcdef123456" not in (tmp_path / name).read_bytes()
+    assert b"401: key *** was refused" in (tmp_path / "traces.jsonl.rejects.jsonl").read_bytes()
+
+
+def test_secrets_come_from_the_config_file(tmp_path, monkeypatch) -> None:
+    from hegelion_core.errors import HegelionError
+    from hegelion_core.secrets import get_secret, require_secret
+
+    monkeypatch.setenv("HEGELION_CONFIG_DIR", str(tmp_path))
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(HegelionError, match="needs MY_KEY: export MY_KEY=... or add it to"):
+        require_secret("MY_KEY", "teacher 'x'")
+    (tmp_path / "secrets.toml").write_text('MY_KEY = "from-file-123"\n')
+    assert get_secret("MY_KEY") == "from-file-123"
+    monkeypatch.setenv("MY_KEY", "from-env-456")
+    assert get_secret("MY_KEY") == "from-env-456"

@@ -18,27 +18,7 @@ from hegelion_core.hookspecs import hookimpl
 from hegelion_core.plugins import get_plugin_manager, load_driver
 from hegelion_core.testing import sample_records
 
-PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
-
-
-@pytest.fixture(scope="session")
-def plugin_site(tmp_path_factory) -> Path:
-    """The example plugins, pip-installed for real into a directory of their own."""
-    target = tmp_path_factory.mktemp("site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         str(PLUGINS / "hegelion-echo"), str(PLUGINS / "hegelion-broken")],
-        check=True, capture_output=True,
-    )
-    return target
-
-
-def hegelion(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    environ = os.environ | {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
-    for key in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD"):
-        environ.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "hegelion_core", *args], capture_output=True,
-                          text=True, env=environ | env, timeout=120)
+from tests.conftest import PLUGINS, hegelion
 
 
 def test_third_party_teacher_is_listed(plugin_site) -> None:

@@ -3,6 +3,7 @@ quoting the question. Useful to see a plugin end to end; useless as a teacher.""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -17,6 +18,7 @@ class EchoTeacher(Teacher):
     class Options(Options):
         style: Literal["trace", "plain"] = "trace"
         prefix: str = "You asked"
+        delay: float = 0.0  # seconds per call, to stand in for a model's latency
 
     async def complete(
         self,
@@ -27,6 +29,7 @@ class EchoTeacher(Teacher):
         json_schema: dict[str, Any] | None = None,
     ) -> Completion:
         start = time.perf_counter()
+        await asyncio.sleep(self.options.delay)
         question = next((m.content for m in reversed(messages) if m.role == "user"), "")
         if self.options.style == "plain":
             text = f"{self.options.prefix}: {question}"

@@ -170,11 +170,18 @@ class SkipRecord(Exception):
 class TrainResult(BaseModel):
     adapter_dir: Path | None = None
     merged_dir: Path | None = None
-    metrics: dict[str, float] = Field(default_factory=dict)
+    metrics: dict[str, float] = Field(default_factory=dict)  # final figures (loss, tokens/s...)
+    versions: dict[str, str] = Field(default_factory=dict)  # the libraries that trained it
 
 
 class Trainer(Driver):
-    """Fine-tunes a model on a formatted dataset directory or file."""
+    """Fine-tunes a model on a formatted dataset directory or file.
+
+    ``config`` is a `hegelion_core.training.TrainConfig`. Write the adapter (PEFT
+    layout) under ``output_dir/adapter``, merged weights under ``output_dir/merged``
+    when ``config.merge``, checkpoints under ``output_dir/checkpoints`` for
+    ``config.resume``, and log metrics with `hegelion_core.training.MetricsLog`.
+    """
 
     role: ClassVar[Role] = "trainers"
     #: Formats this trainer can read (formatter names), checked before training.

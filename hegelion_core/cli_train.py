@@ -1,0 +1,103 @@
+"""``hegelion train``: one command for every trainer plugin."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hegelion_core.cli import _parse_pairs, cli
+
+
+def data_digest(data: Path) -> dict[str, str]:
+    from hegelion_core.training import data_files
+
+    out = {}
+    for split, path in data_files(data).items():
+        h = hashlib.sha256()
+        with path.open("rb") as fp:
+            while chunk := fp.read(1 << 20):
+                h.update(chunk)
+        out[split] = h.hexdigest()
+    return out
+
+
+def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, result: Any) -> Path:
+    from hegelion_core.jsonl import atomic_output, dumps
+    from hegelion_core.records import FileDigest, StageManifest
+    from hegelion_core.training import data_files, plot_metrics
+
+    plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png")
+    manifest = StageManifest(
+        stage="train",
+        inputs=[FileDigest(path=str(p), sha256=data_digest(data)[s], bytes=p.stat().st_size)
+                for s, p in data_files(data).items()],
+        outputs=[str(p) for p in (result.adapter_dir, result.merged_dir, output / "metrics.jsonl", plot) if p],
+        config={"trainer": trainer, **config.model_dump(mode="json")},
+        counts={k: int(v) for k, v in result.metrics.items() if k in ("steps", "tokens", "examples")},
+        versions=result.versions,
+    )
+    path = output / "manifest.json"
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(dumps({**manifest.model_dump(mode="json"), "metrics": result.metrics}))
+    return path
+
+
+@cli.command("train")
+@click.option("--trainer", required=True, help="trl, mlx, mlx-scu, unsloth, or a plugin's.")
+@click.option("--method", type=click.Choice(["sft", "dpo"]), help="Default: from --config, else sft.")
+@click.option("--model", help="Base model: a local directory or a hub id.")
+@click.option("--data", required=True, type=click.Path(path_type=Path), help="A dataset file or split directory from `hegelion dataset`.")
+@click.option("--output", required=True, type=click.Path(path_type=Path))
+@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Training YAML (the Simplex training_config.yaml layout works).")
+@click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output.")
+@click.option("--merge", is_flag=True, help="Also write merged weights.")
+@click.option("--scu", is_flag=True, help="Regularise with the Shannon Control Unit.")
+@click.option("--num-processes", type=int, help="Processes for a distributed launch (trl: accelerate).")
+@click.option("-c", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (training.learning_rate=1e-4).")
+@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="A trainer option.")
+def train_command(trainer: str, method: str | None, model: str | None, data: Path, output: Path,
+                  config_path: Path | None, resume: bool, merge: bool, scu: bool,
+                  num_processes: int | None, overrides: tuple[str, ...], options: tuple[str, ...]) -> None:
+    """Fine-tune a model on a Hegelion dataset; write the adapter, a manifest and metrics.
+
+    \b
+      hegelion train --trainer trl --method sft --model ./tiny --data sft.jsonl --output runs/a
+      hegelion train --trainer mlx-scu --model mlx-community/Qwen3-8B-4bit --data data/ --output runs/b
+    """
+    from hegelion_core import hooks
+    from hegelion_core.plugins import load_driver
+    from hegelion_core.scu import SCUConfig
+    from hegelion_core.training import check_data, load_train_config
+
+    given: dict[str, Any] = {"model": model, "method": method, "merge": merge or None,
+                             "resume": resume or None, "num_processes": num_processes}
+    config = load_train_config(config_path, {**{k: v for k, v in given.items() if v is not None},
+                                             **_parse_pairs(overrides)})
+    if scu and config.scu is None:
+        config = config.model_copy(update={"scu": SCUConfig()})
+    if config.model is None:
+        raise click.UsageError("no model: pass --model or set `model:` in --config")
+    cls = load_driver("trainers", trainer)
+    check_data(data, config.method, cls.accepts or None)
+    driver = cls(_parse_pairs(options))
+    output.mkdir(parents=True, exist_ok=True)
+    hooks.run_started("train", {"trainer": trainer, "data": str(data), **config.model_dump(mode="json")})
+    error = None
+    result = None
+    try:
+        result = driver.train(data, output, config)
+    except BaseException as exc:
+        error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        hooks.run_finished("train", result.model_dump(mode="json") if result else {}, error)
+    manifest = write_train_manifest(output, data, trainer, config, result)
+    click.echo(f"adapter: {result.adapter_dir}")
+    if result.merged_dir:
+        click.echo(f"merged:  {result.merged_dir}")
+    figures = ", ".join(f"{k} {v:.4g}" for k, v in result.metrics.items())
+    click.echo(f"metrics: {figures}")
+    click.echo(f"manifest: {manifest}")

@@ -1,0 +1,239 @@
+"""One training config for every trainer, and what trainers share.
+
+The schema reads the Simplex ``training_config.yaml`` layout as it is::
+
+    model: Qwen/Qwen3-8B
+    lora: {r: 16, lora_alpha: 32, lora_dropout: 0.05, target_modules: [q_proj, v_proj]}
+    training: {num_train_epochs: 3, learning_rate: 2.0e-4, per_device_train_batch_size: 4,
+               gradient_accumulation_steps: 4, lr_scheduler_type: cosine, warmup_ratio: 0.03,
+               optim: adamw_torch, max_seq_length: 2048, bf16: true, gradient_checkpointing: true}
+
+Hegelion keeps one (r, alpha) pair and translates it per backend (mlx's ``scale``
+is alpha / r). A wrong key or type is an error that names it, and a dataset whose
+format does not fit the method is an error that says which format is needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from hegelion_core.errors import HegelionError, InputError, describe_validation
+from hegelion_core.scu import SCUConfig
+
+Method = Literal["sft", "dpo"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LoraConfig(_Strict):
+    r: int = Field(16, ge=1)
+    lora_alpha: float = Field(32, gt=0)
+    lora_dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+    @property
+    def scale(self) -> float:
+        """mlx-lm's ``scale``: the factor on the LoRA update, alpha / r."""
+        return self.lora_alpha / self.r
+
+    def to_mlx(self, num_layers: int = -1) -> dict[str, Any]:
+        """mlx-lm's ``lora_parameters`` (it takes ``scale``, not ``alpha``)."""
+        return {"rank": self.r, "scale": self.scale, "dropout": self.lora_dropout,
+                **({"keys": [f"self_attn.{m}" if m in ("q_proj", "k_proj", "v_proj", "o_proj") else f"mlp.{m}"
+                             for m in self.target_modules]} if isinstance(self.target_modules, list) else {})}
+
+    def to_peft(self) -> dict[str, Any]:
+        return {"r": self.r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
+                "target_modules": self.target_modules, "task_type": "CAUSAL_LM", "bias": "none"}
+
+
+class TrainingArgs(_Strict):
+    num_train_epochs: float = Field(1, gt=0)
+    max_steps: int = -1  # overrides epochs when > 0
+    learning_rate: float = Field(2e-4, gt=0)
+    per_device_train_batch_size: int = Field(4, ge=1)
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    lr_scheduler_type: str = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0, lt=1)
+    optim: str = "adamw_torch"
+    max_seq_length: int = Field(2048, ge=8)
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    seed: int = 42
+    logging_steps: int = Field(1, ge=1)
+    save_steps: int = Field(50, ge=1)  # checkpoints for --resume
+    save_total_limit: int = Field(2, ge=1)
+    packing: bool = False
+    completion_only_loss: bool = True  # train on the assistant turn only
+    beta: float = Field(0.1, gt=0)  # DPO
+
+
+class TrainConfig(_Strict):
+    """Everything a trainer needs besides the data path and the output directory."""
+
+    model: str | None = None
+    method: Method = "sft"
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    training: TrainingArgs = Field(default_factory=TrainingArgs)
+    scu: SCUConfig | None = None  # None: plain LoRA; set: SCU-regularised
+    quantization: Literal["none", "4bit", "8bit"] = "none"  # QLoRA where the backend can
+    merge: bool = False  # also write merged weights (adapter folded into the base)
+    resume: bool = False  # continue from the newest checkpoint in the output directory
+    num_processes: int = Field(1, ge=1)  # >1: a multi-process launch where the trainer supports it
+
+
+def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
+    """Read YAML, apply dotted CLI overrides (``training.learning_rate``), validate.
+
+    Errors name the file and the line of the offending key where YAML knows it.
+    """
+    data: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    if path is not None:
+        if not path.is_file():
+            raise InputError(path, None, "config file not found")
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise InputError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise InputError(path, 1, "expected a mapping at the top level")
+        lines = _key_lines(text)
+    for dotted, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        where = path or "--config"
+        raise InputError(where, lines.get(key), describe_validation(exc), field=key,
+                         hint="see docs/training.md for every key") from None
+
+
+def _key_lines(text: str) -> dict[str, int]:
+    """``a.b.c`` -> line number, for error messages (indentation-based, good enough)."""
+    out: dict[str, int] = {}
+    stack: list[tuple[int, str]] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.split("#", 1)[0].rstrip()
+        if not stripped.strip() or ":" not in stripped or stripped.lstrip().startswith("-"):
+            continue
+        indent = len(stripped) - len(stripped.lstrip())
+        key = stripped.strip().split(":", 1)[0].strip().strip("'\"")
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, key))
+        out[".".join(k for _, k in stack)] = n
+    return out
+
+
+# ----- data formats -------------------------------------------------------------------
+
+FORMAT_KEYS: dict[str, set[str]] = {
+    "dpo": {"prompt", "chosen", "rejected"},
+    "chat": {"messages"},
+    "sft": {"instruction", "output"},
+    "scu": {"text"},
+}
+METHOD_FORMATS: dict[str, tuple[str, ...]] = {"sft": ("chat", "sft", "scu"), "dpo": ("dpo",)}
+
+
+def data_files(data: Path) -> dict[str, Path]:
+    """Split name -> file: a directory of train/valid/test JSONL, or one file (train)."""
+    if data.is_dir():
+        files = {s: data / f"{s}.jsonl" for s in ("train", "valid", "test") if (data / f"{s}.jsonl").exists()}
+        if "train" not in files:
+            raise InputError(data, None, "no train.jsonl in the data directory",
+                             hint="make one with `hegelion dataset ... --format mlx` or --valid-ratio")
+        return files
+    if not data.is_file():
+        raise InputError(data, None, "training data not found")
+    return {"train": data}
+
+
+def detect_format(path: Path) -> str:
+    """The formatter that wrote ``path``, from its first row's keys."""
+    with path.open("rb") as fp:
+        for lineno, line in enumerate(fp, 1):
+            if line.strip():
+                try:
+                    keys = set(orjson.loads(line))
+                except orjson.JSONDecodeError as exc:
+                    raise InputError(path, lineno, f"invalid JSON ({exc})") from None
+                for name, needed in FORMAT_KEYS.items():
+                    if needed <= keys:
+                        return name
+                raise InputError(path, lineno, f"unrecognised row with keys {sorted(keys)}",
+                                 hint="expected rows from `hegelion dataset` (chat, sft, scu, dpo)")
+    raise InputError(path, None, "the training file is empty")
+
+
+def check_data(data: Path, method: Method, accepts: tuple[str, ...] | None = None) -> str:
+    """The data's format, or an error saying which format ``method`` needs."""
+    fmt = detect_format(data_files(data)["train"])
+    allowed = [f for f in METHOD_FORMATS[method] if accepts is None or f in accepts]
+    if fmt not in allowed:
+        raise HegelionError(
+            f"{data} holds {fmt} rows, but --method {method} needs {' or '.join(allowed)} rows: "
+            f"make them with `hegelion dataset TRACES OUT --format {allowed[0]}`"
+        )
+    return fmt
+
+
+# ----- metrics ----------------------------------------------------------------------
+
+
+def plot_metrics(metrics_jsonl: Path, png: Path) -> Path | None:
+    """A PNG of every logged curve (loss, lr, SCU's S and λ) against the step."""
+    rows = [orjson.loads(x) for x in metrics_jsonl.read_bytes().splitlines() if x.strip()] if metrics_jsonl.exists() else []
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted({k for r in rows for k, v in r.items() if k != "step" and isinstance(v, (int, float))})
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True, squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
+        ax.plot([p[0] for p in points], [p[1] for p in points])
+        ax.set_ylabel(key)
+    axes[-1, 0].set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+    return png
+
+
+class MetricsLog:
+    """Training metrics as JSONL (``metrics.jsonl`` in the output directory), told to
+    every plugin through the ``hegelion_train_metrics`` hook. Appends, so a resumed
+    run continues the same curve."""
+
+    def __init__(self, output_dir: Path) -> None:
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def log(self, step: int, metrics: dict[str, float]) -> None:
+        from hegelion_core import hooks
+        from hegelion_core.jsonl import append_jsonl
+
+        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
+        append_jsonl(self.path, [{"step": step, **clean}], fsync=False)
+        hooks.train_metrics(step, clean)

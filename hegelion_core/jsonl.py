@@ -143,6 +143,17 @@ class JsonlWriter:
         self.close()
 
 
+def append_jsonl_line(path: str | Path, data: bytes) -> None:
+    """Append raw complete lines, cutting a killed writer's torn tail first. The caller
+    holds whatever lock orders the writers."""
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        _drop_torn_tail(fd)
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
 def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]], *, fsync: bool = True) -> int:
     """Append complete lines; concurrent appenders never interleave or tear lines.
 

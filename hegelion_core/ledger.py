@@ -7,6 +7,7 @@ working ``flock``) can append to one output:
 * ``OUT``: trace records; a prompt is done once its line is here;
 * ``OUT.rejects.jsonl`` (or ``--rejects``): one line per failed attempt, with reason;
 * ``OUT.claims``: a prompt someone is working on (pid, host, time);
+* ``OUT.index``: ids written so far and the output offset after each, to resume fast;
 * ``OUT.lock``: the lock every read-check-append holds.
 
 A claim by a process that died (its pid is gone on this host, or its lease expired)
@@ -30,9 +31,10 @@ from typing import Any
 
 import orjson
 
-from hegelion_core.jsonl import append_jsonl
+from hegelion_core.jsonl import append_jsonl, append_jsonl_line
 
 _ID = re.compile(rb'"prompt_id":"([0-9a-f]{1,32})"')
+_INDEX_LINE = re.compile(rb"[0-9a-f]{1,32} [0-9]+")
 
 
 def _key(prompt_id: str) -> int:
@@ -42,20 +44,31 @@ def _key(prompt_id: str) -> int:
 class _Tail:
     """Reads only the complete lines appended to a file since the last read."""
 
+    CHUNK = 64 << 20
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = 0
 
-    def new_bytes(self) -> bytes:
+    def chunks(self) -> Iterator[bytes]:
+        """New complete lines, in chunks of about 64 MB (a huge file never sits in memory)."""
         try:
-            with self.path.open("rb") as fp:
-                fp.seek(self.offset)
-                data = fp.read()
+            fp = self.path.open("rb")
         except FileNotFoundError:
-            return b""
-        end = data.rfind(b"\n") + 1  # a torn or in-progress last line waits
-        self.offset += end
-        return data[:end]
+            return
+        with fp:
+            fp.seek(self.offset)
+            carry = b""
+            while block := fp.read(self.CHUNK):
+                data = carry + block
+                end = data.rfind(b"\n") + 1  # a torn or in-progress last line waits
+                carry = data[end:]
+                self.offset += end
+                if end:
+                    yield data[:end]
+
+    def ids(self) -> list[bytes]:
+        return [m for chunk in self.chunks() for m in _ID.findall(chunk)]
 
 
 class Ledger:
@@ -72,6 +85,8 @@ class Ledger:
         self.rejects_path = Path(rejects) if rejects else self.output.with_name(self.output.name + ".rejects.jsonl")
         self.claims_path = self.output.with_name(self.output.name + ".claims")
         self.lock_path = self.output.with_name(self.output.name + ".lock")
+        self.index_path = self.output.with_name(self.output.name + ".index")
+        self._started = False
         self.max_attempts = max_attempts
         self.lease_s = lease_s
         self.limit = limit
@@ -88,11 +103,35 @@ class Ledger:
 
     def refresh(self) -> None:
         """Catch up with lines other processes appended since the last call."""
-        self.done.update(int(m, 16) for m in _ID.findall(self._tails["out"].new_bytes()))
-        self.attempts.update(int(m, 16) for m in _ID.findall(self._tails["rej"].new_bytes()))
-        for line in self._tails["claims"].new_bytes().splitlines():
-            claim = orjson.loads(line)
-            self.claims[_key(claim["prompt_id"])] = (claim["pid"], claim["host"], claim["t"])
+        if not self._started:
+            self._load_index()
+        self.done.update(int(m, 16) for m in self._tails["out"].ids())
+        self.attempts.update(int(m, 16) for m in self._tails["rej"].ids())
+        for chunk in self._tails["claims"].chunks():
+            for line in chunk.splitlines():
+                claim = orjson.loads(line)
+                self.claims[_key(claim["prompt_id"])] = (claim["pid"], claim["host"], claim["t"])
+
+    def _load_index(self) -> None:
+        """Start from ``OUT.index`` (ids and the output offset they cover) so resuming on
+        a million records reads megabytes, not gigabytes. The output stays the truth:
+        whatever lies past the covered offset is scanned, and an index that does not
+        fit the output (edited or truncated by hand) is ignored."""
+        self._started = True
+        covered, ids = 0, []
+        tail = _Tail(self.index_path)
+        for chunk in tail.chunks():
+            for line in chunk.splitlines():
+                if not _INDEX_LINE.fullmatch(line):
+                    return  # damaged: fall back to scanning the output itself
+                pid_hex, _, offset = line.partition(b" ")
+                ids.append(pid_hex)
+                covered = int(offset)
+        size = self.output.stat().st_size if self.output.exists() else 0
+        if covered > size:
+            return
+        self.done.update(int(x, 16) for x in ids)
+        self._tails["out"].offset = covered
 
     @property
     def full(self) -> bool:
@@ -148,6 +187,9 @@ class Ledger:
                 return False
             append_jsonl(self.output, [record])
             self.done.add(key)
+            end = self.output.stat().st_size  # we hold the lock: nobody else appended
+            self._tails["out"].offset = end
+            append_jsonl_line(self.index_path, f"{record['prompt_id']} {end}\n".encode())
             return True
 
     def reject(self, row: dict[str, Any]) -> None:

@@ -1,0 +1,330 @@
+"""The ``openai`` teacher: OpenAI's chat completions API, or any server that speaks it.
+
+One driver reaches GPT-4o and every OpenAI-compatible server (Ollama, vLLM,
+llama.cpp, OpenRouter) through the official SDK, so their quirks are handled once:
+
+- **Retries are the generator's.** The SDK client has ``max_retries=0``; every failure
+  becomes a `TeacherError` saying whether a retry can help and how long the server
+  asked us to wait (``Retry-After``).
+- **Deadlines are hard.** ``timeout`` bounds the whole call (the SDK's own timeout is
+  per read, so a trickling stream could otherwise outlive it).
+- **Structured output degrades gracefully.** ``json_schema`` is sent as
+  ``response_format={"type": "json_schema", ...}``. A server that rejects that
+  (llama-cpp-python answers 500, others 400/422, naming ``response_format``) is asked
+  again, in the same call, with ``{"type": "json_object", "schema": ...}`` plus the
+  schema in a system turn, and if that is rejected too, with the system turn alone.
+  The teacher remembers the level that worked, so later calls do not pay for it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import re
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field
+
+from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
+from hegelion_core.records import Message, Usage
+from hegelion_core.secrets import get_secret, require_secret, scrub
+
+if TYPE_CHECKING:  # the SDK loads only when a call is made
+    from openai import AsyncOpenAI
+
+JsonMode = Literal["json_schema", "json_object", "prompt"]
+_JSON_MODES: tuple[JsonMode, ...] = ("json_schema", "json_object", "prompt")
+#: A placeholder key for local servers that need none (the SDK insists on one).
+LOCAL_DUMMY_KEY = "not-needed"
+
+
+class OpenAITeacher(Teacher):
+    """Chat completions through ``openai.AsyncOpenAI``."""
+
+    name = "openai"
+
+    class Options(Options):
+        model: str = "gpt-4o"
+        base_url: str | None = Field(
+            None, description="an OpenAI-compatible server, e.g. http://localhost:11434/v1")
+        api_key_env: str = Field(
+            "OPENAI_API_KEY", description="where the key is read (environment, then secrets.toml)")
+        timeout: float = Field(120.0, gt=0, description="seconds for one whole call")
+        temperature: float | None = Field(None, ge=0, le=2)
+        max_tokens: int | None = Field(None, gt=0, description="default when a call gives none")
+        max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
+            "max_tokens", description="o-series and newer models want max_completion_tokens")
+        extra_body: dict[str, Any] = Field(
+            default_factory=dict, description="server-specific parameters, sent as they are")
+        stream: bool = Field(False, description="stream the answer and assemble it")
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self._client: AsyncOpenAI | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._json_mode: JsonMode = "json_schema"
+
+    @property
+    def structured_output(self) -> JsonMode:
+        """How ``json_schema`` is sent now: ``json_schema``, ``json_object`` or ``prompt``
+        (it steps down when a server rejects a level, and stays there)."""
+        return self._json_mode
+
+    # ----- client ------------------------------------------------------------------
+
+    def _api_key(self) -> str:
+        """The key from the environment or secrets.toml; a dummy for a keyless local server."""
+        if self.options.base_url:
+            return get_secret(self.options.api_key_env) or LOCAL_DUMMY_KEY
+        return require_secret(self.options.api_key_env, f"the {self.name!r} teacher")
+
+    def _client_for_loop(self) -> AsyncOpenAI:
+        """One client per event loop: its connection pool belongs to the loop that made it."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                api_key=self._api_key(), base_url=self.options.base_url,
+                timeout=self.options.timeout, max_retries=0,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        loop, self._client_loop = self._client_loop, None
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.close()
+
+    # ----- calls -------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        start = time.perf_counter()
+        request = self._request(messages, max_tokens, temperature)
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                for mode in _JSON_MODES[_JSON_MODES.index(self._json_mode):]:
+                    if json_schema is not None:
+                        attempt = _with_schema(request, json_schema, mode)
+                    else:
+                        attempt = request
+                    try:
+                        text, finish, usage, model = await self._call(attempt)
+                    except Exception as exc:
+                        if json_schema is None or mode == "prompt" or not _rejects_format(exc):
+                            raise
+                        self._json_mode = _JSON_MODES[_JSON_MODES.index(mode) + 1]
+                        continue
+                    break
+        except TimeoutError:
+            raise TeacherError(f"no answer within {self.options.timeout:g}s", retryable=True) from None
+        except TeacherError:
+            raise
+        except Exception as exc:
+            error = to_teacher_error(exc)
+            if error is None:  # not the SDK's nor the network's: a bug, or a missing key
+                raise
+            if error.status in (401, 403):
+                error.args = (f"{error} (the key comes from {self.options.api_key_env})",)
+            raise error from exc
+        return Completion(text=text, model=model or self.options.model, usage=usage,
+                          finish_reason=finish, latency_s=time.perf_counter() - start)
+
+    def _request(self, messages: Sequence[Message], max_tokens: int | None,
+                 temperature: float | None) -> dict[str, Any]:
+        opts = self.options
+        request: dict[str, Any] = {
+            "model": opts.model,
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "timeout": opts.timeout,
+        }
+        tokens = max_tokens if max_tokens is not None else opts.max_tokens
+        if tokens is not None:
+            request[opts.max_tokens_field] = tokens
+        temperature = temperature if temperature is not None else opts.temperature
+        if temperature is not None:
+            request["temperature"] = temperature
+        if opts.extra_body:
+            request["extra_body"] = dict(opts.extra_body)
+        if opts.stream:
+            request["stream"] = True
+            request["stream_options"] = {"include_usage": True}
+        return request
+
+    async def _call(self, request: dict[str, Any]) -> tuple[str, str | None, Usage, str | None]:
+        """(text, finish_reason, usage, model) for one HTTP request."""
+        client = self._client_for_loop()
+        if request.get("stream"):
+            return await _read_stream(await client.chat.completions.create(**request))
+        response = await client.chat.completions.create(**request)
+        choices = getattr(response, "choices", None)
+        if not choices:  # a non-JSON body comes back as a str; odd JSON without choices
+            raise TeacherError(f"malformed response: {scrub(str(response))[:200]!r}", retryable=True)
+        choice = choices[0]
+        message = getattr(choice, "message", None)
+        text = getattr(message, "content", None)
+        if text is None:
+            refusal = getattr(message, "refusal", None)
+            if refusal:
+                raise TeacherError(f"the model refused: {scrub(refusal)[:300]}", retryable=False)
+            raise TeacherError(f"the response has no text (finish_reason={choice.finish_reason})",
+                               retryable=True)
+        return text, choice.finish_reason, _usage(getattr(response, "usage", None)), response.model
+
+
+async def _read_stream(stream: Any) -> tuple[str, str | None, Usage, str | None]:
+    """Assemble a streamed answer; a stream that ends without a finish reason was cut."""
+    parts: list[str] = []
+    finish: str | None = None
+    usage = Usage()
+    model: str | None = None
+    try:
+        async for chunk in stream:
+            model = getattr(chunk, "model", None) or model
+            if getattr(chunk, "usage", None):
+                usage = _usage(chunk.usage)
+            for choice in getattr(chunk, "choices", None) or []:
+                delta = getattr(choice, "delta", None)
+                if delta is not None and delta.content:
+                    parts.append(delta.content)
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            await close()
+    if finish is None:
+        raise TeacherError(f"truncated stream: it ended after {len(''.join(parts))} characters "
+                           "without a finish reason", retryable=True)
+    return "".join(parts), finish, usage, model
+
+
+def _usage(usage: Any) -> Usage:
+    """Token counts from a response's ``usage``; 0 for whatever a server leaves out."""
+    if usage is None:
+        return Usage()
+    return Usage(prompt_tokens=max(getattr(usage, "prompt_tokens", 0) or 0, 0),
+                 completion_tokens=max(getattr(usage, "completion_tokens", 0) or 0, 0))
+
+
+# ----- structured output ---------------------------------------------------------------
+
+
+def _schema_instruction(schema: Mapping[str, Any]) -> str:
+    return ("Answer with a single JSON value that follows this JSON schema, and nothing else "
+            f"(no prose, no code fence):\n{json.dumps(schema)}")
+
+
+def _with_schema(request: dict[str, Any], schema: dict[str, Any], mode: JsonMode) -> dict[str, Any]:
+    """``request`` asking for ``schema`` at one of three levels of server support."""
+    out = dict(request)
+    if mode == "json_schema":
+        name = re.sub(r"[^a-zA-Z0-9_-]", "_", str(schema.get("title") or "answer"))[:64]
+        out["response_format"] = {"type": "json_schema",
+                                  "json_schema": {"name": name, "schema": schema, "strict": False}}
+        return out
+    if mode == "json_object":  # llama-cpp-python honours "schema" here; others ignore it
+        out["response_format"] = {"type": "json_object", "schema": schema}
+    messages = list(out["messages"])
+    instruction = _schema_instruction(schema)
+    if messages and messages[0]["role"] == "system":
+        messages[0] = {"role": "system", "content": f"{messages[0]['content']}\n\n{instruction}"}
+    else:
+        messages.insert(0, {"role": "system", "content": instruction})
+    out["messages"] = messages
+    return out
+
+
+def _rejects_format(exc: Exception) -> bool:
+    """Did the server refuse the ``response_format`` (as opposed to failing otherwise)?"""
+    status = getattr(exc, "status_code", None)
+    if status not in (400, 415, 422, 500, 501):
+        return False
+    text = f"{getattr(exc, 'message', '')} {getattr(exc, 'body', '')}".lower()
+    return any(word in text for word in ("response_format", "json_schema", "json_object"))
+
+
+# ----- errors --------------------------------------------------------------------------
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+
+
+def retryable_status(status: int) -> bool:
+    """429, 408/409/425 and every 5xx are worth another try; other 4xx are not."""
+    return status in _RETRYABLE_STATUS or status >= 500
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """An HTTP transport error that older SDKs let through unwrapped (httpx, httpcore)."""
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11", "anyio")
+
+
+def to_teacher_error(exc: BaseException) -> TeacherError | None:
+    """Translate an SDK (or transport) failure; the message never holds a credential.
+    None for an exception that is neither (it is re-raised as it is)."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return TeacherError("the request timed out", retryable=True)
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f": {cause}" if cause else ""
+        return TeacherError(scrub(f"connection error{detail}"), retryable=True)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        headers = exc.response.headers if exc.response is not None else None
+        body = exc.body.get("message") if isinstance(exc.body, dict) else None
+        return TeacherError(
+            scrub(f"HTTP {status}: {body or exc.message}"), retryable=retryable_status(status),
+            retry_after=parse_retry_after(headers), status=status,
+        )
+    if isinstance(exc, openai.APIResponseValidationError):
+        return TeacherError(scrub(f"malformed response: {exc.message}"), retryable=True,
+                            status=exc.status_code)
+    if isinstance(exc, openai.APIError):  # an error event inside a stream: server-side
+        return TeacherError(scrub(f"API error: {exc.message}"), retryable=True)
+    if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON, or a garbled event
+        return TeacherError(scrub(f"malformed response: {exc}"), retryable=True)
+    if _is_transport_error(exc):
+        return TeacherError(scrub(f"connection error: {type(exc).__name__}: {exc}"), retryable=True)
+    if isinstance(exc, openai.OpenAIError):
+        return TeacherError(scrub(f"{type(exc).__name__}: {exc}"), retryable=False)
+    return None

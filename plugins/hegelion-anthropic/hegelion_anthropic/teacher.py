@@ -1,0 +1,352 @@
+"""The ``anthropic`` teacher: Claude through the Messages API and the official SDK.
+
+- **Retries are the generator's.** ``max_retries=0``; every failure becomes a
+  `TeacherError` saying whether a retry can help (429, 5xx, 529 overloaded, timeouts,
+  dropped connections, malformed or truncated answers) and how long the server asked
+  us to wait (``Retry-After``).
+- **Deadlines are hard.** ``timeout`` bounds the whole call, streaming included.
+- **Temperature** is sent only when asked for, in the request body: recent SDKs (2.x)
+  no longer take a ``temperature`` argument, and current models may refuse it.
+- **System turns** go to the ``system`` parameter (several are joined); consecutive
+  turns of one role are merged, since the API wants user and assistant to alternate.
+- **Structured output by tool use.** ``json_schema`` becomes one tool, ``answer``,
+  whose ``input_schema`` is the schema, forced with ``tool_choice={"type": "tool",
+  "name": "answer"}``; the tool call's input, as JSON, is the completion's text. Tool
+  forcing works on every Claude model and on Anthropic-compatible servers, where
+  prompting and prefilling only ask. A schema whose top level is not an object is
+  wrapped as ``{"value": schema}`` (tool inputs are objects) and unwrapped again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import Field
+
+from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
+from hegelion_core.records import Message, Usage
+from hegelion_core.secrets import get_secret, require_secret, scrub
+
+if TYPE_CHECKING:  # the SDK loads only when a call is made
+    from anthropic import AsyncAnthropic
+
+#: The newest Sonnet the SDK lists (claude-sonnet-4-5 is deprecated, end of life 2026-11-30).
+DEFAULT_MODEL = "claude-sonnet-5-5"
+#: The tool that carries structured answers.
+ANSWER_TOOL = "answer"
+#: A placeholder key for a local server that needs none (the SDK insists on one).
+LOCAL_DUMMY_KEY = "not-needed"
+
+
+class AnthropicTeacher(Teacher):
+    """Messages through ``anthropic.AsyncAnthropic``."""
+
+    name = "anthropic"
+
+    class Options(Options):
+        model: str = DEFAULT_MODEL
+        base_url: str | None = Field(
+            None, description="an Anthropic-compatible server (default: api.anthropic.com)")
+        api_key_env: str = Field(
+            "ANTHROPIC_API_KEY", description="where the key is read (environment, then secrets.toml)")
+        timeout: float = Field(120.0, gt=0, description="seconds for one whole call")
+        temperature: float | None = Field(None, ge=0, le=1)
+        max_tokens: int = Field(4096, gt=0, description="when a call gives none (the API needs one)")
+        extra_body: dict[str, Any] = Field(
+            default_factory=dict, description="more request fields, sent as they are")
+        stream: bool = Field(False, description="stream the answer and assemble it")
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self._client: AsyncAnthropic | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    # ----- client ------------------------------------------------------------------
+
+    def _api_key(self) -> str:
+        """The key from the environment or secrets.toml; a dummy for a keyless local server."""
+        if self.options.base_url:
+            return get_secret(self.options.api_key_env) or LOCAL_DUMMY_KEY
+        return require_secret(self.options.api_key_env, f"the {self.name!r} teacher")
+
+    def _client_for_loop(self) -> AsyncAnthropic:
+        """One client per event loop: its connection pool belongs to the loop that made it."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            from anthropic import AsyncAnthropic
+
+            self._client = AsyncAnthropic(
+                api_key=self._api_key(), base_url=self.options.base_url,
+                timeout=self.options.timeout, max_retries=0,
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        loop, self._client_loop = self._client_loop, None
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.close()
+
+    # ----- calls -------------------------------------------------------------------
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
+        start = time.perf_counter()
+        request, wrapped = self._request(messages, max_tokens, temperature, json_schema)
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                client = self._client_for_loop()
+                if self.options.stream:
+                    answer = await _read_stream(await client.messages.create(**request, stream=True))
+                else:
+                    answer = _read_message(await client.messages.create(**request))
+        except TimeoutError:
+            raise TeacherError(f"no answer within {self.options.timeout:g}s", retryable=True) from None
+        except TeacherError:
+            raise
+        except Exception as exc:
+            error = to_teacher_error(exc)
+            if error is None:  # not the SDK's nor the network's: a bug, or a missing key
+                raise
+            if error.status in (401, 403):
+                error.args = (f"{error} (the key comes from {self.options.api_key_env})",)
+            raise error from exc
+        text, tool_input, finish, usage, model = answer
+        if json_schema is not None and tool_input is not None:
+            value = tool_input.get("value") if wrapped else tool_input
+            text = json.dumps(value, ensure_ascii=False)
+        return Completion(text=text, model=model or self.options.model, usage=usage,
+                          finish_reason=finish, latency_s=time.perf_counter() - start)
+
+    def _request(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None,
+                 json_schema: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+        opts = self.options
+        system, turns = split_messages(messages)
+        request: dict[str, Any] = {
+            "model": opts.model,
+            "messages": turns,
+            "max_tokens": max_tokens if max_tokens is not None else opts.max_tokens,
+            "timeout": opts.timeout,
+        }
+        if system:
+            request["system"] = system
+        extra = dict(opts.extra_body)
+        temperature = temperature if temperature is not None else opts.temperature
+        if temperature is not None:  # recent SDKs dropped the argument; the field still goes
+            extra["temperature"] = temperature
+        if extra:
+            request["extra_body"] = extra
+        wrapped = False
+        if json_schema is not None:
+            schema, wrapped = tool_schema(json_schema)
+            request["tools"] = [{
+                "name": ANSWER_TOOL,
+                "description": "Give your answer as structured data that follows the input schema.",
+                "input_schema": schema,
+            }]
+            request["tool_choice"] = {"type": "tool", "name": ANSWER_TOOL}
+        return request, wrapped
+
+
+def split_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, str]]]:
+    """(system text, alternating turns): system turns joined, same-role runs merged."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system")
+    turns: list[dict[str, str]] = []
+    for m in messages:
+        if m.role == "system":
+            continue
+        if turns and turns[-1]["role"] == m.role:
+            turns[-1] = {"role": m.role, "content": f"{turns[-1]['content']}\n\n{m.content}"}
+        else:
+            turns.append({"role": m.role, "content": m.content})
+    return system, turns
+
+
+def tool_schema(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """``schema`` as a tool's ``input_schema`` (an object); True when it had to be wrapped."""
+    if schema.get("type") == "object" or ("properties" in schema and "type" not in schema):
+        return schema, False
+    defs: dict[str, Any] = {k: schema[k] for k in ("$defs", "definitions") if k in schema}
+    inner = {k: v for k, v in schema.items() if k not in defs}
+    return {"type": "object", "properties": {"value": inner}, "required": ["value"], **defs}, True
+
+
+Answer = tuple[str, dict[str, Any] | None, str | None, Usage, str | None]
+
+
+def _read_message(message: Any) -> Answer:
+    """(text, tool input, stop reason, usage, model) from a non-streamed message."""
+    content = getattr(message, "content", None)
+    if not isinstance(content, list):  # a non-JSON body comes back as a str
+        raise TeacherError(f"malformed response: {scrub(str(message))[:200]!r}", retryable=True)
+    texts, tool_input = [], None
+    for block in content:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            texts.append(block.text)
+        elif kind == "tool_use" and getattr(block, "name", None) == ANSWER_TOOL:
+            tool_input = dict(block.input or {})
+    if not texts and tool_input is None:
+        raise TeacherError(f"the response has no text (stop_reason={getattr(message, 'stop_reason', None)})",
+                           retryable=True)
+    usage = getattr(message, "usage", None)
+    return ("".join(texts), tool_input, getattr(message, "stop_reason", None),
+            Usage(prompt_tokens=max(getattr(usage, "input_tokens", 0) or 0, 0),
+                  completion_tokens=max(getattr(usage, "output_tokens", 0) or 0, 0)),
+            getattr(message, "model", None))
+
+
+async def _read_stream(stream: Any) -> Answer:
+    """Assemble a streamed message; one that ends without ``message_stop`` was cut."""
+    texts: list[str] = []
+    tool_json: list[str] = []
+    tool_index: int | None = None
+    stop_reason: str | None = None
+    model: str | None = None
+    prompt_tokens = completion_tokens = 0
+    finished = False
+    try:
+        async for event in stream:
+            kind = getattr(event, "type", None)
+            if kind == "message_start":
+                model = event.message.model
+                usage = event.message.usage
+                prompt_tokens = getattr(usage, "input_tokens", 0) or 0
+                completion_tokens = getattr(usage, "output_tokens", 0) or 0
+            elif kind == "content_block_start":
+                block = event.content_block
+                if getattr(block, "type", None) == "tool_use" and block.name == ANSWER_TOOL:
+                    tool_index = event.index
+            elif kind == "content_block_delta":
+                delta = event.delta
+                if getattr(delta, "type", None) == "text_delta":
+                    texts.append(delta.text)
+                elif getattr(delta, "type", None) == "input_json_delta" and event.index == tool_index:
+                    tool_json.append(delta.partial_json)
+            elif kind == "message_delta":
+                stop_reason = event.delta.stop_reason or stop_reason
+                completion_tokens = getattr(event.usage, "output_tokens", 0) or completion_tokens
+            elif kind == "message_stop":
+                finished = True
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            await close()
+    if not finished:
+        raise TeacherError(f"truncated stream: it ended after {len(''.join(texts))} characters "
+                           "without message_stop", retryable=True)
+    tool_input = None
+    if tool_index is not None:
+        raw = "".join(tool_json) or "{}"
+        try:
+            tool_input = json.loads(raw)
+        except json.JSONDecodeError:
+            raise TeacherError("malformed tool input in the stream", retryable=True) from None
+    return ("".join(texts), tool_input, stop_reason,
+            Usage(prompt_tokens=max(prompt_tokens, 0), completion_tokens=max(completion_tokens, 0)),
+            model)
+
+
+# ----- errors --------------------------------------------------------------------------
+
+_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+#: Error types an SSE ``error`` event carries (with HTTP status 200), as HTTP statuses.
+_ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+}
+
+
+def retryable_status(status: int) -> bool:
+    """429, 408/409/425 and every 5xx (529 overloaded too) are worth another try."""
+    return status in _RETRYABLE_STATUS or status >= 500
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _is_transport_error(exc: BaseException) -> bool:
+    """An HTTP transport error that an SDK let through unwrapped (httpx, httpcore)."""
+    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11", "anyio")
+
+
+def _error_detail(body: object) -> tuple[str | None, str | None]:
+    """(type, message) from an Anthropic error body ``{"type": "error", "error": {...}}``."""
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            return inner.get("type"), inner.get("message")
+    return None, None
+
+
+def to_teacher_error(exc: BaseException) -> TeacherError | None:
+    """Translate an SDK (or transport) failure; the message never holds a credential.
+    None for an exception that is neither (it is re-raised as it is)."""
+    import anthropic
+
+    if isinstance(exc, anthropic.APITimeoutError):
+        return TeacherError("the request timed out", retryable=True)
+    if isinstance(exc, anthropic.APIConnectionError):
+        cause = exc.__cause__ or exc.__context__
+        detail = f": {cause}" if cause else ""
+        return TeacherError(scrub(f"connection error{detail}"), retryable=True)
+    if isinstance(exc, anthropic.APIStatusError):
+        kind, message = _error_detail(exc.body)
+        status = exc.status_code
+        if status < 400 and kind:  # an `event: error` inside a 200 stream
+            status = _ERROR_TYPE_STATUS.get(kind, 500)
+        headers = exc.response.headers if exc.response is not None else None
+        label = f"HTTP {status}" + (f" {kind}" if kind else "")
+        return TeacherError(
+            scrub(f"{label}: {message or exc.message}"), retryable=retryable_status(status),
+            retry_after=parse_retry_after(headers), status=status,
+        )
+    if isinstance(exc, anthropic.APIResponseValidationError):
+        return TeacherError(scrub(f"malformed response: {exc.message}"), retryable=True,
+                            status=exc.status_code)
+    if isinstance(exc, anthropic.APIError):  # an error without a status: server-side
+        return TeacherError(scrub(f"API error: {exc.message}"), retryable=True)
+    if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON, or a garbled event
+        return TeacherError(scrub(f"malformed response: {exc}"), retryable=True)
+    if _is_transport_error(exc):
+        return TeacherError(scrub(f"connection error: {type(exc).__name__}: {exc}"), retryable=True)
+    if isinstance(exc, anthropic.AnthropicError):
+        return TeacherError(scrub(f"{type(exc).__name__}: {exc}"), retryable=False)
+    return None

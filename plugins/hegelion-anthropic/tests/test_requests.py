@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -164,3 +165,10 @@ def test_many_concurrent_calls_overlap(server: ScriptedAnthropicServer) -> None:
     results = asyncio.run(many())
     assert len(results) == 64 and all("THESIS:" in r.text for r in results)
     assert time.perf_counter() - start < 0.3 * 64 / 4
+
+
+def test_every_option_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "teachers.md").read_text()
+    section = docs.split("## anthropic (hegelion-anthropic)")[1].split("\n## ")[0]
+    for name in AnthropicTeacher.Options.model_fields:
+        assert f"| `{name}`" in section, name

@@ -236,3 +236,10 @@ def test_parse_retry_after() -> None:
     assert parse_retry_after({}) is None and parse_retry_after(None) is None
     future = time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(time.time() + 30))
     assert 25 <= (parse_retry_after({"retry-after": future}) or 0) <= 31
+
+
+def test_every_option_is_documented() -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "teachers.md").read_text()
+    section = docs.split("## openai (hegelion-openai)")[1].split("\n## ")[0]
+    for name in OpenAITeacher.Options.model_fields:
+        assert f"| `{name}`" in section, name

@@ -1,5 +1,5 @@
 """The anthropic teacher passes core's teacher contract against the scripted server's
-Messages API, in both plain and streaming mode."""
+Messages API, through both of the SDK's transports, and streaming."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from hegelion_core.testing.openai_server import ScriptedAnthropicServer
 class TestAnthropicTeacherScripted(TeacherContract):
     @pytest.fixture
     def driver(self, server: ScriptedAnthropicServer) -> AnthropicTeacher:
-        return AnthropicTeacher(base_url=server.base_url, timeout=10)
+        return AnthropicTeacher(base_url=server.base_url, timeout=10, transport="httpx")
+
+
+class TestAnthropicTeacherScriptedAiohttp(TeacherContract):
+    @pytest.fixture
+    def driver(self, server: ScriptedAnthropicServer) -> AnthropicTeacher:
+        return AnthropicTeacher(base_url=server.base_url, timeout=10, transport="aiohttp")
 
 
 class TestAnthropicTeacherScriptedStreaming(TeacherContract):

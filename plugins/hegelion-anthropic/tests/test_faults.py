@@ -33,9 +33,15 @@ def fail(teacher: AnthropicTeacher, **kwargs: Any) -> TeacherError:
     return info.value
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every fault, through both of the SDK's transports."""
+    return request.param
+
+
 @pytest.fixture
-def teacher(server: ScriptedAnthropicServer) -> AnthropicTeacher:
-    return AnthropicTeacher(base_url=server.base_url, timeout=5)
+def teacher(server: ScriptedAnthropicServer, transport: str) -> AnthropicTeacher:
+    return AnthropicTeacher(base_url=server.base_url, timeout=5, transport=transport)
 
 
 def test_429_is_retryable_with_retry_after(server: ScriptedAnthropicServer, teacher: AnthropicTeacher) -> None:
@@ -59,8 +65,8 @@ def test_5xx_is_retryable(server: ScriptedAnthropicServer, teacher: AnthropicTea
     assert error.retry_after == (3.0 if status == 503 else None)
 
 
-def test_hung_connection_times_out_within_the_timeout(server: ScriptedAnthropicServer) -> None:
-    teacher = AnthropicTeacher(base_url=server.base_url, timeout=0.5)
+def test_hung_connection_times_out_within_the_timeout(server: ScriptedAnthropicServer, transport: str) -> None:
+    teacher = AnthropicTeacher(base_url=server.base_url, timeout=0.5, transport=transport)
     server.enqueue(("hang",))
     start = time.monotonic()
     error = fail(teacher)
@@ -75,8 +81,8 @@ def test_malformed_json_is_retryable(server: ScriptedAnthropicServer, teacher: A
 
 
 @pytest.mark.parametrize("how", ["mid-chunk", "clean"])
-def test_truncated_stream_is_retryable(server: ScriptedAnthropicServer, how: str) -> None:
-    teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True)
+def test_truncated_stream_is_retryable(server: ScriptedAnthropicServer, how: str, transport: str) -> None:
+    teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("truncated_stream",) if how == "mid-chunk" else ("truncated_stream", "clean"))
     error = fail(teacher)
     assert error.retryable
@@ -84,15 +90,15 @@ def test_truncated_stream_is_retryable(server: ScriptedAnthropicServer, how: str
         assert "truncated stream" in str(error)
 
 
-def test_overloaded_inside_a_stream_is_retryable(server: ScriptedAnthropicServer) -> None:
-    teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True)
+def test_overloaded_inside_a_stream_is_retryable(server: ScriptedAnthropicServer, transport: str) -> None:
+    teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("stream_error", "overloaded_error"))
     error = fail(teacher)
     assert error.retryable and error.status == 529 and "overloaded_error" in str(error)
 
 
-def test_invalid_request_inside_a_stream_is_final(server: ScriptedAnthropicServer) -> None:
-    teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True)
+def test_invalid_request_inside_a_stream_is_final(server: ScriptedAnthropicServer, transport: str) -> None:
+    teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("stream_error", "invalid_request_error"))
     error = fail(teacher)
     assert not error.retryable and error.status == 400
@@ -101,7 +107,8 @@ def test_invalid_request_inside_a_stream_is_final(server: ScriptedAnthropicServe
 def test_dropped_connection_is_retryable(server: ScriptedAnthropicServer, teacher: AnthropicTeacher) -> None:
     server.enqueue(("close",))
     error = fail(teacher)
-    assert error.retryable and "connection" in str(error)
+    # httpx reports a connection error; the SDK's aiohttp transport, a timeout.
+    assert error.retryable and ("connection" in str(error) or "timed out" in str(error))
 
 
 def test_401_is_final_and_never_shows_the_key(server: ScriptedAnthropicServer, teacher: AnthropicTeacher,

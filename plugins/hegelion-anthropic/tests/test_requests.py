@@ -172,3 +172,10 @@ def test_every_option_is_documented() -> None:
     section = docs.split("## anthropic (hegelion-anthropic)")[1].split("\n## ")[0]
     for name in AnthropicTeacher.Options.model_fields:
         assert f"| `{name}`" in section, name
+
+
+def test_auto_transport_takes_aiohttp_when_installed(server: ScriptedAnthropicServer) -> None:
+    teacher = AnthropicTeacher(base_url=server.base_url)
+    assert teacher.transport == "aiohttp"  # the plugin depends on the SDK's aiohttp extra
+    assert "THESIS:" in ask(teacher).text
+    assert AnthropicTeacher(transport="httpx").transport == "httpx"

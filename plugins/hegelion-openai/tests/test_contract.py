@@ -1,5 +1,5 @@
-"""The openai teacher passes core's teacher contract against the scripted server, in
-both plain and streaming mode."""
+"""The openai teacher passes core's teacher contract against the scripted server,
+through both of the SDK's transports, and streaming."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ from hegelion_core.testing.openai_server import ScriptedOpenAIServer
 class TestOpenAITeacherScripted(TeacherContract):
     @pytest.fixture
     def driver(self, server: ScriptedOpenAIServer) -> OpenAITeacher:
-        return OpenAITeacher(base_url=server.base_url, timeout=10)
+        return OpenAITeacher(base_url=server.base_url, timeout=10, transport="httpx")
+
+
+class TestOpenAITeacherScriptedAiohttp(TeacherContract):
+    @pytest.fixture
+    def driver(self, server: ScriptedOpenAIServer) -> OpenAITeacher:
+        return OpenAITeacher(base_url=server.base_url, timeout=10, transport="aiohttp")
 
 
 class TestOpenAITeacherScriptedStreaming(TeacherContract):

@@ -34,9 +34,15 @@ def fail(teacher: OpenAITeacher, **kwargs: Any) -> TeacherError:
     return info.value
 
 
+@pytest.fixture(params=["httpx", "aiohttp"])
+def transport(request: pytest.FixtureRequest) -> str:
+    """Every fault, through both of the SDK's transports."""
+    return request.param
+
+
 @pytest.fixture
-def teacher(server: ScriptedOpenAIServer) -> OpenAITeacher:
-    return OpenAITeacher(base_url=server.base_url, timeout=5)
+def teacher(server: ScriptedOpenAIServer, transport: str) -> OpenAITeacher:
+    return OpenAITeacher(base_url=server.base_url, timeout=5, transport=transport)
 
 
 def test_429_is_retryable_with_retry_after(server: ScriptedOpenAIServer, teacher: OpenAITeacher) -> None:
@@ -65,8 +71,8 @@ def test_500_is_retryable(server: ScriptedOpenAIServer, teacher: OpenAITeacher) 
     assert "500" in str(error)
 
 
-def test_hung_connection_times_out_within_the_timeout(server: ScriptedOpenAIServer) -> None:
-    teacher = OpenAITeacher(base_url=server.base_url, timeout=0.5)
+def test_hung_connection_times_out_within_the_timeout(server: ScriptedOpenAIServer, transport: str) -> None:
+    teacher = OpenAITeacher(base_url=server.base_url, timeout=0.5, transport=transport)
     server.enqueue(("hang",))
     start = time.monotonic()
     error = fail(teacher)
@@ -75,8 +81,8 @@ def test_hung_connection_times_out_within_the_timeout(server: ScriptedOpenAIServ
     assert 0.4 <= elapsed < 2.0, elapsed
 
 
-def test_hung_stream_times_out_too(server: ScriptedOpenAIServer) -> None:
-    teacher = OpenAITeacher(base_url=server.base_url, timeout=0.5, stream=True)
+def test_hung_stream_times_out_too(server: ScriptedOpenAIServer, transport: str) -> None:
+    teacher = OpenAITeacher(base_url=server.base_url, timeout=0.5, stream=True, transport=transport)
     server.enqueue(("hang",))
     start = time.monotonic()
     assert fail(teacher).retryable
@@ -96,8 +102,8 @@ def test_json_without_choices_is_retryable(server: ScriptedOpenAIServer, teacher
 
 
 @pytest.mark.parametrize("how", ["mid-chunk", "clean"])
-def test_truncated_stream_is_retryable(server: ScriptedOpenAIServer, how: str) -> None:
-    teacher = OpenAITeacher(base_url=server.base_url, timeout=5, stream=True)
+def test_truncated_stream_is_retryable(server: ScriptedOpenAIServer, how: str, transport: str) -> None:
+    teacher = OpenAITeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("truncated_stream",) if how == "mid-chunk" else ("truncated_stream", "clean"))
     error = fail(teacher)
     assert error.retryable
@@ -113,7 +119,8 @@ def test_truncated_body_is_retryable(server: ScriptedOpenAIServer, teacher: Open
 def test_dropped_connection_is_retryable(server: ScriptedOpenAIServer, teacher: OpenAITeacher) -> None:
     server.enqueue(("close",))
     error = fail(teacher)
-    assert error.retryable and "connection" in str(error)
+    # httpx reports a connection error; the SDK's aiohttp transport, a timeout.
+    assert error.retryable and ("connection" in str(error) or "timed out" in str(error))
 
 
 def test_401_is_final_and_never_shows_the_key(server: ScriptedOpenAIServer, teacher: OpenAITeacher,
@@ -134,8 +141,8 @@ def test_client_errors_are_final(server: ScriptedOpenAIServer, teacher: OpenAITe
     assert not error.retryable and error.status == status
 
 
-def test_the_next_call_after_a_fault_succeeds(server: ScriptedOpenAIServer) -> None:
-    teacher = OpenAITeacher(base_url=server.base_url, timeout=5)
+def test_the_next_call_after_a_fault_succeeds(server: ScriptedOpenAIServer, transport: str) -> None:
+    teacher = OpenAITeacher(base_url=server.base_url, timeout=5, transport=transport)
     server.enqueue(("status", 500), ("ok",))
 
     async def twice() -> tuple[BaseException | Completion, Completion]:
@@ -153,7 +160,7 @@ def test_the_next_call_after_a_fault_succeeds(server: ScriptedOpenAIServer) -> N
     assert [r.action[0] for r in server.completion_requests] == ["status", "ok"]
 
 
-def test_error_event_inside_a_stream_is_retryable(server: ScriptedOpenAIServer) -> None:
-    teacher = OpenAITeacher(base_url=server.base_url, timeout=5, stream=True)
+def test_error_event_inside_a_stream_is_retryable(server: ScriptedOpenAIServer, transport: str) -> None:
+    teacher = OpenAITeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("stream_error", "server_error"))
     assert fail(teacher).retryable

@@ -243,3 +243,10 @@ def test_every_option_is_documented() -> None:
     section = docs.split("## openai (hegelion-openai)")[1].split("\n## ")[0]
     for name in OpenAITeacher.Options.model_fields:
         assert f"| `{name}`" in section, name
+
+
+def test_auto_transport_takes_aiohttp_when_installed(server: ScriptedOpenAIServer) -> None:
+    teacher = OpenAITeacher(base_url=server.base_url)
+    assert teacher.transport == "aiohttp"  # the plugin depends on the SDK's aiohttp extra
+    assert "THESIS:" in ask(teacher).text
+    assert OpenAITeacher(transport="httpx").transport == "httpx"

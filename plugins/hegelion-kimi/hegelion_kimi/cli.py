@@ -441,12 +441,16 @@ def _usage_from_sessions(share: Path) -> Usage:
             if "token_usage" not in line:
                 continue
             try:
-                payload = json.loads(line)["message"]["payload"]
-                usage = payload["token_usage"]
-                prompt += int(usage.get("input_other", 0)) + int(
-                    usage.get("input_cache_read", 0)) + int(usage.get("input_cache_creation", 0))
-                completion += int(usage.get("output", 0))
+                usage = json.loads(line)["message"]["payload"]["token_usage"]
             except (ValueError, KeyError, TypeError):
+                continue
+            if not isinstance(usage, dict):  # null while a step has no usage yet
+                continue
+            try:
+                prompt += sum(int(usage.get(k) or 0) for k in (
+                    "input_other", "input_cache_read", "input_cache_creation"))
+                completion += int(usage.get("output") or 0)
+            except (ValueError, TypeError):
                 continue
     return Usage(prompt_tokens=max(0, prompt), completion_tokens=max(0, completion))
 

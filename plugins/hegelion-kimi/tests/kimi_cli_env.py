@@ -9,7 +9,7 @@ when the venv is missing::
     python kimi_cli_env.py VENV_DIR      # prints the venv's python
 
 The interpreter is ``$HEGELION_KIMI_PYTHON``, else the first of python3.13,
-python3.12, python3.14 on PATH. The version is ``$HEGELION_KIMI_CLI_VERSION``,
+python3.12, python3.14 on PATH that runs, else a pyenv-installed 3.12+. The version is ``$HEGELION_KIMI_CLI_VERSION``,
 default 1.52.0 (the last release; its ``kimi`` script is a deprecation stub, its
 ``python -m kimi_cli.cli`` the full CLI).
 """
@@ -26,17 +26,33 @@ DEFAULT_VERSION = "1.52.0"
 _CANDIDATES = ("python3.13", "python3.12", "python3.14")
 
 
+def _is_new_enough(python: str) -> bool:
+    """True when ``python`` runs and is 3.12 or newer (a pyenv shim may do neither)."""
+    try:
+        probe = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
+                               capture_output=True, text=True, timeout=60)
+    except OSError:
+        return False
+    return probe.returncode == 0 and probe.stdout.strip() == "True"
+
+
 def find_python() -> str:
     explicit = os.environ.get("HEGELION_KIMI_PYTHON")
     if explicit:
+        if not _is_new_enough(explicit):
+            raise SystemExit(f"HEGELION_KIMI_PYTHON={explicit} is not a Python >= 3.12")
         return explicit
-    for name in _CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
+    candidates = [found for name in _CANDIDATES if (found := shutil.which(name))]
+    # pyenv installs that are not the selected version: their shims refuse to run.
+    pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates += [str(p) for p in sorted((pyenv_root / "versions").glob("3.1[2-9]*/bin/python3"),
+                                          reverse=True)]
+    for candidate in candidates:
+        if _is_new_enough(candidate):
+            return candidate
     raise SystemExit(
-        "kimi-cli needs Python >= 3.12 and none is on PATH (looked for "
-        f"{', '.join(_CANDIDATES)}); set HEGELION_KIMI_PYTHON to one"
+        "kimi-cli needs Python >= 3.12 and none was found (tried "
+        f"{', '.join(_CANDIDATES)} on PATH and pyenv versions); set HEGELION_KIMI_PYTHON"
     )
 
 

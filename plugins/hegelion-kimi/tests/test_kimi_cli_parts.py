@@ -196,6 +196,8 @@ def test_usage_comes_from_the_session_wire_log(tmp_path: Path) -> None:
         json.dumps({"type": "metadata", "protocol_version": "1.10"}),
         json.dumps({"timestamp": 1.0, "message": {"type": "TurnBegin", "payload": {}}}),
         json.dumps({"timestamp": 2.0, "message": status}),
+        json.dumps({"timestamp": 3.0, "message": {"type": "StatusUpdate",
+                                                  "payload": {"token_usage": None}}}),
         "{torn line with token_usage",
     ]))
     usage = cli._usage_from_sessions(tmp_path)

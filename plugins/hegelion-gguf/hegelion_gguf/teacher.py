@@ -41,6 +41,11 @@ log = logging.getLogger(__name__)
 
 _random = random.SystemRandom()
 
+# With verbose=False, llama-cpp-python silences a load by pointing the process's fds 1
+# and 2 at /dev/null and back. Two loads at once restore them out of order and leave
+# the whole process mute, so loads run one at a time, whichever teacher asks.
+_LOAD_LOCK = threading.Lock()
+
 
 class ModelInfo(BaseModel):
     """What a teacher loaded: provenance for traces, and a check that a run used the
@@ -163,7 +168,9 @@ class LlamaCppTeacher(Teacher):
         model_path: Path | None = Field(None, validation_alias=AliasChoices("model_path", "model"))
         #: Context window; clipped to the model's trained context. 0: the trained context.
         n_ctx: int = Field(4096, ge=0)
-        #: CPU threads per instance. None: the CPUs this process may use, split across instances.
+        #: CPU threads per instance. None: half the CPUs this process may use (the physical
+        #: cores on SMT machines), split across instances. llama.cpp's threads spin on
+        #: barriers, so more threads than free cores is far slower, not a little.
         n_threads: int | None = Field(None, ge=1)
         #: Fixed seed: the same messages and options give the same text. None: random per call.
         seed: int | None = Field(None, ge=0, le=2**32 - 1)
@@ -290,7 +297,7 @@ class LlamaCppTeacher(Teacher):
             n_ctx = n_train
         if opts.chat_format is not None:
             _check_chat_format(opts.chat_format, meta)
-        threads = opts.n_threads or max(1, _usable_cpus() // opts.instances)
+        threads = opts.n_threads or max(1, _usable_cpus() // 2 // opts.instances)
         self._plan = {"path": path, "n_ctx": n_ctx, "n_ctx_train": n_train, "n_threads": threads,
                       "chat_template": meta.get("tokenizer.chat_template")}
         return self._plan
@@ -299,23 +306,24 @@ class LlamaCppTeacher(Teacher):
         with self._lock:
             plan = self._resolve()
         opts, path = self.options, plan["path"]
-        start = time.perf_counter()
         try:
-            llama = _llama_class()(
-                model_path=str(path),
-                n_ctx=plan["n_ctx"],
-                n_threads=plan["n_threads"],
-                n_threads_batch=plan["n_threads"],
-                lora_path=str(opts.lora_path.expanduser()) if opts.lora_path else None,
-                chat_format=opts.chat_format,
-                verbose=opts.verbose,
-            )
+            with _LOAD_LOCK:
+                start = time.perf_counter()
+                llama = _llama_class()(
+                    model_path=str(path),
+                    n_ctx=plan["n_ctx"],
+                    n_threads=plan["n_threads"],
+                    n_threads_batch=plan["n_threads"],
+                    lora_path=str(opts.lora_path.expanduser()) if opts.lora_path else None,
+                    chat_format=opts.chat_format,
+                    verbose=opts.verbose,
+                )
+                load_s = time.perf_counter() - start
         except (ValueError, RuntimeError) as exc:
             hint = "" if opts.verbose else " (verbose=true shows llama.cpp's reason)"
             raise TeacherError(
                 f"llama.cpp could not load {path}: {exc}{hint}", retryable=False
             ) from exc
-        load_s = time.perf_counter() - start
         with self._lock:
             if self._info is None:
                 self._info = ModelInfo(

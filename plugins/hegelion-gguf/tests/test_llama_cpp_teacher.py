@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,3 +253,17 @@ def test_bad_option_values_are_rejected() -> None:
 def test_closed_teacher_loads_again_on_the_next_call(greedy: LlamaCppTeacher) -> None:
     asyncio.run(greedy.aclose())
     assert "Paris" in asyncio.run(greedy.complete([SYSTEM, FRANCE])).text
+
+
+def test_instances_loading_at_once_keep_stdout_and_stderr() -> None:
+    """llama-cpp-python points fds 1 and 2 at /dev/null while a model loads; two loads
+    racing would restore them in the wrong order and silence the process for good."""
+    teacher = LlamaCppTeacher(instances=2, max_tokens=1)
+    before = [(sys.stdout, sys.stderr), os.fstat(1).st_ino, os.fstat(2).st_ino]
+
+    async def two_cold_calls() -> None:
+        await asyncio.gather(teacher.complete([FRANCE]), teacher.complete([FRANCE]))
+        await teacher.aclose()
+
+    asyncio.run(two_cold_calls())
+    assert [(sys.stdout, sys.stderr), os.fstat(1).st_ino, os.fstat(2).st_ino] == before

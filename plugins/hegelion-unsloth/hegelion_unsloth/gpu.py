@@ -15,9 +15,10 @@ from types import ModuleType
 from hegelion_core.errors import HegelionError
 
 ALTERNATIVES = (
-    "Train on this machine with `--trainer trl` (CPU or any GPU), or on a Mac with "
-    "`--trainer mlx`; `--trainer unsloth` runs where an NVIDIA GPU is "
-    "(pip install hegelion-unsloth there)."
+    "Train on this machine with `--trainer trl` (hegelion-trl: CPU or any GPU; give it an "
+    "environment of its own with torch's CPU build, since TRL 1.15 cannot train on CPU where "
+    "Unsloth's triton is installed), or on a Mac with `--trainer mlx`; `--trainer unsloth` "
+    "runs where an NVIDIA GPU is (pip install hegelion-unsloth there)."
 )
 
 

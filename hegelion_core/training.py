@@ -187,6 +187,11 @@ def check_data(data: Path, method: Method, accepts: tuple[str, ...] | None = Non
     """The data's format, or an error saying which format ``method`` needs."""
     fmt = detect_format(data_files(data)["train"])
     allowed = [f for f in METHOD_FORMATS[method] if accepts is None or f in accepts]
+    if not allowed:
+        raise HegelionError(
+            f"this trainer cannot train --method {method} (it reads {', '.join(accepts or ())} rows); "
+            f"for {method} use --trainer trl"
+        )
     if fmt not in allowed:
         raise HegelionError(
             f"{data} holds {fmt} rows, but --method {method} needs {' or '.join(allowed)} rows: "

@@ -79,6 +79,12 @@ def test_dpo_rows_given_to_sft_say_which_format_is_needed(tmp_path) -> None:
         check_data(write_jsonl(tmp_path / "s.jsonl", [{"text": "t"}]), "sft", accepts=("chat", "dpo"))
 
 
+def test_a_method_the_trainer_cannot_train_names_one_that_can(tmp_path) -> None:
+    dpo = write_jsonl(tmp_path / "dpo.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
+    with pytest.raises(HegelionError, match="cannot train --method dpo .* use --trainer trl"):
+        check_data(dpo, "dpo", accepts=("chat", "sft"))
+
+
 def test_split_directory_needs_train(tmp_path) -> None:
     (tmp_path / "d").mkdir()
     with pytest.raises(InputError, match="no train.jsonl"):

@@ -2,14 +2,18 @@
 
 `RateLimiter` spaces request starts for requests-per-minute and tokens-per-minute
 budgets, and pauses everyone when a server says ``Retry-After``. `backoff` is
-exponential with full jitter, capped.
+exponential with full jitter, capped. `retryable_status` and `parse_retry_after`
+are what every HTTP teacher needs to build its `TeacherError`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import random
 import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 
 class _Bucket:
@@ -80,3 +84,39 @@ def backoff(attempt: int, base: float = 1.0, cap: float = 60.0) -> float:
 def estimate_tokens(text_chars: int, max_tokens: int | None) -> int:
     """A rough request size for the token budget: ~4 characters a token, plus the reply."""
     return text_chars // 4 + (max_tokens or 512)
+
+
+#: Besides every 5xx: timeouts, conflicts, too-early and rate limits.
+RETRYABLE_STATUSES = frozenset({408, 409, 425, 429})
+
+
+def retryable_status(status: int | None) -> bool:
+    """429, 408/409/425 and every 5xx (529 overloaded too) are worth another try."""
+    return status is not None and (status in RETRYABLE_STATUSES or status >= 500)
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    millis = lowered.get("retry-after-ms")
+    if millis:
+        try:
+            return max(float(millis) / 1000, 0.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)

@@ -185,3 +185,14 @@ def test_secrets_come_from_the_config_file(tmp_path, monkeypatch) -> None:
     assert get_secret("MY_KEY") == "from-file-123"
     monkeypatch.setenv("MY_KEY", "from-env-456")
     assert get_secret("MY_KEY") == "from-env-456"
+
+
+def test_retry_after_and_retryable_statuses() -> None:
+    from hegelion_core.limits import parse_retry_after, retryable_status
+
+    assert parse_retry_after({"Retry-After": "7"}) == 7.0
+    assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
+    assert parse_retry_after({"retry-after": "soon"}) is None and parse_retry_after(None) is None
+    assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
+    assert [s for s in (400, 401, 404, 408, 409, 425, 429, 500, 529) if retryable_status(s)] == [408, 409, 425, 429, 500, 529]
+    assert not retryable_status(None)

@@ -19,12 +19,10 @@ llama.cpp, OpenRouter) through the official SDK, so their quirks are handled onc
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
@@ -32,6 +30,7 @@ from pydantic import Field
 from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
 from hegelion_core.records import Message, Usage
+from hegelion_core.limits import parse_retry_after, retryable_status
 from hegelion_core.secrets import get_secret, require_secret, scrub
 
 if TYPE_CHECKING:  # the SDK loads only when a call is made
@@ -291,38 +290,6 @@ def _rejects_format(exc: Exception) -> bool:
 
 # ----- errors --------------------------------------------------------------------------
 
-_RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
-
-
-def retryable_status(status: int) -> bool:
-    """429, 408/409/425 and every 5xx are worth another try; other 4xx are not."""
-    return status in _RETRYABLE_STATUS or status >= 500
-
-
-def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
-    if not headers:
-        return None
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            return max(float(millis) / 1000, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def _is_transport_error(exc: BaseException) -> bool:

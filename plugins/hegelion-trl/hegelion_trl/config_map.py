@@ -8,6 +8,7 @@ bf16 and gradient checkpointing; transformers 5 renamed the latter and dropped
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -105,5 +106,18 @@ def build_trl_config(
     """The TRL config object for ``config.method``."""
     from trl import DPOConfig, SFTConfig
 
+    cls = DPOConfig if shape == "preference" else SFTConfig
     kwargs = trl_arguments(config, output_dir, device=device, shape=shape, has_eval=has_eval)
-    return DPOConfig(**kwargs) if shape == "preference" else SFTConfig(**kwargs)
+    return cls(**for_installed_transformers(kwargs, {f.name for f in dataclasses.fields(cls)}))
+
+
+def for_installed_transformers(kwargs: dict[str, Any], fields: set[str]) -> dict[str, Any]:
+    """Rename the arguments that older transformers 5 releases know by their old name.
+
+    ``activation_checkpointing`` arrived in transformers 5.2x; before it (5.17 is what
+    NVIDIA images ship today) the same switch is ``gradient_checkpointing``.
+    """
+    out = dict(kwargs)
+    if "activation_checkpointing" in out and "activation_checkpointing" not in fields:
+        out["gradient_checkpointing"] = out.pop("activation_checkpointing")
+    return out

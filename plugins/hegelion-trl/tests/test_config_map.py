@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import trl
-from hegelion_trl.config_map import Device, build_trl_config, trl_arguments
+from hegelion_trl.config_map import Device, build_trl_config, for_installed_transformers, trl_arguments
 from hegelion_trl.data import ASSISTANT_OPEN, choose_shape, convert_row
 from trl_helpers import train_config
 
@@ -204,3 +204,11 @@ def test_chat_rows_without_markers_keep_the_last_assistant_turn_as_completion() 
     ]
     out = convert_row({"messages": messages}, "chat", "prompt_completion", chat_template=True)
     assert out == {"prompt": messages[:2], "completion": messages[2:]}
+
+
+def test_checkpointing_takes_the_name_the_installed_transformers_knows() -> None:
+    # transformers 5.17 (NVIDIA images) has only gradient_checkpointing; 5.2x adds the new name.
+    old = for_installed_transformers({"activation_checkpointing": True, "seed": 1}, {"gradient_checkpointing", "seed"})
+    assert old == {"gradient_checkpointing": True, "seed": 1}
+    new_fields = {"activation_checkpointing", "gradient_checkpointing", "seed"}
+    assert for_installed_transformers({"activation_checkpointing": True}, new_fields) == {"activation_checkpointing": True}

@@ -21,3 +21,191 @@ def vocab(smollm2: Path) -> Any:
     from llama_cpp import Llama
 
     return Llama(model_path=str(smollm2), vocab_only=True, verbose=False)
+
+
+# --- Export (GGUF conversion) fixtures --------------------------------------------
+# Tiny models shaped for GGUF: hidden 256 and intermediate 512 make every weight row a
+# multiple of 256, so K-quants (256-value blocks) really apply instead of llama.cpp's
+# silent Q5_0/Q8_0 fallback for narrower rows. Built once per session.
+
+EXPORT_DIMS: dict[str, Any] = {
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 64,
+    "max_position_embeddings": 512,
+    "initializer_range": 0.02,
+}
+
+# name -> (architecture, tokenizer kind, tied embeddings)
+EXPORT_MODELS: dict[str, tuple[str, str, bool]] = {
+    "llama-bpe": ("llama", "bpe", True),
+    "llama-spm": ("llama", "spm", True),
+    "mistral-spm": ("mistral", "spm", False),
+    "qwen2-bpe": ("qwen2", "bpe", True),
+    "qwen3-bpe": ("qwen3", "bpe", False),
+}
+
+SPM_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}{{ eos_token }}"
+    "{% endfor %}{% if add_generation_prompt %}[assistant] {% endif %}"
+)
+
+
+def build_spm_tokenizer(out: Path) -> Any:
+    """A SentencePiece BPE model with byte fallback, trained here, wrapped as LlamaTokenizer.
+
+    Settings follow Llama 2's tokenizer.model (identity normalisation, dummy prefix,
+    whitespace kept), so llama.cpp's SentencePiece tokenizer reproduces it; byte
+    fallback means no text is ever unknown (llama.cpp can abort on unknown bytes).
+    """
+    import io
+
+    import sentencepiece as spm
+    from transformers import LlamaTokenizer
+
+    from hegelion_core.testing.tiny_models import DEFAULT_CORPUS
+
+    out.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(DEFAULT_CORPUS), model_writer=buf, vocab_size=512,
+        model_type="bpe", byte_fallback=True, character_coverage=1.0,
+        hard_vocab_limit=False, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, split_digits=True,
+        normalization_rule_name="identity", remove_extra_whitespaces=False,
+        add_dummy_prefix=True, allow_whitespace_only_pieces=True, num_threads=1,
+        minloglevel=2,
+    )
+    (out / "tokenizer.model").write_bytes(buf.getvalue())
+    tokenizer = LlamaTokenizer.from_pretrained(str(out), add_bos_token=True)
+    tokenizer.chat_template = SPM_CHAT_TEMPLATE
+    return tokenizer
+
+
+def build_export_model(path: Path, arch: str, tokenizer_kind: str, *, tied: bool,
+                       seed: int = 0, dims: dict[str, Any] | None = None) -> Path:
+    """Save a random `arch` model + tokenizer to `path`.
+
+    1-D parameters (norm weights, attention biases, q/k norms) are perturbed away from
+    their constant initial values, so a norm or bias mapped to the wrong tensor changes
+    the logits and the numeric checks catch it.
+    """
+    import torch
+    from transformers import (
+        LlamaConfig,
+        LlamaForCausalLM,
+        MistralConfig,
+        MistralForCausalLM,
+        Qwen2Config,
+        Qwen2ForCausalLM,
+        Qwen3Config,
+        Qwen3ForCausalLM,
+    )
+
+    from hegelion_core.testing.tiny_models import build_tiny_tokenizer
+
+    classes = {
+        "llama": (LlamaConfig, LlamaForCausalLM),
+        "mistral": (MistralConfig, MistralForCausalLM),
+        "qwen2": (Qwen2Config, Qwen2ForCausalLM),
+        "qwen3": (Qwen3Config, Qwen3ForCausalLM),
+    }
+    config_cls, model_cls = classes[arch]
+    if tokenizer_kind == "spm":
+        tokenizer = build_spm_tokenizer(path)
+        ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+    else:
+        tokenizer = build_tiny_tokenizer(arch="qwen2" if arch.startswith("qwen") else "llama")
+        ids = {"bos_token_id": None, "eos_token_id": tokenizer.eos_token_id,
+               "pad_token_id": tokenizer.pad_token_id}
+    config = config_cls(vocab_size=len(tokenizer), tie_word_embeddings=tied,
+                        **{**EXPORT_DIMS, **(dims or {})}, **ids)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = model_cls(config)
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.ndim == 1:
+                    param.add_(0.1 * torch.randn_like(param))
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+class _Cache:
+    """Build-once store of tiny models and their conversions for the whole session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._models: dict[str, Path] = {}
+        self._gguf: dict[tuple[str, str], Path] = {}
+
+    def model(self, name: str) -> Path:
+        if name not in self._models:
+            arch, kind, tied = EXPORT_MODELS[name]
+            self._models[name] = build_export_model(self.root / name, arch, kind, tied=tied)
+        return self._models[name]
+
+    def gguf(self, name: str, outtype: str = "f16") -> Path:
+        from hegelion_gguf.export import convert_hf_to_gguf
+
+        key = (name, outtype)
+        if key not in self._gguf:
+            out = self.root / "gguf" / f"{name}-{outtype}.gguf"
+            self._gguf[key] = convert_hf_to_gguf(self.model(name), out, outtype)
+        return self._gguf[key]
+
+
+@pytest.fixture(scope="session")
+def export_models(tmp_path_factory: pytest.TempPathFactory) -> _Cache:
+    """`export_models.model("llama-bpe")` -> HF dir; `.gguf("llama-bpe", "f32")` -> file."""
+    import os
+
+    os.environ.pop("LLAMA_CPP_DIR", None)  # the native converter, whatever the shell says
+    return _Cache(tmp_path_factory.mktemp("export-models"))
+
+
+def llama_cpp_logits(gguf_path: Path, ids: list[int], *, lora: Path | None = None,
+                     f32_cache: bool = True) -> Any:
+    """llama.cpp's logits for every position of `ids` (n_tokens x n_vocab).
+
+    `f32_cache` keeps the KV cache in f32 (llama.cpp's default is f16, which alone adds
+    about 1e-3 to the difference), so the comparison measures the conversion.
+    """
+    import numpy as np
+    from llama_cpp import Llama
+
+    kwargs: dict[str, Any] = {"type_k": 0, "type_v": 0} if f32_cache else {}
+    llm = Llama(model_path=str(gguf_path), lora_path=str(lora) if lora else None,
+                logits_all=True, n_ctx=256, n_batch=256, n_threads=2, verbose=False,
+                **kwargs)
+    try:
+        llm.eval(ids)
+        return np.array(llm.scores[: len(ids)], dtype=np.float32)
+    finally:
+        llm.close()
+
+
+def hf_logits(model_dir: Path, ids: list[int], *, adapter: Path | None = None) -> Any:
+    """The Hugging Face model's float32 logits for every position of `ids`."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+    if adapter is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].float().numpy()
+
+
+@pytest.fixture(scope="session")
+def logits() -> Any:
+    """`logits.llama_cpp(gguf, ids, lora=...)`, `logits.hf(model_dir, ids, adapter=...)`."""
+    import types
+
+    return types.SimpleNamespace(llama_cpp=llama_cpp_logits, hf=hf_logits)

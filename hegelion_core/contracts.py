@@ -192,17 +192,30 @@ class Trainer(Driver):
 
 
 class ExportResult(BaseModel):
-    files: list[Path] = Field(default_factory=list)
-    report: dict[str, Any] = Field(default_factory=dict)
+    out_dir: Path | None = None
+    files: list[Path] = Field(default_factory=list)  # what the export wrote, under out_dir
+    report: dict[str, Any] = Field(default_factory=dict)  # checks and figures (report.json)
+    notes: list[str] = Field(default_factory=list)  # lines for the user (next command...)
+    versions: dict[str, str] = Field(default_factory=dict)  # the libraries that wrote it
 
 
 class Exporter(Driver):
-    """Turns a trained model directory into a deployable artifact."""
+    """Turns a trained model directory (plus, optionally, a PEFT adapter) into a
+    deployable artifact in ``dest``.
+
+    Exporter-specific settings are fields of the driver's ``Options`` model; `hegelion
+    export NAME` turns each field into a command-line flag (``-o KEY=VALUE`` works too).
+    Write ``dest`` atomically: build beside it and rename, so a failed export leaves
+    an existing ``dest`` untouched and nothing half-written.
+    """
 
     role: ClassVar[Role] = "exporters"
 
     @abstractmethod
-    def export(self, model_dir: Path, dest: Path, config: BaseModel) -> ExportResult: ...
+    def export(
+        self, model_dir: Path, dest: Path, *, adapter_dir: Path | None = None,
+        name: str | None = None,
+    ) -> ExportResult: ...
 
 
 BASES: dict[Role, type[Driver]] = {

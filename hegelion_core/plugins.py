@@ -55,7 +55,7 @@ KNOWN_DRIVERS: dict[Role, dict[str, str]] = {
         "mlx-scu": "hegelion-mlx",
         "unsloth": "hegelion-unsloth",
     },
-    "exporters": {"gguf": "hegelion-gguf", "merged": "hegelion-trl"},
+    "exporters": {"gguf": "hegelion-gguf", "merged": "hegelion-gguf"},
 }
 
 

@@ -65,3 +65,58 @@ def packaged_gguf(package: ModelPackage = SMOLLM2) -> Path:
             f"reinstall it: {package.install} --force-reinstall"
         )
     return existing[0]
+
+
+# ----- a trainable copy ----------------------------------------------------------------
+
+CACHE_ENV = "HEGELION_CACHE_DIR"
+SMOLLM2_HF_DIR = "models/smollm2-135m-instruct-hf"
+_STAMP = "hegelion-source.json"
+
+
+def cache_root() -> Path:
+    """``$HEGELION_CACHE_DIR``, else ``~/.cache/hegelion``."""
+    import os
+
+    env = os.environ.get(CACHE_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "hegelion"
+
+
+def smollm2_hf(cache_dir: Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct as a trainable Hugging Face checkpoint (float32 safetensors,
+    tokenizer, chat template), made once from the packaged GGUF and reused.
+
+    It lives at ``CACHE/models/smollm2-135m-instruct-hf`` where CACHE is ``cache_dir``,
+    else ``$HEGELION_CACHE_DIR``, else ``~/.cache/hegelion``. The copy is remade when
+    the packaged GGUF changes (a stamp records its size and version), and appears
+    atomically, so a run killed halfway leaves no usable-looking half model.
+    Needs torch and transformers (about 30 s on 2 cores, once).
+    """
+    import json
+
+    gguf = packaged_gguf(SMOLLM2)
+    out = (Path(cache_dir) if cache_dir is not None else cache_root()) / SMOLLM2_HF_DIR
+    source = {
+        "distribution": SMOLLM2.distribution,
+        "version": importlib.metadata.version(SMOLLM2.distribution),
+        "gguf": gguf.name,
+        "bytes": gguf.stat().st_size,
+    }
+    stamp = out / _STAMP
+    try:
+        if json.loads(stamp.read_text(encoding="utf-8")) == source:
+            return out
+    except (OSError, ValueError):
+        pass
+    from hegelion_core.jsonl import atomic_output
+
+    from hegelion_gguf.export.hf_copy import gguf_to_hf
+
+    with atomic_output(out, directory=True) as tmp:
+        # gguf_to_hf writes its own atomic dir; build it inside ours, then add the stamp.
+        gguf_to_hf(gguf, tmp / "model")
+        for item in (tmp / "model").iterdir():
+            item.rename(tmp / item.name)
+        (tmp / "model").rmdir()
+        (tmp / _STAMP).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
+    return out

@@ -266,6 +266,11 @@ class DialecticEngine:
         trace = await self._phased(run, question, thesis=previous.synthesis)
         return trace.model_copy(update={"iterations": previous.iterations + 1})
 
+    async def judge(self, question: str, trace: DialecticTrace) -> JudgeVerdict:
+        """Score a finished dialectic with this engine's teacher as judge (``hegelion eval``
+        uses it on a model's answers); raises `PhaseFailed` on an invalid verdict."""
+        return await self._judge(_Run(self), question, trace)
+
     async def _judge(self, run: _Run, question: str, trace: DialecticTrace) -> JudgeVerdict:
         content = f"Question:\n{question}\n\n{render_output(trace)}"
         messages = [Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=content)]

@@ -90,6 +90,22 @@ def with_confidence(answer: str, confidence: float) -> str:
     return f"{answer.rstrip()}\n\n[confidence: {confidence:.2f}]"
 
 
+# The tag `with_confidence` writes; models may vary case and spacing, or write "1" / ".7".
+_CONFIDENCE = re.compile(r"\[\s*confidence\s*[:=]\s*([01]?(?:\.\d+)?)\s*\]", re.IGNORECASE)
+
+
+def parse_confidence(text: str) -> float | None:
+    """The last ``[confidence: x]`` in ``text`` with 0 <= x <= 1, or None when there is none."""
+    for match in reversed(list(_CONFIDENCE.finditer(text))):
+        raw = match.group(1)
+        if raw in ("", "."):
+            continue
+        value = float(raw)
+        if 0.0 <= value <= 1.0:
+            return value
+    return None
+
+
 class SimplexFormatter(Formatter):
     name = "simplex"
 

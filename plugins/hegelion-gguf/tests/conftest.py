@@ -209,3 +209,80 @@ def logits() -> Any:
     import types
 
     return types.SimpleNamespace(llama_cpp=llama_cpp_logits, hf=hf_logits)
+
+
+# Pre-tokenizers of the real families, rebuilt on a tiny vocabulary: the structure of
+# Llama 3's (its split regex, ignore_merges, BOS added by the post-processor) and of
+# SmolLM's (digits split one by one, then GPT-2's byte-level split).
+LLAMA3_SPECIALS = ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
+                   "<|end_header_id|>", "<|eot_id|>")
+LLAMA3_TEMPLATE = (
+    "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
+    "<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>{% endfor %}"
+    "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"
+)
+
+
+def build_styled_bpe_tokenizer(style: str) -> Any:
+    """A byte-level BPE tokenizer with the pre-tokenizer of `style` ("llama3" | "smollm")."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from hegelion_core.testing.tiny_models import DEFAULT_CORPUS
+    from hegelion_gguf.export.vocab import _LLAMA3_SPLIT
+
+    if style == "llama3":
+        tok = Tokenizer(models.BPE(ignore_merges=True))
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Split(Regex(_LLAMA3_SPLIT), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ])
+        specials = list(LLAMA3_SPECIALS)
+    elif style == "smollm":
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+        ])
+        specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    else:
+        raise ValueError(style)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(DEFAULT_CORPUS, trainers.BpeTrainer(
+        vocab_size=512, min_frequency=1, special_tokens=specials,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    if style == "llama3":
+        bos = tok.token_to_id("<|begin_of_text|>")
+        tok.post_processor = processors.TemplateProcessing(
+            single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+            special_tokens=[("<|begin_of_text|>", bos)])
+        wrapped = PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
+            additional_special_tokens=specials[1:4])
+        wrapped.chat_template = LLAMA3_TEMPLATE
+    else:
+        wrapped = PreTrainedTokenizerFast(
+            tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|im_start|>",
+            additional_special_tokens=["<|endoftext|>"])
+        from hegelion_core.testing.tiny_models import CHATML_TEMPLATE
+
+        wrapped.chat_template = CHATML_TEMPLATE
+    return wrapped
+
+
+def build_styled_model(path: Path, style: str, *, rope: dict[str, Any] | None = None) -> Path:
+    """A tiny Llama with a `style` tokenizer (and optional rope_parameters) saved to `path`."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tokenizer = build_styled_bpe_tokenizer(style)
+    extra: dict[str, Any] = {"rope_parameters": rope} if rope else {}
+    config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id, **EXPORT_DIMS, **extra)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(5)
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

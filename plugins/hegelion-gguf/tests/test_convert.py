@@ -410,3 +410,36 @@ def test_native_converter_without_llama_cpp_dir(export_models, fake_llama_cpp, t
     out = convert_hf_to_gguf(export_models.model("llama-bpe"), tmp_path / "m.gguf", "f16")
     assert field(read_gguf(out), "general.architecture") == "llama"
     assert not (fake_llama_cpp / "argv.json").exists()
+
+
+LLAMA31_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
+                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                "original_max_position_embeddings": 64}
+
+
+@pytest.mark.parametrize("style, pre, rope", [("llama3", "llama-bpe", LLAMA31_ROPE),
+                                               ("smollm", "smollm", None)])
+def test_real_family_pre_tokenizers(tmp_path, logits, style, pre, rope):
+    """Llama 3's and SmolLM's pre-tokenizers (by structure), Llama 3.1 rope scaling."""
+    from conftest import build_styled_model
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    model_dir = build_styled_model(tmp_path / style, style, rope=rope)
+    out = convert_hf_to_gguf(model_dir, tmp_path / "m.gguf", "f32")
+    r = read_gguf(out)
+    assert field(r, "tokenizer.ggml.pre") == pre
+    assert ("rope_freqs.weight" in {t.name for t in r.tensors}) == (rope is not None)
+
+    hf_tok = AutoTokenizer.from_pretrained(str(model_dir))
+    llm = Llama(model_path=str(out), vocab_only=True, verbose=False)
+    try:
+        assert field(r, "tokenizer.ggml.add_bos_token") is (style == "llama3")
+        for text in BPE_TEXTS:
+            assert llm.tokenize(text.encode(), add_bos=True, special=True) == \
+                hf_tok(text).input_ids, text
+    finally:
+        llm.close()
+    ids = hf_tok(" ".join(BPE_TEXTS)).input_ids
+    assert len(ids) > 64  # past original_max_position_embeddings of the rope scaling
+    assert np.abs(logits.llama_cpp(out, ids) - logits.hf(model_dir, ids)).max() < 1e-4

@@ -181,4 +181,5 @@ def dataset_main(argv: list[str] | None = None) -> None:
 
 from hegelion_core import cli_generate  # noqa: E402,F401  (registers generate, status, dialectic, agent)
 from hegelion_core import cli_train  # noqa: E402,F401  (registers train)
+from hegelion_core import cli_eval  # noqa: E402,F401  (registers eval)
 from hegelion_core import cli_export  # noqa: E402,F401  (registers export)

@@ -46,8 +46,13 @@ KNOWN_DRIVERS: dict[Role, dict[str, str]] = {
         "kimi": "hegelion-kimi",
         "kimi-cli": "hegelion-kimi",
         "llama-cpp": "hegelion-gguf",
+        "transformers": "hegelion-trl",
     },
-    "prompt_sources": {},
+    "prompt_sources": {
+        "simplex-context": "hegelion-simplex",
+        "simplex-calibration": "hegelion-simplex",
+        "simplex-belief-revision": "hegelion-simplex",
+    },
     "formatters": {},
     "trainers": {
         "trl": "hegelion-trl",

@@ -443,3 +443,16 @@ def test_real_family_pre_tokenizers(tmp_path, logits, style, pre, rope):
     ids = hf_tok(" ".join(BPE_TEXTS)).input_ids
     assert len(ids) > 64  # past original_max_position_embeddings of the rope scaling
     assert np.abs(logits.llama_cpp(out, ids) - logits.hf(model_dir, ids)).max() < 1e-4
+
+
+def test_tokenizer_larger_than_the_embeddings(export_models, tmp_path):
+    from transformers import AutoTokenizer
+
+    model_dir = copy_model(export_models.model("llama-bpe"), tmp_path / "m")
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    tok.add_tokens(["<|tool_call|>"], special_tokens=True)
+    tok.save_pretrained(model_dir)
+    out = tmp_path / "m.gguf"
+    with pytest.raises(TokenizerError, match="resize_token_embeddings"):
+        convert_hf_to_gguf(model_dir, out)
+    assert_nothing_written(out)

@@ -219,7 +219,8 @@ def _write_bpe(writer: Any, model_dir: Path, vocab_size: int) -> VocabSummary:
     pre, source = detect_pre_tokenizer(tokenizer, model_dir / "tokenizer.json")
 
     vocab: dict[str, int] = tokenizer.get_vocab()
-    n_vocab = max(vocab_size, max(vocab.values()) + 1)
+    _check_fits(model_dir, max(vocab.values()) + 1, vocab_size)
+    n_vocab = vocab_size
     reverse = {i: tok for tok, i in vocab.items()}
     added = tokenizer.get_added_vocab()
     decoder = tokenizer.added_tokens_decoder
@@ -262,7 +263,9 @@ def _write_sentencepiece(writer: Any, model_dir: Path, vocab_size: int) -> Vocab
         sp.LoadFromFile(str(path))
     except (OSError, RuntimeError) as exc:
         raise MissingTokenizer(model_dir, ["a readable tokenizer.model"]) from exc
-    n_vocab = max(vocab_size, sp.vocab_size())
+    added = _added_tokens(model_dir)
+    _check_fits(model_dir, max([sp.vocab_size()] + [tid + 1 for tid, _, _ in added]), vocab_size)
+    n_vocab = vocab_size
     tokens: list[bytes] = [f"[PAD{i}]".encode() for i in range(n_vocab)]
     scores: list[float] = [-10000.0] * n_vocab
     types: list[int] = [_UNUSED] * n_vocab
@@ -282,9 +285,7 @@ def _write_sentencepiece(writer: Any, model_dir: Path, vocab_size: int) -> Vocab
 
     # Tokens added on top of the SentencePiece model (chat markers and the like):
     # transformers 5 lists them in tokenizer.json, older ones in tokenizer_config.json.
-    for tid, content, is_special in _added_tokens(model_dir):
-        if tid >= n_vocab:
-            continue
+    for tid, content, is_special in added:
         if is_special or _does_token_look_special(content):
             types[tid] = _CONTROL
         else:
@@ -307,6 +308,16 @@ def _write_sentencepiece(writer: Any, model_dir: Path, vocab_size: int) -> Vocab
     special.add_to_gguf(writer, quiet=True)
     return VocabSummary("llama", "default", "sentencepiece", n_vocab, add_bos, add_eos,
                         special.chat_template is not None)
+
+
+def _check_fits(model_dir: Path, n_tokens: int, vocab_size: int) -> None:
+    """Every token id needs an embedding row; llama.cpp would fail on load otherwise."""
+    if n_tokens > vocab_size:
+        raise TokenizerError(
+            f"{model_dir}: the tokenizer has ids up to {n_tokens - 1} but config.json "
+            f"vocab_size is {vocab_size}\n  hint: tokens were added after the model was "
+            "saved; call model.resize_token_embeddings(len(tokenizer)) and save both again"
+        )
 
 
 def _added_tokens(model_dir: Path) -> list[tuple[int, str, bool]]:

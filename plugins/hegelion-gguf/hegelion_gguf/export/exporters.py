@@ -34,12 +34,11 @@ _VERSIONED = ("hegelion-gguf", "gguf", "llama_cpp_python", "transformers", "peft
 class DiskFull(HegelionError):
     """The disk filled up (or a file-size limit was hit) while writing the export."""
 
-    def __init__(self, staging: Path, dest: Path, exc: BaseException) -> None:
-        free = _free_bytes(dest.parent)
-        where = getattr(exc, "filename", None) or staging
+    def __init__(self, staging: Path, dest: Path, exc: BaseException, written: int,
+                 free: int | None) -> None:
         super().__init__(
-            f"{where}: no space left on the disk while writing the export "
-            f"({_mb(free)} free on the file system of {dest.parent}; "
+            f"{staging}: no space left on the disk while writing the export "
+            f"({_mb(written)} written, {_mb(free)} free on the file system of {dest.parent}; "
             f"{type(exc).__name__}: {exc})\n"
             f"  nothing was written to {dest} (the partial files were removed)\n"
             "  hint: free disk space, or pass --out on a disk with room for the merged "
@@ -64,42 +63,58 @@ def _free_bytes(path: Path) -> int | None:
 
 _DISK_FULL_TEXT = ("no space left", "os error 28", "file too large", "os error 27",
                    "disk quota exceeded")
+#: below this much free space, an OSError while writing is taken for a full disk
+_NEARLY_FULL = 1 << 20
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or its cause) is ENOSPC/EFBIG/EDQUOT, including the Rust
-    safetensors errors that wrap one in a message."""
+def is_disk_full(exc: BaseException, staging: Path | None = None) -> bool:
+    """Whether ``exc`` (or its cause) is ENOSPC/EFBIG/EDQUOT, including errors that
+    only say so in their text (Rust safetensors) or say nothing (numpy's short-write
+    "N requested and M written"), which count when the disk is nearly full."""
     seen: set[int] = set()
     e: BaseException | None = exc
     while e is not None and id(e) not in seen:
         seen.add(id(e))
         if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
             return True
-        if any(t in str(e).lower() for t in _DISK_FULL_TEXT):
+        text = str(e).lower()
+        if any(t in text for t in _DISK_FULL_TEXT):
             return True
+        if isinstance(e, OSError) and "requested and" in text and "written" in text:
+            return True
+        if isinstance(e, OSError) and staging is not None:
+            free = _free_bytes(staging)
+            if free is not None and free < _NEARLY_FULL:
+                return True
         e = e.__cause__ or e.__context__
     return False
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file():
+                total += p.stat().st_size
+        except OSError:
+            pass
+    return total
 
 
 @contextmanager
 def staged_output(dest: Path) -> Iterator[Path]:
     """`hegelion_core.jsonl.atomic_output` for a directory, with a full disk reported as
-    `DiskFull` (naming the path and the free space) instead of a bare OSError."""
+    `DiskFull` (naming the path, what was written and the free space) instead of a
+    bare OSError. The check runs before the staging directory is removed."""
     from hegelion_core.jsonl import atomic_output
 
-    staging: Path | None = None
-    try:
-        with atomic_output(dest, directory=True) as tmp:
-            staging = tmp
+    with atomic_output(dest, directory=True) as tmp:
+        try:
             yield tmp
-    except HegelionError as exc:
-        if is_disk_full(exc):
-            raise DiskFull(staging or dest, dest, exc) from exc
-        raise
-    except Exception as exc:
-        if is_disk_full(exc):
-            raise DiskFull(staging or dest, dest, exc) from None
-        raise
+        except Exception as exc:
+            if is_disk_full(exc, tmp):
+                raise DiskFull(tmp, dest, exc, _tree_bytes(tmp), _free_bytes(tmp)) from exc
+            raise
 
 
 def safe_name(name: str) -> str:
@@ -168,8 +183,14 @@ class GGUFExporter(Exporter):
         dest = Path(dest)
         stem = safe_name(name or (adapter_dir.parent.name if adapter_dir else model_dir.name))
         q = opts.quantization
+        # Fail in seconds, before minutes of merging: architecture, tokenizer, adapter fit.
+        from hegelion_gguf.export import MissingTokenizer, read_model_spec
+
+        read_model_spec(model_dir)
+        if not _has_tokenizer(model_dir) and not (adapter_dir and _has_tokenizer(adapter_dir)):
+            raise MissingTokenizer(model_dir, ("tokenizer.json", "tokenizer.model"))
         if adapter_dir is not None:
-            check_adapter_base(model_dir, adapter_dir)  # before minutes of merging
+            check_adapter_base(model_dir, adapter_dir)
         chat_source = adapter_dir if adapter_dir and _has_tokenizer(adapter_dir) else model_dir
         chat = self._chat_format(chat_source)  # an unrecognised template fails here, early
 

@@ -28,9 +28,10 @@ from pydantic import BaseModel, Field
 from hegelion_core.errors import HegelionError
 
 #: max |llama.cpp - HF| over the last-token logits, as a fraction of max |HF logit|.
-#: Measured: f32 about 1e-4 of the scale, f16 1e-3, bf16 1e-2; a missing q/k
-#: permutation or a wrong norm epsilon is 0.1 and more.
-LOGIT_TOLERANCE: dict[str, float] = {"f32": 0.005, "f16": 0.02, "bf16": 0.05}
+#: Measured on SmolLM2-135M (max |logit| 30): f32 4.4e-4, f16 1.5e-3, bf16 6.9e-3 of
+#: the scale (tiny test models: f16 2e-4); a missing q/k permutation or a misplaced
+#: norm is 5e-2 and more.
+LOGIT_TOLERANCE: dict[str, float] = {"f32": 3e-3, "f16": 1e-2, "bf16": 4e-2}
 #: share of positions where the greedy next token must agree with HF's.
 TOP1_THRESHOLD: dict[str, float] = {"q8_0": 0.9, "q6_k": 0.85, "q5_k_m": 0.8, "q4_k_m": 0.7}
 

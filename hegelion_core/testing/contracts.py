@@ -231,4 +231,26 @@ class TrainerContract(DriverContract):
 
 
 class ExporterContract(DriverContract):
+    """An exporter: the keyword signature `hegelion export` calls, and options that the
+    command line can set (a flag each, or at least a description for ``-o KEY=VALUE``)."""
+
     role: ClassVar[Role] = "exporters"
+
+    def test_export_signature(self, driver: Driver) -> None:
+        import inspect
+
+        params = inspect.signature(driver.export).parameters  # type: ignore[attr-defined]
+        assert list(params)[:2] == ["model_dir", "dest"]
+        for name in ("adapter_dir", "name"):
+            assert name in params and params[name].kind is inspect.Parameter.KEYWORD_ONLY
+            assert params[name].default is None
+
+    def test_options_reach_the_command_line(self, driver: Driver) -> None:
+        from hegelion_core.cli_export import COMMON, exporter_command, option_param
+
+        command = exporter_command(type(driver))
+        flags = {p.name for p in command.params}
+        for field_name, field in type(driver).Options.model_fields.items():
+            assert field.description, f"option {field_name!r} needs a description (--help)"
+            if field_name not in COMMON and option_param(field_name, field) is not None:
+                assert field_name in flags

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 from click.testing import CliRunner
+from pydantic import Field
 
 from hegelion_core.cli import cli
 from hegelion_core.contracts import Completion, Options, Teacher
@@ -181,7 +182,7 @@ class ScriptedTeacher(Teacher):
     name = "scripted"
 
     class Options(Options):
-        replies: dict[str, str] = {}
+        replies: dict[str, str] = Field(default_factory=dict)
 
     async def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None,
                        temperature: float | None = None, json_schema: dict[str, Any] | None = None) -> Completion:

@@ -3,10 +3,19 @@
 The tiny export models have hidden 256 / intermediate 512 so that every weight row is
 a multiple of 256 and the K-quant types are really used (narrower rows make llama.cpp
 fall back to Q5_0/Q8_0 silently). Quantized files are judged by top-1 agreement of
-llama.cpp's next-token choice with the HF model's, over every position of a text.
-Measured over 96 positions (llama-bpe / qwen2-bpe): q8_0 1.00 / 0.98, q6_k 1.00 / 0.98,
-q5_k_m 0.98 / 0.91, q4_k_m 1.00 / 0.90; mean logit cosine q8_0 0.9998, q6_k 0.999,
-q5_k_m 0.997, q4_k_m 0.990 (llama-bpe).
+llama.cpp's next-token choice with the HF model's over every position of a text, and
+by the mean cosine similarity of the logits.
+
+Random tiny models have nearly flat next-token distributions: at many positions the
+HF model's two best tokens are within 0.1 logit, and any perturbation flips them. So
+agreement is also measured on the "decisive" positions (top-2 margin >= 0.1), where
+a flip is the quantization's fault. Measured over 96 positions, all / decisive:
+
+    llama-bpe    q8_0 1.00/1.00  q6_k 1.00/1.00  q5_k_m 0.98/1.00  q4_k_m 1.00/1.00
+    qwen2-bpe    q8_0 0.98/1.00  q6_k 0.98/1.00  q5_k_m 0.91/1.00  q4_k_m 0.90/1.00
+    mistral-spm  q8_0 0.95/1.00  q6_k 0.94/1.00  q5_k_m 0.83/1.00  q4_k_m 0.74/0.91
+
+mean logit cosine: q8_0 0.9998+, q6_k 0.9987+, q5_k_m 0.994+, q4_k_m 0.987+.
 """
 
 from __future__ import annotations
@@ -27,8 +36,8 @@ EXPECTED_TYPES = {
     "q5_k_m": {"Q5_K", "Q6_K"},
     "q4_k_m": {"Q4_K", "Q6_K"},
 }
-# Random tiny models have nearly flat logits, so close calls flip; real models agree more.
-MIN_TOP1_AGREEMENT = {"q8_0": 0.95, "q6_k": 0.95, "q5_k_m": 0.85, "q4_k_m": 0.85}
+MIN_TOP1_AGREEMENT = {"q8_0": 0.9, "q6_k": 0.9, "q5_k_m": 0.8, "q4_k_m": 0.7}
+MIN_DECISIVE_AGREEMENT = {"q8_0": 0.95, "q6_k": 0.95, "q5_k_m": 0.95, "q4_k_m": 0.85}
 MIN_MEAN_COSINE = {"q8_0": 0.999, "q6_k": 0.995, "q5_k_m": 0.99, "q4_k_m": 0.98}
 
 
@@ -54,7 +63,7 @@ def matrix_types(path: Path) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("qtype", ["q8_0", "q6_k", "q5_k_m", "q4_k_m"])
-@pytest.mark.parametrize("name", ["llama-bpe", "qwen2-bpe"])
+@pytest.mark.parametrize("name", ["llama-bpe", "qwen2-bpe", "mistral-spm"])
 def test_quantized_model_agrees_with_hf(export_models, quantized, logits, name, qtype):
     from transformers import AutoTokenizer
 
@@ -69,9 +78,16 @@ def test_quantized_model_agrees_with_hf(export_models, quantized, logits, name, 
     ids = ids[:96]
     got = logits.llama_cpp(path, ids, f32_cache=False)
     want = logits.hf(model_dir, ids)
-    agreement = float((got.argmax(-1) == want.argmax(-1)).mean())
-    assert agreement >= MIN_TOP1_AGREEMENT[qtype], f"{name} {qtype}: top-1 {agreement:.3f}"
+    same = got.argmax(-1) == want.argmax(-1)
+    top2 = np.sort(want, axis=-1)[:, -2:]
+    decisive = (top2[:, 1] - top2[:, 0]) >= 0.1
+    assert decisive.mean() >= 0.25  # enough decisive positions to mean something
+    agreement, decisive_agreement = float(same.mean()), float(same[decisive].mean())
     cosine = (got * want).sum(-1) / np.linalg.norm(got, axis=-1) / np.linalg.norm(want, axis=-1)
+    assert agreement >= MIN_TOP1_AGREEMENT[qtype], f"{name} {qtype}: top-1 {agreement:.3f}"
+    assert decisive_agreement >= MIN_DECISIVE_AGREEMENT[qtype], (
+        f"{name} {qtype}: top-1 on decisive positions {decisive_agreement:.3f}"
+    )
     assert cosine.mean() >= MIN_MEAN_COSINE[qtype], f"{name} {qtype}: cosine {cosine.mean():.4f}"
 
 

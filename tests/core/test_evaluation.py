@@ -183,11 +183,12 @@ class ScriptedTeacher(Teacher):
 
     class Options(Options):
         replies: dict[str, str] = Field(default_factory=dict)
+        default: str = "no idea"
 
     async def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None,
                        temperature: float | None = None, json_schema: dict[str, Any] | None = None) -> Completion:
         await asyncio.sleep(0)
-        return Completion(text=self.options.replies.get(messages[-1].content, "no idea"))
+        return Completion(text=self.options.replies.get(messages[-1].content, self.options.default))
 
 
 def test_run_eval_writes_results_items_and_the_plot(tmp_path: Path) -> None:
@@ -229,3 +230,15 @@ def test_eval_cli_rejects_a_judge_outside_dialectic(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["eval", "--model", "m", "--suite", "calibration", "--data", "x",
                                       "--out", str(tmp_path), "--judge-teacher", "openai"])
     assert result.exit_code == 2 and "--suite dialectic only" in result.output
+
+
+def test_dialectic_judge_scores_parseable_traces_only(tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Is free will real?\nDo markets work?\n")
+    trace = "THESIS: Yes.\nANTITHESIS: No.\nSYNTHESIS: It depends."
+    judge = ScriptedTeacher({"default": '{"score": 6.5, "reasoning": "fair"}'})
+    job = EvalJob(suite="dialectic", model="m", data=prompts, out=tmp_path / "o", judge_teacher="scripted")
+    result = run_eval(job, teacher=ScriptedTeacher({"replies": {"Is free will real?": trace}}), judge=judge)
+    assert result.metrics["judge_score_mean"] == 6.5 and result.metrics["judge_coverage"] == 0.5
+    records = [orjson.loads(x) for x in (tmp_path / "o" / "items.jsonl").read_bytes().splitlines()]
+    assert [r["judge_score"] for r in records] == [6.5, None]

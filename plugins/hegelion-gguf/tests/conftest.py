@@ -120,8 +120,8 @@ def build_export_model(path: Path, arch: str, tokenizer_kind: str, *, tied: bool
         tokenizer = build_tiny_tokenizer(arch="qwen2" if arch.startswith("qwen") else "llama")
         ids = {"bos_token_id": None, "eos_token_id": tokenizer.eos_token_id,
                "pad_token_id": tokenizer.pad_token_id}
-    config = config_cls(vocab_size=len(tokenizer), tie_word_embeddings=tied,
-                        **{**EXPORT_DIMS, **(dims or {})}, **ids)
+    config = config_cls(**{"vocab_size": len(tokenizer), "tie_word_embeddings": tied,
+                           **EXPORT_DIMS, **ids, **(dims or {})})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_cls(config)

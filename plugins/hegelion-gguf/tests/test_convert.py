@@ -456,3 +456,27 @@ def test_tokenizer_larger_than_the_embeddings(export_models, tmp_path):
     with pytest.raises(TokenizerError, match="resize_token_embeddings"):
         convert_hf_to_gguf(model_dir, out)
     assert_nothing_written(out)
+
+
+def test_padded_vocabulary_and_yarn_rope(tmp_path, logits):
+    """Qwen pads its embeddings past the tokenizer (151936 rows for 151665 tokens)."""
+    from conftest import build_export_model
+    from transformers import AutoTokenizer
+
+    probe = build_export_model(tmp_path / "probe", "qwen2", "bpe", tied=True)
+    n_tokens = len(AutoTokenizer.from_pretrained(str(probe)))
+    yarn = {"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
+            "original_max_position_embeddings": 128}
+    model_dir = build_export_model(tmp_path / "m", "qwen2", "bpe", tied=True,
+                                   dims={"vocab_size": n_tokens + 40, "rope_parameters": yarn})
+    out = convert_hf_to_gguf(model_dir, tmp_path / "m.gguf", "f32")
+    r = read_gguf(out)
+    tokens = field(r, "tokenizer.ggml.tokens")
+    assert len(tokens) == n_tokens + 40 and tokens[-1] == f"[PAD{n_tokens + 39}]"
+    assert field(r, "qwen2.rope.scaling.type") == "yarn"
+    assert field(r, "qwen2.rope.scaling.factor") == 4.0
+    assert field(r, "qwen2.rope.scaling.original_context_length") == 128
+    ids = AutoTokenizer.from_pretrained(str(model_dir))(BPE_TEXTS[0]).input_ids
+    got, want = logits.llama_cpp(out, ids), logits.hf(model_dir, ids)
+    assert got.shape == want.shape == (len(ids), n_tokens + 40)
+    assert np.abs(got - want).max() < TOLERANCE["f32"]

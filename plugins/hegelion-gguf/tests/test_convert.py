@@ -480,3 +480,25 @@ def test_padded_vocabulary_and_yarn_rope(tmp_path, logits):
     got, want = logits.llama_cpp(out, ids), logits.hf(model_dir, ids)
     assert got.shape == want.shape == (len(ids), n_tokens + 40)
     assert np.abs(got - want).max() < TOLERANCE["f32"]
+
+
+def test_sentencepiece_from_tokenizer_json_alone(export_models, tmp_path, logits):
+    """A Llama-2-style model shipped without tokenizer.model (tokenizer.json only)."""
+    from llama_cpp import Llama
+    from transformers import AutoTokenizer
+
+    model_dir = copy_model(export_models.model("llama-spm"), tmp_path / "m",
+                           skip=("tokenizer.model",))
+    out = convert_hf_to_gguf(model_dir, tmp_path / "m.gguf", "f32")
+    r = read_gguf(out)
+    assert field(r, "tokenizer.ggml.model") == "llama"
+    assert field(r, "tokenizer.ggml.add_bos_token") is True
+    hf_tok = AutoTokenizer.from_pretrained(str(model_dir))
+    llm = Llama(model_path=str(out), vocab_only=True, verbose=False)
+    try:
+        for text in SPM_TEXTS:
+            assert llm.tokenize(text.encode(), add_bos=True) == hf_tok(text).input_ids, text
+    finally:
+        llm.close()
+    ids = hf_tok(SPM_TEXTS[1]).input_ids
+    assert np.abs(logits.llama_cpp(out, ids) - logits.hf(model_dir, ids)).max() < 1e-4

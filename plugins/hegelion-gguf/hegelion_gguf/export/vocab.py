@@ -19,6 +19,7 @@ actually does, which is the behaviour the model was trained with.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -100,7 +101,11 @@ def write_vocab(writer: Any, model_dir: Path, vocab_size: int) -> VocabSummary:
     if spm_file.is_file():
         summary = _write_sentencepiece(writer, model_dir, vocab_size)
     elif json_file.is_file():
-        summary = _write_bpe(writer, model_dir, vocab_size)
+        spec = _read_json(json_file)
+        if _is_sentencepiece_bpe(spec):
+            summary = _write_sentencepiece_bpe(writer, model_dir, vocab_size, spec)
+        else:
+            summary = _write_bpe(writer, model_dir, vocab_size)
     else:
         raise MissingTokenizer(model_dir, ["tokenizer.json", "tokenizer.model"])
     return summary
@@ -318,6 +323,78 @@ def _check_fits(model_dir: Path, n_tokens: int, vocab_size: int) -> None:
             f"vocab_size is {vocab_size}\n  hint: tokens were added after the model was "
             "saved; call model.resize_token_embeddings(len(tokenizer)) and save both again"
         )
+
+
+def _is_sentencepiece_bpe(spec: dict[str, Any]) -> bool:
+    """A Llama-2-style tokenizer.json: SentencePiece BPE converted by transformers.
+
+    Byte fallback instead of byte-level symbols, and spaces as U+2581 (a Metaspace
+    pre-tokenizer, or a Prepend/Replace normalizer in older files).
+    """
+    model = spec.get("model") or {}
+    if model.get("type") != "BPE" or not model.get("byte_fallback"):
+        return False
+    pre = spec.get("pre_tokenizer") or {}
+    normalizer = json.dumps(spec.get("normalizer"), ensure_ascii=False)
+    return pre.get("type") == "Metaspace" or (not pre and "\u2581" in normalizer)
+
+
+def _write_sentencepiece_bpe(
+    writer: Any, model_dir: Path, vocab_size: int, spec: dict[str, Any]
+) -> VocabSummary:
+    """Write a tokenizer.json-only SentencePiece BPE as llama.cpp's `llama` vocabulary.
+
+    llama.cpp's SentencePiece tokenizer merges the adjacent pair whose result has the
+    highest score; HF's BPE merges by rank. Scoring each token by minus the rank of
+    the merge that makes it gives both the same order (llama.cpp's own converter
+    writes a flat -1000 here, which loses the order).
+    """
+    import gguf
+
+    model = spec["model"]
+    base_vocab: dict[str, int] = model.get("vocab") or {}
+    merges = model.get("merges") or []
+    rank: dict[str, int] = {}
+    for i, merge in enumerate(merges):
+        left, right = merge.split(" ", 1) if isinstance(merge, str) else merge
+        rank.setdefault(left + right, i)
+    added = _added_tokens(model_dir)
+    ids = list(base_vocab.values()) + [tid for tid, _, _ in added]
+    _check_fits(model_dir, max(ids) + 1, vocab_size)
+    tokens: list[bytes] = [f"[PAD{i}]".encode() for i in range(vocab_size)]
+    scores: list[float] = [-10000.0] * vocab_size
+    types: list[int] = [_UNUSED] * vocab_size
+    unk = model.get("unk_token")
+    for piece, tid in base_vocab.items():
+        tokens[tid] = piece.encode("utf-8")
+        if re.fullmatch(r"<0x[0-9A-Fa-f]{2}>", piece):
+            types[tid], scores[tid] = _BYTE, 0.0
+        elif piece == unk:
+            types[tid], scores[tid] = _UNKNOWN, 0.0
+        else:
+            types[tid], scores[tid] = _NORMAL, -float(rank.get(piece, len(merges)))
+    for tid, content, is_special in added:
+        if is_special or _does_token_look_special(content):
+            types[tid] = _CONTROL
+        else:
+            content = content.replace("\u2581", " ")
+            types[tid] = _USER_DEFINED
+        scores[tid] = -1000.0
+        tokens[tid] = content.encode("utf-8")
+
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    add_prefix = _add_space_prefix(model_dir)
+    if add_prefix is not None:
+        writer.add_add_space_prefix(add_prefix)
+    special = gguf.SpecialVocab(model_dir, n_vocab=vocab_size)
+    add_bos, add_eos = _set_add_special(special, _load_hf_tokenizer(model_dir))
+    special.add_to_gguf(writer, quiet=True)
+    return VocabSummary("llama", "default", "sentencepiece", vocab_size, add_bos, add_eos,
+                        special.chat_template is not None)
 
 
 def _added_tokens(model_dir: Path) -> list[tuple[int, str, bool]]:

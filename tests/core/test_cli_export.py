@@ -24,7 +24,7 @@ def run(*args: str, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items()
                if k not in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD")}
     return subprocess.run([sys.executable, "-m", "hegelion_core", *args], capture_output=True,
-                          text=True, env=environ | env, timeout=120)
+                          text=True, env=environ | env, timeout=120, check=False)
 
 
 NO_PLUGINS = {"HEGELION_DISABLE_PLUGIN_AUTOLOAD": "1"}

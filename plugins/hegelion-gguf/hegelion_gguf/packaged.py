@@ -109,7 +109,6 @@ def smollm2_hf(cache_dir: Path | None = None) -> Path:
     except (OSError, ValueError):
         pass
     from hegelion_core.jsonl import atomic_output
-
     from hegelion_gguf.export.hf_copy import gguf_to_hf
 
     with atomic_output(out, directory=True) as tmp:

@@ -333,8 +333,8 @@ class MergedExporter(Exporter):
             notes = ["verification skipped (verify=false)"]
             if self.options.verify:
                 report = check_merged(model_dir, adapter_dir, tmp)
-                notes = [f"merged logits vs base + adapter: max |diff| "
-                         f"{report['max_abs_diff']:.3g} (tolerance {report['tolerance']:.3g})"]
+                notes = [(f"merged logits vs base + adapter: max |diff| "
+                          f"{report['max_abs_diff']:.3g} (tolerance {report['tolerance']:.3g})")]
                 if not report["passed"]:
                     raise HegelionError(
                         f"{dest}: the merged model's logits differ from base + adapter by "

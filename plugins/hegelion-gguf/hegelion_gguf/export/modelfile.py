@@ -230,7 +230,7 @@ def derive_chat_format(
     def hf(system: str | None, messages: list[Msg]) -> str | None:
         try:
             text = render(_with_system(system, messages), True)
-        except Exception:  # a template that refuses e.g. a system turn
+        except Exception:  # noqa: BLE001  (a template that refuses e.g. a system turn)
             return None
         return text[len(bos):] if bos and text.startswith(bos) else text
 

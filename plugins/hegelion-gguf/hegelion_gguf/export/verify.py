@@ -203,7 +203,7 @@ def _chat_ids(tokenizer: Any) -> list[int]:
     try:
         out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
                                             return_dict=True)
-    except Exception:  # a template that rejects system turns
+    except Exception:  # noqa: BLE001  (a template that rejects system turns)
         out = tokenizer.apply_chat_template(messages[1:], add_generation_prompt=True,
                                             tokenize=True, return_dict=True)
     return list(out["input_ids"])
@@ -330,7 +330,7 @@ def _check_generation(llm: Any, tokenizer: Any, max_tokens: int) -> Check:
             if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token) or len(out) >= max_tokens:
                 break
             out.append(token)
-    except Exception as exc:  # the embedded chat template or decoding failed
+    except Exception as exc:  # noqa: BLE001  (embedded chat template or decoding failed)
         return Check(name="generation", passed=False,
                      detail=f"generation failed: {type(exc).__name__}: {exc}")
     text = llm.detokenize(out).decode("utf-8", "replace")

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import orjson
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hegelion_core.errors import HegelionError, InputError, describe_validation
 from hegelion_core.scu import SCUConfig
+from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
 
 Method = Literal["sft", "dpo"]
 
@@ -86,6 +86,9 @@ class TrainConfig(_Strict):
     scu: SCUConfig | None = None  # None: plain LoRA; set: SCU-regularised
     quantization: Literal["none", "4bit", "8bit"] = "none"  # QLoRA where the backend can
     merge: bool = False  # also write merged weights (adapter folded into the base)
+    # Continue training this PEFT adapter instead of a fresh LoRA: how the Simplex stages
+    # chain (each starts from the previous stage's adapter, not from the base).
+    init_adapter: Path | None = None
     resume: bool = False  # continue from the newest checkpoint in the output directory
     num_processes: int = Field(1, ge=1)  # >1: a multi-process launch where the trainer supports it
 
@@ -98,48 +101,17 @@ def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None
     data: dict[str, Any] = {}
     lines: dict[str, int] = {}
     if path is not None:
-        if not path.is_file():
-            raise InputError(path, None, "config file not found")
-        text = path.read_text(encoding="utf-8")
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise InputError(path, mark.line + 1 if mark else None, f"invalid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise InputError(path, 1, "expected a mapping at the top level")
-        lines = _key_lines(text)
+        data, lines = load_yaml_mapping(path)
     for dotted, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = dotted.split(".")
-        for key in parents:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        set_dotted(data, dotted, value)
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         where = path or "--config"
-        raise InputError(where, lines.get(key), describe_validation(exc), field=key,
+        raise InputError(where, line_of(lines, first["loc"]), describe_validation(exc), field=key,
                          hint="see docs/training.md for every key") from None
-
-
-def _key_lines(text: str) -> dict[str, int]:
-    """``a.b.c`` -> line number, for error messages (indentation-based, good enough)."""
-    out: dict[str, int] = {}
-    stack: list[tuple[int, str]] = []
-    for n, line in enumerate(text.splitlines(), 1):
-        stripped = line.split("#", 1)[0].rstrip()
-        if not stripped.strip() or ":" not in stripped or stripped.lstrip().startswith("-"):
-            continue
-        indent = len(stripped) - len(stripped.lstrip())
-        key = stripped.strip().split(":", 1)[0].strip().strip("'\"")
-        while stack and stack[-1][0] >= indent:
-            stack.pop()
-        stack.append((indent, key))
-        out[".".join(k for _, k in stack)] = n
-    return out
 
 
 # ----- data formats -------------------------------------------------------------------

@@ -89,6 +89,9 @@ class MLXTrainer(Trainer):
                                 "drop --num-processes (use --trainer trl for many GPUs)")
         if cfg.training.packing:
             raise HegelionError(f"the {self.name} trainer does not pack rows; set training.packing: false")
+        if cfg.init_adapter is not None:
+            raise HegelionError(f"the {self.name} trainer cannot continue from an earlier adapter yet "
+                                "(init_adapter); chain stages with --trainer trl, which can")
         for path in data_files(data).values():
             read_format(path)  # dpo rows and unknown rows fail here, naming the file
 

@@ -214,6 +214,22 @@ def load_model(
     return AutoModelForCausalLM.from_pretrained(config.model, **kwargs)
 
 
+def continue_adapter(model: Any, adapter_dir: Path) -> Any:
+    """The base with an earlier run's LoRA loaded trainable (its r, alpha and targets win)."""
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise HegelionError(
+            f"init_adapter: {adapter_dir} is not a PEFT adapter (no adapter_config.json); give "
+            "the `adapter` directory that an earlier `hegelion train` wrote"
+        )
+    try:
+        return peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise HegelionError(
+            f"init_adapter: {adapter_dir} does not fit this base model ({exc}); continue from an "
+            "adapter trained on the same base"
+        ) from None
+
+
 def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, *, dtype: torch.dtype) -> Path:
     """Fold the adapter into a fresh full-precision copy of the base (never into a
     4-bit one) and save it as safetensors with the tokenizer and its chat template."""
@@ -302,13 +318,16 @@ def build_trainer(
     )
     base_params = model.num_parameters()
     common: dict[str, Any] = {
-        "model": model,
         "args": args,
         "train_dataset": prepared.train,
         "eval_dataset": prepared.eval,
         "processing_class": tokenizer,
-        "peft_config": peft.LoraConfig(**config.lora.to_peft()),
     }
+    if config.init_adapter is not None:
+        common["model"] = continue_adapter(model, config.init_adapter)
+    else:
+        common["model"] = model
+        common["peft_config"] = peft.LoraConfig(**config.lora.to_peft())
     if config.method == "dpo":
         # With a LoRA and no ref_model, the adapter-disabled base is the reference.
         trainer: Any = HegelionDPOTrainer(ref_model=None, **common)

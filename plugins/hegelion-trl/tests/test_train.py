@@ -216,3 +216,35 @@ def test_packing_packs_and_trains(
     assert len(lengths) < 10 and max(lengths) <= 512  # rows were packed together
     result = built.trainer.train()
     assert built.trainer.state.global_step == 2 and result.training_loss > 0
+
+
+def test_a_stage_continues_from_the_previous_stages_adapter(
+    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+) -> None:
+    """Simplex stages chain: stage 2 starts from stage 1's adapter, not from the base."""
+    first = TRLTrainer().train(dataset("chat"), tmp_path / "one", train_config(tiny_model))
+    second = TRLTrainer().train(
+        dataset("chat"),
+        tmp_path / "two",
+        train_config(tiny_model).model_copy(update={"init_adapter": first.adapter_dir}),
+    )
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    text = "Is free will real?"
+    base = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    one = _logits(peft.PeftModel.from_pretrained(base, first.adapter_dir).eval(), tokenizer, text)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    two = peft.PeftModel.from_pretrained(base, second.adapter_dir).eval()
+    # Both stages' learning is in the second adapter: it moved on from the first one.
+    assert (_logits(two, tokenizer, text) - one).abs().max() > 1e-4
+    # Stage two starts where stage one ended: its first loss is already below stage one's.
+    one_loss = read_jsonl(tmp_path / "one" / "metrics.jsonl")[0]["loss"]
+    two_loss = read_jsonl(tmp_path / "two" / "metrics.jsonl")[0]["loss"]
+    assert two_loss < one_loss, (one_loss, two_loss)
+
+
+def test_init_adapter_that_is_not_an_adapter_is_refused(
+    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+) -> None:
+    config = train_config(tiny_model).model_copy(update={"init_adapter": tmp_path})
+    with pytest.raises(HegelionError, match="not a PEFT adapter"):
+        TRLTrainer().train(dataset("chat"), tmp_path / "out", config)

@@ -234,6 +234,11 @@ def check_supported(config: TrainConfig) -> None:
             f"the unsloth trainer runs on one GPU, not --num-processes {config.num_processes}: "
             "for several GPUs use --trainer trl --num-processes N"
         )
+    if config.init_adapter is not None:
+        raise HegelionError(
+            "the unsloth trainer cannot continue from an earlier adapter yet (init_adapter): "
+            "chain stages with --trainer trl, which can"
+        )
 
 
 def build_plan(

@@ -288,3 +288,8 @@ def test_scu_is_refused_before_any_gpu_work() -> None:
 def test_several_processes_are_refused_with_the_alternative() -> None:
     with pytest.raises(HegelionError, match="--trainer trl --num-processes"):
         plan(config(num_processes=2))
+
+
+def test_continuing_an_earlier_adapter_is_refused_with_the_trainer_that_can(tmp_path: Path) -> None:
+    with pytest.raises(HegelionError, match="init_adapter.*--trainer trl"):
+        plan(config().model_copy(update={"init_adapter": tmp_path}))

@@ -183,3 +183,4 @@ from hegelion_core import cli_generate  # noqa: E402,F401  (registers generate, 
 from hegelion_core import cli_train  # noqa: E402,F401  (registers train)
 from hegelion_core import cli_eval  # noqa: E402,F401  (registers eval)
 from hegelion_core import cli_export  # noqa: E402,F401  (registers export)
+from hegelion_core import cli_run  # noqa: E402,F401  (registers run)

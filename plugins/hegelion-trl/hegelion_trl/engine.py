@@ -334,6 +334,12 @@ def build_trainer(
     else:
         trainer = HegelionSFTTrainer(**common)
 
+    if len(trainer.train_dataset) == 0:
+        raise HegelionError(
+            f"no training row fits in training.max_seq_length {config.training.max_seq_length}: "
+            "truncation cut away every answer, and TRL dropped the rows; raise "
+            "training.max_seq_length (or shorten the rows)"
+        )
     scu = None
     if config.scu is not None:
         scu = make_regularizer(config.scu, trainable_tokens(trainer.train_dataset), base_params)

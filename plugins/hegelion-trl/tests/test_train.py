@@ -248,3 +248,14 @@ def test_init_adapter_that_is_not_an_adapter_is_refused(
     config = train_config(tiny_model).model_copy(update={"init_adapter": tmp_path})
     with pytest.raises(HegelionError, match="not a PEFT adapter"):
         TRLTrainer().train(dataset("chat"), tmp_path / "out", config)
+
+
+def test_rows_longer_than_max_seq_length_are_a_clear_error(
+    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+) -> None:
+    config = train_config(tiny_model)
+    config = config.model_copy(
+        update={"training": config.training.model_copy(update={"max_seq_length": 8})}
+    )
+    with pytest.raises(HegelionError, match="raise training.max_seq_length"):
+        TRLTrainer().train(dataset("chat"), tmp_path, config)

@@ -1,0 +1,93 @@
+"""The pipeline file: ordered stages, each one of Hegelion's commands with its options.
+
+    name: quickstart
+    stages:
+      generate: {teacher: llama-cpp, prompt_file: prompts.txt, limit: 8, mode: phased}
+      format:   {format: sft}
+      train:    {trainer: trl, model: "packaged:smollm2-hf", config: {training: {max_steps: 8}}}
+
+A stage's name is its kind (generate, format, train, export, eval, simplex) unless it
+says ``uses: KIND``, so one file can hold several stages of a kind (the Simplex chain).
+Its options are the command's own flags, with ``_`` for ``-``; they are checked against
+that command's parameters, so a flag that exists on the command line works here too.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from hegelion_core.errors import InputError, describe_validation
+from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
+
+KINDS = ("generate", "format", "train", "export", "eval", "simplex")
+
+
+class StageSpec(BaseModel):
+    """One stage as written: its kind, where its input comes from, and its options."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    uses: str | None = None
+    # The stage whose output this one reads (default: the nearest earlier stage whose
+    # output fits, e.g. format reads generate, train reads format).
+    after: str | None = Field(None, alias="from")
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class PipelineConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    workdir: Path | None = None  # default: runs/<name>, relative to the working directory
+    stages: dict[str, StageSpec]
+    # Not in the file: where it was read from, for relative paths and error messages.
+    source: Path = Path("pipeline.yaml")
+    lines: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("stages")
+    @classmethod
+    def _known_kinds(cls, stages: dict[str, StageSpec]) -> dict[str, StageSpec]:
+        if not stages:
+            raise ValueError("declare at least one stage")
+        for name, spec in stages.items():
+            kind = spec.uses or name
+            if kind not in KINDS:
+                raise ValueError(
+                    f"stage {name!r}: unknown kind {kind!r}; a stage is one of {', '.join(KINDS)} "
+                    "(name it so, or add `uses: KIND`)"
+                )
+            if spec.after is not None and spec.after not in stages:
+                raise ValueError(f"stage {name!r}: `from: {spec.after}` names no stage")
+        return stages
+
+    def kind(self, stage: str) -> str:
+        return self.stages[stage].uses or stage
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the file are relative to the file."""
+        return self.source.parent
+
+    def error(self, loc: tuple[Any, ...], problem: str, hint: str | None = None) -> InputError:
+        return InputError(self.source, line_of(self.lines, loc), problem,
+                          field=".".join(str(p) for p in loc) or None, hint=hint)
+
+
+def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
+    """Read and validate PIPELINE.yaml; ``overrides`` are dotted (``stages.train.model``)."""
+    data, lines = load_yaml_mapping(path)
+    for dotted, value in (overrides or {}).items():
+        set_dotted(data, dotted, value)
+    try:
+        return PipelineConfig.model_validate({**data, "source": path, "lines": lines})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise InputError(path, line_of(lines, first["loc"]), describe_validation(exc),
+                         field=".".join(str(p) for p in first["loc"]),
+                         hint="see docs/pipeline.md for the file's layout") from None

@@ -1,0 +1,232 @@
+"""Run a pipeline: each stage in its own process, skipped when nothing it depends on changed.
+
+A stage is done when ``WORKDIR/STAGE/stage.json`` exists: it is written last, atomically,
+with a fingerprint of the stage's argv and the content of its inputs. A rerun skips a
+stage whose fingerprint is unchanged, resumes one that was interrupted (``generate``
+continues its output file, ``train`` its last checkpoint) and starts afresh one whose
+fingerprint changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from hegelion_core.errors import HegelionError
+from hegelion_core.jsonl import atomic_output, dumps
+from hegelion_core.pipeline.config import PipelineConfig
+from hegelion_core.pipeline.stages import Artifact, StagePlan, finished_artifact, plan_stage
+from hegelion_core.records import FileDigest, StageManifest
+
+RECORD = "stage.json"
+STARTED = ".started"
+
+
+class StageRecord(StageManifest):
+    """``stage.json``: the stage's manifest plus what a rerun needs to decide to skip it."""
+
+    kind: str
+    fingerprint: str
+    commands: list[list[str]]
+    artifact: dict[str, str]
+    figures: dict[str, Any] = Field(default_factory=dict)
+    elapsed_s: float
+
+
+class StageFailed(HegelionError):
+    pass
+
+
+def workdir_of(config: PipelineConfig) -> Path:
+    return (config.workdir or Path("runs") / config.name).resolve()
+
+
+def _digest(path: Path, exclude: Path) -> list[FileDigest]:
+    """Content digests of a file, or of every file under a directory (not under ``exclude``)."""
+    if not path.exists() or path.resolve().is_relative_to(exclude):
+        return []
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    out = []
+    for f in files:
+        h = hashlib.sha256()
+        with f.open("rb") as fp:
+            while chunk := fp.read(1 << 20):
+                h.update(chunk)
+        out.append(FileDigest(path=str(f), sha256=h.hexdigest(), bytes=f.stat().st_size))
+    return out
+
+
+def fingerprint(plan: StagePlan) -> tuple[str, list[FileDigest]]:
+    """The argv and the content of every input path in it (the stage's own dir excluded)."""
+    paths = {Path(a) for inv in plan.invocations for a in inv.argv if a.startswith("/")}
+    paths |= set(plan.inputs)
+    digests = [d for p in sorted(paths) for d in _digest(p, plan.workdir.resolve())]
+    h = hashlib.sha256(dumps({"kind": plan.kind, "argv": [i.argv for i in plan.invocations],
+                              "inputs": [(d.path, d.sha256) for d in digests]}))
+    return h.hexdigest(), digests
+
+
+def read_record(workdir: Path) -> StageRecord | None:
+    path = workdir / RECORD
+    if not path.is_file():
+        return None
+    try:
+        return StageRecord.model_validate_json(path.read_bytes())
+    except ValueError:
+        return None
+
+
+def figures_of(plan: StagePlan) -> dict[str, Any]:
+    """The few numbers worth a line in the summary, read from each command's own outputs."""
+    import orjson
+
+    def load(path: Path) -> dict[str, Any]:
+        try:
+            return orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            return {}
+
+    w = plan.workdir
+    if plan.kind == "generate":
+        traces = Path(plan.artifact["traces"])
+        rejects = traces.with_name(traces.name.removesuffix(".jsonl") + ".rejects.jsonl")
+        count = lambda p: sum(1 for _ in p.open("rb")) if p.exists() else 0
+        return {"records": count(traces), "rejected": count(rejects)}
+    if plan.kind in ("format", "simplex"):
+        data = Path(plan.artifact["data"])
+        manifest = load(data.with_name(data.name + ".manifest.json")) or load(data / "manifest.json")
+        counts = manifest.get("counts", {})
+        return {k: v for k, v in counts.items() if k.startswith(("rows", "train", "valid", "eval"))}
+    if plan.kind == "train":
+        metrics = load(w / "manifest.json").get("metrics", {})
+        return {k: round(v, 4) for k, v in metrics.items()
+                if k in ("train_loss", "steps", "tokens_per_s", "runtime_s")}
+    if plan.kind == "export":
+        report = load(w / "report.json") or load(w / "manifest.json").get("report", {})
+        return {k: v for k, v in report.items() if isinstance(v, (int, float, str, bool))}
+    if plan.kind == "eval":
+        return {inv.label: load(w / inv.label / "results.json").get("metrics", {})
+                for inv in plan.invocations}
+    return {}
+
+
+def _run_command(argv: list[str], echo: Callable[[str], None]) -> None:
+    cmd = [sys.executable, "-m", "hegelion_core", *argv]
+    echo("  $ hegelion " + " ".join(argv))
+    proc = subprocess.Popen(cmd)
+    try:
+        rc = proc.wait()
+    except KeyboardInterrupt:
+        # The child got the same Ctrl-C (one process group); give it time to close its files.
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+        raise
+    if rc != 0:
+        raise StageFailed(f"`hegelion {argv[0]}` exited with status {rc}")
+
+
+def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: bool = False,
+                 echo: Callable[[str], None] = print) -> list[StageRecord]:
+    """Run (or skip) each stage in order; return every stage's record."""
+    if only is not None and only not in config.stages:
+        raise HegelionError(f"--stage {only}: no such stage; the stages are {', '.join(config.stages)}")
+    root = workdir_of(config)
+    root.mkdir(parents=True, exist_ok=True)
+    done: dict[str, Artifact] = {}
+    records: list[StageRecord] = []
+    names = list(config.stages)
+    for i, name in enumerate(names, 1):
+        workdir = root / name
+        previous = read_record(workdir)
+        head = f"[{i}/{len(names)}] {name}"
+        if only is not None and name != only:
+            if previous is not None:
+                done[name] = previous.artifact
+                records.append(previous)
+            continue
+        plan = plan_stage(config, name, workdir, done)
+        fp, digests = fingerprint(plan)
+        forced = force_all or only == name
+        if previous is not None and previous.fingerprint == fp and not forced:
+            echo(f"{head}: unchanged, skipped ({previous.elapsed_s:.0f}s when it ran)")
+            done[name] = previous.artifact
+            records.append(previous)
+            continue
+        started = workdir / STARTED
+        resuming = (plan.resume and not forced and started.is_file()
+                    and started.read_text().strip() == fp and previous is None)
+        if workdir.exists() and not resuming and not (plan.kind == "generate" and not forced):
+            shutil.rmtree(workdir)  # stale output of another config: never mix the two
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / RECORD).unlink(missing_ok=True)
+        started.write_text(fp)
+        if plan.kind == "train" and resuming and (workdir / "checkpoints").is_dir():
+            plan.invocations[0].argv.append("--resume")
+        echo(f"{head}: {'resuming' if resuming else 'running'} {plan.kind}")
+        t0 = time.monotonic()
+        for inv in plan.invocations:
+            _run_command(inv.argv, echo)
+        artifact = finished_artifact(plan)
+        record = StageRecord(
+            stage=name, kind=plan.kind, fingerprint=fp, inputs=digests,
+            outputs=sorted(v for v in artifact.values() if v.startswith("/")),
+            config=dict(config.stages[name].options), commands=[inv.argv for inv in plan.invocations],
+            artifact=artifact, figures=figures_of(plan), versions=_versions(),
+            elapsed_s=time.monotonic() - t0,
+        )
+        with atomic_output(workdir / RECORD) as tmp:
+            tmp.write_bytes(dumps(record.model_dump(mode="json")))
+        echo(f"{head}: done in {record.elapsed_s:.0f}s {_brief(record.figures)}")
+        done[name] = artifact
+        records.append(record)
+    return records
+
+
+def _brief(figures: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in figures.items() if not isinstance(v, dict)) or ""
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import distributions
+
+    return {d.metadata["Name"]: d.version for d in distributions()
+            if (d.metadata["Name"] or "").lower().startswith("hegelion")}
+
+
+def summary(config: PipelineConfig, records: list[StageRecord]) -> list[str]:
+    """The closing lines: each stage's output and figures, and how to talk to the result."""
+    lines = [f"pipeline {config.name}: {workdir_of(config)}"]
+    for r in records:
+        main = r.artifact.get("gguf") or r.artifact.get("adapter") or r.artifact.get("data") \
+            or r.artifact.get("traces") or r.artifact.get("results") or ""
+        lines.append(f"  {r.stage:<12} {main}")
+        for key, value in r.figures.items():
+            if isinstance(value, dict):
+                shown = ", ".join(f"{k} {_num(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+                lines.append(f"  {'':<12}   {key}: {shown}")
+            else:
+                lines.append(f"  {'':<12}   {key}: {_num(value)}")
+    export = next((r for r in reversed(records) if "gguf" in r.artifact), None)
+    if export is not None:
+        lines.append("chat with it:")
+        lines.append(f"  hegelion dialectic \"Is free will compatible with determinism?\" "
+                     f"--teacher llama-cpp -t model_path={export.artifact['gguf']}")
+        if "modelfile" in export.artifact:
+            name = export.artifact.get("name", config.name)
+            lines.append(f"  ollama create {name} -f {export.artifact['modelfile']} && ollama run {name}")
+    return lines
+
+
+def _num(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hegelion_core.errors import InputError, describe_validation
 from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
@@ -50,22 +50,6 @@ class PipelineConfig(BaseModel):
     source: Path = Path("pipeline.yaml")
     lines: dict[str, int] = Field(default_factory=dict)
 
-    @field_validator("stages")
-    @classmethod
-    def _known_kinds(cls, stages: dict[str, StageSpec]) -> dict[str, StageSpec]:
-        if not stages:
-            raise ValueError("declare at least one stage")
-        for name, spec in stages.items():
-            kind = spec.uses or name
-            if kind not in KINDS:
-                raise ValueError(
-                    f"stage {name!r}: unknown kind {kind!r}; a stage is one of {', '.join(KINDS)} "
-                    "(name it so, or add `uses: KIND`)"
-                )
-            if spec.after is not None and spec.after not in stages:
-                raise ValueError(f"stage {name!r}: `from: {spec.after}` names no stage")
-        return stages
-
     def kind(self, stage: str) -> str:
         return self.stages[stage].uses or stage
 
@@ -85,9 +69,18 @@ def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> Pipeli
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     try:
-        return PipelineConfig.model_validate({**data, "source": path, "lines": lines})
+        config = PipelineConfig.model_validate({**data, "source": path, "lines": lines})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise InputError(path, line_of(lines, first["loc"]), describe_validation(exc),
                          field=".".join(str(p) for p in first["loc"]),
                          hint="see docs/pipeline.md for the file's layout") from None
+    if not config.stages:
+        raise config.error(("stages",), "declare at least one stage")
+    for name, spec in config.stages.items():
+        if config.kind(name) not in KINDS:
+            raise config.error(("stages", name), f"unknown kind {config.kind(name)!r}",
+                               hint=f"a stage is one of {', '.join(KINDS)}: name it so, or add `uses: KIND`")
+        if spec.after is not None and spec.after not in config.stages:
+            raise config.error(("stages", name, "from"), f"`from: {spec.after}` names no stage")
+    return config

@@ -61,9 +61,11 @@ def _failing_command(name: str, exc: Exception) -> click.Command:
         raise exc
 
     first = str(exc).splitlines()[0]
-    return click.Command(name, callback=run, help=first, short_help=first[:70],
-                         context_settings={"ignore_unknown_options": True},
-                         params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)])
+    command = click.Command(name, callback=run, help=first, short_help=first[:70],
+                            context_settings={"ignore_unknown_options": True},
+                            params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)])
+    command.unavailable = exc  # type: ignore[attr-defined]  # `hegelion run` checks before planning
+    return command
 
 
 @cli.group("export", cls=ExportGroup)

@@ -15,9 +15,11 @@ from hegelion_core.cli import cli
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option("--stage", help="Run this stage only (its inputs must have run).")
 @click.option("--all", "force_all", is_flag=True, help="Run every stage, even unchanged ones.")
+@click.option("--dry-run", is_flag=True, help="Check the file and print each stage's commands; run nothing.")
 @click.option("-c", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a key of the file (stages.generate.limit=4).")
-def run_command(pipeline: Path, stage: str | None, force_all: bool, overrides: tuple[str, ...]) -> None:
+def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: bool,
+                overrides: tuple[str, ...]) -> None:
     """Run PIPELINE.yaml: stages generate, format, train, export, eval (any may be left out).
 
     A rerun skips the stages whose inputs and options are unchanged and resumes an
@@ -30,7 +32,7 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, overrides: t
     """
     import yaml
 
-    from hegelion_core.pipeline import load_pipeline, run_pipeline, summary
+    from hegelion_core.pipeline import load_pipeline, plan_pipeline, run_pipeline, summary
 
     pairs = {}
     for pair in overrides:
@@ -39,6 +41,12 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, overrides: t
             raise click.BadParameter(f"{pair!r}: expected key=value", param_hint="-c/--set")
         pairs[key] = yaml.safe_load(value)  # 4 -> int, true -> bool, text stays text
     config = load_pipeline(pipeline, pairs)
+    if dry_run:
+        for plan in plan_pipeline(config):
+            click.echo(f"{plan.name} ({plan.kind}):")
+            for inv in plan.invocations:
+                click.echo("  hegelion " + " ".join(inv.argv))
+        return
     started = time.monotonic()
     try:
         records = run_pipeline(config, only=stage, force_all=force_all,

@@ -24,7 +24,13 @@ from pydantic import Field
 from hegelion_core.errors import HegelionError
 from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.pipeline.config import PipelineConfig
-from hegelion_core.pipeline.stages import Artifact, StagePlan, finished_artifact, plan_stage
+from hegelion_core.pipeline.stages import (
+    DRY_RUN,
+    Artifact,
+    StagePlan,
+    finished_artifact,
+    plan_stage,
+)
 from hegelion_core.records import FileDigest, StageManifest
 
 RECORD = "stage.json"
@@ -134,6 +140,22 @@ def _run_command(argv: list[str], echo: Callable[[str], None]) -> None:
         raise
     if rc != 0:
         raise StageFailed(f"`hegelion {argv[0]}` exited with status {rc}")
+
+
+def plan_pipeline(config: PipelineConfig) -> list[StagePlan]:
+    """Every stage's commands, checked against the commands' flags, without running any."""
+    token = DRY_RUN.set(True)
+    try:
+        done: dict[str, Artifact] = {}
+        plans = []
+        for name in config.stages:
+            plan = plan_stage(config, name, workdir_of(config) / name, done)
+            done[name] = {**plan.artifact, "gguf": str(plan.workdir / f"{config.name}.gguf")} \
+                if plan.kind == "export" else plan.artifact
+            plans.append(plan)
+        return plans
+    finally:
+        DRY_RUN.reset(token)
 
 
 def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: bool = False,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,9 @@ from hegelion_core.pipeline.config import PipelineConfig
 
 #: What a finished stage hands on: named paths (``traces``, ``data``, ``model``...).
 Artifact = dict[str, str]
+
+#: Planning only (``hegelion run --dry-run``): packaged models are named, not materialised.
+DRY_RUN: ContextVar[bool] = ContextVar("DRY_RUN", default=False)
 
 
 @dataclass
@@ -57,6 +61,8 @@ def find_command(path: list[str]) -> click.Command:
                 f"`hegelion {' '.join(path)}` is not installed; `hegelion plugins` says which "
                 "plugin provides it"
             )
+        if (why := getattr(sub, "unavailable", None)) is not None:
+            raise why  # an installable-but-missing plugin command: its error names the pip install
         command = sub
     return command
 
@@ -124,6 +130,8 @@ def resolve_model(config: PipelineConfig, stage: str, key: str, ref: str,
     copy), ``stage:NAME`` (a train stage's adapter on its base, or an export's GGUF), or a
     path / hub id as given."""
     scheme, _, rest = ref.partition(":")
+    if scheme == "packaged" and DRY_RUN.get():
+        return {"model": ref}
     if scheme == "packaged":
         try:
             from hegelion_gguf import packaged
@@ -222,8 +230,9 @@ def plan_train(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str
         argv += ["--model", base]
     if isinstance(settings, dict):
         path = workdir.parent / ".configs" / f"{stage}.yaml"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+        if not DRY_RUN.get():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
         argv += ["--config", str(path)]
     elif settings is not None:
         argv += ["--config", str(_resolve_path(config, str(settings)))]

@@ -1,13 +1,18 @@
 """Generation throughput against a server with fixed latency, and resume start-up time.
 
-    python benchmarks/generate_throughput.py [--latency 0.5] [--levels 1,8,64,256] [--resume-records 1000000]
+    python benchmarks/generate_throughput.py [--latency 0.5] [--levels 1,8,64,256] [--rounds 20]
+                                             [--resume-records 1000000]
 
-A local OpenAI-compatible server (``hegelion_core.testing.openai_server``, its own
-process) answers every request after ``latency`` seconds with a valid trace. For each
-concurrency c, `hegelion generate` (single mode, the ``openai`` teacher, a fresh
-process) produces enough samples to keep c requests in flight for several rounds.
-The physical limit is c / latency samples per second. Printed per level: samples/s,
-share of the limit, and the generator process's peak RSS.
+A local OpenAI-compatible server (``benchmarks/latency_server.py``, its own process:
+a bare asyncio protocol with a precomputed answer, so it is never the bottleneck)
+answers every request after ``latency`` seconds with a valid trace. Its own ceiling
+is measured first, with a raw client, and printed. For each concurrency c, the
+generator (single mode, the ``openai`` teacher, a fresh process) produces c * rounds
+samples, so each slot goes round ``rounds`` times. The physical limit is
+c / latency samples per second. Printed per level: samples/s over the run (from
+`run_generate` starting to it returning, the first wave included; the SDK is
+imported before, as it is a one-time process cost), the share of the limit, the
+client's CPU time per sample, and the generator process's peak RSS.
 
 Then the resume check: an output already holding N records (with its index, as the
 generator writes it) and a prompt file of N + 1 prompts; the time from starting
@@ -21,40 +26,45 @@ in flight; resume start-up < 5 s at 1,000,000 records. Needs hegelion-openai ins
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import resource
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import latency_server  # the benchmark's own server, beside this script
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "hegelion_core.testing.openai_server", "--port", str(port),
-                             "--latency", str(latency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    proc, port = latency_server.start(latency)
+    return proc, f"http://127.0.0.1:{port}/v1"
+
+
+def server_ceiling(latency: float, concurrency: int, requests: int) -> None:
+    """What the server and loopback TCP do with a client that costs next to nothing."""
+    for lat in (latency, 0.0):
+        proc, port = latency_server.start(lat)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc, f"http://127.0.0.1:{port}/v1"
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("the scripted server did not start")
+            seconds = asyncio.run(latency_server.load(port, concurrency, requests))
+        finally:
+            proc.terminate()
+            proc.wait()
+        rate = requests / seconds
+        share = f" ({rate / (concurrency / lat):.1%} of the limit)" if lat else ""
+        print(f"server alone, raw client, latency {lat:g}s, {concurrency} in flight: "
+              f"{rate:,.0f} requests/s{share}")
 
 
 def child(args: argparse.Namespace) -> None:
     """One generator run in this process; prints JSON with its own figures."""
+    import aiohttp  # noqa: F401  (the teacher imports both on its first call: a one-time cost)
+    import openai  # noqa: F401
+
     from hegelion_core.dialectic import DialecticConfig
     from hegelion_core.generate import GenerateJob, run_generate
     from hegelion_core.plugins import make_driver
@@ -63,11 +73,11 @@ def child(args: argparse.Namespace) -> None:
     source = make_driver("prompt_sources", "file", {"path": args.prompts})
     job = GenerateJob(output=args.output, limit=args.limit, concurrency=args.concurrency,
                       dialectic=DialecticConfig(mode="single"), timeout=60)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     stats = run_generate(job, teacher, source, progress=False)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(json.dumps({"written": stats.written, "rejected": stats.rejected, "seconds": elapsed,
-                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def run_child(url: str, prompts: Path, output: Path, limit: int, concurrency: int) -> dict:
@@ -108,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--levels", default="1,8,64,256")
-    parser.add_argument("--rounds", type=int, default=6, help="Requests per slot at each level.")
+    parser.add_argument("--rounds", type=int, default=20, help="Requests per slot at each level.")
     parser.add_argument("--resume-records", type=int, default=1_000_000)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -121,19 +131,25 @@ def main() -> None:
         child(args)
         return
 
+    levels = [int(x) for x in args.levels.split(",")]
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+          "(other work on this machine lowers every figure)")
+    server_ceiling(args.latency, max(levels), max(levels) * 8)
     server, url = start_server(args.latency)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp)
-            print(f"server latency {args.latency}s, single mode, openai teacher")
-            print(f"{'concurrency':>11}{'samples':>9}{'samples/s':>11}{'limit/s':>9}{'of limit':>10}{'peak RSS MB':>13}")
-            for c in (int(x) for x in args.levels.split(",")):
+            print(f"server latency {args.latency}s, single mode, openai teacher, {args.rounds} rounds a slot")
+            print(f"{'concurrency':>11}{'samples':>9}{'samples/s':>11}{'limit/s':>9}{'of limit':>10}"
+                  f"{'CPU ms/sample':>15}{'peak RSS MB':>13}")
+            for c in levels:
                 n = max(c * args.rounds, 8)
                 prompts = tmp_path / f"p{c}.txt"
                 write_prompts(prompts, n)
                 r = run_child(url, prompts, tmp_path / f"out{c}.jsonl", n, c)
                 rate, limit = r["written"] / r["seconds"], c / args.latency
-                print(f"{c:>11}{r['written']:>9}{rate:>11.1f}{limit:>9.0f}{rate / limit:>10.1%}{r['peak_rss_mb']:>13.0f}")
+                print(f"{c:>11}{r['written']:>9}{rate:>11.1f}{limit:>9.0f}{rate / limit:>10.1%}"
+                      f"{r['cpu_s'] / max(r['written'], 1) * 1000:>15.2f}{r['peak_rss_mb']:>13.0f}")
 
             n = args.resume_records
             if n:

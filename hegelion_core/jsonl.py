@@ -23,7 +23,6 @@ import orjson
 
 from hegelion_core.errors import InputError
 
-
 TORN_TAIL = "incomplete last line (an interrupted write; ignored)"
 
 
@@ -167,11 +166,18 @@ def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]], *, fsync: boo
     data = b"".join(dumps(r) + b"\n" for r in rows)
     if not data:
         return 0
+    append_lines(path, data, fsync=fsync)
+    return data.count(b"\n")
+
+
+def append_lines(path: str | Path, data: bytes, *, fsync: bool = True) -> int:
+    """`append_jsonl` for lines already encoded (``data`` ends with a newline); returns
+    the offset where ``data`` starts, so a caller can index what it wrote without a stat."""
     fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
-            _drop_torn_tail(fd)
+            start = _drop_torn_tail(fd)
             view = memoryview(data)
             while view:  # a short write (rare, e.g. signals) must finish the batch
                 written = os.write(fd, view)
@@ -182,14 +188,15 @@ def append_jsonl(path: str | Path, rows: Iterable[dict[str, Any]], *, fsync: boo
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
-    return data.count(b"\n")
+    return start
 
 
-def _drop_torn_tail(fd: int) -> None:
-    """Truncate an unterminated last line (a killed writer's); caller holds the lock."""
+def _drop_torn_tail(fd: int) -> int:
+    """Truncate an unterminated last line (a killed writer's); caller holds the lock.
+    Returns the size of the file afterwards."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
-        return
+        return size
     end = size
     while end > 0:
         start = max(0, end - 65536)
@@ -197,6 +204,7 @@ def _drop_torn_tail(fd: int) -> None:
         cut = chunk.rfind(b"\n")
         if cut >= 0:
             os.ftruncate(fd, start + cut + 1)
-            return
+            return start + cut + 1
         end = start
     os.ftruncate(fd, 0)
+    return 0

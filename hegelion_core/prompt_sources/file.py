@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -10,7 +10,7 @@ from hegelion_core.contracts import Options, PromptSource
 from hegelion_core.errors import InputError
 from hegelion_core.jsonl import read_jsonl
 from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt
-from hegelion_core.records import Prompt
+from hegelion_core.records import Prompt, prompt_id
 
 
 class FilePromptSource(PromptSource):
@@ -23,31 +23,42 @@ class FilePromptSource(PromptSource):
         limit: int | None = None
 
     def iter_prompts(self) -> Iterator[Prompt]:
+        return self.iter_unsettled(None)
+
+    def iter_unsettled(self, settled: Callable[[str], bool] | None) -> Iterator[Prompt]:
+        """The prompts whose id ``settled`` does not claim, in order. A prompt that is
+        skipped is only hashed: resuming on a million done prompts builds no `Prompt`
+        for them. ``--limit`` counts every prompt of the file, skipped or not."""
         opts = self.options
         fmt = opts.format
         if fmt == "auto":
             fmt = "jsonl" if opts.path.suffix.lower() in (".jsonl", ".json", ".ndjson") else "txt"
-        prompts = self._jsonl() if fmt == "jsonl" else self._txt()
-        for count, prompt in enumerate(prompts):
+        texts = self._jsonl() if fmt == "jsonl" else self._txt()
+        name = opts.path.name
+        for count, (lineno, text) in enumerate(texts):
             if opts.limit is not None and count >= opts.limit:
                 return
-            yield prompt
+            pid = prompt_id(text)
+            if settled is None or not settled(pid):
+                yield Prompt(text=text, id=pid, source=f"{name}:{lineno}")
 
-    def _txt(self) -> Iterator[Prompt]:
+    def _txt(self) -> Iterator[tuple[int, str]]:
         path = self.options.path
         if not path.is_file():
             raise InputError(path, None, "prompt file not found")
         with path.open(encoding="utf-8") as fp:
             for lineno, line in enumerate(fp, 1):
-                if line.strip():
-                    yield Prompt(text=line.strip(), source=f"{path.name}:{lineno}")
+                text = line.strip()
+                if text:
+                    yield lineno, text
 
-    def _jsonl(self) -> Iterator[Prompt]:
+    def _jsonl(self) -> Iterator[tuple[int, str]]:
         path = self.options.path
         for lineno, row in read_jsonl(path):
             try:
                 text = extract_prompt(row, self.options.column)
             except NoPromptColumn as exc:
                 raise InputError(path, lineno, str(exc), field=self.options.column) from None
-            if text.strip():
-                yield Prompt(text=text.strip(), source=f"{path.name}:{lineno}")
+            text = text.strip()
+            if text:
+                yield lineno, text

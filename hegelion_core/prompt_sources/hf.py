@@ -13,14 +13,14 @@ directory written by ``save_to_disk``, a local data file (``.parquet``, ``.json`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from hegelion_core.contracts import Options, PromptSource
 from hegelion_core.errors import HegelionError, InputError
 from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt
-from hegelion_core.records import Prompt
+from hegelion_core.records import Prompt, prompt_id
 
 _FILE_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 
@@ -93,7 +93,13 @@ class HFPromptSource(PromptSource):
             return []
 
     def iter_prompts(self) -> Iterator[Prompt]:
+        return self.iter_unsettled(None)
+
+    def iter_unsettled(self, settled: Callable[[str], bool] | None) -> Iterator[Prompt]:
+        """The prompts whose id ``settled`` does not claim, in order; skipped ones are
+        only hashed, never built into a `Prompt`. ``limit`` counts every prompt."""
         o = self.options
+        label = f"{o.dataset}:{o.split}"
         ds = self._load()
         if o.seed is not None:
             ds = ds.shuffle(seed=o.seed, buffer_size=o.shuffle_buffer) if o.streaming else ds.shuffle(seed=o.seed)
@@ -105,9 +111,12 @@ class HFPromptSource(PromptSource):
                 text = extract_prompt(row, o.column)
             except NoPromptColumn as exc:
                 raise InputError(o.dataset, None, f"row {index}: {exc}", field=o.column) from None
-            if text and text.strip():
+            text = text.strip() if text else ""
+            if text:
                 count += 1
-                yield Prompt(text=text.strip(), source=f"{o.dataset}:{o.split}")
+                pid = prompt_id(text)
+                if settled is None or not settled(pid):
+                    yield Prompt(text=text, id=pid, source=label)
 
 
 def _saved_to_disk(path: Path) -> bool:

@@ -118,7 +118,13 @@ def figures_of(plan: StagePlan) -> dict[str, Any]:
                 if k in ("train_loss", "steps", "tokens_per_s", "runtime_s")}
     if plan.kind == "export":
         report = load(w / "report.json") or load(w / "manifest.json").get("report", {})
-        return {k: v for k, v in report.items() if isinstance(v, (int, float, str, bool))}
+        figures: dict[str, Any] = {"quantization": report.get("quantization"),
+                                   "verified": report.get("passed")}
+        for check in report.get("checks", []):
+            for key in ("agreement", "max_abs_diff"):
+                if key in check.get("figures", {}):
+                    figures[f"{check['name']}_{key}"] = round(check["figures"][key], 4)
+        return {k: v for k, v in figures.items() if v is not None}
     if plan.kind == "eval":
         return {inv.label: load(w / inv.label / "results.json").get("metrics", {})
                 for inv in plan.invocations}

@@ -117,7 +117,7 @@ class StartPacer:
             return 0.0
         now = time.monotonic()
         interval = self.cycle / (self.slots * self.headroom)
-        self._next = max(self._next, now - self.burst * interval)  # unused starts, up to a burst
+        self._next = max(self._next, now - (self.burst - 1) * interval)  # up to a burst at once
         start = max(now, self._next)
         self._next += interval
         return start - now

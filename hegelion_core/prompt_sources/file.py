@@ -9,8 +9,8 @@ from typing import Literal
 from hegelion_core.contracts import Options, PromptSource
 from hegelion_core.errors import InputError
 from hegelion_core.jsonl import read_jsonl
-from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt
-from hegelion_core.records import Prompt, prompt_id
+from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
+from hegelion_core.records import Prompt
 
 
 class FilePromptSource(PromptSource):
@@ -25,10 +25,10 @@ class FilePromptSource(PromptSource):
     def iter_prompts(self) -> Iterator[Prompt]:
         return self.iter_unsettled(None)
 
-    def iter_unsettled(self, settled: Callable[[str], bool] | None) -> Iterator[Prompt]:
-        """The prompts whose id ``settled`` does not claim, in order. A prompt that is
-        skipped is only hashed: resuming on a million done prompts builds no `Prompt`
-        for them. ``--limit`` counts every prompt of the file, skipped or not."""
+    def iter_unsettled(self, settled: Callable[[int], bool] | None) -> Iterator[Prompt]:
+        """The prompts for which ``settled(prompt_key)`` is false, in order. A prompt
+        that is skipped is only hashed: resuming on a million done prompts builds no
+        `Prompt` for them. ``--limit`` counts every prompt of the file, skipped or not."""
         opts = self.options
         fmt = opts.format
         if fmt == "auto":
@@ -38,9 +38,9 @@ class FilePromptSource(PromptSource):
         for count, (lineno, text) in enumerate(texts):
             if opts.limit is not None and count >= opts.limit:
                 return
-            pid = prompt_id(text)
-            if settled is None or not settled(pid):
-                yield Prompt(text=text, id=pid, source=f"{name}:{lineno}")
+            key = prompt_key(text)
+            if settled is None or not settled(key):
+                yield Prompt(text=text, id=f"{key:016x}", source=f"{name}:{lineno}")
 
     def _txt(self) -> Iterator[tuple[int, str]]:
         path = self.options.path

@@ -19,8 +19,8 @@ from typing import Any
 
 from hegelion_core.contracts import Options, PromptSource
 from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt
-from hegelion_core.records import Prompt, prompt_id
+from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
+from hegelion_core.records import Prompt
 
 _FILE_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
 
@@ -95,9 +95,9 @@ class HFPromptSource(PromptSource):
     def iter_prompts(self) -> Iterator[Prompt]:
         return self.iter_unsettled(None)
 
-    def iter_unsettled(self, settled: Callable[[str], bool] | None) -> Iterator[Prompt]:
-        """The prompts whose id ``settled`` does not claim, in order; skipped ones are
-        only hashed, never built into a `Prompt`. ``limit`` counts every prompt."""
+    def iter_unsettled(self, settled: Callable[[int], bool] | None) -> Iterator[Prompt]:
+        """The prompts for which ``settled(prompt_key)`` is false, in order; skipped ones
+        are only hashed, never built into a `Prompt`. ``limit`` counts every prompt."""
         o = self.options
         label = f"{o.dataset}:{o.split}"
         ds = self._load()
@@ -114,9 +114,9 @@ class HFPromptSource(PromptSource):
             text = text.strip() if text else ""
             if text:
                 count += 1
-                pid = prompt_id(text)
-                if settled is None or not settled(pid):
-                    yield Prompt(text=text, id=pid, source=label)
+                key = prompt_key(text)
+                if settled is None or not settled(key):
+                    yield Prompt(text=text, id=f"{key:016x}", source=label)
 
 
 def _saved_to_disk(path: Path) -> bool:

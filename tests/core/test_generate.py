@@ -5,16 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
 
-from hegelion_core.contracts import TeacherError
+from hegelion_core.contracts import PromptSource, TeacherError
 from hegelion_core.dialectic import DialecticConfig
 from hegelion_core.generate import GenerateJob, Generator, run_generate
 from hegelion_core.prompt_sources.file import FilePromptSource
-from hegelion_core.records import TraceRecord, prompt_id
+from hegelion_core.records import Prompt, TraceRecord, prompt_id
 from tests.core.teachers import RuleTeacher
 
 
@@ -197,3 +198,83 @@ def test_retry_after_and_retryable_statuses() -> None:
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
     assert [s for s in (400, 401, 404, 408, 409, 425, 429, 500, 529) if retryable_status(s)] == [408, 409, 425, 429, 500, 529]
     assert not retryable_status(None)
+
+
+# ----- the hot path: slots, group commits, pacing, the resume fast path ------------------
+
+
+def test_the_limit_is_met_even_when_prompts_in_flight_fail(tmp_path) -> None:
+    t = RuleTeacher({"delay": 0.02})
+    for i in (0, 2, 3):
+        t.failures[f"question {i}"] = [TeacherError("bad", retryable=False)]
+    gen, out = generate(tmp_path, t, n_prompts=12, limit=4, concurrency=4)
+    assert gen.stats.written == 4 and gen.stats.rejected == 3 and len(lines(out)) == 4
+    assert len({r["prompt_id"] for r in lines(out)}) == 4
+
+
+def test_a_cancelled_run_still_writes_what_finished(tmp_path) -> None:
+    """Ctrl-C: records whose teacher call finished are written, in-flight ones are not,
+    and nothing half-written is left."""
+    out = tmp_path / "traces.jsonl"
+    t = RuleTeacher({"delay": 0.05})
+    t.failures["question 7"] = ["hang"]
+    gen = Generator(GenerateJob(output=out, concurrency=4, backoff_base=0.0), t,
+                    FilePromptSource({"path": prompts_file(tmp_path, 8)}))
+
+    async def interrupted() -> None:
+        task = asyncio.create_task(gen.run())
+        while gen.stats.written < 6:  # six written, one hung
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(interrupted())
+    rows = lines(out)
+    assert len(rows) >= 6 and "question 7" not in {r["instruction"] for r in rows}
+    assert out.read_bytes().endswith(b"\n") and t.closed == 1
+
+
+class _PlainSource(PromptSource):
+    """A source without the fast path, as a third-party one would be."""
+
+    name = "plain"
+
+    class Options(FilePromptSource.Options):
+        pass
+
+    def iter_prompts(self) -> Iterator[Prompt]:
+        return FilePromptSource(self.options.model_dump()).iter_prompts()
+
+
+@pytest.mark.parametrize("source_cls", [FilePromptSource, _PlainSource])
+def test_resume_skips_the_same_prompts_with_or_without_the_fast_path(tmp_path, source_cls) -> None:
+    out = tmp_path / "traces.jsonl"
+    prompts = prompts_file(tmp_path, 10)
+    first = Generator(GenerateJob(output=out, limit=5), RuleTeacher(), FilePromptSource({"path": prompts}))
+    asyncio.run(first.run())
+    t = RuleTeacher()
+    t.failures["question 6"] = [TeacherError("bad", retryable=False)] * 5
+    asyncio.run(Generator(GenerateJob(output=out, max_retries=1), t, source_cls({"path": prompts})).run())
+    t2 = RuleTeacher()
+    again = Generator(GenerateJob(output=out, max_retries=1), t2, source_cls({"path": prompts}))
+    asyncio.run(again.run())
+    assert again.stats.skipped == 10 and again.stats.written == 0 and not t2.calls  # 9 written, 1 settled
+    assert again.stats.already_done == 9
+
+
+def test_the_pacer_spreads_a_burst_and_stays_out_of_the_way_otherwise() -> None:
+    from hegelion_core.limits import StartPacer
+
+    pacer = StartPacer(64, headroom=2.0, burst=4)
+    assert pacer.delay() == 0.0  # no estimate yet: the first wave starts at once
+    pacer.observe(0.64)  # interval 0.64 / (64 * 2) = 5 ms
+    delays = [pacer.delay() for _ in range(12)]  # twelve slots freed at once
+    assert delays[:4] == [0.0] * 4  # a burst of four goes at once
+    assert delays[4:] == pytest.approx([0.005 * k for k in range(1, 9)], abs=2e-3)
+    pacer.observe(600.0)  # one job stuck in a long backoff
+    assert pacer.cycle == pytest.approx(0.64 + (1.28 - 0.64) * 4 / 64)
+    one = StartPacer(1)
+    one.observe(0.5)
+    assert [one.delay() for _ in range(3)] == [0.0] * 3

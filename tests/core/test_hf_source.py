@@ -82,3 +82,11 @@ def test_named_column(parquet) -> None:
     assert texts == ["Question 0?", "Question 1?"]
     with pytest.raises(Exception, match="no column 'missing'"):
         list(HFPromptSource({"dataset": str(parquet), "column": "missing"}).iter_prompts())
+
+
+def test_iter_unsettled_is_iter_prompts_minus_the_settled(parquet) -> None:
+    source = HFPromptSource({"dataset": str(parquet), "limit": 7})
+    every = list(source.iter_prompts())
+    done = {int(p.id, 16) for p in every[:3]}
+    fast = list(source.iter_unsettled(lambda key: key in done))
+    assert [p.model_dump() for p in fast] == [p.model_dump() for p in every[3:]]

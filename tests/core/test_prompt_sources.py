@@ -51,3 +51,39 @@ def test_no_prompt_column_says_how_to_fix() -> None:
 def test_missing_prompt_file(tmp_path) -> None:
     with pytest.raises(InputError, match="prompt file not found"):
         list(FilePromptSource({"path": tmp_path / "nope.txt"}).iter_prompts())
+
+
+# ----- the resume fast path: hash the text, build no Prompt for what is settled ---------
+
+
+@pytest.mark.parametrize("text", [
+    "Is water wet?", "  spaced \t out\n question ", "ﬁne ligature and ＦＵＬＬ width", "naïve café, ½ cup",
+    "emoji 🙂 and\u00a0no-break space",
+])
+def test_prompt_key_is_the_prompt_id(text: str) -> None:
+    from hegelion_core.prompt_sources import prompt_key
+
+    key = prompt_key(text)
+    assert key == int(prompt_id(text), 16) and f"{key:016x}" == prompt_id(text)
+
+
+@pytest.mark.parametrize("kind", ["txt", "jsonl"])
+def test_iter_unsettled_is_iter_prompts_minus_the_settled(tmp_path, kind: str) -> None:
+    texts = [f"question {i} ﬁ" if i % 3 else f"question {i}" for i in range(40)]
+    if kind == "txt":
+        path = tmp_path / "p.txt"
+        path.write_text("".join(f"{t}\n" for t in texts))
+    else:
+        path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": t} for t in texts])
+    source = FilePromptSource({"path": path, "limit": 30})
+    every = list(source.iter_prompts())
+    done = {int(p.id, 16) for p in every[::2]}
+    asked: list[int] = []
+
+    def settled(key: int) -> bool:
+        asked.append(key)
+        return key in done
+
+    fast = list(source.iter_unsettled(settled))
+    assert [p.model_dump() for p in fast] == [p.model_dump() for p in every[1::2]]
+    assert asked == [int(p.id, 16) for p in every]  # every prompt asked about, in order, once

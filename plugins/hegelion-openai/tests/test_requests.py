@@ -250,3 +250,57 @@ def test_auto_transport_takes_aiohttp_when_installed(server: ScriptedOpenAIServe
     assert teacher.transport == "aiohttp"  # the plugin depends on the SDK's aiohttp extra
     assert "THESIS:" in ask(teacher).text
     assert OpenAITeacher(transport="httpx").transport == "httpx"
+
+
+# ----- the lean request path -----------------------------------------------------------
+
+
+def test_the_lean_path_sends_what_chat_completions_create_sends(server: ScriptedOpenAIServer,
+                                                                 api_key: str) -> None:
+    """Non-streaming calls go through the SDK's client.post with a prebuilt body; the
+    request must be the one the SDK's own create() would have made."""
+    from openai import AsyncOpenAI
+
+    extra = {"top_k": 20}
+    teacher = OpenAITeacher(base_url=server.base_url, max_tokens=33, temperature=0.1, extra_body=extra)
+    ask(teacher)
+    lean = server.completion_requests[-1]
+
+    async def direct() -> None:
+        client = AsyncOpenAI(api_key=api_key, base_url=server.base_url, max_retries=0)
+        try:
+            await client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": m.role, "content": m.content} for m in QUESTION],
+                max_tokens=33, temperature=0.1, extra_body=extra)
+        finally:
+            await client.close()
+
+    asyncio.run(direct())
+    sdk = server.completion_requests[-1]
+    assert lean.body == sdk.body
+    assert lean.sent_bearer(api_key) and sdk.sent_bearer(api_key)
+    assert lean.headers["content-type"] == sdk.headers["content-type"] == "application/json"
+    same = ("user-agent", "x-stainless-lang", "x-stainless-package-version", "x-stainless-retry-count")
+    assert {h: lean.headers.get(h) for h in same} == {h: sdk.headers.get(h) for h in same}
+
+
+@pytest.mark.parametrize("content", [["a", "list"], {"text": "x"}, 7])
+def test_content_that_is_not_text_is_a_malformed_answer(server: ScriptedOpenAIServer, content: Any) -> None:
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": "stop"}]}
+    server.enqueue(("status", 200, {}, body))
+    with pytest.raises(TeacherError, match="malformed response") as info:
+        ask(OpenAITeacher(base_url=server.base_url))
+    assert info.value.retryable
+
+
+def test_a_refusal_is_final(server: ScriptedOpenAIServer) -> None:
+    body = {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": None,
+                                                 "refusal": "I can't help with that."},
+                         "finish_reason": "stop"}]}
+    server.enqueue(("status", 200, {}, body))
+    with pytest.raises(TeacherError, match="the model refused: I can't help") as info:
+        ask(OpenAITeacher(base_url=server.base_url))
+    assert not info.value.retryable

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Literal
 
@@ -34,10 +35,10 @@ class FilePromptSource(PromptSource):
         if fmt == "auto":
             fmt = "jsonl" if opts.path.suffix.lower() in (".jsonl", ".json", ".ndjson") else "txt"
         texts = self._jsonl() if fmt == "jsonl" else self._txt()
+        if opts.limit is not None:
+            texts = islice(texts, opts.limit)
         name = opts.path.name
-        for count, (lineno, text) in enumerate(texts):
-            if opts.limit is not None and count >= opts.limit:
-                return
+        for lineno, text in texts:
             key = prompt_key(text)
             if settled is None or not settled(key):
                 yield Prompt(text=text, id=f"{key:016x}", source=f"{name}:{lineno}")

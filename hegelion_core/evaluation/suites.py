@@ -150,6 +150,10 @@ def score_dialectic_suite(ids: Sequence[str], answers: Sequence[Answer],
         ))
     ok = [float(bool(r.format_ok)) for r in records]
     metrics: dict[str, float | None] = {"format_compliance": _mean(ok)}
+    # Partial progress: the share of answers that have each section (a small model learns
+    # to open the trace before it learns to finish it).
+    for phase in ("thesis", "antithesis", "synthesis"):
+        metrics[f"{phase}_rate"] = _mean([float(phase not in (r.missing or ())) for r in records])
     notes = []
     if judge_scores is not None:
         scored = [s for s in judge_scores if s is not None]

@@ -150,6 +150,14 @@ def test_dialectic_suite_counts_parseable_traces() -> None:
     assert out.records[1].missing == ["antithesis", "synthesis", "thesis"]
 
 
+def test_dialectic_suite_counts_each_section_for_partial_progress() -> None:
+    opened = "<thought>\nTHESIS:\nA long thesis that never ends"
+    out = score_dialectic_suite(["a", "b"], [Answer(opened), Answer("Just an answer.")])
+    assert out.metrics["format_compliance"] == 0.0
+    assert out.metrics["thesis_rate"] == 0.5
+    assert out.metrics["antithesis_rate"] == out.metrics["synthesis_rate"] == 0.0
+
+
 # ----- items files -------------------------------------------------------------------
 
 

@@ -8,7 +8,6 @@ exporter gets a command line without touching core; ``-o KEY=VALUE`` sets any op
 
 from __future__ import annotations
 
-import hashlib
 import types
 import typing
 from pathlib import Path
@@ -184,20 +183,13 @@ def run_export(cls: Any, model: Path, adapter: Path | None, name: str | None, ou
 
 
 def _digests(directory: Path | None) -> list[Any]:
+    """The model's own files (weights, configs, tokenizer), not whatever else sits there."""
     from hegelion_core.records import FileDigest
 
     if directory is None or not directory.is_dir():
         return []
-    out = []
-    for path in sorted(p for p in directory.iterdir() if p.is_file()):
-        if path.suffix not in (".safetensors", ".json", ".model", ".jinja", ".txt"):
-            continue
-        h = hashlib.sha256()
-        with path.open("rb") as fp:
-            while chunk := fp.read(1 << 22):
-                h.update(chunk)
-        out.append(FileDigest(path=str(path), sha256=h.hexdigest(), bytes=path.stat().st_size))
-    return out
+    return [FileDigest.of(p) for p in sorted(directory.iterdir())
+            if p.is_file() and p.suffix in (".safetensors", ".json", ".model", ".jinja", ".txt")]
 
 
 def write_export_manifest(out: Path, model: Path, adapter: Path | None,

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import click
 
 from hegelion_core.cli import _parse_pairs, cli
-
-
-def data_digest(data: Path) -> dict[str, str]:
-    from hegelion_core.training import data_files
-
-    out = {}
-    for split, path in data_files(data).items():
-        h = hashlib.sha256()
-        with path.open("rb") as fp:
-            while chunk := fp.read(1 << 20):
-                h.update(chunk)
-        out[split] = h.hexdigest()
-    return out
 
 
 def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, result: Any) -> Path:
@@ -32,8 +18,7 @@ def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, re
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png")
     manifest = StageManifest(
         stage="train",
-        inputs=[FileDigest(path=str(p), sha256=data_digest(data)[s], bytes=p.stat().st_size)
-                for s, p in data_files(data).items()],
+        inputs=[FileDigest.of(p) for p in data_files(data).values()],
         outputs=[str(p) for p in (result.adapter_dir, result.merged_dir, output / "metrics.jsonl", plot) if p],
         config={"trainer": trainer, **config.model_dump(mode="json")},
         counts={k: int(v) for k, v in result.metrics.items() if k in ("steps", "tokens", "examples")},

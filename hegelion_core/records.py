@@ -11,6 +11,7 @@ import hashlib
 import re
 import unicodedata
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -273,6 +274,22 @@ class FileDigest(_Model):
     path: str
     sha256: str
     bytes: int
+
+    @classmethod
+    def of(cls, path: Path) -> FileDigest:
+        """SHA-256 of a file's content, read in 4 MiB chunks."""
+        h = hashlib.sha256()
+        with path.open("rb") as fp:
+            while chunk := fp.read(1 << 22):
+                h.update(chunk)
+        return cls(path=str(path), sha256=h.hexdigest(), bytes=path.stat().st_size)
+
+    @classmethod
+    def under(cls, path: Path) -> list[FileDigest]:
+        """A file's digest, or those of every file below a directory, in path order."""
+        if path.is_file():
+            return [cls.of(path)]
+        return [cls.of(f) for f in sorted(path.rglob("*")) if f.is_file()] if path.is_dir() else []
 
 
 class StageManifest(_Model):

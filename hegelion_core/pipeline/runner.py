@@ -57,18 +57,10 @@ def workdir_of(config: PipelineConfig) -> Path:
 
 
 def _digest(path: Path, exclude: Path) -> list[FileDigest]:
-    """Content digests of a file, or of every file under a directory (not under ``exclude``)."""
+    """Content digests of an input (not of the stage's own output directory)."""
     if not path.exists() or path.resolve().is_relative_to(exclude):
         return []
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    out = []
-    for f in files:
-        h = hashlib.sha256()
-        with f.open("rb") as fp:
-            while chunk := fp.read(1 << 20):
-                h.update(chunk)
-        out.append(FileDigest(path=str(f), sha256=h.hexdigest(), bytes=f.stat().st_size))
-    return out
+    return FileDigest.under(path)
 
 
 def fingerprint(plan: StagePlan) -> tuple[str, list[FileDigest]]:

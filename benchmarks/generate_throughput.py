@@ -12,7 +12,9 @@ samples, so each slot goes round ``rounds`` times. The physical limit is
 c / latency samples per second. Printed per level: samples/s over the run (from
 `run_generate` starting to it returning, the first wave included; the SDK is
 imported before, as it is a one-time process cost), the share of the limit, the
-client's CPU time per sample, and the generator process's peak RSS.
+steady share (records created between the end of the first wave and the start of
+the last, which leaves out the cold start before any latency is known), the client's
+CPU time per sample, and the generator process's peak RSS.
 
 Then the resume check: an output already holding N records (with its index, as the
 generator writes it) and a prompt file of N + 1 prompts; the time from starting
@@ -34,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,7 +80,22 @@ def child(args: argparse.Namespace) -> None:
     stats = run_generate(job, teacher, source, progress=False)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(json.dumps({"written": stats.written, "rejected": stats.rejected, "seconds": elapsed,
-                      "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                      "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "steady": steady_rate(args.output, args.concurrency)}))
+
+
+def steady_rate(output: Path, concurrency: int) -> float | None:
+    """Records per second between the end of the first wave and the start of the last
+    (from the records' ``created_at``): the rate once the run has found its pace,
+    without the cold start (no latency known yet) and the final drain."""
+    import orjson
+
+    stamps = sorted(datetime.fromisoformat(orjson.loads(line)["created_at"]).timestamp()
+                    for line in output.read_bytes().splitlines())
+    if len(stamps) <= 2 * concurrency + 1:
+        return None
+    span = stamps[-concurrency - 1] - stamps[concurrency]
+    return (len(stamps) - 2 * concurrency - 1) / span if span > 0 else None
 
 
 def run_child(url: str, prompts: Path, output: Path, limit: int, concurrency: int) -> dict:
@@ -141,15 +159,16 @@ def main() -> None:
             tmp_path = Path(tmp)
             print(f"server latency {args.latency}s, single mode, openai teacher, {args.rounds} rounds a slot")
             print(f"{'concurrency':>11}{'samples':>9}{'samples/s':>11}{'limit/s':>9}{'of limit':>10}"
-                  f"{'CPU ms/sample':>15}{'peak RSS MB':>13}")
+                  f"{'steady':>9}{'CPU ms/sample':>15}{'peak RSS MB':>13}")
             for c in levels:
                 n = max(c * args.rounds, 8)
                 prompts = tmp_path / f"p{c}.txt"
                 write_prompts(prompts, n)
                 r = run_child(url, prompts, tmp_path / f"out{c}.jsonl", n, c)
                 rate, limit = r["written"] / r["seconds"], c / args.latency
+                steady = f"{r['steady'] / limit:.1%}" if r.get("steady") else "-"
                 print(f"{c:>11}{r['written']:>9}{rate:>11.1f}{limit:>9.0f}{rate / limit:>10.1%}"
-                      f"{r['cpu_s'] / max(r['written'], 1) * 1000:>15.2f}{r['peak_rss_mb']:>13.0f}")
+                      f"{steady:>9}{r['cpu_s'] / max(r['written'], 1) * 1000:>15.2f}{r['peak_rss_mb']:>13.0f}")
 
             n = args.resume_records
             if n:

@@ -207,14 +207,14 @@ def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: 
         )
         with atomic_output(workdir / RECORD) as tmp:
             tmp.write_bytes(dumps(record.model_dump(mode="json")))
-        echo(f"{head}: done in {record.elapsed_s:.0f}s {_brief(record.figures)}")
+        echo(f"{head}: done in {record.elapsed_s:.0f}s {_brief(record.figures)}".rstrip())
         done[name] = artifact
         records.append(record)
     return records
 
 
 def _brief(figures: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in figures.items() if not isinstance(v, dict)) or ""
+    return " ".join(f"{k}={_num(v)}" for k, v in figures.items() if not isinstance(v, dict))
 
 
 def _versions() -> dict[str, str]:

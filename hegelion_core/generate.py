@@ -326,8 +326,10 @@ class _Committer:
             loop.call_soon(self.flush)  # after everything else ready in this pass
         return await asyncio.shield(future)
 
-    def flush(self) -> None:
-        """Write what is queued (one `Ledger.commit_many`) and answer its callers."""
+    def flush(self, *, raise_errors: bool = False) -> None:
+        """Write what is queued (one `Ledger.commit_many`) and answer its callers. A
+        failed write (a full disk) reaches every caller of the batch; from the loop's
+        callback that is where it belongs, from `close` it is raised too."""
         self._scheduled = False
         records, self._records = self._records, []
         rejects, self._rejects = self._rejects, []
@@ -340,7 +342,9 @@ class _Committer:
             for _, future in records + rejects:
                 if not future.done():
                     future.set_exception(exc)
-            raise
+            if raise_errors:
+                raise
+            return
         for (_, future), ok in zip(records, written):
             if not future.done():
                 future.set_result(ok)
@@ -356,7 +360,7 @@ class _Committer:
 
     async def close(self) -> None:
         """Write whatever is still queued, then fsync it."""
-        self.flush()
+        self.flush(raise_errors=True)
         if self._sync_task is not None:
             await asyncio.gather(self._sync_task, return_exceptions=True)
         if self._dirty:

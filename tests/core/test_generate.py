@@ -278,3 +278,17 @@ def test_the_pacer_spreads_a_burst_and_stays_out_of_the_way_otherwise() -> None:
     one = StartPacer(1)
     one.observe(0.5)
     assert [one.delay() for _ in range(3)] == [0.0] * 3
+
+
+def test_a_failed_write_stops_the_run_with_its_error(tmp_path) -> None:
+    out = tmp_path / "traces.jsonl"
+    gen = Generator(GenerateJob(output=out, concurrency=4), RuleTeacher(),
+                    FilePromptSource({"path": prompts_file(tmp_path, 6)}))
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    gen.ledger.commit_many = full_disk  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space left"):
+        asyncio.run(gen.run())
+    assert not out.exists() or out.read_bytes() == b""

@@ -202,26 +202,46 @@ class OpenAITeacher(Teacher):
         body = {k: v for k, v in request.items() if k not in ("timeout", "extra_body")}
         body.update(request.get("extra_body") or {})  # as the SDK merges extra_body
         options: dict[str, Any] = {"timeout": request["timeout"], "headers": _JSON_HEADERS}
-        if _SDK_HAS_SECURITY:
+        if _sdk_knows_security():
             options["security"] = {"bearer_auth": True}  # what chat.completions.create sends
-        raw = await client.post("/chat/completions", content=orjson.dumps(body), cast_to=bytes,
-                                options=options)  # type: ignore[arg-type]
+        if _post_takes_content(client):
+            raw = await client.post("/chat/completions", content=orjson.dumps(body), cast_to=bytes,
+                                    options=options)  # type: ignore[arg-type]
+        else:  # older SDKs: a dict body, which the SDK serialises itself
+            raw = await client.post("/chat/completions", body=body, cast_to=bytes,
+                                    options=options)  # type: ignore[arg-type]
         return _parse_completion(raw)
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 
+_SDK_HAS_SECURITY: bool | None = None
+_POST_TAKES_CONTENT: bool | None = None
+
+
 def _sdk_knows_security() -> bool:
-    """Newer SDKs take per-request ``security`` options (which credentials to send)."""
-    try:
-        from openai._types import RequestOptions
-    except ImportError:  # pragma: no cover - every supported SDK has it
-        return False
-    return "security" in getattr(RequestOptions, "__annotations__", {})
+    """Newer SDKs take per-request ``security`` options (which credentials to send).
+    Asked on the first call: the SDK is not imported before one."""
+    global _SDK_HAS_SECURITY
+    if _SDK_HAS_SECURITY is None:
+        try:
+            from openai._types import RequestOptions
+        except ImportError:  # pragma: no cover - every supported SDK has it
+            _SDK_HAS_SECURITY = False
+        else:
+            _SDK_HAS_SECURITY = "security" in getattr(RequestOptions, "__annotations__", {})
+    return _SDK_HAS_SECURITY
 
 
-_SDK_HAS_SECURITY = _sdk_knows_security()
+def _post_takes_content(client: Any) -> bool:
+    """Whether this SDK's ``post`` takes raw ``content`` (newer ones do)."""
+    global _POST_TAKES_CONTENT
+    if _POST_TAKES_CONTENT is None:
+        import inspect
+
+        _POST_TAKES_CONTENT = "content" in inspect.signature(client.post).parameters
+    return _POST_TAKES_CONTENT
 
 
 def _malformed(detail: str) -> TeacherError:

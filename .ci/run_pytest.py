@@ -4,8 +4,16 @@ import sys
 
 import pytest
 
-code = pytest.main(sys.argv[1:])
-if code == pytest.ExitCode.NO_TESTS_COLLECTED:
-    print("pytest collected no tests here; treating as success")
-    code = 0
-sys.exit(code)
+
+def main() -> int:
+    code = pytest.main(sys.argv[1:])
+    if code == pytest.ExitCode.NO_TESTS_COLLECTED:
+        print("pytest collected no tests here; treating as success")
+        return 0
+    return int(code)
+
+
+# The guard matters: tests that start processes with the "spawn" method re-import this
+# file as their parent's main module, and without it every child would run pytest again.
+if __name__ == "__main__":
+    sys.exit(main())

@@ -10,6 +10,7 @@ fingerprint changed.
 from __future__ import annotations
 
 import hashlib
+import re
 import shutil
 import signal
 import subprocess
@@ -123,9 +124,23 @@ def figures_of(plan: StagePlan) -> dict[str, Any]:
     return {}
 
 
+_SECRET = re.compile(r"^((?:[\w-]*_)?(?:api_key|key|token|secret|password)=).+", re.IGNORECASE)
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """``api_key=...`` style option values hidden: argv goes to logs and stage.json."""
+    return [_SECRET.sub(r"\1***", a) for a in argv]
+
+
+def _redacted_options(options: Any) -> Any:
+    if isinstance(options, dict):
+        return {k: "***" if _SECRET.match(f"{k}=x") else _redacted_options(v) for k, v in options.items()}
+    return options
+
+
 def _run_command(argv: list[str], echo: Callable[[str], None]) -> None:
     cmd = [sys.executable, "-m", "hegelion_core", *argv]
-    echo("  $ hegelion " + " ".join(argv))
+    echo("  $ hegelion " + " ".join(redacted(argv)))
     proc = subprocess.Popen(cmd)
     try:
         rc = proc.wait()
@@ -201,7 +216,8 @@ def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: 
         record = StageRecord(
             stage=name, kind=plan.kind, fingerprint=fp, inputs=digests,
             outputs=sorted(v for v in artifact.values() if v.startswith("/")),
-            config=dict(config.stages[name].options), commands=[inv.argv for inv in plan.invocations],
+            config=_redacted_options(dict(config.stages[name].options)),
+            commands=[redacted(inv.argv) for inv in plan.invocations],
             artifact=artifact, figures=figures_of(plan), versions=_versions(),
             elapsed_s=time.monotonic() - t0,
         )

@@ -142,3 +142,21 @@ def test_errors_name_the_file_the_line_and_the_key(plugin_site: Path, tmp_path: 
 def test_overrides_from_the_command_line(tmp_path: Path) -> None:
     config = load_pipeline(pipe(tmp_path), {"stages.generate.limit": 9, "name": "other"})
     assert config.stages["generate"].options["limit"] == 9 and config.name == "other"
+
+
+def test_keys_written_in_the_file_stay_out_of_logs_and_records(plugin_site: Path, tmp_path: Path) -> None:
+    config = write(tmp_path, f"""\
+name: demo
+workdir: {tmp_path / "w"}
+stages:
+  generate:
+    teacher: echo
+    mode: single
+    prompt_file: prompts.txt
+    limit: 1
+    teacher_option: {{prefix: hello, api_key: sk-very-secret-1234}}
+""")
+    out = hegelion(plugin_site, "run", config)
+    # The echo teacher refuses an unknown option, but only after the command was logged.
+    assert "sk-very-secret-1234" not in out.stderr + out.stdout
+    assert "api_key=***" in out.stderr

@@ -80,8 +80,7 @@ def child(args: argparse.Namespace) -> None:
     stats = run_generate(job, teacher, source, progress=False)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     print(json.dumps({"written": stats.written, "rejected": stats.rejected, "seconds": elapsed,
-                      "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "steady": steady_rate(args.output, args.concurrency)}))
+                      "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def steady_rate(output: Path, concurrency: int) -> float | None:
@@ -164,9 +163,11 @@ def main() -> None:
                 n = max(c * args.rounds, 8)
                 prompts = tmp_path / f"p{c}.txt"
                 write_prompts(prompts, n)
-                r = run_child(url, prompts, tmp_path / f"out{c}.jsonl", n, c)
+                output = tmp_path / f"out{c}.jsonl"
+                r = run_child(url, prompts, output, n, c)
                 rate, limit = r["written"] / r["seconds"], c / args.latency
-                steady = f"{r['steady'] / limit:.1%}" if r.get("steady") else "-"
+                steady_share = (steady_rate(output, c) or 0.0) / limit
+                steady = f"{steady_share:.1%}" if steady_share else "-"
                 print(f"{c:>11}{r['written']:>9}{rate:>11.1f}{limit:>9.0f}{rate / limit:>10.1%}"
                       f"{steady:>9}{r['cpu_s'] / max(r['written'], 1) * 1000:>15.2f}{r['peak_rss_mb']:>13.0f}")
 

@@ -9,21 +9,23 @@ processes share one output without duplicates.
 
 Hot-path choices (``benchmarks/generate_throughput.py`` keeps them honest): prompts
 are claimed in batches of up to ``min(concurrency, 64)`` under one lock; finished
-records and rejects are group-committed (whatever finished while the previous batch
-was being written goes in the next one: one lock and one fsynced append per batch);
-a finished task wakes the loop through a done-callback instead of ``asyncio.wait``
-over every task; and on resume, sources that can (`iter_unsettled`) hash raw prompt
-text and skip what is done without building a pydantic `Prompt` for it.
+records and rejects are group-committed (one lock and one append per batch, fsynced
+about once a second); each slot starts its next prompt itself; a `StartPacer`
+breaks up waves; the garbage collector is tuned for the run (`collector_tuned`);
+and on resume, sources that can (`iter_unsettled`) hash raw prompt text and skip
+what is done without building a pydantic `Prompt` for it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
@@ -76,6 +78,28 @@ class GenerateStats(BaseModel):
     reasons: dict[str, int] = Field(default_factory=dict)
     elapsed_s: float = 0.0
     already_done: int = 0
+
+
+@contextmanager
+def collector_tuned(gen0: int = 20_000) -> Iterator[None]:
+    """Fewer, cheaper garbage collections while the loop runs.
+
+    Every request allocates thousands of short-lived objects, so with the default
+    threshold (700) CPython collects many times per request, and now and then a full
+    collection walks every object the process holds, pausing the loop for tens of
+    milliseconds. Answers that arrive during a pause are handled together, and with
+    a steady server latency they come back together from then on (see `StartPacer`).
+    Freezing what start-up built takes it out of every scan; a higher first threshold
+    makes collections rarer. Measured at 256 in flight: +2 to +5 points of the
+    throughput limit. Both are undone afterwards, even on error."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(gen0, 20, 20)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 class Generator:
@@ -175,7 +199,8 @@ class Generator:
         workers = [asyncio.create_task(self._worker(prompts)) for _ in range(self.job.concurrency)]
         ticker = asyncio.create_task(self._tick()) if self.progress else None
         try:
-            await asyncio.gather(*workers)  # the first bug raises; expected failures are rejects
+            with collector_tuned():
+                await asyncio.gather(*workers)  # the first bug raises; expected failures are rejects
         finally:
             for worker in workers:
                 worker.cancel()

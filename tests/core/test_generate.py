@@ -4,6 +4,7 @@ concurrency and rate bounds, on an in-process teacher."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -292,3 +293,32 @@ def test_a_failed_write_stops_the_run_with_its_error(tmp_path) -> None:
     with pytest.raises(OSError, match="No space left"):
         asyncio.run(gen.run())
     assert not out.exists() or out.read_bytes() == b""
+
+
+class CollectorWatchingTeacher(RuleTeacher):
+    """Notes the garbage collector's settings while a request is in flight."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.seen: list[tuple[tuple[int, int, int], int]] = []
+
+    async def complete(self, messages, **kwargs):
+        self.seen.append((gc.get_threshold(), gc.get_freeze_count()))
+        return await super().complete(messages, **kwargs)
+
+
+def test_the_collector_is_tuned_during_a_run_and_restored_after_it(tmp_path) -> None:
+    before, teacher = gc.get_threshold(), CollectorWatchingTeacher()
+    generate(tmp_path, teacher, limit=2)
+    assert teacher.seen and all(t[0] == 20_000 and frozen > 0 for t, frozen in teacher.seen)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0
+
+    gen = Generator(GenerateJob(output=tmp_path / "second.jsonl", concurrency=2), RuleTeacher(),
+                    FilePromptSource({"path": prompts_file(tmp_path, 2)}))
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    gen.ledger.commit_many = full_disk  # type: ignore[method-assign]
+    with pytest.raises(OSError):
+        asyncio.run(gen.run())
+    assert gc.get_threshold() == before and gc.get_freeze_count() == 0  # restored on error too

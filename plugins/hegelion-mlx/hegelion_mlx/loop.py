@@ -184,16 +184,26 @@ def optimizer_tensors(optimizer: optim.Optimizer) -> dict[str, mx.array]:
     return dict(tree_flatten(optimizer.state))
 
 
+def load_trainable(model: nn.Module, weights: dict[str, mx.array], *, mismatch: Callable[[str], str]) -> None:
+    """Load LoRA weights into ``model``'s trainable parameters, which they must match
+    exactly in names and shapes; else `HegelionError` with ``mismatch(first difference)``."""
+    ours = dict(tree_flatten(model.trainable_parameters()))
+    missing, extra = sorted(set(ours) - set(weights)), sorted(set(weights) - set(ours))
+    shapes = [f"{k}: {tuple(weights[k].shape)} here, {tuple(v.shape)} in the model"
+              for k, v in ours.items() if k in weights and weights[k].shape != v.shape]
+    problem = (f"no tensor for {missing[0]}" if missing else f"{extra[0]} has no place in the model" if extra
+               else shapes[0] if shapes else None)
+    if problem is not None:
+        raise HegelionError(mismatch(problem))
+    model.load_weights(list(weights.items()), strict=False)
+
+
 def restore(model: nn.Module, optimizer: optim.Optimizer, checkpoint: Checkpoint) -> None:
     """Put a checkpoint's adapter weights and optimizer state back in place."""
-    weights = mx.load(str(checkpoint.adapters))
-    ours = dict(tree_flatten(model.trainable_parameters()))
-    if set(weights) != set(ours) or any(weights[k].shape != ours[k].shape for k in ours):
-        raise HegelionError(
-            f"checkpoint {checkpoint.adapters} was trained with other LoRA settings (rank, "
-            "target_modules or num_layers) than this run: resume with the same config, or "
-            "run without --resume to start over")
-    model.load_weights(list(weights.items()), strict=False)
+    load_trainable(model, mx.load(str(checkpoint.adapters)), mismatch=lambda problem: (
+        f"checkpoint {checkpoint.adapters} was trained with other LoRA settings (rank, "
+        f"target_modules or num_layers) than this run ({problem}): resume with the same config, "
+        "or run without --resume to start over"))
     optimizer.init(model.trainable_parameters())
     for key, value in mx.load(str(checkpoint.optimizer)).items():
         _set_path(optimizer.state, key, value)

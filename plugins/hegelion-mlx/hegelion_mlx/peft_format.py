@@ -1,10 +1,11 @@
-"""mlx-lm LoRA adapters -> PEFT adapters.
+"""mlx-lm LoRA adapters <-> PEFT adapters.
 
 mlx-lm stores ``<module>.lora_a`` with shape (in, r) and ``<module>.lora_b`` (r, out)
 and computes ``y + scale * x @ A @ B``. PEFT stores ``lora_A.weight`` (r, in) and
 ``lora_B.weight`` (out, r) and computes ``y + (lora_alpha / r) * B(A(x))``. So
 ``lora_A = A.T``, ``lora_B = B.T`` and ``lora_alpha = scale * r``: the same function,
-which PEFT, transformers and the GGUF exporter all read.
+which PEFT, transformers and the GGUF exporter all read. `read_adapter` goes the other
+way, so a run can continue an adapter from hegelion-mlx, hegelion-trl or PEFT itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +122,67 @@ def mlx_to_peft(mlx_adapter: Path, dest: Path, *, base_model: str) -> dict[str, 
     mx.save_safetensors(str(dest / PEFT_WEIGHTS), out, metadata={"format": "pt"})
     (dest / PEFT_CONFIG).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     return config
+
+
+@dataclass(frozen=True)
+class LoadedAdapter:
+    """An earlier LoRA adapter in mlx-lm's terms: weights named as ``model``'s trainable
+    parameters, and the ``lora_parameters`` and block count that recreate its layers."""
+
+    weights: dict[str, Any]
+    lora_parameters: dict[str, Any]
+    num_layers: int
+
+
+def read_adapter(path: Path, *, model_layers: int) -> LoadedAdapter:
+    """An mlx-lm adapter directory (``adapters.safetensors``) or a PEFT one
+    (``adapter_model.safetensors``), as mlx-lm LoRA weights for a model with
+    ``model_layers`` blocks. Refuses what mlx-lm's LoRA layers cannot express: DoRA,
+    per-module ranks or alphas, biases, extra saved modules, or adapted blocks that are
+    not the last N (mlx-lm adapts the last ``num_layers`` blocks)."""
+    import mlx.core as mx
+
+    path = Path(path)
+    if (path / MLX_WEIGHTS).is_file():
+        cfg = json.loads((path / MLX_CONFIG).read_text(encoding="utf-8"))
+        if cfg.get("fine_tune_type", "lora") != "lora":
+            raise HegelionError(f"init_adapter: {path} is a {cfg.get('fine_tune_type')!r} adapter; "
+                                "only LoRA adapters can be continued")
+        weights = dict(mx.load(str(path / MLX_WEIGHTS)))
+        params = dict(cfg["lora_parameters"])
+    elif (path / PEFT_WEIGHTS).is_file() and (path / PEFT_CONFIG).is_file():
+        cfg = json.loads((path / PEFT_CONFIG).read_text(encoding="utf-8"))
+        unsupported = [k for k in ("use_dora", "rank_pattern", "alpha_pattern", "modules_to_save") if cfg.get(k)]
+        if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("bias", "none") != "none" or unsupported:
+            what = ", ".join(unsupported) or f"peft_type {cfg.get('peft_type')}, bias {cfg.get('bias')}"
+            raise HegelionError(f"init_adapter: {path / PEFT_CONFIG} uses {what}, which mlx-lm's LoRA "
+                                "layers cannot hold; continue it with --trainer trl")
+        rank = int(cfg["r"])
+        alpha = float(cfg.get("lora_alpha", rank))
+        scale = alpha / rank ** 0.5 if cfg.get("use_rslora") else alpha / rank
+        params = {"rank": rank, "scale": scale, "dropout": float(cfg.get("lora_dropout", 0.0))}
+        weights = {}
+        for name, tensor in mx.load(str(path / PEFT_WEIGHTS)).items():
+            match = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight", name)
+            if match is None:
+                raise HegelionError(f"init_adapter: {path / PEFT_WEIGHTS} holds {name}, which is not a "
+                                    "LoRA A or B matrix; continue it with --trainer trl")
+            weights[f"{match.group(1)}.lora_{match.group(2).lower()}"] = mx.contiguous(tensor.T)
+    else:
+        raise HegelionError(f"init_adapter: {path} holds no LoRA adapter ({MLX_WEIGHTS} or "
+                            f"{PEFT_WEIGHTS} with {PEFT_CONFIG}); give the `adapter` or `mlx_adapter` "
+                            "directory that an earlier `hegelion train` wrote")
+
+    modules = sorted({k.rsplit(".", 1)[0] for k in weights})
+    outside = [m for m in modules if not _LAYER_INDEX.search(m + ".")]
+    if not modules or outside:
+        raise HegelionError(f"init_adapter: {path} adapts {outside[:1] or 'nothing'} outside the "
+                            "transformer blocks; mlx-lm's LoRA covers block layers only")
+    layers = sorted({int(m.group(1)) for mod in modules if (m := _LAYER_INDEX.search(mod + "."))})
+    if layers != list(range(model_layers - len(layers), model_layers)):
+        raise HegelionError(
+            f"init_adapter: {path} adapts blocks {layers} of a model with {model_layers}; mlx-lm "
+            "adapts a run of last blocks, so this adapter (or this base model) does not fit; "
+            "continue it with --trainer trl")
+    params["keys"] = sorted({_LAYER_INDEX.split(m + ".", maxsplit=1)[-1].rstrip(".") for m in modules})
+    return LoadedAdapter(weights=weights, lora_parameters=params, num_layers=len(layers))

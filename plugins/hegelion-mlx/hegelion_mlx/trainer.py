@@ -89,9 +89,6 @@ class MLXTrainer(Trainer):
                                 "drop --num-processes (use --trainer trl for many GPUs)")
         if cfg.training.packing:
             raise HegelionError(f"the {self.name} trainer does not pack rows; set training.packing: false")
-        if cfg.init_adapter is not None:
-            raise HegelionError(f"the {self.name} trainer cannot continue from an earlier adapter yet "
-                                "(init_adapter); chain stages with --trainer trl, which can")
         for path in data_files(data).values():
             read_format(path)  # dpo rows and unknown rows fail here, naming the file
 
@@ -161,7 +158,8 @@ def _write_mlx_adapter(model: Any, dest: Path, cfg: TrainConfig, lora: dict[str,
         "num_layers": num_layers,
         "lora_parameters": lora,
         "quantization": cfg.quantization,
-        "hegelion": {"lora_alpha": cfg.lora.lora_alpha, "r": cfg.lora.r, "scu": cfg.scu is not None},
+        "hegelion": {"lora_alpha": lora["scale"] * lora["rank"], "r": lora["rank"],
+                     "scu": cfg.scu is not None, "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None},
     }
     with atomic_output(dest, directory=True) as tmp:
         mx.save_safetensors(str(tmp / "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters())))
@@ -184,7 +182,7 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     from hegelion_mlx.checkpoints import latest_checkpoint, prune
     from hegelion_mlx.data import load_splits
     from hegelion_mlx.merge import fuse_adapter
-    from hegelion_mlx.peft_format import mlx_to_peft
+    from hegelion_mlx.peft_format import mlx_to_peft, read_adapter
 
     opts: MLXOptions = trainer.options
     args = cfg.training
@@ -212,18 +210,22 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
             "or add rows")
 
     layers = len(model.layers)
-    if opts.num_layers > layers:
-        raise HegelionError(f"num_layers {opts.num_layers} but the model has {layers} blocks")
-    lora = cfg.lora.to_mlx(opts.num_layers)
+    # Continuing an earlier adapter (Simplex stages chain): its rank, scale, targets and
+    # blocks win over the config's, as with --trainer trl.
+    init = read_adapter(cfg.init_adapter, model_layers=layers) if cfg.init_adapter is not None else None
+    num_layers = init.num_layers if init is not None else opts.num_layers
+    if num_layers > layers:
+        raise HegelionError(f"num_layers {num_layers} but the model has {layers} blocks")
+    lora = init.lora_parameters if init is not None else cfg.lora.to_mlx(num_layers)
     model.freeze()
-    linear_to_lora_layers(model, opts.num_layers, lora)
+    linear_to_lora_layers(model, num_layers, lora)
     adapted = [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_a")]
     if not adapted:
         linears = sorted({n.rsplit(".", 1)[-1] for n, m in model.layers[-1].named_modules()
                           if isinstance(m, (nn.Linear, nn.QuantizedLinear))})
         raise HegelionError(f"no module matched lora.target_modules {cfg.lora.target_modules}; "
                             f"this model's blocks have: {linears}")
-    if isinstance(cfg.lora.target_modules, list):
+    if init is None and isinstance(cfg.lora.target_modules, list):
         missing = sorted(set(cfg.lora.target_modules) - {n.rsplit(".", 1)[-1] for n, _ in adapted})
         if missing:
             raise HegelionError(f"lora.target_modules {missing} match no layer of this model")
@@ -231,6 +233,10 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     if not_linear:
         raise HegelionError(f"{not_linear[0]} is not a linear layer ({len(not_linear)} such): the PEFT "
                             "conversion handles linear LoRA only; name linear modules in lora.target_modules")
+    if init is not None:
+        loop.load_trainable(model, init.weights, mismatch=lambda problem: (
+            f"init_adapter: {cfg.init_adapter} does not fit the base model {cfg.model} ({problem}); "
+            "continue from an adapter trained on the same base"))
 
     per_epoch = max(1, (len(splits.train) // batch) // args.gradient_accumulation_steps)
     total = args.max_steps if args.max_steps > 0 else max(1, math.ceil(args.num_train_epochs * per_epoch))
@@ -272,7 +278,7 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     wall = time.perf_counter() - started
 
     mlx_dir, peft_dir = output / MLX_ADAPTER, output / PEFT_ADAPTER
-    _write_mlx_adapter(model, mlx_dir, cfg, lora, opts.num_layers)
+    _write_mlx_adapter(model, mlx_dir, cfg, lora, num_layers)
     with atomic_output(peft_dir, directory=True) as tmp:
         mlx_to_peft(mlx_dir, tmp, base_model=_base_ref(cfg.model))
         tokenizer.save_pretrained(str(tmp))

@@ -108,11 +108,3 @@ def test_unknown_target_module_is_named(tiny_model: Path, mlx_data: Path, tmp_pa
     config = train_config(tiny_model, lora={"target_modules": ["q_proj", "qkv_proj"]})
     with pytest.raises(HegelionError, match=r"\['qkv_proj'\] match no layer"):
         MLXTrainer({"progress": False}).train(mlx_data, tmp_path, config)
-
-
-def test_continuing_an_earlier_adapter_is_refused_with_the_trainer_that_can(
-    tiny_model: Path, make_dataset: Callable[..., Path], tmp_path: Path
-) -> None:
-    config = train_config(tiny_model).model_copy(update={"init_adapter": tmp_path})
-    with pytest.raises(HegelionError, match=r"init_adapter.*--trainer trl"):
-        MLXTrainer().train(make_dataset("chat"), tmp_path / "out", config)

@@ -82,7 +82,8 @@ def run(
             f"{config.model} has no chat template, and {fmt} rows are conversations: use an "
             "instruct model, or pre-rendered ChatML rows (`hegelion dataset ... --format scu`)"
         )
-    model = FastLanguageModel.get_peft_model(model, **plan.peft)
+    if plan.peft is not None:  # else from_pretrained loaded init_adapter, trainable
+        model = FastLanguageModel.get_peft_model(model, **plan.peft)
 
     metrics_cb = _Metrics(MetricsLog(output_dir))
     common: dict[str, Any] = dict(

@@ -56,7 +56,9 @@ class UnslothPlan(BaseModel):
     quantization: Quantization
     dtype: DType
     load: dict[str, Any]  # FastLanguageModel.from_pretrained(**load); dtype as a name
-    peft: dict[str, Any]  # FastLanguageModel.get_peft_model(model, **peft)
+    #: FastLanguageModel.get_peft_model(model, **peft); None when continuing ``init_adapter``,
+    #: which ``from_pretrained`` loads trainable (base from its adapter_config.json).
+    peft: dict[str, Any] | None
     args: dict[str, Any]  # trl.SFTConfig(**args) or trl.DPOConfig(**args)
     resume_from: str | None  # trainer.train(resume_from_checkpoint=...)
     adapter_dir: Path
@@ -118,7 +120,9 @@ def from_pretrained_kwargs(
         raise HegelionError("no model: pass --model or set `model:` in --config")
     quant = quantization(config)
     return {
-        "model_name": config.model,
+        # Given an adapter directory, Unsloth loads the base that its adapter_config.json
+        # names, then the adapter with is_trainable=True, and patches it for training.
+        "model_name": str(config.init_adapter) if config.init_adapter is not None else config.model,
         "max_seq_length": config.training.max_seq_length,
         "dtype": dtype,
         "load_in_4bit": quant == "4bit",
@@ -234,10 +238,10 @@ def check_supported(config: TrainConfig) -> None:
             f"the unsloth trainer runs on one GPU, not --num-processes {config.num_processes}: "
             "for several GPUs use --trainer trl --num-processes N"
         )
-    if config.init_adapter is not None:
+    if config.init_adapter is not None and not (Path(config.init_adapter) / "adapter_config.json").is_file():
         raise HegelionError(
-            "the unsloth trainer cannot continue from an earlier adapter yet (init_adapter): "
-            "chain stages with --trainer trl, which can"
+            f"init_adapter: {config.init_adapter} is not a PEFT adapter (no adapter_config.json); "
+            "give the `adapter` directory that an earlier `hegelion train` wrote"
         )
 
 
@@ -258,7 +262,7 @@ def build_plan(
         quantization=quantization(config),
         dtype=dtype,
         load=from_pretrained_kwargs(config, options, dtype),
-        peft=get_peft_model_kwargs(config, options, output_dir),
+        peft=None if config.init_adapter is not None else get_peft_model_kwargs(config, options, output_dir),
         args=trainer_args(config, options, output_dir, dtype, has_eval=has_eval),
         resume_from=resume_from(config, output_dir),
         adapter_dir=output_dir / "adapter",

@@ -290,6 +290,14 @@ def test_several_processes_are_refused_with_the_alternative() -> None:
         plan(config(num_processes=2))
 
 
-def test_continuing_an_earlier_adapter_is_refused_with_the_trainer_that_can(tmp_path: Path) -> None:
-    with pytest.raises(HegelionError, match="init_adapter.*--trainer trl"):
+def test_continuing_an_earlier_adapter_loads_it_instead_of_a_new_lora(tmp_path: Path) -> None:
+    """Unsloth's own route: from_pretrained on the adapter directory loads its base and
+    the adapter, trainable; get_peft_model must not wrap it in a second LoRA."""
+    with pytest.raises(HegelionError, match=r"not a PEFT adapter.*`adapter` directory"):
         plan(config().model_copy(update={"init_adapter": tmp_path}))
+    (tmp_path / "adapter_config.json").write_text('{"peft_type": "LORA", "r": 8}')
+    continued = plan(config(quantization="4bit").model_copy(update={"init_adapter": tmp_path}))
+    assert continued.load["model_name"] == str(tmp_path)
+    assert continued.peft is None
+    assert load_flags(continued.load) == {"load_in_4bit": True, "load_in_8bit": False, "load_in_16bit": False}
+    assert plan(config()).peft is not None  # a fresh run still makes its LoRA

@@ -107,7 +107,10 @@ def training(steps: int, gpu: bool) -> dict[str, Any]:
 # ----- setup ---------------------------------------------------------------------------
 
 
-def make_model(path: Path, gpu: bool) -> Path:
+def make_model(path: Path, gpu: bool, vocab: int | None = None) -> Path:
+    """The benchmark's random model. ``vocab`` widens the CPU model's embedding and LM
+    head beyond its tokenizer (ids stay below the tokenizer's size), as real vocabularies
+    are; the GPU model always has Qwen2's 151,936."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -138,7 +141,7 @@ def make_model(path: Path, gpu: bool) -> Path:
     else:
         model = LlamaForCausalLM(
             LlamaConfig(
-                vocab_size=len(tokenizer),
+                vocab_size=max(vocab or 0, len(tokenizer)),
                 hidden_size=256,
                 intermediate_size=688,
                 num_hidden_layers=4,
@@ -543,6 +546,7 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=6, help="copies of the 12 example traces")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every run (CPU)")
     parser.add_argument("--gpu", action="store_true", help="Qwen2-0.5B shape in bf16 on CUDA")
+    parser.add_argument("--vocab", type=int, help="CPU model's vocabulary (default: the tokenizer's 512)")
     parser.add_argument("--backends", default="trl,trl-raw,transformers,unsloth")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
@@ -569,7 +573,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = make_model(root / "model", args.gpu)
+        model = make_model(root / "model", args.gpu, args.vocab)
         data = make_data(root / "chat.jsonl", args.copies)
         runs: dict[str, list[dict[str, float]]] = {n: [] for n in names}
         for r in range(args.repeats):
@@ -582,7 +586,8 @@ def main() -> None:
                 )
 
     print(
-        f"\n{'gpu' if args.gpu else 'cpu'}: {args.steps} steps, median of {args.repeats} runs, "
+        f"\n{'gpu' if args.gpu else f'cpu (vocab {args.vocab or 512})'}: {args.steps} steps, "
+        f"median of {args.repeats} runs, "
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
     )
     header = f"{'backend':<14}{'tokens':>10}{'tokens/s':>12}{'runtime s':>12}{'peak RSS MB':>14}"

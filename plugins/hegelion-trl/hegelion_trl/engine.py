@@ -28,6 +28,7 @@ from hegelion_core.training import MetricsLog, TrainConfig
 from hegelion_trl.checkpoints import read_trainer_state
 from hegelion_trl.config_map import Device, build_trl_config
 from hegelion_trl.data import Prepared, prepare
+from hegelion_trl.lm_head import score_with_full_logits
 from hegelion_trl.scu import SCURegularizer, lora_weights
 
 CALLBACK_NAME = "HegelionCallback"
@@ -333,6 +334,7 @@ def build_trainer(
         trainer: Any = HegelionDPOTrainer(ref_model=None, **common)
     else:
         trainer = HegelionSFTTrainer(**common)
+        score_with_full_logits(trainer.model)
 
     if len(trainer.train_dataset) == 0:
         raise HegelionError(

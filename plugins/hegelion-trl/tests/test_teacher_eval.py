@@ -145,7 +145,7 @@ def test_calibration_training_lowers_ece_on_held_out_items(simplex_data: dict[st
 
 
 TRAIN_OVERRIDES = [
-    "-c", "training.max_steps=450", "-c", "training.learning_rate=4e-3",
+    "-c", "training.max_steps=450", "-c", "training.learning_rate=2e-3",
     "-c", "training.per_device_train_batch_size=8", "-c", "training.max_seq_length=512",
     "-c", "training.warmup_ratio=0.0", "-c", "training.lr_scheduler_type=constant",
     "-c", "training.save_steps=100000", "-c", "lora.r=16", "-c", "lora.lora_alpha=32",

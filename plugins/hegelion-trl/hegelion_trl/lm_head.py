@@ -10,8 +10,8 @@ made a step 3x slower than transformers' own loss (`benchmarks/train_throughput.
 as a plain transformers loop does: the same loss and the same fields, so everything TRL
 does around it (loss scaling, metrics, sequence parallelism) is unchanged.
 
-Models whose head transforms the logits (softcapping, logit scales) or adds a router loss,
-and heads sharded as DTensors, keep TRL's own path.
+Vision-language models, models whose head transforms the logits (softcapping, logit
+scales) or adds a router loss, and heads sharded as DTensors keep TRL's own path.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ def score_with_full_logits(model: Any) -> bool:
     text_config = base.config.get_text_config()
     head = base.get_output_embeddings()
     if (fused is None or head is None or _use_triton(head.weight.device)
+            or text_config is not base.config  # vision-language models: TRL's path knows their backbone
             or any(getattr(text_config, name, None) is not None for name in _LOGIT_TRANSFORMS)
             or getattr(text_config, "output_router_logits", False)):
         return False

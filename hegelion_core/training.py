@@ -93,6 +93,16 @@ class TrainConfig(_Strict):
     num_processes: int = Field(1, ge=1)  # >1: a multi-process launch where the trainer supports it
 
 
+def require_peft_adapter(adapter_dir: Path) -> Path:
+    """``init_adapter`` must be a PEFT adapter directory; one message for every trainer."""
+    if not (Path(adapter_dir) / "adapter_config.json").is_file():
+        raise HegelionError(
+            f"init_adapter: {adapter_dir} is not a PEFT adapter (no adapter_config.json); give "
+            "the `adapter` directory that an earlier `hegelion train` wrote"
+        )
+    return Path(adapter_dir)
+
+
 def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:
     """Read YAML, apply dotted CLI overrides (``training.learning_rate``), validate.
 

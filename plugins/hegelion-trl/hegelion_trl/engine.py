@@ -24,7 +24,7 @@ from trl import DPOTrainer, SFTTrainer
 from hegelion_core.contracts import TrainResult
 from hegelion_core.errors import HegelionError
 from hegelion_core.scu import SCUConfig, SCUController
-from hegelion_core.training import MetricsLog, TrainConfig
+from hegelion_core.training import MetricsLog, TrainConfig, require_peft_adapter
 from hegelion_trl.checkpoints import read_trainer_state
 from hegelion_trl.config_map import Device, build_trl_config
 from hegelion_trl.data import Prepared, prepare
@@ -217,11 +217,7 @@ def load_model(
 
 def continue_adapter(model: Any, adapter_dir: Path) -> Any:
     """The base with an earlier run's LoRA loaded trainable (its r, alpha and targets win)."""
-    if not (Path(adapter_dir) / "adapter_config.json").is_file():
-        raise HegelionError(
-            f"init_adapter: {adapter_dir} is not a PEFT adapter (no adapter_config.json); give "
-            "the `adapter` directory that an earlier `hegelion train` wrote"
-        )
+    require_peft_adapter(adapter_dir)
     try:
         return peft.PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=True)
     except (RuntimeError, ValueError, KeyError) as exc:

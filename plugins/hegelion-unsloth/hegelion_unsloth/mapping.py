@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hegelion_core.contracts import Options
 from hegelion_core.errors import HegelionError
-from hegelion_core.training import Method, TrainConfig
+from hegelion_core.training import Method, TrainConfig, require_peft_adapter
 
 Quantization = Literal["4bit", "8bit", "none"]
 DType = Literal["bfloat16", "float16"]
@@ -238,11 +238,8 @@ def check_supported(config: TrainConfig) -> None:
             f"the unsloth trainer runs on one GPU, not --num-processes {config.num_processes}: "
             "for several GPUs use --trainer trl --num-processes N"
         )
-    if config.init_adapter is not None and not (Path(config.init_adapter) / "adapter_config.json").is_file():
-        raise HegelionError(
-            f"init_adapter: {config.init_adapter} is not a PEFT adapter (no adapter_config.json); "
-            "give the `adapter` directory that an earlier `hegelion train` wrote"
-        )
+    if config.init_adapter is not None:
+        require_peft_adapter(config.init_adapter)
 
 
 def build_plan(

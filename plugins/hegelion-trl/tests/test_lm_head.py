@@ -11,10 +11,9 @@ from pathlib import Path
 import peft
 import pytest
 import torch
+from hegelion_trl.lm_head import score_with_full_logits
 from transformers import AutoModelForCausalLM
 from trl.trainer.utils import add_fused_lm_head
-
-from hegelion_trl.lm_head import score_with_full_logits
 
 FIELDS = ("log_probs", "entropy", "is_top1", "label_mask")
 

@@ -26,22 +26,21 @@ test model); ``--gpu``, a random Qwen2-0.5B-shaped model (hidden 896, 24 layers,
 151936) in bf16. Data: ``examples/traces.jsonl`` through ``hegelion dataset --format chat``.
 Another backend (mlx) is one more ``bench_*`` function and an entry in ``BACKENDS``.
 
-Measured (2-core shared x86_64 box, torch 2.13 CPU, transformers 5.23, trl 1.16, peft
-0.21, OMP_NUM_THREADS=1, median of 3 alternating runs; other work was running, so single
-runs varied by up to 20%):
+Measured (idle 2-core x86_64 box, torch 2.13 CPU, transformers 5.23, trl 1.16, peft
+0.21, OMP_NUM_THREADS=1, median of 3 alternating runs; single runs still vary by up to 10%).
+Since hegelion-trl scores TRL's fused LM head from full logits where there is no Triton
+(``hegelion_trl.lm_head``):
 
-    steps  backend        tokens/s  peak RSS MB
-    30     trl (hegelion)     2786          784
-    30     trl-raw            2733          762
-    30     transformers       3016          735    -> hegelion +8.3% vs transformers, -1.2% vs trl-raw
-    60     trl (hegelion)     2899          794
-    60     trl-raw            3046          765
-    60     transformers       2989          740    -> hegelion +3.1% vs transformers, +5.3% vs trl-raw
+    vocab   steps  backend        tokens/s  peak RSS MB
+    512     60     trl (hegelion)     3305          782
+    512     60     transformers       3346          735    -> +0.4% time per token
+    49152   20     trl (hegelion)      767         1565
+    49152   20     transformers        801         1911    -> +1.2% time per token
 
-Hegelion's own code (metrics callback, token count, loss wrapper) is 0.34% of a profiled
-30-step run; the rest of the gap to the plain loop is TRL 1.16's: its chunked log-prob LM
-head took about 6.6% of a profiled step at this vocabulary (512), plus per-step metric
-syncs (entropy, token accuracy).
+Before it (TRL's own tile-by-tile torch fallback on a CPU): vocab 512, 60 steps: hegelion
+3230, trl-raw 3235, transformers 3409 tokens/s (+5.1%); vocab 49152, 20 steps: trl-raw
+276 tokens/s at 2918 MB against 781 for transformers: 2.8x slower. Hegelion's own code
+(metrics callback, token count, loss wrapper) is 0.34% of a profiled run.
 
 Measured with ``--gpu`` (one H100 80GB, torch 2.11+cu130, transformers 5.17, trl 1.15,
 peft, Unsloth 2026.10.7; Qwen2-0.5B shape in bf16, batch 8 x 1024 tokens, 50 steps, one

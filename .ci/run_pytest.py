@@ -1,4 +1,8 @@
-"""Run pytest; "no tests collected" (exit 5) is not a failure of the environment."""
+"""Run pytest; "no tests collected" (exit 5) is not a failure of the environment.
+
+Only failed tests keep their tmp_path: the tiny models, checkpoints and GGUFs of passing
+tests would otherwise stay on disk (pytest keeps three runs' worth) across environments.
+"""
 
 import sys
 
@@ -6,7 +10,7 @@ import pytest
 
 
 def main() -> int:
-    code = pytest.main(sys.argv[1:])
+    code = pytest.main(["-o", "tmp_path_retention_policy=failed", *sys.argv[1:]])
     if code == pytest.ExitCode.NO_TESTS_COLLECTED:
         print("pytest collected no tests here; treating as success")
         return 0

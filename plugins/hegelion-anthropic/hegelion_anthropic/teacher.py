@@ -1,10 +1,8 @@
 """The ``anthropic`` teacher: Claude through the Messages API and the official SDK.
 
-- **Retries are the generator's.** ``max_retries=0``; every failure becomes a
-  `TeacherError` saying whether a retry can help (429, 5xx, 529 overloaded, timeouts,
-  dropped connections, malformed or truncated answers) and how long the server asked
-  us to wait (``Retry-After``).
-- **Deadlines are hard.** ``timeout`` bounds the whole call, streaming included.
+- **Retries, deadlines, error translation and the transport** are `SDKTeacher`'s
+  (hegelion_core.sdk_teacher); a 529 (overloaded) and an error event inside a 200
+  stream count as retryable server errors.
 - **Temperature** is sent only when asked for, in the request body: recent SDKs (2.x)
   no longer take a ``temperature`` argument, and current models may refuse it.
 - **System turns** go to the ``system`` parameter (several are joined); consecutive
@@ -19,102 +17,49 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
-from hegelion_core.errors import HegelionError
+from hegelion_core.contracts import Completion, TeacherError
 from hegelion_core.records import Message, Usage
-from hegelion_core.limits import parse_retry_after, retryable_status
-from hegelion_core.secrets import get_secret, require_secret, scrub
-
-if TYPE_CHECKING:  # the SDK loads only when a call is made
-    from anthropic import AsyncAnthropic
+from hegelion_core.sdk_teacher import SDKTeacher
+from hegelion_core.secrets import scrub
 
 #: The newest Sonnet the SDK lists (claude-sonnet-4-5 is deprecated, end of life 2026-11-30).
 DEFAULT_MODEL = "claude-sonnet-5-5"
 #: The tool that carries structured answers.
 ANSWER_TOOL = "answer"
-#: A placeholder key for a local server that needs none (the SDK insists on one).
-LOCAL_DUMMY_KEY = "not-needed"
+#: Error types an SSE ``error`` event carries (with HTTP status 200), as HTTP statuses.
+_ERROR_TYPE_STATUS = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
+    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+}
 
 
-class AnthropicTeacher(Teacher):
+class AnthropicTeacher(SDKTeacher):
     """Messages through ``anthropic.AsyncAnthropic``."""
 
     name = "anthropic"
+    sdk = "anthropic"
+    client_class = "AsyncAnthropic"
+    sdk_error = "AnthropicError"
 
-    class Options(Options):
+    class Options(SDKTeacher.Options):
         model: str = DEFAULT_MODEL
         base_url: str | None = Field(
             None, description="an Anthropic-compatible server (default: api.anthropic.com)")
         api_key_env: str = Field(
             "ANTHROPIC_API_KEY", description="where the key is read (environment, then secrets.toml)")
-        timeout: float = Field(120.0, gt=0, description="seconds for one whole call")
         temperature: float | None = Field(None, ge=0, le=1)
         max_tokens: int = Field(4096, gt=0, description="when a call gives none (the API needs one)")
         extra_body: dict[str, Any] = Field(
             default_factory=dict, description="more request fields, sent as they are")
         stream: bool = Field(False, description="stream the answer and assemble it")
-        transport: Literal["auto", "httpx", "aiohttp"] = Field(
-            "auto", description="HTTP transport; auto takes aiohttp when anthropic[aiohttp] is "
-                                "installed (half the client CPU per request at high concurrency)")
-
-    def __init__(self, options: Any = None, **kwargs: Any) -> None:
-        super().__init__(options, **kwargs)
-        self._client: AsyncAnthropic | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
-
-    # ----- client ------------------------------------------------------------------
-
-    def _api_key(self) -> str:
-        """The key from the environment or secrets.toml; a dummy for a keyless local server."""
-        if self.options.base_url:
-            return get_secret(self.options.api_key_env) or LOCAL_DUMMY_KEY
-        return require_secret(self.options.api_key_env, f"the {self.name!r} teacher")
-
-    def _client_for_loop(self) -> AsyncAnthropic:
-        """One client per event loop: its connection pool belongs to the loop that made it."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            from anthropic import AsyncAnthropic
-
-            self._client = AsyncAnthropic(
-                api_key=self._api_key(), base_url=self.options.base_url,
-                timeout=self.options.timeout, max_retries=0, http_client=self._http_client(),
-            )
-            self._client_loop = loop
-        return self._client
-
-    @property
-    def transport(self) -> Literal["httpx", "aiohttp"]:
-        """The transport calls use: ``aiohttp`` when asked for, or on ``auto`` when the
-        SDK's aiohttp client can be used; else the SDK's default, httpx."""
-        if self.options.transport == "httpx":
-            return "httpx"
-        available = _aiohttp_available()
-        if self.options.transport == "aiohttp" and not available:
-            raise HegelionError("the anthropic teacher's transport=aiohttp needs the SDK's aiohttp "
-                                "client: pip install 'anthropic[aiohttp]'")
-        return "aiohttp" if available else "httpx"
-
-    def _http_client(self) -> Any:
-        if self.transport == "aiohttp":
-            from anthropic import DefaultAioHttpClient  # type: ignore[attr-defined]
-
-            return DefaultAioHttpClient(timeout=self.options.timeout)
-        return None  # the SDK's own httpx client
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        loop, self._client_loop = self._client_loop, None
-        if client is not None and loop is asyncio.get_running_loop():
-            await client.close()
 
     # ----- calls -------------------------------------------------------------------
 
@@ -127,31 +72,32 @@ class AnthropicTeacher(Teacher):
         json_schema: dict[str, Any] | None = None,
     ) -> Completion:
         request, wrapped = self._request(messages, max_tokens, temperature, json_schema)
-        client = self._client_for_loop()  # the first call imports the SDK: not on the clock
+        client = self.client()  # the first call imports the SDK: not on the clock
         start = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.options.timeout):
-                if self.options.stream:
-                    answer = await _read_stream(await client.messages.create(**request, stream=True))
-                else:
-                    answer = _read_message(await client.messages.create(**request))
-        except TimeoutError:
-            raise TeacherError(f"no answer within {self.options.timeout:g}s", retryable=True) from None
-        except TeacherError:
-            raise
-        except Exception as exc:
-            error = to_teacher_error(exc)
-            if error is None:  # not the SDK's nor the network's: a bug, or a missing key
-                raise
-            if error.status in (401, 403):
-                error.args = (f"{error} (the key comes from {self.options.api_key_env})",)
-            raise error from exc
-        text, tool_input, finish, usage, model = answer
+
+        async def call() -> Answer:
+            if self.options.stream:
+                return await _read_stream(await client.messages.create(**request, stream=True))
+            return _read_message(await client.messages.create(**request))
+
+        text, tool_input, finish, usage, model = await self.guarded(call)
         if json_schema is not None and tool_input is not None:
             value = tool_input.get("value") if wrapped else tool_input
             text = json.dumps(value, ensure_ascii=False)
         return Completion(text=text, model=model or self.options.model, usage=usage,
                           finish_reason=finish, latency_s=time.perf_counter() - start)
+
+    def status_detail(self, exc: Any) -> tuple[int, str]:
+        """Anthropic's error body is ``{"type": "error", "error": {"type", "message"}}``;
+        an ``event: error`` inside a 200 stream carries its status only as that type."""
+        inner = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
+        kind = inner.get("type") if isinstance(inner, dict) else None
+        message = inner.get("message") if isinstance(inner, dict) else None
+        status = exc.status_code
+        if status < 400 and kind:
+            status = _ERROR_TYPE_STATUS.get(kind, 500)
+        label = f"HTTP {status}" + (f" {kind}" if kind else "")
+        return status, f"{label}: {message or exc.message}"
 
     def _request(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None,
                  json_schema: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
@@ -181,15 +127,6 @@ class AnthropicTeacher(Teacher):
             }]
             request["tool_choice"] = {"type": "tool", "name": ANSWER_TOOL}
         return request, wrapped
-
-
-def _aiohttp_available() -> bool:
-    """Recent SDKs ship an aiohttp-backed client; it needs the ``aiohttp`` extra."""
-    import importlib.util
-
-    import anthropic
-
-    return hasattr(anthropic, "DefaultAioHttpClient") and importlib.util.find_spec("aiohttp") is not None
 
 
 def split_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, str]]]:
@@ -289,63 +226,3 @@ async def _read_stream(stream: Any) -> Answer:
     return ("".join(texts), tool_input, stop_reason,
             Usage(prompt_tokens=max(prompt_tokens, 0), completion_tokens=max(completion_tokens, 0)),
             model)
-
-
-# ----- errors --------------------------------------------------------------------------
-
-#: Error types an SSE ``error`` event carries (with HTTP status 200), as HTTP statuses.
-_ERROR_TYPE_STATUS = {
-    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
-}
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    """An HTTP transport error that an SDK let through unwrapped (httpx, httpcore)."""
-    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11", "anyio")
-
-
-def _error_detail(body: object) -> tuple[str | None, str | None]:
-    """(type, message) from an Anthropic error body ``{"type": "error", "error": {...}}``."""
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict):
-            return inner.get("type"), inner.get("message")
-    return None, None
-
-
-def to_teacher_error(exc: BaseException) -> TeacherError | None:
-    """Translate an SDK (or transport) failure; the message never holds a credential.
-    None for an exception that is neither (it is re-raised as it is)."""
-    import anthropic
-
-    if isinstance(exc, anthropic.APITimeoutError):
-        return TeacherError("the request timed out", retryable=True)
-    if isinstance(exc, anthropic.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        detail = f": {cause}" if cause else ""
-        return TeacherError(scrub(f"connection error{detail}"), retryable=True)
-    if isinstance(exc, anthropic.APIStatusError):
-        kind, message = _error_detail(exc.body)
-        status = exc.status_code
-        if status < 400 and kind:  # an `event: error` inside a 200 stream
-            status = _ERROR_TYPE_STATUS.get(kind, 500)
-        headers = exc.response.headers if exc.response is not None else None
-        label = f"HTTP {status}" + (f" {kind}" if kind else "")
-        return TeacherError(
-            scrub(f"{label}: {message or exc.message}"), retryable=retryable_status(status),
-            retry_after=parse_retry_after(headers), status=status,
-        )
-    if isinstance(exc, anthropic.APIResponseValidationError):
-        return TeacherError(scrub(f"malformed response: {exc.message}"), retryable=True,
-                            status=exc.status_code)
-    if isinstance(exc, anthropic.APIError):  # an error without a status: server-side
-        return TeacherError(scrub(f"API error: {exc.message}"), retryable=True)
-    if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON, or a garbled event
-        return TeacherError(scrub(f"malformed response: {exc}"), retryable=True)
-    if _is_transport_error(exc):
-        return TeacherError(scrub(f"connection error: {type(exc).__name__}: {exc}"), retryable=True)
-    if isinstance(exc, anthropic.AnthropicError):
-        return TeacherError(scrub(f"{type(exc).__name__}: {exc}"), retryable=False)
-    return None

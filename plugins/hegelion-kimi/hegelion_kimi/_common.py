@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from hegelion_core.limits import parse_retry_after, retryable_status
 from hegelion_core.secrets import require_secret, scrub
-
-__all__ = ["api_key", "is_retryable_status", "parse_retry_after", "safe_text"]
-
-#: Kept under the name the kimi modules use.
-is_retryable_status = retryable_status
 
 DEFAULT_BASE_URL = "https://api.moonshot.ai/v1"
 DEFAULT_MODEL = "kimi-k2-thinking"

@@ -44,13 +44,13 @@ from pydantic import Field, field_validator, model_validator
 
 from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
+from hegelion_core.limits import retryable_status
 from hegelion_core.records import Message, Usage
 from hegelion_kimi._common import (
     DEFAULT_BASE_URL,
     DEFAULT_KEY_ENV,
     DEFAULT_MODEL,
     api_key,
-    is_retryable_status,
     safe_text,
 )
 
@@ -424,7 +424,7 @@ def _exit_error(result: RunResult, other: list[str]) -> TeacherError:
     if code == EXIT_RETRYABLE or code < 0:
         retryable = True  # the CLI's own "try again", or killed by a signal not ours
     else:
-        retryable = is_retryable_status(status)
+        retryable = retryable_status(status)
     return TeacherError(f"kimi-cli exited with status {code}: {safe_text(detail)}",
                         retryable=retryable, status=status)
 

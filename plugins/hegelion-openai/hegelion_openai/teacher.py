@@ -1,13 +1,10 @@
 """The ``openai`` teacher: OpenAI's chat completions API, or any server that speaks it.
 
 One driver reaches GPT-4o and every OpenAI-compatible server (Ollama, vLLM,
-llama.cpp, OpenRouter) through the official SDK, so their quirks are handled once:
+llama.cpp, OpenRouter) through the official SDK, so their quirks are handled once.
+Retries, deadlines, error translation and the transport are `SDKTeacher`'s
+(hegelion_core.sdk_teacher); what is this API's own:
 
-- **Retries are the generator's.** The SDK client has ``max_retries=0``; every failure
-  becomes a `TeacherError` saying whether a retry can help and how long the server
-  asked us to wait (``Retry-After``).
-- **Deadlines are hard.** ``timeout`` bounds the whole call (the SDK's own timeout is
-  per read, so a trickling stream could otherwise outlive it).
 - **Structured output degrades gracefully.** ``json_schema`` is sent as
   ``response_format={"type": "json_schema", ...}``. A server that rejects that
   (llama-cpp-python answers 500, others 400/422, naming ``response_format``) is asked
@@ -25,7 +22,6 @@ llama.cpp, OpenRouter) through the official SDK, so their quirks are handled onc
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import time
@@ -35,33 +31,32 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
-from hegelion_core.errors import HegelionError
-from hegelion_core.limits import parse_retry_after, retryable_status
+from hegelion_core.contracts import Completion, TeacherError
 from hegelion_core.records import Message, Usage
-from hegelion_core.secrets import get_secret, require_secret, scrub
+from hegelion_core.sdk_teacher import SDKTeacher
+from hegelion_core.secrets import scrub
 
 if TYPE_CHECKING:  # the SDK loads only when a call is made
     from openai import AsyncOpenAI
 
 JsonMode = Literal["json_schema", "json_object", "prompt"]
 _JSON_MODES: tuple[JsonMode, ...] = ("json_schema", "json_object", "prompt")
-#: A placeholder key for local servers that need none (the SDK insists on one).
-LOCAL_DUMMY_KEY = "not-needed"
 
 
-class OpenAITeacher(Teacher):
+class OpenAITeacher(SDKTeacher):
     """Chat completions through ``openai.AsyncOpenAI``."""
 
     name = "openai"
+    sdk = "openai"
+    client_class = "AsyncOpenAI"
+    sdk_error = "OpenAIError"
 
-    class Options(Options):
+    class Options(SDKTeacher.Options):
         model: str = "gpt-4o"
         base_url: str | None = Field(
             None, description="an OpenAI-compatible server, e.g. http://localhost:11434/v1")
         api_key_env: str = Field(
             "OPENAI_API_KEY", description="where the key is read (environment, then secrets.toml)")
-        timeout: float = Field(120.0, gt=0, description="seconds for one whole call")
         temperature: float | None = Field(None, ge=0, le=2)
         max_tokens: int | None = Field(None, gt=0, description="default when a call gives none")
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
@@ -69,14 +64,9 @@ class OpenAITeacher(Teacher):
         extra_body: dict[str, Any] = Field(
             default_factory=dict, description="server-specific parameters, sent as they are")
         stream: bool = Field(False, description="stream the answer and assemble it")
-        transport: Literal["auto", "httpx", "aiohttp"] = Field(
-            "auto", description="HTTP transport; auto takes aiohttp when openai[aiohttp] is "
-                                "installed (half the client CPU per request at high concurrency)")
 
     def __init__(self, options: Any = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
-        self._client: AsyncOpenAI | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
         self._json_mode: JsonMode = "json_schema"
 
     @property
@@ -84,52 +74,6 @@ class OpenAITeacher(Teacher):
         """How ``json_schema`` is sent now: ``json_schema``, ``json_object`` or ``prompt``
         (it steps down when a server rejects a level, and stays there)."""
         return self._json_mode
-
-    # ----- client ------------------------------------------------------------------
-
-    def _api_key(self) -> str:
-        """The key from the environment or secrets.toml; a dummy for a keyless local server."""
-        if self.options.base_url:
-            return get_secret(self.options.api_key_env) or LOCAL_DUMMY_KEY
-        return require_secret(self.options.api_key_env, f"the {self.name!r} teacher")
-
-    def _client_for_loop(self) -> AsyncOpenAI:
-        """One client per event loop: its connection pool belongs to the loop that made it."""
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            from openai import AsyncOpenAI
-
-            self._client = AsyncOpenAI(
-                api_key=self._api_key(), base_url=self.options.base_url,
-                timeout=self.options.timeout, max_retries=0, http_client=self._http_client(),
-            )
-            self._client_loop = loop
-        return self._client
-
-    @property
-    def transport(self) -> Literal["httpx", "aiohttp"]:
-        """The transport calls use: ``aiohttp`` when asked for, or on ``auto`` when the
-        SDK's aiohttp client can be used; else the SDK's default, httpx."""
-        if self.options.transport == "httpx":
-            return "httpx"
-        available = _aiohttp_available()
-        if self.options.transport == "aiohttp" and not available:
-            raise HegelionError("the openai teacher's transport=aiohttp needs the SDK's aiohttp "
-                                "client: pip install 'openai[aiohttp]'")
-        return "aiohttp" if available else "httpx"
-
-    def _http_client(self) -> Any:
-        if self.transport == "aiohttp":
-            from openai import DefaultAioHttpClient  # type: ignore[attr-defined]
-
-            return DefaultAioHttpClient(timeout=self.options.timeout)
-        return None  # the SDK's own httpx client
-
-    async def aclose(self) -> None:
-        client, self._client = self._client, None
-        loop, self._client_loop = self._client_loop, None
-        if client is not None and loop is asyncio.get_running_loop():
-            await client.close()
 
     # ----- calls -------------------------------------------------------------------
 
@@ -142,34 +86,22 @@ class OpenAITeacher(Teacher):
         json_schema: dict[str, Any] | None = None,
     ) -> Completion:
         request = self._request(messages, max_tokens, temperature)
-        client = self._client_for_loop()  # the first call imports the SDK: not on the clock
+        client = self.client()  # the first call imports the SDK: not on the clock
         start = time.perf_counter()
-        try:
-            async with asyncio.timeout(self.options.timeout):
-                for mode in _JSON_MODES[_JSON_MODES.index(self._json_mode):]:
-                    if json_schema is not None:
-                        attempt = _with_schema(request, json_schema, mode)
-                    else:
-                        attempt = request
-                    try:
-                        text, finish, usage, model = await self._call(client, attempt)
-                    except Exception as exc:
-                        if json_schema is None or mode == "prompt" or not _rejects_format(exc):
-                            raise
-                        self._json_mode = _JSON_MODES[_JSON_MODES.index(mode) + 1]
-                        continue
-                    break
-        except TimeoutError:
-            raise TeacherError(f"no answer within {self.options.timeout:g}s", retryable=True) from None
-        except TeacherError:
-            raise
-        except Exception as exc:
-            error = to_teacher_error(exc)
-            if error is None:  # not the SDK's nor the network's: a bug, or a missing key
-                raise
-            if error.status in (401, 403):
-                error.args = (f"{error} (the key comes from {self.options.api_key_env})",)
-            raise error from exc
+
+        async def call() -> tuple[str, str | None, Usage, str | None]:
+            mode = self._json_mode
+            while True:
+                try:
+                    return await self._call(
+                        client, request if json_schema is None else
+                        _with_schema(request, json_schema, mode))
+                except Exception as exc:
+                    if json_schema is None or mode == "prompt" or not _rejects_format(exc):
+                        raise
+                    mode = self._json_mode = _JSON_MODES[_JSON_MODES.index(mode) + 1]
+
+        text, finish, usage, model = await self.guarded(call)
         return Completion(text=text, model=model or self.options.model, usage=usage,
                           finish_reason=finish, latency_s=time.perf_counter() - start)
 
@@ -284,15 +216,6 @@ def _usage_dict(usage: Any) -> Usage:
     return Usage(prompt_tokens=counts[0], completion_tokens=counts[1])
 
 
-def _aiohttp_available() -> bool:
-    """openai >= 1.9x ships an aiohttp-backed client; it needs the ``aiohttp`` extra."""
-    import importlib.util
-
-    import openai
-
-    return hasattr(openai, "DefaultAioHttpClient") and importlib.util.find_spec("aiohttp") is not None
-
-
 async def _read_stream(stream: Any) -> tuple[str, str | None, Usage, str | None]:
     """Assemble a streamed answer; a stream that ends without a finish reason was cut."""
     parts: list[str] = []
@@ -363,45 +286,3 @@ def _rejects_format(exc: Exception) -> bool:
         return False
     text = f"{getattr(exc, 'message', '')} {getattr(exc, 'body', '')}".lower()
     return any(word in text for word in ("response_format", "json_schema", "json_object"))
-
-
-# ----- errors --------------------------------------------------------------------------
-
-
-
-def _is_transport_error(exc: BaseException) -> bool:
-    """An HTTP transport error that older SDKs let through unwrapped (httpx, httpcore)."""
-    return type(exc).__module__.split(".")[0] in ("httpx", "httpx2", "httpcore", "h11", "anyio")
-
-
-def to_teacher_error(exc: BaseException) -> TeacherError | None:
-    """Translate an SDK (or transport) failure; the message never holds a credential.
-    None for an exception that is neither (it is re-raised as it is)."""
-    import openai
-
-    if isinstance(exc, openai.APITimeoutError):
-        return TeacherError("the request timed out", retryable=True)
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__ or exc.__context__
-        detail = f": {cause}" if cause else ""
-        return TeacherError(scrub(f"connection error{detail}"), retryable=True)
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        headers = exc.response.headers if exc.response is not None else None
-        body = exc.body.get("message") if isinstance(exc.body, dict) else None
-        return TeacherError(
-            scrub(f"HTTP {status}: {body or exc.message}"), retryable=retryable_status(status),
-            retry_after=parse_retry_after(headers), status=status,
-        )
-    if isinstance(exc, openai.APIResponseValidationError):
-        return TeacherError(scrub(f"malformed response: {exc.message}"), retryable=True,
-                            status=exc.status_code)
-    if isinstance(exc, openai.APIError):  # an error event inside a stream: server-side
-        return TeacherError(scrub(f"API error: {exc.message}"), retryable=True)
-    if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON, or a garbled event
-        return TeacherError(scrub(f"malformed response: {exc}"), retryable=True)
-    if _is_transport_error(exc):
-        return TeacherError(scrub(f"connection error: {type(exc).__name__}: {exc}"), retryable=True)
-    if isinstance(exc, openai.OpenAIError):
-        return TeacherError(scrub(f"{type(exc).__name__}: {exc}"), retryable=False)
-    return None

@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hegelion_openai.teacher import OpenAITeacher, parse_retry_after
+from hegelion_openai.teacher import OpenAITeacher
 
 from hegelion_core.contracts import Completion, TeacherError
 from hegelion_core.errors import HegelionError, OptionsError
+from hegelion_core.limits import parse_retry_after
 from hegelion_core.parsing import parse_trace
 from hegelion_core.plugins import make_driver
 from hegelion_core.records import JudgeVerdict, Message

@@ -18,12 +18,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
 import pytest
 from click.testing import CliRunner
-from mlx_testutil import TRACES
 
-from hegelion_core.records import DialecticTrace, TraceRecord
+from hegelion_core.testing.sample_traces import write_sample_traces
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +33,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("traces") / "traces.jsonl"
-    with path.open("wb") as fh:
-        for instruction, thesis, antithesis, synthesis in TRACES:
-            trace = DialecticTrace(thesis=thesis, antithesis=antithesis, synthesis=synthesis)
-            fh.write(orjson.dumps(TraceRecord.build(instruction, trace).model_dump(mode="json")) + b"\n")
-    return path
+    return write_sample_traces(tmp_path_factory.mktemp("traces") / "traces.jsonl")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,67 @@
+"""Twenty short dialectic traces, for tests that train on a tiny model.
+
+Short, so rows tokenize and train quickly; twenty, so ``--valid-ratio 0.2`` gives 16
+train and 4 valid rows: full batches at mlx-lm's default batch size of 4.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+
+from hegelion_core.records import DialecticTrace, TraceRecord
+
+#: (instruction, thesis, antithesis, synthesis)
+SAMPLE_TRACES: tuple[tuple[str, str, str, str], ...] = (
+    ("Is free will real?", "We act on our own reasons.", "Our reasons have causes.",
+     "Freedom is acting from reasons, caused or not."),
+    ("Do markets work?", "Prices carry information.", "Prices can lie about harm.",
+     "Markets work inside rules that make prices honest."),
+    ("Where does knowledge come from?", "From experience.", "Logic holds before experience.",
+     "Experience gives content and reason gives form."),
+    ("Trust intuition or evidence?", "Intuition is fast.", "Intuition fails on numbers.",
+     "Intuition raises questions; evidence answers them."),
+    ("Is history driven by ideas?", "Ideas set what seems possible.",
+     "Conditions decide which ideas spread.", "Ideas and conditions shape each other."),
+    ("Can a good argument fail?", "Sound arguments convince.", "People weigh the speaker.",
+     "Good arguments persuade when they earn trust."),
+    ("Privacy or security?", "Security protects lives.", "Without privacy power grows.",
+     "Security with limits keeps lives and freedom."),
+    ("Fund need or curiosity?", "Fund urgent needs.", "Curiosity made the big advances.",
+     "Fund both, since curiosity feeds what needs require."),
+    ("Is change good?", "Change brings growth.", "Change destroys what worked.",
+     "Good change keeps what worked and grows from it."),
+    ("Should rules bend?", "Rules must be firm to be fair.", "Firm rules fail odd cases.",
+     "Rules should be firm with a stated way to bend."),
+    ("Is art useful?", "Art has no use and needs none.", "Art teaches and heals.",
+     "Art is useful because it is not made for use."),
+    ("Should we fear machines?", "Machines free us from toil.", "Machines can take control.",
+     "Build machines we can check and stop."),
+    ("Is tradition wise?", "Tradition stores tested habits.", "Tradition hides old wrongs.",
+     "Keep traditions that still pass the test."),
+    ("Are people selfish?", "People seek their own good.", "People give to strangers.",
+     "Self-interest and care live in the same person."),
+    ("Is math discovered?", "Math is found, like a continent.", "Math is built, like a game.",
+     "We invent the rules and discover what follows."),
+    ("Should cities grow?", "Cities create wealth.", "Cities crowd and pollute.",
+     "Grow cities that stay green and affordable."),
+    ("Is doubt a virtue?", "Doubt prevents error.", "Doubt can freeze action.",
+     "Doubt well, then act on the best answer."),
+    ("Do laws make people good?", "Laws shape habits.", "Good people need no laws.",
+     "Laws guide habits that character then keeps."),
+    ("Is speed better than care?", "Speed wins markets.", "Care prevents disasters.",
+     "Move fast where mistakes are cheap, slowly elsewhere."),
+    ("Can we know other minds?", "We only see behaviour.", "Empathy reaches inner life.",
+     "We know other minds by inference and by sharing."),
+)
+
+
+def write_sample_traces(path: Path) -> Path:
+    """Write `SAMPLE_TRACES` to ``path`` as ``hegelion generate`` writes traces."""
+    with path.open("wb") as fh:
+        for instruction, thesis, antithesis, synthesis in SAMPLE_TRACES:
+            trace = DialecticTrace(thesis=thesis, antithesis=antithesis, synthesis=synthesis)
+            record = TraceRecord.build(instruction, trace)
+            fh.write(orjson.dumps(record.model_dump(mode="json")) + b"\n")
+    return path

@@ -340,43 +340,14 @@ def worker_transformers(
     )
     model = peft.get_peft_model(model, peft.LoraConfig(task_type="CAUSAL_LM", bias="none", **LORA))
     rows = datasets.Dataset.from_list(_rows(data, tokenizer, t["max_seq_length"]))
-    tokens = torch.zeros((), dtype=torch.long)
-
-    class Counting(Trainer):
-        def compute_loss(
-            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
-        ) -> Any:
-            nonlocal tokens
-            tokens = tokens + _fed_tokens(inputs)
-            return super().compute_loss(model, inputs, *args, **kwargs)
-
     args = TrainingArguments(
-        output_dir=str(out),
-        max_steps=steps,
-        learning_rate=t["learning_rate"],
-        per_device_train_batch_size=t["per_device_train_batch_size"],
-        gradient_accumulation_steps=t["gradient_accumulation_steps"],
-        lr_scheduler_type="cosine",
-        warmup_steps=t["warmup_ratio"],
-        optim="adamw_torch",
-        seed=42,
-        data_seed=42,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=steps,
-        save_total_limit=1,
-        bf16=gpu,
-        use_cpu=not gpu,
-        report_to=[],
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        disable_tqdm=True,
+        **_shared_args(out, steps, t, gpu), **_cpu_comparable(gpu), remove_unused_columns=False
     )
-    trainer = Counting(
+    trainer = _counting(Trainer)(
         model=model, args=args, train_dataset=rows, data_collator=_collate(tokenizer.pad_token_id)
     )
     runtime = trainer.train().metrics["train_runtime"]
-    return _figures(int(tokens), runtime, gpu)
+    return _figures(int(trainer.fed_tokens), runtime, gpu)
 
 
 def worker_trl_raw(
@@ -394,42 +365,15 @@ def worker_trl_raw(
         model_dir, dtype=torch.bfloat16 if gpu else torch.float32
     )
     rows = [{"messages": json.loads(line)["messages"]} for line in data.read_text().splitlines()]
-    tokens = torch.zeros((), dtype=torch.long)
-
-    class Counting(SFTTrainer):
-        def compute_loss(
-            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
-        ) -> Any:
-            nonlocal tokens
-            tokens = tokens + _fed_tokens(inputs)
-            return super().compute_loss(model, inputs, *args, **kwargs)
-
     args = SFTConfig(
-        output_dir=str(out),
-        max_steps=steps,
-        learning_rate=t["learning_rate"],
-        per_device_train_batch_size=t["per_device_train_batch_size"],
-        gradient_accumulation_steps=t["gradient_accumulation_steps"],
-        lr_scheduler_type="cosine",
-        warmup_steps=t["warmup_ratio"],
-        optim="adamw_torch",
-        seed=42,
-        data_seed=42,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=steps,
-        save_total_limit=1,
-        bf16=gpu,
-        use_cpu=not gpu,
+        **_shared_args(out, steps, t, gpu),
+        **_cpu_comparable(gpu),
         # transformers 5.2x's name; 5.17 (NVIDIA images) only knows gradient_checkpointing.
         **{_checkpointing_field(SFTConfig): False},
         assistant_only_loss=True,
         max_length=t["max_seq_length"],
-        report_to=[],
-        dataloader_num_workers=0,
-        disable_tqdm=True,
     )
-    trainer = Counting(
+    trainer = _counting(SFTTrainer)(
         model=model,
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
@@ -437,7 +381,7 @@ def worker_trl_raw(
         peft_config=peft.LoraConfig(task_type="CAUSAL_LM", bias="none", **LORA),
     )
     runtime = trainer.train().metrics["train_runtime"]
-    return _figures(int(tokens), runtime, gpu)
+    return _figures(int(trainer.fed_tokens), runtime, gpu)
 
 
 def worker_unsloth(
@@ -459,42 +403,58 @@ def worker_unsloth(
     for line in data.read_text().splitlines():
         m = json.loads(line)["messages"]
         rows.append({"prompt": m[:-1], "completion": m[-1:]})
-    tokens = torch.zeros((), dtype=torch.long)
-
-    class Counting(SFTTrainer):
-        def compute_loss(
-            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
-        ) -> Any:
-            nonlocal tokens
-            tokens = tokens + _fed_tokens(inputs)
-            return super().compute_loss(model, inputs, *args, **kwargs)
-
-    args = SFTConfig(
-        output_dir=str(out),
-        max_steps=steps,
-        learning_rate=t["learning_rate"],
-        per_device_train_batch_size=t["per_device_train_batch_size"],
-        gradient_accumulation_steps=t["gradient_accumulation_steps"],
-        lr_scheduler_type="cosine",
-        warmup_steps=t["warmup_ratio"],
-        seed=42,
-        logging_steps=1,
-        save_strategy="steps",
-        save_steps=steps,
-        save_total_limit=1,
-        bf16=True,
-        max_length=t["max_seq_length"],
-        report_to=[],
-        disable_tqdm=True,
-    )
-    trainer = Counting(
+    args = SFTConfig(**_shared_args(out, steps, t, gpu=True), max_length=t["max_seq_length"])
+    trainer = _counting(SFTTrainer)(
         model=model,
         args=args,
         train_dataset=datasets.Dataset.from_list(rows),
         processing_class=tokenizer,
     )
     runtime = trainer.train().metrics["train_runtime"]
-    return _figures(int(tokens), runtime, gpu)
+    return _figures(int(trainer.fed_tokens), runtime, gpu)
+
+
+def _shared_args(out: Path, steps: int, t: dict[str, Any], gpu: bool) -> dict[str, Any]:
+    """The TrainingArguments every baseline shares with Hegelion's own run."""
+    return {
+        "output_dir": str(out),
+        "max_steps": steps,
+        "learning_rate": t["learning_rate"],
+        "per_device_train_batch_size": t["per_device_train_batch_size"],
+        "gradient_accumulation_steps": t["gradient_accumulation_steps"],
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": t["warmup_ratio"],
+        "seed": 42,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": steps,
+        "save_total_limit": 1,
+        "bf16": gpu,
+        "report_to": [],
+        "disable_tqdm": True,
+    }
+
+
+def _cpu_comparable(gpu: bool) -> dict[str, Any]:
+    """What the transformers and raw-TRL baselines set as Hegelion's trl trainer does."""
+    return {"optim": "adamw_torch", "data_seed": 42, "use_cpu": not gpu,
+            "dataloader_num_workers": 0}
+
+
+def _counting(trainer_cls: Any) -> Any:
+    """``trainer_cls`` adding the tokens it trains on to ``fed_tokens`` (a tensor, so
+    counting never waits for the device)."""
+
+    class Counting(trainer_cls):  # type: ignore[misc, valid-type]
+        fed_tokens: Any = 0
+
+        def compute_loss(
+            self, model: Any, inputs: dict[str, Any], *args: Any, **kwargs: Any
+        ) -> Any:
+            self.fed_tokens = self.fed_tokens + _fed_tokens(inputs)
+            return super().compute_loss(model, inputs, *args, **kwargs)
+
+    return Counting
 
 
 def _fed_tokens(inputs: dict[str, Any]) -> Any:

@@ -3,34 +3,13 @@ retry. The SDK talks real HTTP to the scripted server, which injects each fault.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from typing import Any
 
 import pytest
 from hegelion_anthropic.teacher import AnthropicTeacher
 
-from hegelion_core.contracts import Completion, TeacherError
-from hegelion_core.records import Message
+from hegelion_core.testing.calls import complete_error
 from hegelion_core.testing.openai_server import ScriptedAnthropicServer
-
-QUESTION = [Message(role="user", content="Is water wet?")]
-
-
-def ask(teacher: AnthropicTeacher, **kwargs: Any) -> Completion:
-    async def go() -> Completion:
-        try:
-            return await teacher.complete(QUESTION, **kwargs)
-        finally:
-            await teacher.aclose()
-
-    return asyncio.run(go())
-
-
-def fail(teacher: AnthropicTeacher, **kwargs: Any) -> TeacherError:
-    with pytest.raises(TeacherError) as info:
-        ask(teacher, **kwargs)
-    return info.value
 
 
 @pytest.fixture(params=["httpx", "aiohttp"])
@@ -46,21 +25,21 @@ def teacher(server: ScriptedAnthropicServer, transport: str) -> AnthropicTeacher
 
 def test_429_is_retryable_with_retry_after(server: ScriptedAnthropicServer, teacher: AnthropicTeacher) -> None:
     server.enqueue(("status", 429, {"Retry-After": "2"}))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert error.retryable and error.status == 429 and error.retry_after == 2.0
     assert "rate_limit_error" in str(error)
 
 
 def test_529_overloaded_is_retryable(server: ScriptedAnthropicServer, teacher: AnthropicTeacher) -> None:
     server.enqueue(("status", 529))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert error.retryable and error.status == 529 and "overloaded_error" in str(error)
 
 
 @pytest.mark.parametrize("status", [500, 503])
 def test_5xx_is_retryable(server: ScriptedAnthropicServer, teacher: AnthropicTeacher, status: int) -> None:
     server.enqueue(("status", status, {"Retry-After": "3"} if status == 503 else {}))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert error.retryable and error.status == status
     assert error.retry_after == (3.0 if status == 503 else None)
 
@@ -69,14 +48,14 @@ def test_hung_connection_times_out_within_the_timeout(server: ScriptedAnthropicS
     teacher = AnthropicTeacher(base_url=server.base_url, timeout=0.5, transport=transport)
     server.enqueue(("hang",))
     start = time.monotonic()
-    error = fail(teacher)
+    error = complete_error(teacher)
     elapsed = time.monotonic() - start
     assert error.retryable and 0.4 <= elapsed < 2.0, elapsed
 
 
 def test_malformed_json_is_retryable(server: ScriptedAnthropicServer, teacher: AnthropicTeacher) -> None:
     server.enqueue(("malformed",))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert error.retryable and "malformed" in str(error)
 
 
@@ -84,7 +63,7 @@ def test_malformed_json_is_retryable(server: ScriptedAnthropicServer, teacher: A
 def test_truncated_stream_is_retryable(server: ScriptedAnthropicServer, how: str, transport: str) -> None:
     teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("truncated_stream",) if how == "mid-chunk" else ("truncated_stream", "clean"))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert error.retryable
     if how == "clean":  # the HTTP body ended properly; only the missing message_stop tells
         assert "truncated stream" in str(error)
@@ -93,20 +72,20 @@ def test_truncated_stream_is_retryable(server: ScriptedAnthropicServer, how: str
 def test_overloaded_inside_a_stream_is_retryable(server: ScriptedAnthropicServer, transport: str) -> None:
     teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("stream_error", "overloaded_error"))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert error.retryable and error.status == 529 and "overloaded_error" in str(error)
 
 
 def test_invalid_request_inside_a_stream_is_final(server: ScriptedAnthropicServer, transport: str) -> None:
     teacher = AnthropicTeacher(base_url=server.base_url, timeout=5, stream=True, transport=transport)
     server.enqueue(("stream_error", "invalid_request_error"))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert not error.retryable and error.status == 400
 
 
 def test_dropped_connection_is_retryable(server: ScriptedAnthropicServer, teacher: AnthropicTeacher) -> None:
     server.enqueue(("close",))
-    error = fail(teacher)
+    error = complete_error(teacher)
     # httpx reports a connection error; the SDK's aiohttp transport, a timeout.
     assert error.retryable and ("connection" in str(error) or "timed out" in str(error))
 
@@ -115,7 +94,7 @@ def test_401_is_final_and_never_shows_the_key(server: ScriptedAnthropicServer, t
                                                api_key: str) -> None:
     body = {"type": "error", "error": {"type": "authentication_error", "message": f"invalid x-api-key {api_key}"}}
     server.enqueue(("status", 401, {}, body))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert not error.retryable and error.status == 401
     assert api_key not in str(error) and "ANTHROPIC_API_KEY" in str(error)
     assert "invalid x-api-key" in str(error)
@@ -124,5 +103,5 @@ def test_401_is_final_and_never_shows_the_key(server: ScriptedAnthropicServer, t
 @pytest.mark.parametrize("status", [400, 403, 404, 413])
 def test_client_errors_are_final(server: ScriptedAnthropicServer, teacher: AnthropicTeacher, status: int) -> None:
     server.enqueue(("status", status))
-    error = fail(teacher)
+    error = complete_error(teacher)
     assert not error.retryable and error.status == status

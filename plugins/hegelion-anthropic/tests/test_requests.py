@@ -16,6 +16,7 @@ from hegelion_core.errors import HegelionError, OptionsError
 from hegelion_core.parsing import parse_trace
 from hegelion_core.plugins import make_driver
 from hegelion_core.records import JudgeVerdict, Message
+from hegelion_core.testing.calls import complete_once
 from hegelion_core.testing.openai_server import ScriptedAnthropicServer
 
 QUESTION = [Message(role="system", content="Be brief."), Message(role="user", content="Is water wet?")]
@@ -23,13 +24,7 @@ SCHEMA = JudgeVerdict.model_json_schema()
 
 
 def ask(teacher: AnthropicTeacher, messages: list[Message] = QUESTION, **kwargs: Any) -> Completion:
-    async def go() -> Completion:
-        try:
-            return await teacher.complete(messages, **kwargs)
-        finally:
-            await teacher.aclose()
-
-    return asyncio.run(go())
+    return complete_once(teacher, messages, **kwargs)
 
 
 def test_default_model_is_a_current_sonnet() -> None:

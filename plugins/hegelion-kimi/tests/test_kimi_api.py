@@ -4,38 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from email.utils import format_datetime
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import TEST_KEY
 from extras_server import Answer, extras_server
+from hegelion_kimi.api import KimiTeacher
 
 from hegelion_core.contracts import Completion, TeacherError
 from hegelion_core.errors import HegelionError, OptionsError
 from hegelion_core.records import Message
 from hegelion_core.testing import TeacherContract
+from hegelion_core.testing.calls import complete_error, complete_once
 from hegelion_core.testing.openai_server import ScriptedOpenAIServer
-from hegelion_kimi.api import KimiTeacher
 
 ASK = [Message(role="user", content="Is a hot dog a sandwich?")]
 
 
-def complete(teacher: KimiTeacher, messages: list[Message] = ASK, **kwargs: object) -> Completion:
-    async def go() -> Completion:
-        try:
-            return await teacher.complete(messages, **kwargs)  # type: ignore[arg-type]
-        finally:
-            await teacher.aclose()
-
-    return asyncio.run(go())
+def complete(teacher: KimiTeacher, messages: list[Message] = ASK, **kwargs: Any) -> Completion:
+    return complete_once(teacher, messages, **kwargs)
 
 
-def failure(teacher: KimiTeacher, **kwargs: object) -> TeacherError:
-    with pytest.raises(TeacherError) as info:
-        complete(teacher, **kwargs)
-    return info.value
+def failure(teacher: KimiTeacher, **kwargs: Any) -> TeacherError:
+    return complete_error(teacher, ASK, **kwargs)
 
 
 class TestKimiTeacherContract(TeacherContract):

@@ -3,28 +3,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from typing import Any
 
 import pytest
 from hegelion_openai.teacher import OpenAITeacher
 
-from hegelion_core.contracts import Completion
 from hegelion_core.records import Message
 from hegelion_core.testing import TeacherContract
+from hegelion_core.testing.calls import complete_once
 
 pytestmark = pytest.mark.llama_server
-
-
-def ask(teacher: OpenAITeacher, messages: list[Message], **kwargs: Any) -> Completion:
-    async def go() -> Completion:
-        try:
-            return await teacher.complete(messages, **kwargs)
-        finally:
-            await teacher.aclose()
-
-    return asyncio.run(go())
 
 
 class TestOpenAITeacherOnLlamaCpp(TeacherContract):
@@ -36,7 +24,7 @@ class TestOpenAITeacherOnLlamaCpp(TeacherContract):
 def test_a_real_completion_with_usage(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")  # a local server needs no key
     teacher = OpenAITeacher(base_url=llama_server, model="smollm2", timeout=60, temperature=0)
-    result = ask(teacher, [Message(role="system", content="Answer in one short sentence."),
+    result = complete_once(teacher, [Message(role="system", content="Answer in one short sentence."),
                            Message(role="user", content="What is the capital of France?")],
                  max_tokens=32)
     assert "Paris" in result.text
@@ -47,7 +35,7 @@ def test_a_real_completion_with_usage(llama_server: str, monkeypatch: pytest.Mon
 def test_streaming_from_llama_cpp(llama_server: str) -> None:
     teacher = OpenAITeacher(base_url=llama_server, model="smollm2", timeout=60, temperature=0,
                             stream=True)
-    result = ask(teacher, [Message(role="user", content="Say hello.")], max_tokens=16)
+    result = complete_once(teacher, [Message(role="user", content="Say hello.")], max_tokens=16)
     assert result.text.strip() and result.finish_reason in ("stop", "length")
 
 
@@ -56,7 +44,7 @@ def test_json_schema_falls_back_to_llama_cpps_json_object_grammar(llama_server: 
     # response_format) but constrains json_object output to a "schema" by grammar.
     schema = {"type": "object", "properties": {"legs": {"type": "integer"}}, "required": ["legs"]}
     teacher = OpenAITeacher(base_url=llama_server, model="smollm2", timeout=60, temperature=0)
-    result = ask(teacher, [Message(role="user", content="How many legs does a dog have?")],
+    result = complete_once(teacher, [Message(role="user", content="How many legs does a dog have?")],
                  max_tokens=48, json_schema=schema)
     assert teacher.structured_output == "json_object"
     value = json.loads(result.text)

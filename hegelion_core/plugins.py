@@ -164,6 +164,10 @@ def make_driver(role: Role, name: str, options: dict[str, Any] | None = None) ->
 
 def _not_found_message(role: Role, name: str) -> str:
     noun = role[:-1].replace("_", " ")
+    hidden = sorted({_dist_of(ep)[0] for ep in entry_points(group=group(role)) if ep.name == name})
+    if hidden:  # installed, but left out by the environment's plugin settings
+        return (f"{noun} {name!r} comes from {', '.join(hidden)}, which is installed but left "
+                f"out by {ALLOW_ENV} or {DISABLE_ENV}; add it to {ALLOW_ENV} or unset them")
     known = KNOWN_DRIVERS.get(role, {}).get(name)
     if known:
         return f"{noun} {name!r} is not installed. Install it with: {install_hint(known)}"

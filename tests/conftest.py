@@ -34,6 +34,19 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
+def left_out_message(noun: str, name: str, dist: str) -> str:
+    """What ``hegelion`` says of a first-party driver that the test's HEGELION_PLUGINS or
+    HEGELION_DISABLE_PLUGIN_AUTOLOAD leaves out: the install command where ``dist`` is not
+    installed (CI's core environment), "left out" where it is (an all-plugins checkout)."""
+    from importlib import metadata
+
+    try:
+        metadata.distribution(dist)
+    except metadata.PackageNotFoundError:
+        return f"{noun} {name!r} is not installed. Install it with: pip install {dist}"
+    return f"{noun} {name!r} comes from {dist}, which is installed but left out by HEGELION_PLUGINS"
+
+
 def hegelion_env(site: Path, **env: str) -> dict[str, str]:
     environ = os.environ | {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
     for key in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD"):

@@ -34,6 +34,7 @@ from hegelion_core.evaluation.suites import (
     score_revision_suite,
 )
 from hegelion_core.records import Message
+from tests.conftest import left_out_message
 
 # ----- ECE ---------------------------------------------------------------------------
 
@@ -226,11 +227,12 @@ def test_dialectic_suite_reads_a_prompt_file(tmp_path: Path) -> None:
 def test_eval_without_the_backend_plugin_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
     data = write_items(tmp_path / "eval.jsonl", [cal_item(0, "a")])
     monkeypatch.setenv("HEGELION_PLUGINS", "hegelion-core")
-    for model, dist in ((str(tmp_path / "model-dir"), "hegelion-trl"), (str(tmp_path / "m.gguf"), "hegelion-gguf")):
+    for model, teacher, dist in ((str(tmp_path / "model-dir"), "transformers", "hegelion-trl"),
+                                 (str(tmp_path / "m.gguf"), "llama-cpp", "hegelion-gguf")):
         result = CliRunner().invoke(cli, ["eval", "--model", model, "--suite", "calibration",
                                           "--data", str(data), "--out", str(tmp_path / "o")])
         assert result.exit_code == 1
-        assert f"pip install {dist}" in result.output, result.output
+        assert left_out_message("teacher", teacher, dist) in result.output, result.output
     assert not (tmp_path / "o").exists()
 
 

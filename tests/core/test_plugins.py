@@ -7,18 +7,16 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from hegelion_core import hooks
 from hegelion_core.contracts import Formatter, Options
-from hegelion_core.errors import DriverLoadError, DriverNotFound
+from hegelion_core.errors import DriverNotFound
 from hegelion_core.hookspecs import hookimpl
-from hegelion_core.plugins import get_plugin_manager, load_driver
+from hegelion_core.plugins import KNOWN_DRIVERS, get_plugin_manager, load_driver
 from hegelion_core.testing import sample_records
-
-from tests.conftest import PLUGINS, hegelion
+from tests.conftest import EXAMPLES, PLUGINS, hegelion
 
 
 def test_third_party_teacher_is_listed(plugin_site) -> None:
@@ -40,7 +38,9 @@ def test_broken_plugin_is_listed_as_broken_with_a_fix(plugin_site) -> None:
     assert "broken         broken         hegelion-broken 0.0.1" in proc.stdout
     assert "No module named 'hegelion_no_such_dependency'" in proc.stdout
     assert "fix:   pip install hegelion_no_such_dependency, or reinstall hegelion-broken" in proc.stdout
-    listing = json.loads(hegelion(plugin_site, "plugins", "--json").stdout)
+    # Only the test plugins, whatever else this environment has installed.
+    only = {"HEGELION_PLUGINS": "hegelion-echo,hegelion-broken"}
+    listing = json.loads(hegelion(plugin_site, "plugins", "--json", **only).stdout)
     assert {h["name"]: h["status"] for h in listing["hooks"]} == {"echo": "ok", "broken": "broken"}
 
 
@@ -102,9 +102,21 @@ def test_allow_list(plugin_site) -> None:
 # ----- in-process: names, and each hook ---------------------------------------------
 
 
-def test_missing_first_party_driver_names_the_install() -> None:
-    with pytest.raises(DriverNotFound, match=r"teacher 'kimi-cli' is not installed. Install it with: pip install hegelion-kimi"):
-        load_driver("teachers", "kimi-cli")
+def test_missing_first_party_driver_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A first-party name that no environment has installed, so the test means the same
+    # in a core-only environment and in one with every plugin.
+    monkeypatch.setitem(KNOWN_DRIVERS["teachers"], "imaginary", "hegelion-imaginary")
+    with pytest.raises(DriverNotFound, match=r"teacher 'imaginary' is not installed. Install it with: "
+                                             r"pip install hegelion-imaginary"):
+        load_driver("teachers", "imaginary")
+
+
+def test_installed_but_excluded_driver_says_what_leaves_it_out(plugin_site, tmp_path) -> None:
+    proc = hegelion(plugin_site, "generate", "--prompt-file", EXAMPLES / "prompts.txt", "-o",
+                    tmp_path / "o.jsonl", "--teacher", "echo", HEGELION_PLUGINS="hegelion-broken")
+    assert proc.returncode != 0
+    assert ("teacher 'echo' comes from hegelion-echo, which is installed but left out by "
+            "HEGELION_PLUGINS") in proc.stderr
 
 
 def test_unknown_driver_lists_the_available_ones() -> None:

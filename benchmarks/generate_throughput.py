@@ -122,7 +122,7 @@ def build_resume_output(output: Path, prompts: Path, n: int) -> None:
     row = TraceRecord.build("placeholder question", trace, teacher="openai", model="bench").model_dump(mode="json")
     offset = 0
     with prompts.open() as src, output.open("wb") as out, output.with_name(output.name + ".index").open("wb") as idx:
-        for i, line in zip(range(n), src):
+        for _, line in zip(range(n), src):
             text = line.strip()
             row["instruction"], row["prompt_id"] = text, prompt_id(text)
             data = orjson.dumps(row) + b"\n"

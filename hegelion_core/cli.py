@@ -179,8 +179,6 @@ def dataset_main(argv: list[str] | None = None) -> None:
     cli.main(args=["dataset", *(sys.argv[1:] if argv is None else argv)], prog_name="hegelion")
 
 
-from hegelion_core import cli_generate  # noqa: E402,F401  (registers generate, status, dialectic, agent)
-from hegelion_core import cli_train  # noqa: E402,F401  (registers train)
-from hegelion_core import cli_eval  # noqa: E402,F401  (registers eval)
-from hegelion_core import cli_export  # noqa: E402,F401  (registers export)
-from hegelion_core import cli_run  # noqa: E402,F401  (registers run)
+# The subcommands' modules register themselves on `cli` (generate, status, dialectic,
+# agent, train, eval, export, run); they import `cli` from here, hence the end of the file.
+from hegelion_core import cli_eval, cli_export, cli_generate, cli_run, cli_train  # noqa: E402,F401,I001

@@ -278,7 +278,7 @@ def _write_splits(
             w.close()
 
     if layout == "parquet":
-        for s, p in files.items():
+        for p in files.values():
             _jsonl_to_parquet(p, p.with_suffix(".parquet"))
             p.unlink()
     elif layout == "hf":

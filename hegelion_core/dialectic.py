@@ -24,8 +24,20 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hegelion_core.contracts import Completion, Teacher, TeacherError
-from hegelion_core.parsing import parse_contradictions, parse_research_proposals, parse_trace, render_output
-from hegelion_core.records import Critique, DialecticTrace, JudgeVerdict, Message, Usage, is_placeholder
+from hegelion_core.parsing import (
+    parse_contradictions,
+    parse_research_proposals,
+    parse_trace,
+    render_output,
+)
+from hegelion_core.records import (
+    Critique,
+    DialecticTrace,
+    JudgeVerdict,
+    Message,
+    Usage,
+    is_placeholder,
+)
 
 # ----- prompts -----------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -212,7 +212,7 @@ class TraceRecord(BaseModel):
             system=system,
             hegelion_trace=trace,
             prompt_id=prompt_id(instruction, input),
-            created_at=metadata.pop("created_at", None) or datetime.now(timezone.utc),
+            created_at=metadata.pop("created_at", None) or datetime.now(UTC),
             hegelion_version=metadata.pop("hegelion_version", None) or __version__,
             **metadata,
         )
@@ -296,7 +296,7 @@ class StageManifest(_Model):
     """Written beside every stage's output: where a file came from."""
 
     stage: str
-    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
     hegelion_version: str = __version__
     inputs: list[FileDigest] = Field(default_factory=list)
     outputs: list[str] = Field(default_factory=list)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +126,7 @@ def run_status(output: Path, *, rejects: Path | None = None, window_min: float =
 
     if times:
         status.last_record_at = max(times)
-        since = datetime.now(timezone.utc) - timedelta(minutes=window_min)
+        since = datetime.now(UTC) - timedelta(minutes=window_min)
         recent = [t for t in times if t >= since]
         if recent:
             span_min = max((max(recent) - min(since, min(recent))).total_seconds() / 60, 1 / 60)

@@ -98,8 +98,7 @@ def figures_of(plan: StagePlan) -> dict[str, Any]:
     if plan.kind == "generate":
         traces = Path(plan.artifact["traces"])
         rejects = traces.with_name(traces.name.removesuffix(".jsonl") + ".rejects.jsonl")
-        count = lambda p: sum(1 for _ in p.open("rb")) if p.exists() else 0
-        return {"records": count(traces), "rejected": count(rejects)}
+        return {"records": _count_lines(traces), "rejected": _count_lines(rejects)}
     if plan.kind in ("format", "simplex"):
         data = Path(plan.artifact["data"])
         manifest = load(data.with_name(data.name + ".manifest.json")) or load(data / "manifest.json")
@@ -266,3 +265,11 @@ def summary(config: PipelineConfig, records: list[StageRecord]) -> list[str]:
 
 def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def _count_lines(path: Path) -> int:
+    """Lines in ``path``; 0 when it does not exist (a run that rejected nothing)."""
+    if not path.exists():
+        return 0
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)

@@ -116,8 +116,16 @@ def build_tiny_tokenizer(
     rebuilds that pipeline and ignores the saved one, so only this choice makes
     the saved tokenizer and the reloaded one agree token for token.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
-    from tokenizers import processors, trainers
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     texts = list(DEFAULT_CORPUS if corpus is None else corpus)

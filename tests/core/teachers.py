@@ -15,7 +15,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from hegelion_core.contracts import Completion, Options, Teacher
-from hegelion_core.dialectic import ANTITHESIS_SYSTEM, JUDGE_SYSTEM, SINGLE_SYSTEM, SYNTHESIS_SYSTEM, THESIS_SYSTEM
+from hegelion_core.dialectic import (
+    ANTITHESIS_SYSTEM,
+    JUDGE_SYSTEM,
+    SINGLE_SYSTEM,
+    SYNTHESIS_SYSTEM,
+    THESIS_SYSTEM,
+)
 from hegelion_core.parsing import render_output
 from hegelion_core.records import DialecticTrace, Message, Usage
 

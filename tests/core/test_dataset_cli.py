@@ -10,9 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import write_jsonl
-
 from hegelion_core.records import DialecticTrace, TraceRecord
+from tests.conftest import write_jsonl
 
 
 def rows_of(path: Path) -> list[dict]:

@@ -172,10 +172,10 @@ def test_thought_tags_any_case_and_label_on_same_line() -> None:
 
 
 def test_empty_answer_after_thought_is_none() -> None:
-    assert parse_trace((
+    assert parse_trace(
         "<thought>THESIS: T\nANTITHESIS: A\n"
         "SYNTHESIS: S</thought>\n  \n"
-    )).answer is None
+    ).answer is None
 
 
 def test_unclosed_thought_block_has_no_answer() -> None:

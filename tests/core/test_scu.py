@@ -81,7 +81,7 @@ def test_closed_loop_converges_into_the_deadband() -> None:
     """A toy plant: weights shrink when λ grows (w² ∝ 1/(1+κλ)), data loss fixed.
     S must settle within the deadband around the target."""
     cfg = SCUConfig(target_s=0.01)
-    n, sigma, ce = 10_000, 0.01, 2.0
+    n, ce = 10_000, 2.0
     ctl = SCUController(cfg, tokens_per_epoch=n)
     base_w2 = 0.05  # S ≈ 0.2 at λ = 0 -> the controller must push λ up
     history = []

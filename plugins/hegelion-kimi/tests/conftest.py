@@ -6,9 +6,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import kimi_cli_env
 import pytest
 
-import kimi_cli_env
 from hegelion_core.testing.openai_server import ScriptedOpenAIServer
 
 #: Never a real key; long enough for `hegelion_core.secrets.scrub` to hide it.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ def test_429_is_retryable_with_retry_after(moonshot_key: str, headers: dict[str,
 
 
 def test_retry_after_as_an_http_date(moonshot_key: str) -> None:
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=30), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
     with ScriptedOpenAIServer([("status", 429, {"Retry-After": when})]) as srv:
         error = failure(KimiTeacher(base_url=srv.base_url))
     assert error.retry_after is not None and 20 < error.retry_after <= 31

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 from conftest import TEST_KEY
+from hegelion_kimi import cli
+from hegelion_kimi.cli import KimiCLITeacher, RunResult, render_prompt, run_in_group
 
 from hegelion_core.contracts import TeacherError
 from hegelion_core.errors import OptionsError
 from hegelion_core.records import Message
-from hegelion_kimi import cli
-from hegelion_kimi.cli import KimiCLITeacher, RunResult, render_prompt, run_in_group
 
 # ----- options -------------------------------------------------------------------------
 

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 from conftest import TEST_KEY
 from extras_server import Answer, extras_server
+from hegelion_kimi.cli import KimiCLITeacher
 
 from hegelion_core.contracts import Completion, TeacherError
 from hegelion_core.records import Message
 from hegelion_core.testing import TeacherContract
 from hegelion_core.testing.openai_server import ScriptedOpenAIServer
-from hegelion_kimi.cli import KimiCLITeacher
 
 ASK = [Message(role="user", content="Is a hot dog a sandwich?")]
 

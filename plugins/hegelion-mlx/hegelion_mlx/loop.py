@@ -88,7 +88,8 @@ def build_schedule(lr: float, kind: str, total_steps: int, warmup_steps: int) ->
     elif kind == "linear":
         main = optim.linear_schedule(lr, 0.0, decay)
     elif kind in ("constant", "constant_with_warmup"):
-        main = lambda _step: mx.array(lr, mx.float32)
+        def main(_step: Any) -> Any:
+            return mx.array(lr, mx.float32)
     else:
         raise HegelionError(f"lr_scheduler_type {kind!r} is not supported on MLX; "
                             "use cosine, linear, constant or constant_with_warmup")

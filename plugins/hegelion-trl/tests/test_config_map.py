@@ -10,7 +10,12 @@ from pathlib import Path
 
 import pytest
 import trl
-from hegelion_trl.config_map import Device, build_trl_config, for_installed_transformers, trl_arguments
+from hegelion_trl.config_map import (
+    Device,
+    build_trl_config,
+    for_installed_transformers,
+    trl_arguments,
+)
 from hegelion_trl.data import ASSISTANT_OPEN, choose_shape, convert_row
 from trl_helpers import train_config
 

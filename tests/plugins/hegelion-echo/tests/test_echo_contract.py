@@ -1,9 +1,9 @@
 """The echo teacher passes core's teacher contract suite."""
 
 import pytest
+from hegelion_echo.teacher import EchoTeacher
 
 from hegelion_core.testing import TeacherContract
-from hegelion_echo.teacher import EchoTeacher
 
 
 class TestEchoTeacher(TeacherContract):

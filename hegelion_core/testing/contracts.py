@@ -47,6 +47,7 @@ from hegelion_core.records import (
     TraceRecord,
     prompt_id,
 )
+from hegelion_core.testing.calls import complete_once
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
@@ -132,7 +133,7 @@ class TeacherContract(DriverContract):
     max_tokens: ClassVar[int] = 32
 
     def _complete(self, driver: Teacher, messages: list[Message]) -> Completion:
-        return asyncio.run(driver.complete(messages, max_tokens=self.max_tokens))
+        return complete_once(driver, messages, max_tokens=self.max_tokens)
 
     def test_complete_returns_text(self, driver: Teacher) -> None:
         result = self._complete(driver, [Message(role="user", content="Name one prime number.")])
@@ -153,14 +154,23 @@ class TeacherContract(DriverContract):
             prompts = ["Say one.", "Say two.", "Say three."]
             calls = [driver.complete([Message(role="user", content=p)], max_tokens=self.max_tokens)
                      for p in prompts]
-            return list(await asyncio.gather(*calls))
+            try:
+                return list(await asyncio.gather(*calls))
+            finally:
+                await driver.aclose()
 
         results = asyncio.run(three())
         assert len(results) == 3 and all(r.text.strip() for r in results)
 
     def test_aclose_can_be_called_twice(self, driver: Teacher) -> None:
-        asyncio.run(driver.aclose())
-        asyncio.run(driver.aclose())
+        async def use_then_close_twice() -> None:
+            await driver.complete([Message(role="user", content="Say yes.")],
+                                  max_tokens=self.max_tokens)
+            await driver.aclose()
+            await driver.aclose()
+
+        asyncio.run(use_then_close_twice())
+        asyncio.run(driver.aclose())  # and once more from another loop, after its own closed
 
 
 class FormatterContract(DriverContract):

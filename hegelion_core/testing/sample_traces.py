@@ -6,6 +6,7 @@ train and 4 valid rows: full batches at mlx-lm's default batch size of 4.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -57,10 +58,14 @@ SAMPLE_TRACES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def write_sample_traces(path: Path) -> Path:
-    """Write `SAMPLE_TRACES` to ``path`` as ``hegelion generate`` writes traces."""
+Trace = tuple[str, str, str, str]
+
+
+def write_sample_traces(path: Path, traces: Iterable[Trace] = SAMPLE_TRACES) -> Path:
+    """Write ``traces`` (instruction, thesis, antithesis, synthesis) to ``path`` as
+    ``hegelion generate`` writes trace records."""
     with path.open("wb") as fh:
-        for instruction, thesis, antithesis, synthesis in SAMPLE_TRACES:
+        for instruction, thesis, antithesis, synthesis in traces:
             trace = DialecticTrace(thesis=thesis, antithesis=antithesis, synthesis=synthesis)
             record = TraceRecord.build(instruction, trace)
             fh.write(orjson.dumps(record.model_dump(mode="json")) + b"\n")

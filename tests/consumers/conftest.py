@@ -19,11 +19,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import orjson  # noqa: E402
 import pytest  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 
-from hegelion_core.records import DialecticTrace, TraceRecord  # noqa: E402
+from hegelion_core.testing.sample_traces import write_sample_traces  # noqa: E402
 from hegelion_core.testing.tiny_models import build_tiny_model  # noqa: E402
 
 # Short on purpose: the rendered rows must fit a 256-token window with room to spare.
@@ -80,16 +79,6 @@ SAMPLE_TRACES: tuple[tuple[str, str, str, str], ...] = (
 
 
 
-def write_sample_traces(path: Path) -> Path:
-    """Write `SAMPLE_TRACES` as a traces JSONL file (what ``hegelion generate`` writes)."""
-    with path.open("wb") as fh:
-        for instruction, thesis, antithesis, synthesis in SAMPLE_TRACES:
-            trace = DialecticTrace(thesis=thesis, antithesis=antithesis, synthesis=synthesis)
-            record = TraceRecord.build(instruction, trace)
-            fh.write(orjson.dumps(record.model_dump(mode="json")) + b"\n")
-    return path
-
-
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved tiny Llama + tokenizer, built once per session (about 30 ms)."""
@@ -104,7 +93,7 @@ def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def sample_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample_traces(tmp_path_factory.mktemp("traces") / "traces.jsonl")
+    return write_sample_traces(tmp_path_factory.mktemp("traces") / "traces.jsonl", SAMPLE_TRACES)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from hegelion_core.errors import HegelionError
+from hegelion_core.errors import HegelionError, InputError
 
 
 class ExportError(HegelionError):
@@ -30,17 +30,14 @@ class UnsupportedArchitecture(ExportError):
         )
 
 
-class ModelConfigError(ExportError):
-    """config.json (or adapter_config.json) is missing, unreadable or lacks a key."""
+class ModelConfigError(ExportError, InputError):
+    """config.json (or adapter_config.json) is missing, unreadable or lacks a key: core's
+    `InputError` (file, field, hint) without a line, as JSON configs are read whole."""
 
     def __init__(self, path: Path, problem: str, *, key: str | None = None,
                  hint: str | None = None) -> None:
-        self.path, self.key = path, key
-        where = f"{path}: key {key!r}" if key else str(path)
-        text = f"{where}: {problem}"
-        if hint:
-            text += f"\n  hint: {hint}"
-        super().__init__(text)
+        InputError.__init__(self, path, None, problem, field=key, hint=hint)
+        self.key = key
 
 
 class TokenizerError(ExportError):

@@ -172,12 +172,19 @@ class SDKTeacher(Teacher):
         return None
 
     def status_detail(self, exc: Any) -> tuple[int, str]:
-        """(status, message) for an ``APIStatusError``. The SDKs keep the error body as
-        ``{"error": {"message": ...}}`` or as the inner object itself."""
-        body = exc.body
-        inner = body.get("error", body) if isinstance(body, dict) else None
-        message = inner.get("message") if isinstance(inner, dict) else None
+        """(status, message) for an ``APIStatusError``; an API with more to say in its
+        error body overrides this."""
+        _, message = error_body(exc.body)
         return exc.status_code, f"HTTP {exc.status_code}: {message or exc.message}"
+
+
+def error_body(body: object) -> tuple[str | None, str | None]:
+    """(type, message) of an API error body, kept by the SDKs as ``{"error": {...}}``
+    or as the inner object itself."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if not isinstance(inner, dict):
+        return None, None
+    return inner.get("type"), inner.get("message")
 
 
 def _connection_error_under(exc: BaseException) -> ConnectionError | None:

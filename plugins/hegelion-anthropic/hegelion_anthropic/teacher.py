@@ -26,7 +26,7 @@ from pydantic import Field
 
 from hegelion_core.contracts import Completion, TeacherError
 from hegelion_core.records import Message, Usage
-from hegelion_core.sdk_teacher import SDKTeacher
+from hegelion_core.sdk_teacher import SDKTeacher, error_body
 from hegelion_core.secrets import scrub
 
 #: The newest Sonnet the SDK lists (claude-sonnet-4-5 is deprecated, end of life 2026-11-30).
@@ -90,9 +90,7 @@ class AnthropicTeacher(SDKTeacher):
     def status_detail(self, exc: Any) -> tuple[int, str]:
         """Anthropic's error body is ``{"type": "error", "error": {"type", "message"}}``;
         an ``event: error`` inside a 200 stream carries its status only as that type."""
-        inner = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
-        kind = inner.get("type") if isinstance(inner, dict) else None
-        message = inner.get("message") if isinstance(inner, dict) else None
+        kind, message = error_body(exc.body)
         status = exc.status_code
         if status < 400 and kind:
             status = _ERROR_TYPE_STATUS.get(kind, 500)

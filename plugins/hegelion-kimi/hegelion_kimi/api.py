@@ -22,7 +22,7 @@ from hegelion_kimi._common import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MOD
 
 class KimiTeacher(SDKTeacher):
     """Moonshot's Kimi API (``api.moonshot.ai``), or any server that speaks its protocol.
-    Client, deadline, retries' inputs and error translation are `SDKTeacher`'s."""
+    The client, the deadline and the error translation are `SDKTeacher`'s."""
 
     name = "kimi"
     sdk = "openai"

@@ -185,17 +185,21 @@ def optimizer_tensors(optimizer: optim.Optimizer) -> dict[str, mx.array]:
     return dict(tree_flatten(optimizer.state))
 
 
-def load_trainable(model: nn.Module, weights: dict[str, mx.array], *, mismatch: Callable[[str], str]) -> None:
+def load_trainable(
+    model: nn.Module, weights: dict[str, mx.array], *, mismatch: Callable[[str], str]
+) -> None:
     """Load LoRA weights into ``model``'s trainable parameters, which they must match
     exactly in names and shapes; else `HegelionError` with ``mismatch(first difference)``."""
     ours = dict(tree_flatten(model.trainable_parameters()))
     missing, extra = sorted(set(ours) - set(weights)), sorted(set(weights) - set(ours))
     shapes = [f"{k}: {tuple(weights[k].shape)} here, {tuple(v.shape)} in the model"
               for k, v in ours.items() if k in weights and weights[k].shape != v.shape]
-    problem = (f"no tensor for {missing[0]}" if missing else f"{extra[0]} has no place in the model" if extra
-               else shapes[0] if shapes else None)
-    if problem is not None:
-        raise HegelionError(mismatch(problem))
+    if missing:
+        raise HegelionError(mismatch(f"no tensor for {missing[0]}"))
+    if extra:
+        raise HegelionError(mismatch(f"{extra[0]} has no place in the model"))
+    if shapes:
+        raise HegelionError(mismatch(shapes[0]))
     model.load_weights(list(weights.items()), strict=False)
 
 

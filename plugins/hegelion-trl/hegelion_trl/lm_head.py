@@ -83,8 +83,8 @@ class _FullVocabScore(torch.autograd.Function):
     costs one dot product a row, where a separate pass (what TRL's SFT logs every step)
     cost a quarter of a CPU step at a 49k vocabulary. The softmax is kept as exp(z - max)
     and its row sums, never divided out in place, which saves one pass over the logits.
-    Rows go ``ROWS`` at a time so the temporaries stay small. Ignored labels (-100) get zeros; entropy and hits carry
-    no gradient (TRL's SFT only logs them)."""
+    Rows go ``ROWS`` at a time so the temporaries stay small. Ignored labels (-100) get
+    zeros; entropy and hits carry no gradient (TRL's SFT only logs them)."""
 
     ROWS = 512
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hegelion_core.errors import OptionsError
 from hegelion_core.records import Message, Prompt, TraceRecord, Usage
@@ -57,14 +57,53 @@ class Driver(ABC):
 # ----- teachers ----------------------------------------------------------------------
 
 
+#: Why a completion ended, one vocabulary for every teacher: ``stop`` (the model ended
+#: it, or a stop sequence did), ``length`` (the token limit cut it), ``content_filter``,
+#: ``tool_calls``, ``error``. None: the backend did not say.
+FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
+
+_FINISH_ALIASES: dict[str, FinishReason] = {
+    "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "eos": "stop",
+    "eos_token": "stop", "pause_turn": "stop",
+    "length": "length", "max_tokens": "length", "model_length": "length",
+    "max_output_tokens": "length",
+    "content_filter": "content_filter", "refusal": "content_filter", "safety": "content_filter",
+    "tool_calls": "tool_calls", "function_call": "tool_calls", "tool_use": "tool_calls",
+    "error": "error",
+}
+
+
+def finish_reason_of(raw: str | None) -> FinishReason | None:
+    """A backend's own finish reason (OpenAI's ``finish_reason``, Anthropic's
+    ``stop_reason``, llama.cpp's) in Hegelion's vocabulary; None when it gave none.
+    An unknown value counts as ``stop`` only if it is not about a limit."""
+    if not raw:
+        return None
+    key = str(raw).strip().lower()
+    if key in _FINISH_ALIASES:
+        return _FINISH_ALIASES[key]
+    return "length" if ("length" in key or "max" in key or "limit" in key) else "stop"
+
+
 class Completion(BaseModel):
     """What a teacher returns for one call."""
 
     text: str
     model: str | None = None
     usage: Usage = Field(default_factory=Usage)
-    finish_reason: str | None = None
+    #: In Hegelion's vocabulary (`finish_reason_of` translates a backend's own).
+    finish_reason: FinishReason | None = None
     latency_s: float = 0.0
+
+    @field_validator("finish_reason", mode="before")
+    @classmethod
+    def _vocabulary(cls, value: object) -> object:
+        return finish_reason_of(value) if isinstance(value, str) else value
+
+    @property
+    def truncated(self) -> bool:
+        """The token limit cut this answer: it is not finished text."""
+        return self.finish_reason == "length"
 
 
 class TeacherError(Exception):

@@ -10,7 +10,10 @@ Provide a ``driver`` fixture that returns a constructed instance::
             return MyTeacher({"model": "tiny"})
 
 The suite checks what core relies on: the driver is registered under its name,
-rejects unknown options, and honours its role's method contract.
+rejects unknown options, and honours its role's method contract. A teacher must also
+say when its backend cut an answer at ``max_tokens`` (``finish_reason == "length"``):
+a cut answer is never data. Override the ``cut_call`` fixture with a call your backend
+surely cuts, or return None from it for a backend that never says why it stopped.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import copy
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, ClassVar
 
@@ -127,6 +131,19 @@ class DriverContract:
         assert again.options == driver.options
 
 
+@dataclass(frozen=True)
+class CutCall:
+    """A call a teacher's backend will cut at its token limit."""
+
+    messages: list[Message]
+    max_tokens: int
+
+
+#: A question no model answers in a few tokens.
+LONG_ANSWER = [Message(role="user", content="Count from 1 to 200, one number per line, "
+                                             "and write nothing else.")]
+
+
 class TeacherContract(DriverContract):
     role: ClassVar[Role] = "teachers"
     #: Override for slow or costly backends.
@@ -134,6 +151,20 @@ class TeacherContract(DriverContract):
 
     def _complete(self, driver: Teacher, messages: list[Message]) -> Completion:
         return complete_once(driver, messages, max_tokens=self.max_tokens)
+
+    @pytest.fixture
+    def cut_call(self) -> CutCall | None:
+        """A call the backend cuts at ``max_tokens``. None: the backend never says why a
+        completion ended (the teacher then reports None, never a made-up "stop")."""
+        return CutCall(LONG_ANSWER, max_tokens=4)
+
+    def test_reports_length_when_cut(self, driver: Teacher, cut_call: CutCall | None) -> None:
+        if cut_call is None:
+            pytest.skip("this teacher's backend does not say why a completion ended")
+        result = complete_once(driver, cut_call.messages, max_tokens=cut_call.max_tokens)
+        assert result.finish_reason == "length" and result.truncated, (
+            f"cut at max_tokens={cut_call.max_tokens}, the teacher reported "
+            f"finish_reason={result.finish_reason!r} for {result.text[:80]!r}")
 
     def test_complete_returns_text(self, driver: Teacher) -> None:
         result = self._complete(driver, [Message(role="user", content="Name one prime number.")])

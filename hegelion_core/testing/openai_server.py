@@ -273,8 +273,8 @@ class ScriptedOpenAIServer:
     ``reply(request) -> str`` makes the text of every ``ok`` answer (default:
     `default_reply`). ``latency`` is waited before every completion answer, so a
     benchmark sees a provider's round trip without its variance. Replies longer than
-    the request's ``max_tokens`` (counted in words) are cut and finish with
-    ``length``/``max_tokens``, as a real model's would. ``response_formats`` lists the
+    the request's ``max_tokens`` or ``max_completion_tokens`` (counted in words) are cut
+    and finish with ``length``/``max_tokens``, as a real model's would. ``response_formats`` lists the
     ``response_format`` types accepted; others get the 400 a server without that
     feature sends, so fallbacks can be tested.
     """
@@ -533,7 +533,7 @@ class ScriptedOpenAIServer:
             return await self._send_json(writer, 400, error, keep_alive=keep_alive)
 
         text = str(args[0]) if kind == "reply" else self.reply(request)
-        text, cut = _cut_words(text, body.get("max_tokens"))
+        text, cut = _cut_words(text, body.get("max_tokens") or body.get("max_completion_tokens"))
         usage = (_count_words(body), max(len(text.split()), 1))
         model = str(body.get("model") or self.model)
         truncated = kind == "truncated_stream"

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError
+from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
 from hegelion_core.records import Message, Usage
 from hegelion_core.sdk_teacher import SDKTeacher
 from hegelion_core.secrets import scrub
@@ -103,7 +103,8 @@ class OpenAITeacher(SDKTeacher):
 
         text, finish, usage, model = await self.guarded(call)
         return Completion(text=text, model=model or self.options.model, usage=usage,
-                          finish_reason=finish, latency_s=time.perf_counter() - start)
+                          finish_reason=finish_reason_of(finish),
+                          latency_s=time.perf_counter() - start)
 
     def _request(self, messages: Sequence[Message], max_tokens: int | None,
                  temperature: float | None) -> dict[str, Any]:

@@ -39,6 +39,23 @@ def test_streaming_from_llama_cpp(llama_server: str) -> None:
     assert result.text.strip() and result.finish_reason in ("stop", "length")
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_llama_cpps_own_finish_reason(llama_server: str, stream: bool) -> None:
+    """llama-cpp-python's server says ``length`` when max_tokens cut the answer, ``stop``
+    when the model ended it; the teacher reports both as they are, streamed or not."""
+    teacher = OpenAITeacher(base_url=llama_server, model="smollm2", timeout=60, temperature=0,
+                            stream=stream)
+    count = [Message(role="user", content="Count from 1 to 200, one number per line.")]
+    cut = complete_once(teacher, count, max_tokens=8)
+    assert cut.finish_reason == "length" and cut.truncated and cut.text.strip()
+    if not stream:  # llama-cpp-python sends no usage chunk in a stream
+        assert cut.usage.completion_tokens == 8
+    done = complete_once(teacher, [Message(role="system", content="Answer in one short sentence."),
+                                   Message(role="user", content="What is the capital of France?")],
+                         max_tokens=64)
+    assert done.finish_reason == "stop" and not done.truncated and "Paris" in done.text
+
+
 def test_json_schema_falls_back_to_llama_cpps_json_object_grammar(llama_server: str) -> None:
     # llama-cpp-python rejects response_format type json_schema (HTTP 500 naming
     # response_format) but constrains json_object output to a "schema" by grammar.

@@ -125,9 +125,18 @@ def test_answer_is_the_servers_trace_with_usage(server: ScriptedOpenAIServer) ->
     assert result.usage.completion_tokens == len(result.text.split())
 
 
-def test_max_tokens_cut_shows_as_length(server: ScriptedOpenAIServer) -> None:
-    result = ask(OpenAITeacher(base_url=server.base_url), max_tokens=4)
-    assert result.finish_reason == "length" and result.usage.completion_tokens == 4
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_tokens_cut_shows_as_length(server: ScriptedOpenAIServer, stream: bool) -> None:
+    result = ask(OpenAITeacher(base_url=server.base_url, stream=stream), max_tokens=4)
+    assert result.finish_reason == "length" and result.truncated
+    assert result.usage.completion_tokens == 4 and len(result.text.split()) == 4
+
+
+def test_max_completion_tokens_cut_shows_as_length(server: ScriptedOpenAIServer) -> None:
+    teacher = OpenAITeacher(base_url=server.base_url, max_tokens_field="max_completion_tokens")
+    result = ask(teacher, max_tokens=4)
+    assert server.completion_requests[-1].body["max_completion_tokens"] == 4
+    assert result.truncated and len(result.text.split()) == 4
 
 
 def test_usage_absent_counts_zero(server: ScriptedOpenAIServer) -> None:

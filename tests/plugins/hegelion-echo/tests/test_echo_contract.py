@@ -10,3 +10,7 @@ class TestEchoTeacher(TeacherContract):
     @pytest.fixture
     def driver(self):
         return EchoTeacher({"prefix": "Q"})
+
+    @pytest.fixture
+    def cut_call(self):
+        return None  # no model behind it: nothing is ever cut

@@ -44,6 +44,17 @@ def read_jsonl(
     unparsable *unterminated last* line is what a killed appender leaves: it is
     reported to ``on_invalid`` as `TORN_TAIL` and never raises.
     """
+    for lineno, _, obj in read_jsonl_lines(path, skip_invalid=skip_invalid, on_invalid=on_invalid):
+        yield lineno, obj
+
+
+def read_jsonl_lines(
+    path: str | Path,
+    *,
+    skip_invalid: bool = False,
+    on_invalid: Callable[[int, str], None] | None = None,
+) -> Iterator[tuple[int, bytes, dict[str, Any]]]:
+    """`read_jsonl` that also yields each line's bytes, for copying rows through unchanged."""
     path = Path(path)
     if not path.is_file():
         raise InputError(path, None, "file not found" if not path.exists() else "not a file")
@@ -62,7 +73,7 @@ def read_jsonl(
                 problem = f"invalid JSON ({exc})"
             else:
                 if isinstance(obj, dict):
-                    yield lineno, obj
+                    yield lineno, raw, obj
                     continue
                 problem = f"expected a JSON object, got {type(obj).__name__}"
             if not skip_invalid:

@@ -66,7 +66,7 @@ _FINISH_ALIASES: dict[str, FinishReason] = {
     "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "eos": "stop",
     "eos_token": "stop", "pause_turn": "stop",
     "length": "length", "max_tokens": "length", "model_length": "length",
-    "max_output_tokens": "length",
+    "max_output_tokens": "length", "model_context_window_exceeded": "length",
     "content_filter": "content_filter", "refusal": "content_filter", "safety": "content_filter",
     "tool_calls": "tool_calls", "function_call": "tool_calls", "tool_use": "tool_calls",
     "error": "error",
@@ -106,23 +106,44 @@ class Completion(BaseModel):
         return self.finish_reason == "length"
 
 
+#: Whose fault a failed call is: the prompt's own content (``prompt``), the service
+#: (down, overloaded, unreachable, misrouted: ``service``) or the credentials (``auth``).
+#: Only ``prompt`` failures count against a prompt's attempts.
+Blame = Literal["prompt", "service", "auth"]
+
+
+def blame_of(status: int | None, retryable: bool) -> Blame:
+    """The default `Blame` of a failure: 401/403/407 are ``auth``; what a retry may cure
+    (429, 5xx, timeouts, dropped connections) and 404 (no such model or route) are the
+    ``service``'s; anything else (a 400 on this prompt, a refusal) is the ``prompt``'s."""
+    if status in (401, 403, 407):
+        return "auth"
+    if retryable or status == 404:
+        return "service"
+    return "prompt"
+
+
 class TeacherError(Exception):
     """A teacher call failed. Teachers translate their SDK's errors into this.
 
     ``retryable``: worth another try (429, 5xx, timeouts, dropped connections,
     malformed or truncated responses); the generator retries with backoff.
     ``retry_after``: seconds the server asked us to wait (``Retry-After``), if any.
+    ``blame``: whose fault it is (`Blame`); by default `blame_of` the status and
+    ``retryable``. A failure that is not the prompt's never counts against it, and
+    runs of them stop a generation run early.
     The message must never contain a credential.
     """
 
     def __init__(
         self, message: str, *, retryable: bool, retry_after: float | None = None,
-        status: int | None = None,
+        status: int | None = None, blame: Blame | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.retry_after = retry_after
         self.status = status
+        self.blame: Blame = blame or blame_of(status, retryable)
 
 
 class Teacher(Driver):

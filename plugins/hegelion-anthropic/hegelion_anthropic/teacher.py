@@ -13,6 +13,9 @@
   forcing works on every Claude model and on Anthropic-compatible servers, where
   prompting and prefilling only ask. A schema whose top level is not an object is
   wrapped as ``{"value": schema}`` (tool inputs are objects) and unwrapped again.
+- **Why it stopped**: ``stop_reason`` in Hegelion's vocabulary: ``max_tokens`` is
+  ``length`` (a cut answer), ``end_turn`` and ``stop_sequence`` are ``stop``, and so is
+  ``tool_use`` when it ends the forced answer tool's call (that call is the answer).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any
 
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError
+from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
 from hegelion_core.records import Message, Usage
 from hegelion_core.sdk_teacher import SDKTeacher, error_body
 from hegelion_core.secrets import scrub
@@ -80,10 +83,13 @@ class AnthropicTeacher(SDKTeacher):
                 return await _read_stream(await client.messages.create(**request, stream=True))
             return _read_message(await client.messages.create(**request))
 
-        text, tool_input, finish, usage, model = await self.guarded(call)
+        text, tool_input, stop_reason, usage, model = await self.guarded(call)
+        finish = finish_reason_of(stop_reason)  # max_tokens -> length, end_turn -> stop
         if json_schema is not None and tool_input is not None:
             value = tool_input.get("value") if wrapped else tool_input
             text = json.dumps(value, ensure_ascii=False)
+            if finish == "tool_calls":  # the forced answer tool holds the whole answer
+                finish = "stop"
         return Completion(text=text, model=model or self.options.model, usage=usage,
                           finish_reason=finish, latency_s=time.perf_counter() - start)
 

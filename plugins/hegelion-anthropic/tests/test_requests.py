@@ -98,14 +98,33 @@ def test_anthropic_itself_needs_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_answer_text_usage_and_stop_reason(server: ScriptedAnthropicServer) -> None:
     result = ask(AnthropicTeacher(base_url=server.base_url))
     assert "Is water wet?" in parse_trace(result.text).thesis
-    assert result.finish_reason == "end_turn" and result.model == DEFAULT_MODEL
+    assert result.finish_reason == "stop" and result.model == DEFAULT_MODEL
     assert result.usage.prompt_tokens == 5  # "Be brief." + "Is water wet?" in words
     assert result.usage.completion_tokens == len(result.text.split())
 
 
-def test_max_tokens_cut_shows_as_max_tokens(server: ScriptedAnthropicServer) -> None:
-    result = ask(AnthropicTeacher(base_url=server.base_url), max_tokens=3)
-    assert result.finish_reason == "max_tokens" and result.usage.completion_tokens == 3
+@pytest.mark.parametrize("stream", [False, True])
+def test_max_tokens_cut_shows_as_length(server: ScriptedAnthropicServer, stream: bool) -> None:
+    result = ask(AnthropicTeacher(base_url=server.base_url, stream=stream), max_tokens=3)
+    assert result.finish_reason == "length" and result.truncated  # stop_reason "max_tokens"
+    assert result.usage.completion_tokens == 3 and len(result.text.split()) == 3
+
+
+def test_a_stop_sequence_shows_as_stop(server: ScriptedAnthropicServer) -> None:
+    body = {"id": "msg_1", "type": "message", "role": "assistant", "model": DEFAULT_MODEL,
+            "content": [{"type": "text", "text": "THESIS: yes"}], "stop_reason": "stop_sequence",
+            "stop_sequence": "END", "usage": {"input_tokens": 5, "output_tokens": 3}}
+    server.enqueue(("status", 200, {}, body))
+    result = ask(AnthropicTeacher(base_url=server.base_url))
+    assert result.text == "THESIS: yes" and result.finish_reason == "stop"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_cut_structured_answer_shows_as_length(server: ScriptedAnthropicServer,
+                                                 stream: bool) -> None:
+    result = ask(AnthropicTeacher(base_url=server.base_url, stream=stream), max_tokens=2,
+                 json_schema=SCHEMA)
+    assert result.finish_reason == "length" and result.truncated
 
 
 def test_latency_is_measured(server: ScriptedAnthropicServer) -> None:
@@ -117,7 +136,7 @@ def test_streaming_assembles_the_same_text(server: ScriptedAnthropicServer) -> N
     plain = ask(AnthropicTeacher(base_url=server.base_url))
     streamed = ask(AnthropicTeacher(base_url=server.base_url, stream=True))
     assert streamed.text == plain.text and streamed.usage == plain.usage
-    assert streamed.finish_reason == "end_turn"
+    assert streamed.finish_reason == "stop"
     assert server.completion_requests[-1].body["stream"] is True
 
 
@@ -129,7 +148,7 @@ def test_json_schema_forces_the_answer_tool(server: ScriptedAnthropicServer, str
     body = server.completion_requests[-1].body
     assert body["tools"][0]["name"] == "answer" and body["tools"][0]["input_schema"] == SCHEMA
     assert body["tool_choice"] == {"type": "tool", "name": "answer"}
-    assert result.finish_reason == "tool_use"
+    assert result.finish_reason == "stop"  # the forced tool's call is the whole answer
 
 
 def test_a_non_object_schema_is_wrapped_and_unwrapped(server: ScriptedAnthropicServer) -> None:

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError
+from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
 from hegelion_core.records import Message, Usage
 from hegelion_core.sdk_teacher import SDKTeacher
 from hegelion_kimi._common import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, api_key
@@ -86,7 +86,8 @@ def _completion(response: Any, model: str, latency: float) -> Completion:
     choice = choices[0]
     message = getattr(choice, "message", None)
     text = getattr(message, "content", None)
-    finish_reason = getattr(choice, "finish_reason", None)
+    raw_finish = getattr(choice, "finish_reason", None)
+    finish_reason = finish_reason_of(raw_finish if isinstance(raw_finish, str) else None)
     if not isinstance(text, str) or not text.strip():
         reasoning = getattr(message, "reasoning_content", None) or (
             (getattr(message, "model_extra", None) or {}).get("reasoning_content")
@@ -99,7 +100,7 @@ def _completion(response: Any, model: str, latency: float) -> Completion:
             )
         raise TeacherError(
             f"malformed response from the Kimi API: empty content "
-            f"(finish_reason={finish_reason!r})",
+            f"(finish_reason={raw_finish!r})",
             retryable=True,
         )
     usage = getattr(response, "usage", None)

@@ -180,6 +180,20 @@ def test_reasoning_content_stays_out_of_the_text(moonshot_key: str) -> None:
     assert "bread geometry" not in result.text
 
 
+def test_max_tokens_cut_shows_as_length(server: ScriptedOpenAIServer, moonshot_key: str) -> None:
+    result = complete(KimiTeacher(base_url=server.base_url), max_tokens=4)
+    assert result.finish_reason == "length" and result.truncated
+    assert len(result.text.split()) == 4 and server.completion_requests[-1].body["max_tokens"] == 4
+
+
+def test_an_answer_cut_after_reasoning_shows_as_length(moonshot_key: str) -> None:
+    answer = Answer(text="THESIS: a hot dog is", reasoning="Bread first. " * 5,
+                    finish_reason="length")
+    with extras_server(answer) as srv:
+        result = complete(KimiTeacher(base_url=srv.base_url), max_tokens=32)
+    assert result.text == answer.text and result.truncated
+
+
 def test_all_tokens_spent_reasoning_says_raise_max_tokens(moonshot_key: str) -> None:
     answer = Answer(text="", reasoning="Hmm, " * 20, finish_reason="length")
     with extras_server(answer) as srv:

@@ -5,7 +5,10 @@ output, so any number of processes (on one machine or a shared filesystem with
 working ``flock``) can append to one output:
 
 * ``OUT``: trace records; a prompt is done once its line is here;
-* ``OUT.rejects.jsonl`` (or ``--rejects``): one line per failed attempt, with reason;
+* ``OUT.rejects.jsonl`` (or ``--rejects``): one line per failed attempt, with reason
+  and ``blame``; only the prompt's own failures (``blame`` ``prompt``, or none, as
+  older files have it) count toward ``max_attempts``: an outage or a bad key is
+  recorded but never uses a prompt up;
 * ``OUT.claims``: a prompt someone is working on (pid, host, time);
 * ``OUT.index``: ids written so far and the output offset after each, to resume fast;
 * ``OUT.lock``: the lock every read-check-append holds.
@@ -41,6 +44,9 @@ import orjson
 from hegelion_core.jsonl import append_jsonl_line, append_lines, dumps
 
 _ID = re.compile(rb'"prompt_id":"([0-9a-f]{1,32})"')
+#: A reject line blamed on something other than the prompt (orjson writes no spaces, and
+#: a quote inside a string is escaped, so this matches the field and nothing else).
+_NOT_COUNTED = re.compile(rb'"blame":"(?!prompt")')
 _INDEX_ALPHABET = b"0123456789abcdef \n"
 
 
@@ -79,6 +85,23 @@ class _Tail:
     def ids(self) -> list[bytes]:
         return [m for chunk in self.chunks() for m in _ID.findall(chunk)]
 
+    def counted_ids(self) -> list[bytes]:
+        """The prompt ids of new reject lines that count against their prompt."""
+        ids: list[bytes] = []
+        for chunk in self.chunks():
+            if b'"blame":"' not in chunk:
+                ids += _ID.findall(chunk)
+                continue
+            for line in chunk.splitlines():
+                if not _NOT_COUNTED.search(line) and (m := _ID.search(line)):
+                    ids.append(m.group(1))
+        return ids
+
+
+def counts_against_prompt(row: dict[str, Any]) -> bool:
+    """Whether a reject row uses up one of its prompt's attempts (`TeacherError.blame`)."""
+    return row.get("blame", "prompt") == "prompt"
+
 
 class Ledger:
     def __init__(
@@ -116,7 +139,7 @@ class Ledger:
         if not self._started:
             self._load_index()
         self.done.update(int(m, 16) for m in self._tails["out"].ids())
-        self.attempts.update(int(m, 16) for m in self._tails["rej"].ids())
+        self.attempts.update(int(m, 16) for m in self._tails["rej"].counted_ids())
         for chunk in self._tails["claims"].chunks():
             for line in chunk.splitlines():
                 claim = orjson.loads(line)
@@ -147,7 +170,8 @@ class Ledger:
         return self.limit is not None and len(self.done) >= self.limit
 
     def settled(self, prompt_id: str) -> bool:
-        """Done, or rejected as often as allowed: never worth another try."""
+        """Done, or rejected (for its own fault) as often as allowed: never worth
+        another try."""
         key = _key(prompt_id)
         return key in self.done or self.attempts.get(key, 0) >= self.max_attempts
 
@@ -238,7 +262,8 @@ class Ledger:
             if rejects:
                 data = b"".join(dumps(row) + b"\n" for row in rejects)
                 if self._append("rej", data, fsync=fsync)[1]:
-                    self.attempts.update(_key(row["prompt_id"]) for row in rejects)
+                    self.attempts.update(_key(row["prompt_id"]) for row in rejects
+                                         if counts_against_prompt(row))
             return written
 
     def reject(self, row: dict[str, Any]) -> None:

@@ -8,8 +8,10 @@ once, for the openai, anthropic and kimi teachers and for third-party ones:
 
 - **One client per event loop**: its connection pool belongs to the loop that made it.
 - **Retries are the generator's**: ``max_retries=0``, and every failure becomes a
-  `TeacherError` saying whether a retry can help and how long the server asked us to
-  wait (``Retry-After``). Messages never hold a credential.
+  `TeacherError` saying whether a retry can help, how long the server asked us to
+  wait (``Retry-After``) and whose fault it is (``blame``: 401/403 ``auth``; refused
+  connections, DNS, timeouts, 429 and 5xx ``service``; so a key or an outage never
+  uses up the prompts). Messages never hold a credential.
 - **Deadlines are hard**: ``timeout`` bounds the whole call (the SDK's own is per
   read, so a trickling stream could otherwise outlive it).
 - **The transport**: the SDK's aiohttp client when it is installed (half the client
@@ -33,7 +35,7 @@ from pydantic import Field
 from hegelion_core.contracts import Options, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
 from hegelion_core.limits import parse_retry_after, retryable_status
-from hegelion_core.secrets import get_secret, require_secret, scrub
+from hegelion_core.secrets import get_secret, learn, require_secret, scrub
 
 T = TypeVar("T")
 
@@ -65,6 +67,7 @@ class SDKTeacher(Teacher):
 
     def __init__(self, options: Any = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
+        learn(self.options.model_dump(mode="json"))  # a key in extra_body or base_url is masked too
         self._client: Any = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
@@ -144,12 +147,13 @@ class SDKTeacher(Teacher):
         if isinstance(exc, sdk.APITimeoutError):
             refused = _connection_error_under(exc)  # aiohttp reports a refusal as a timeout
             if refused is not None:
-                return TeacherError(scrub(f"connection error: {refused}"), retryable=True)
+                return TeacherError(scrub(f"connection error: {refused}"), retryable=True,
+                                    blame="service")
             return TeacherError(f"timed out after {self.options.timeout:g}s", retryable=True)
         if isinstance(exc, sdk.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
             detail = f": {cause}" if cause else ""
-            return TeacherError(scrub(f"connection error{detail}"), retryable=True)
+            return TeacherError(scrub(f"connection error{detail}"), retryable=True, blame="service")
         if isinstance(exc, sdk.APIStatusError):
             status, message = self.status_detail(exc)
             headers = exc.response.headers if exc.response is not None else None
@@ -166,9 +170,10 @@ class SDKTeacher(Teacher):
             return TeacherError(scrub(f"malformed response: {exc}"), retryable=True)
         if type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES:
             return TeacherError(scrub(f"connection error: {type(exc).__name__}: {exc}"),
-                                retryable=True)
-        if isinstance(exc, getattr(sdk, self.sdk_error)):
-            return TeacherError(scrub(f"{type(exc).__name__}: {exc}"), retryable=False)
+                                retryable=True, blame="service")
+        if isinstance(exc, getattr(sdk, self.sdk_error)):  # the client's setup, not a prompt
+            return TeacherError(scrub(f"{type(exc).__name__}: {exc}"), retryable=False,
+                                blame="service")
         return None
 
     def status_detail(self, exc: Any) -> tuple[int, str]:

@@ -5,17 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from hegelion_core import secrets
 from hegelion_core.plugins import get_plugin_manager
 from hegelion_core.records import TraceRecord
 
-_SECRET_HINTS = ("key", "token", "secret", "password")
-
 
 def redact(config: dict[str, Any]) -> dict[str, Any]:
-    """Drop values whose names look like credentials: hooks never see secrets."""
-    return {
-        k: ("***" if any(h in k.lower() for h in _SECRET_HINTS) else v) for k, v in config.items()
-    }
+    """``config`` with every credential masked (`hegelion_core.secrets.redact`, nested
+    values and known keys included): hooks never see secrets."""
+    return secrets.redact(config)
 
 
 def run_started(command: str, config: dict[str, Any]) -> None:
@@ -23,7 +21,8 @@ def run_started(command: str, config: dict[str, Any]) -> None:
 
 
 def run_finished(command: str, summary: dict[str, Any], error: str | None) -> None:
-    get_plugin_manager().hook.hegelion_run_finished(command=command, summary=summary, error=error)
+    get_plugin_manager().hook.hegelion_run_finished(
+        command=command, summary=redact(summary), error=secrets.scrub(error) if error else error)
 
 
 def accept_record(record: TraceRecord) -> bool:

@@ -4,8 +4,12 @@ An asyncio loop keeps up to ``concurrency`` dialectics in flight under
 requests-per-minute and tokens-per-minute budgets. Each teacher call has a
 timeout and is retried with backoff (honouring ``Retry-After``) when the failure
 is retryable. A prompt whose dialectic fails goes to the rejects file with its
-reason, never to the output. The `Ledger` makes reruns resume and lets several
-processes share one output without duplicates.
+reason and whose fault it was (``blame``), never to the output; only the prompt's own
+failures count against its attempts. A bad key, ``--stop-after-failures`` prompts in a
+row failing for the service's sake, or a ``Retry-After`` past ``--max-retry-wait``
+stop the run early (exit status 5), keeping everything written. Every answer is
+scrubbed of the keys in use as it arrives. The `Ledger` makes reruns resume and lets
+several processes share one output without duplicates.
 
 Hot-path choices (``benchmarks/generate_throughput.py`` keeps them honest): prompts
 are claimed in batches of up to ``min(concurrency, 64)`` under one lock; finished
@@ -19,14 +23,18 @@ what is done without building a pydantic `Prompt` for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
+import math
 import os
+import signal
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from enum import IntEnum
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -35,13 +43,36 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hegelion_core import hooks
 from hegelion_core._version import __version__
-from hegelion_core.contracts import Completion, PromptSource, Teacher, TeacherError
+from hegelion_core.contracts import Blame, Completion, PromptSource, Teacher, TeacherError
 from hegelion_core.dialectic import DialecticConfig, DialecticEngine, PhaseFailed
 from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.ledger import Ledger
 from hegelion_core.limits import RateLimiter, StartPacer, backoff, estimate_tokens
 from hegelion_core.records import DEFAULT_SYSTEM, Message, Prompt, StageManifest, TraceRecord, Usage
-from hegelion_core.secrets import scrub
+from hegelion_core.secrets import learn, redact, scrub, scrub_counted
+
+
+class ExitCode(IntEnum):
+    """``hegelion generate``'s exit status; scripts (and ``hegelion run``) rely on it."""
+
+    OK = 0  #: everything asked for is written, or nothing was left to do
+    SOME_REJECTED = 3  #: records written, and some prompts rejected
+    ALL_REJECTED = 4  #: nothing usable written in this run: every prompt was rejected
+    STOPPED = 5  #: stopped early: a bad key, the failure breaker, a Retry-After past the cap
+    INTERRUPTED = 130  #: Ctrl-C (SIGINT)
+    TERMINATED = 143  #: SIGTERM
+
+
+class Terminated(Exception):
+    """The run got SIGTERM; what finished is written."""
+
+
+class TeacherFailed(PhaseFailed):
+    """A phase failed because its teacher call did, with that failure's `Blame`."""
+
+    def __init__(self, phase: str, reason: str, blame: Blame) -> None:
+        super().__init__(phase, reason)
+        self.blame: Blame = blame
 
 
 class GenerateJob(BaseModel):
@@ -60,6 +91,8 @@ class GenerateJob(BaseModel):
     max_retries: int = Field(3, ge=0)
     timeout: float = Field(300.0, gt=0)
     backoff_base: float = Field(1.0, ge=0)
+    max_retry_wait: float = Field(300.0, ge=0)  # a longer Retry-After stops the run
+    stop_after_failures: int = Field(10, ge=0)  # prompts in a row failing, not by their fault
     lease_s: float | None = None  # claims older than this are taken over
 
     @property
@@ -78,6 +111,17 @@ class GenerateStats(BaseModel):
     reasons: dict[str, int] = Field(default_factory=dict)
     elapsed_s: float = 0.0
     already_done: int = 0
+    not_counted: int = 0  # rejects blamed on the service or the key: the prompts stay open
+    scrubbed: int = 0  # key values removed from answers
+    stopped: str | None = None  # why the run stopped early, if it did
+
+    @property
+    def exit_code(self) -> ExitCode:
+        if self.stopped:
+            return ExitCode.STOPPED
+        if self.rejected and not (self.written or self.duplicates):
+            return ExitCode.ALL_REJECTED
+        return ExitCode.SOME_REJECTED if self.rejected else ExitCode.OK
 
 
 @contextmanager
@@ -122,6 +166,9 @@ class Generator:
         self.committer: _Committer | None = None
         self._skipped = 0  # stats.skipped, kept as a plain int: pydantic setattr is slow
         self._active = 0
+        self._failing = 0  # prompts failed in a row for reasons not their own
+        self._stop = asyncio.Event()
+        learn(teacher.options.model_dump(mode="json"))  # keys in extra_body or a URL too
 
     # ----- one teacher call: timeout, rate limits, retries -----------------------------
 
@@ -141,15 +188,34 @@ class Generator:
                 self.limiter.settle(size, completion.usage.total_tokens)
                 self.stats.usage = self.stats.usage + completion.usage
                 self.model = completion.model or self.model
+                self._failing = 0  # the service answers
+                text, scrubbed = scrub_counted(completion.text)  # an answer echoing a key
+                if scrubbed:
+                    self.stats.scrubbed += scrubbed
+                    completion = completion.model_copy(update={"text": text})
                 return completion
             if not error.retryable or attempt == job.max_retries:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise PhaseFailed(phase, f"teacher error{tries}: {scrub(str(error))}")
+                raise TeacherFailed(phase, f"teacher error{tries}: {scrub(str(error))}", error.blame)
+            wait = error.retry_after or 0.0
+            if wait > job.max_retry_wait:
+                asked = "forever" if math.isinf(wait) else f"{wait:g}s"
+                self.stop(f"the teacher asked to wait {asked} (Retry-After), longer than "
+                          f"--max-retry-wait {job.max_retry_wait:g}s; rerun later")
+                raise TeacherFailed(phase, f"teacher error: {scrub(str(error))} (Retry-After "
+                                           f"{asked} past --max-retry-wait)", "service")
             self.stats.retried += 1
-            if error.retry_after:
-                self.limiter.pause(error.retry_after)
-            await asyncio.sleep(max(error.retry_after or 0.0, backoff(attempt, job.backoff_base)))
+            if wait:
+                self.limiter.pause(wait)
+            await asyncio.sleep(max(wait, backoff(attempt, job.backoff_base)))
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def stop(self, reason: str) -> None:
+        """End the run early: no new prompts start, those in flight are cancelled (their
+        prompts stay open for a rerun), and what finished stays written."""
+        if self.stats.stopped is None:
+            self.stats.stopped = reason
+            self._stop.set()
 
     # ----- one prompt -------------------------------------------------------------
 
@@ -157,8 +223,11 @@ class Generator:
         try:
             result = await self.engine.run(prompt.text)
         except PhaseFailed as failed:
-            await self._reject(prompt, failed.phase, failed.reason)
+            blame: Blame = getattr(failed, "blame", "prompt")
+            await self._reject(prompt, failed.phase, failed.reason, blame)
+            self._count_failure(blame, f"{failed.phase}: {failed.reason}")
             return
+        self._failing = 0
         record = TraceRecord.build(
             prompt.text, result.trace, system=prompt.system or self.job.system,
             source=prompt.source, teacher=self.teacher.name, model=self.model,
@@ -175,16 +244,35 @@ class Generator:
         else:
             self.stats.duplicates += 1
 
-    async def _reject(self, prompt: Prompt, phase: str, reason: str) -> None:
+    async def _reject(self, prompt: Prompt, phase: str, reason: str, blame: Blame = "prompt") -> None:
         self.stats.rejected += 1
         label = f"{phase}: {reason.split(':')[0]}"
+        if blame != "prompt":
+            self.stats.not_counted += 1
+            label += f" ({blame}, not counted)"
         self.reasons[label] += 1
         assert self.committer is not None
         await self.committer.reject({
             "prompt_id": prompt.id, "instruction": prompt.text, "source": prompt.source,
-            "phase": phase, "reason": reason, "teacher": self.teacher.name, "model": self.model,
-            "created_at": datetime.now(UTC).isoformat(), "hegelion_version": __version__,
+            "phase": phase, "reason": reason, "blame": blame, "teacher": self.teacher.name,
+            "model": self.model, "created_at": datetime.now(UTC).isoformat(),
+            "hegelion_version": __version__,
         })
+
+    def _count_failure(self, blame: Blame, what: str) -> None:
+        """The breaker: a bad key stops the run at once (every request would fail the
+        same way), and so do ``stop_after_failures`` prompts in a row failing for the
+        service's sake. A prompt's own failure shows the service answers."""
+        if blame == "prompt":
+            self._failing = 0
+            return
+        self._failing += 1
+        keep = "; the prompts were not counted against their attempts"
+        if blame == "auth":
+            self.stop(f"the teacher refused the credentials ({what}); fix the key and rerun{keep}")
+        elif self.job.stop_after_failures and self._failing >= self.job.stop_after_failures:
+            self.stop(f"{self._failing} prompts in a row failed for reasons not their own "
+                      f"(the last: {what}); fix the cause (is the server up?) and rerun{keep}")
 
     # ----- the loop ------------------------------------------------------------------
 
@@ -194,14 +282,22 @@ class Generator:
         self.stats.already_done = len(self.ledger.done)
         self.committer = _Committer(self.ledger)
         self._active = 0
+        self._failing = 0
         self._changed = asyncio.Event()
+        self._stop = asyncio.Event()
         prompts = self._todo()
         workers = [asyncio.create_task(self._worker(prompts)) for _ in range(self.job.concurrency)]
         ticker = asyncio.create_task(self._tick()) if self.progress else None
+        everyone = asyncio.gather(*workers)
+        everyone.add_done_callback(_retrieved)
+        stopped = asyncio.ensure_future(self._stop.wait())
         try:
             with collector_tuned():
-                await asyncio.gather(*workers)  # the first bug raises; expected failures are rejects
+                await asyncio.wait([everyone, stopped], return_when=asyncio.FIRST_COMPLETED)
+                if everyone.done():
+                    everyone.result()  # the first bug raises; expected failures are rejects
         finally:
+            stopped.cancel()
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
@@ -221,14 +317,14 @@ class Generator:
         """One of ``concurrency`` slots: takes the next prompt as soon as its last one is
         written. Starting the next request in the same step (rather than waking a
         dispatcher that starts a task) keeps a slot's idle time to one loop pass."""
-        while True:
+        while not self._stop.is_set():
             while self._enough():
                 if self._active == 0 and self.committer is not None and not self.committer.pending:
                     return  # the limit is met, and nothing that could fail is left
                 changed = self._changed
                 await changed.wait()  # a prompt settled: maybe one more is needed now
             prompt = next(prompts, None)
-            if prompt is None:
+            if prompt is None or self._stop.is_set():
                 return
             wait = self.pacer.delay()
             if wait > 0:
@@ -422,6 +518,12 @@ class Progress:
         self.stream.flush()
 
 
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    """Mark a gather's outcome as seen: after a stop, cancelled workers leave it one."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
     if seconds >= 3600:
@@ -435,15 +537,17 @@ def write_manifest(job: GenerateJob, teacher: Teacher, source: PromptSource, sta
     manifest = StageManifest(
         stage="generate",
         outputs=[str(job.output), str(job.rejects_path)],
-        config={
+        config=redact({
             "job": job.model_dump(mode="json"),
             "teacher": teacher.name,
-            "teacher_options": _public(teacher.options.model_dump(mode="json")),
+            "teacher_options": teacher.options.model_dump(mode="json"),
             "source": source.name,
             "source_options": source.options.model_dump(mode="json"),
-        },
+        }),
         counts=({"written": stats.written, "rejected": stats.rejected, "retried": stats.retried,
-                 "already_done": stats.already_done} if stats else {}),
+                 "already_done": stats.already_done, "not_counted": stats.not_counted,
+                 "scrubbed": stats.scrubbed, "stopped": int(stats.stopped is not None),
+                 "exit_code": int(stats.exit_code)} if stats else {}),
         versions={"hegelion-core": __version__},
     )
     with atomic_output(path) as tmp:
@@ -451,23 +555,46 @@ def write_manifest(job: GenerateJob, teacher: Teacher, source: PromptSource, sta
     return path
 
 
-def _public(options: dict[str, Any]) -> dict[str, Any]:
-    """Options minus anything that looks like a credential, scrubbed besides."""
-    return {k: ("***" if any(h in k.lower() for h in ("key", "token", "secret")) and "env" not in k.lower()
-                else scrub(v) if isinstance(v, str) else v) for k, v in options.items()}
-
-
 def run_generate(job: GenerateJob, teacher: Teacher, source: PromptSource, *, progress: bool = True) -> GenerateStats:
-    """Run a generation job to the end (or Ctrl-C), writing the manifest around it."""
+    """Run a generation job to the end, an early stop (``stats.stopped``), Ctrl-C
+    (`KeyboardInterrupt`) or SIGTERM (`Terminated`), writing the manifest around it.
+    Every way out leaves what finished written."""
     write_manifest(job, teacher, source, None)
     hooks.run_started("generate", {"job": job.model_dump(mode="json"), "teacher": teacher.name, "pid": os.getpid()})
     gen = Generator(job, teacher, source, Progress() if progress else None)
     error = None
     try:
-        return asyncio.run(gen.run())
+        return asyncio.run(_terminable(gen))
     except BaseException as exc:
-        error = str(exc) or type(exc).__name__
+        error = scrub(str(exc) or type(exc).__name__)
         raise
     finally:
         write_manifest(job, teacher, source, gen.stats)
         hooks.run_finished("generate", gen.stats.model_dump(mode="json"), error)
+
+
+async def _terminable(gen: Generator) -> GenerateStats:
+    """``gen.run()``, with SIGTERM handled like Ctrl-C (the run is cancelled and closes
+    its files) and then raised as `Terminated`."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    terminated = False
+
+    def on_sigterm() -> None:
+        nonlocal terminated
+        terminated = True
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+        return await gen.run()
+    try:
+        return await gen.run()
+    except asyncio.CancelledError:
+        if terminated:
+            raise Terminated("terminated (SIGTERM)") from None
+        raise
+    finally:
+        with contextlib.suppress(Exception):
+            loop.remove_signal_handler(signal.SIGTERM)

@@ -91,7 +91,11 @@ def test_failures_go_to_rejects_with_a_reason_never_to_the_output(tmp_path) -> N
     assert reasons["question 0"][0] == "synthesis" and "placeholder" in reasons["question 0"][1]
     assert gen.stats.written == 2 and gen.stats.rejected == 3
     assert b"generation failed" not in out.read_bytes()
-    assert gen.stats.reasons == {"thesis: teacher error": 1, "thesis: teacher error after 3 attempts": 1,
+    assert {r["instruction"]: r["blame"] for r in rejects} == {
+        "question 0": "prompt", "question 1": "prompt", "question 2": "service"}
+    assert gen.stats.not_counted == 1
+    assert gen.stats.reasons == {"thesis: teacher error": 1,
+                                 "thesis: teacher error after 3 attempts (service, not counted)": 1,
                                  "synthesis: empty or placeholder output (\'[Synthesis generation failed": 1}
 
 

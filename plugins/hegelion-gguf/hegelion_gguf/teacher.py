@@ -10,6 +10,9 @@ a worker thread on a model instance it holds alone, taken from a small pool
 (``instances``, default 1). The worker, not the coroutine, gives the instance back,
 so a cancelled call can never leave a model shared by two generations; it also
 stops the abandoned generation at the next token instead of running to max_tokens.
+
+``finish_reason`` is llama.cpp's own: ``length`` when the answer ran into
+``max_tokens``, ``stop`` when the model ended it (or a grammar closed it).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
+from hegelion_core.contracts import Completion, Options, Teacher, TeacherError, finish_reason_of
 from hegelion_core.records import Message, Usage
 from hegelion_gguf.gguf_header import GGUFFormatError, context_length, read_metadata
 from hegelion_gguf.packaged import SMOLLM2, ModelPackageMissing, packaged_gguf
@@ -176,6 +179,9 @@ class LlamaCppTeacher(Teacher):
         seed: int | None = Field(None, ge=0, le=2**32 - 1)
         temperature: float = Field(0.7, ge=0)
         max_tokens: int = Field(1024, ge=1)
+        #: Strings that end a completion (finish_reason "stop"), e.g. ["\n\n"]: one
+        #: paragraph per call. The stop string itself is not returned.
+        stop: list[str] = Field(default_factory=list)
         #: A GGUF LoRA adapter applied on top of the model.
         lora_path: Path | None = None
         #: A llama-cpp-python chat format ("chatml", "llama-2", ...) instead of the GGUF's template.
@@ -215,6 +221,8 @@ class LlamaCppTeacher(Teacher):
             "temperature": self.options.temperature if temperature is None else temperature,
             "seed": seed,
         }
+        if self.options.stop:
+            request["stop"] = list(self.options.stop)
         if json_schema is not None:
             request["grammar"] = self._grammar(json_schema)
         cancel = threading.Event()
@@ -234,7 +242,7 @@ class LlamaCppTeacher(Teacher):
                 prompt_tokens=usage.get("prompt_tokens", 0),
                 completion_tokens=usage.get("completion_tokens", 0),
             ),
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=finish_reason_of(choice.get("finish_reason")),  # llama.cpp's own
             latency_s=time.perf_counter() - start,
         )
 

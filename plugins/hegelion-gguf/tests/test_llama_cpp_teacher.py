@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from hegelion_core.contracts import TeacherError
+from hegelion_core.contracts import Completion, TeacherError
+from hegelion_core.dialectic import ANTITHESIS_SYSTEM, SYNTHESIS_SYSTEM, THESIS_SYSTEM
 from hegelion_core.errors import OptionsError
 from hegelion_core.records import JudgeVerdict, Message
 from hegelion_core.testing import TeacherContract
@@ -58,6 +59,33 @@ def test_capital_of_france(greedy: LlamaCppTeacher) -> None:
     assert result.finish_reason == "stop"
     assert result.model == "SmolLM2-135M-Instruct.Q4_1"
     assert 0 < result.usage.completion_tokens < 32 and result.latency_s > 0
+
+
+def test_phases_cut_at_max_tokens_report_length(greedy: LlamaCppTeacher) -> None:
+    """The phased dialectic's three prompts (the engine's own system prompts) at
+    max_tokens 16: llama.cpp says each answer was cut, and the teacher says so too."""
+    question = "Should cities ban cars from their centres?"
+
+    async def phases() -> dict[str, Completion]:
+        out: dict[str, Completion] = {}
+        out["thesis"] = await greedy.complete(
+            [Message(role="system", content=THESIS_SYSTEM), Message(role="user", content=question)],
+            max_tokens=16)
+        user = f"Question:\n{question}\n\nThesis:\n{out['thesis'].text}"
+        out["antithesis"] = await greedy.complete(
+            [Message(role="system", content=ANTITHESIS_SYSTEM), Message(role="user", content=user)],
+            max_tokens=16)
+        user += f"\n\nAntithesis:\n{out['antithesis'].text}"
+        out["synthesis"] = await greedy.complete(
+            [Message(role="system", content=SYNTHESIS_SYSTEM), Message(role="user", content=user)],
+            max_tokens=16)
+        return out
+
+    for phase, result in asyncio.run(phases()).items():
+        assert result.finish_reason == "length" and result.truncated, (phase, result)
+        assert result.usage.completion_tokens == 16 and result.text.strip(), (phase, result)
+    finished = asyncio.run(greedy.complete([SYSTEM, FRANCE], max_tokens=64))
+    assert finished.finish_reason == "stop" and not finished.truncated
 
 
 def test_same_seed_same_text_when_sampling() -> None:

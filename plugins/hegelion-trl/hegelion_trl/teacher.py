@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field
 
-from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
+from hegelion_core.contracts import Completion, FinishReason, Options, Teacher, TeacherError
 from hegelion_core.records import Message, Usage
 
 
@@ -121,13 +121,11 @@ class TransformersTeacher(Teacher):
                 raise TeacherError(f"{self.options.model_path}: generation failed: "
                                    f"{type(exc).__name__}: {exc}", retryable=False) from exc
         new = out[0, n_prompt:]
-        eos = _eos_ids(model, tokenizer)
-        stopped = bool(len(new)) and int(new[-1]) in eos
         text = tokenizer.decode(new, skip_special_tokens=True)
         return Completion(
             text=text.strip(), model=self._label(),
             usage=Usage(prompt_tokens=n_prompt, completion_tokens=len(new)),
-            finish_reason="stop" if stopped or len(new) < max_new else "length",
+            finish_reason=finish_reason(new.tolist(), max_new, _eos_ids(model, tokenizer)),
             latency_s=time.perf_counter() - start,
         )
 
@@ -191,6 +189,16 @@ def _pick_device(device: str) -> str:
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         return "mps"
     return "cpu"
+
+
+def finish_reason(new_tokens: Sequence[int], max_new_tokens: int,
+                  eos_ids: set[int]) -> FinishReason:
+    """``length`` when generation stopped at ``max_new_tokens`` without an end-of-sequence
+    token (the answer was cut), else ``stop``: it ended on one, or a stop string of the
+    model's generation config ended it first."""
+    if new_tokens and new_tokens[-1] in eos_ids:
+        return "stop"
+    return "length" if len(new_tokens) >= max_new_tokens else "stop"
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:

@@ -12,7 +12,7 @@ import orjson
 import pytest
 import torch
 from click.testing import CliRunner
-from hegelion_trl.teacher import TransformersTeacher
+from hegelion_trl.teacher import TransformersTeacher, finish_reason
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from hegelion_core.cli import cli, load_plugin_commands
@@ -62,6 +62,37 @@ def test_greedy_output_is_transformers_own(tiny_model: Path) -> None:
     assert got.text == want and got.usage.prompt_tokens == ids["input_ids"].shape[1]
     assert got.usage.completion_tokens == out.shape[1] - ids["input_ids"].shape[1]
     assert ask(teacher, "Is free will real?") == ask(teacher, "Is free will real?")  # greedy: stable
+
+
+def test_length_only_when_max_new_tokens_cut_without_eos(tiny_model: Path, tmp_path: Path) -> None:
+    question = [Message(role="user", content="Is free will real?")]
+    teacher = TransformersTeacher({"model_path": str(tiny_model), "device": "cpu"})
+    cut = asyncio.run(teacher.complete(question, max_tokens=6))  # the random model never ends
+    assert cut.finish_reason == "length" and cut.truncated and cut.usage.completion_tokens == 6
+
+    # The same model, its end-of-sequence token now the one it emits first: it ends there.
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Is free will real?"}],
+                                           tokenize=False, add_generation_prompt=True)
+    ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        first = int(model.generate(**ids, max_new_tokens=1, do_sample=False)[0, -1])
+    model.generation_config.eos_token_id = first
+    model.save_pretrained(tmp_path / "ends")
+    tokenizer.save_pretrained(tmp_path / "ends")
+    ends = TransformersTeacher({"model_path": str(tmp_path / "ends"), "device": "cpu"})
+    for limit in (1, 6):  # an end token as the last allowed token is not a cut
+        done = asyncio.run(ends.complete(question, max_tokens=limit))
+        assert done.finish_reason == "stop" and not done.truncated
+        assert done.usage.completion_tokens == 1
+
+
+def test_finish_reason_rule() -> None:
+    assert finish_reason([5, 6, 7], 3, {2}) == "length"  # at the limit, no end token
+    assert finish_reason([5, 6, 2], 3, {2}) == "stop"  # the end token came last
+    assert finish_reason([5, 2], 3, {2}) == "stop"
+    assert finish_reason([5], 3, {2}) == "stop"  # something else ended it first (a stop string)
 
 
 def test_bad_paths_are_clear_teacher_errors(tiny_model: Path, tmp_path: Path) -> None:

@@ -19,6 +19,9 @@ commands on the user's machine. This teacher holds it to text only:
   flags this relies on; a binary that does not is refused with the reason;
 - output holding a tool call is refused: with no tools there should be none.
 
+Its completions carry no ``finish_reason``: the CLI's stream-json output does not say
+why the model stopped, so a cut answer cannot be told from a finished one.
+
 The CLI runs in its own process group with a timeout; when a call ends, times
 out or is cancelled the whole group gets SIGTERM, then SIGKILL.
 """
@@ -199,7 +202,10 @@ class KimiCLITeacher(Teacher):
         finally:
             shutil.rmtree(root, ignore_errors=True)
         text = _final_text(result)
-        return Completion(text=text, model=model_name, usage=usage, finish_reason="stop",
+        # Why the model stopped is unknown: kimi-cli (1.52, on kosong 0.56) drops the API's
+        # finish_reason, and its stream-json output (kosong messages: role, content,
+        # tool_calls; notifications) has no field for it. None, never a made-up "stop".
+        return Completion(text=text, model=model_name, usage=usage, finish_reason=None,
                           latency_s=time.perf_counter() - start)
 
     async def aclose(self) -> None:

@@ -92,6 +92,22 @@ class TestKimiCLIContract(TeacherContract):
                kimi_cli: list[str]) -> KimiCLITeacher:
         return KimiCLITeacher(binary=kimi_cli, base_url=server.base_url, timeout=120)
 
+    @pytest.fixture
+    def cut_call(self) -> None:
+        return None  # kimi-cli's output does not say why the model stopped: see below
+
+
+def test_a_cut_answer_is_not_reported_as_finished(
+        server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]) -> None:
+    """The endpoint cuts the answer and says ``length``; kimi-cli's stream-json output
+    drops that, so the teacher reports no finish reason rather than a made-up ``stop``."""
+    teacher = KimiCLITeacher(binary=kimi_cli, base_url=server.base_url, timeout=120)
+    result = complete(teacher, max_tokens=4)
+    (request,) = server.completion_requests
+    assert request.body["max_completion_tokens"] == 4
+    assert len(result.text.split()) == 4  # cut by the server, which answered "length"
+    assert result.finish_reason is None and not result.truncated
+
 
 def test_no_request_offers_tools_and_the_key_rides_in_the_environment(
         server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]) -> None:

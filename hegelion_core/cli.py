@@ -183,3 +183,4 @@ def dataset_main(argv: list[str] | None = None) -> None:
 # agent, train, eval, export, run); they import `cli` from here, hence the end of the file.
 from hegelion_core import cli_eval, cli_export, cli_generate, cli_run, cli_train  # noqa: E402,F401,I001
 from hegelion_core import cli_report  # noqa: E402,F401
+from hegelion_core import cli_curate  # noqa: E402,F401

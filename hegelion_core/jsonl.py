@@ -10,9 +10,13 @@ under an exclusive lock, so concurrent writers never interleave or tear lines.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -21,7 +25,7 @@ from typing import Any
 import jsonlines
 import orjson
 
-from hegelion_core.errors import InputError
+from hegelion_core.errors import HegelionError, InputError
 
 TORN_TAIL = "incomplete last line (an interrupted write; ignored)"
 
@@ -90,36 +94,77 @@ def atomic_output(dest: str | Path, *, directory: bool = False) -> Iterator[Path
     """Yield a temporary path beside ``dest``; rename it over ``dest`` on success.
 
     On any exception (Ctrl-C included) the temporary is removed and ``dest`` is left
-    exactly as it was. A process killed outright leaves only a ``.tmp-`` sibling.
+    exactly as it was. A process killed outright leaves only a ``.tmp-`` sibling, named
+    with its pid, which the next `atomic_output` for ``dest`` removes once that process
+    is gone (`remove_stale_temporaries`).
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{dest.name}.tmp-"
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=prefix, dir=dest.parent)
-        os.close(fd)
-        tmp = Path(name)
-    try:
+    with temporary_sibling(dest, directory=directory) as tmp:
         yield tmp
         _replace(tmp, dest)
-    except BaseException:
-        if tmp.is_dir():
+
+
+@contextlib.contextmanager
+def temporary_sibling(dest: str | Path, *, directory: bool = False) -> Iterator[Path]:
+    """A temporary file (or directory) beside ``dest``, in `atomic_output`'s naming,
+    removed on exit unless the caller moved it away: scratch space on the same file
+    system as ``dest``, so a rename into place never copies."""
+    dest = Path(dest)
+    _make_parent(dest)
+    remove_stale_temporaries(dest)
+    prefix = f".{dest.name}.tmp-{_HOST}-{os.getpid()}-"
+    try:
+        if directory:
+            tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=dest.parent))
+        else:
+            fd, name = tempfile.mkstemp(prefix=prefix, dir=dest.parent)
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as exc:  # name the directory, not the temporary's random name
+        raise HegelionError(f"cannot write {dest}: {os_error_message(exc, dest.parent)}") from None
+    try:
+        yield tmp
+    finally:
+        if tmp.is_dir() and not tmp.is_symlink():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
-        raise
+
+
+def merge_into(tmp: Path, dest: Path, names: list[str], *, remove: tuple[str, ...] = ()) -> None:
+    """Move ``tmp/NAME`` over ``dest/NAME`` for each of ``names``, in order (put the one
+    that describes the rest last), after deleting ``dest``'s ``remove`` entries; nothing
+    else in ``dest`` is touched. Each move is atomic; a missing ``dest`` is ``tmp`` renamed
+    whole, so a new directory appears complete or not at all."""
+    if not dest.exists():
+        for entry in os.listdir(tmp):
+            if entry not in names:
+                _remove(tmp / entry)
+        _replace(tmp, dest)
+        return
+    for entry in remove:
+        _remove(dest / entry)
+    for entry in names:
+        if (tmp / entry).exists():
+            remove_stale_temporaries(dest / entry)
+            _replace(tmp / entry, dest / entry)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _replace(tmp: Path, dest: Path) -> None:
     os.chmod(tmp, (0o777 if tmp.is_dir() else 0o666) & ~_umask())  # mkstemp/mkdtemp use 0600/0700
     if tmp.is_dir() and dest.exists():
         # Directories cannot be renamed over each other: swap, then drop the old one.
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        old = dest.with_name(f".{dest.name}.old-{_HOST}-{os.getpid()}")
         os.replace(dest, old)
         os.replace(tmp, dest)
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+        _remove(old)
     else:
         os.replace(tmp, dest)
 
@@ -128,6 +173,100 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# ----- what killed writers leave ------------------------------------------------------
+
+# Temporaries say which process made them, on which machine (a short hash of its name:
+# a file system shared between machines must not take one machine's pid for another's).
+_HOST = hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+_LEFTOVER = r"tmp-(?P<host>[0-9a-f]{8})-(?P<pid>\d+)-[a-z0-9_]{8}|old-(?P<old_host>[0-9a-f]{8})-(?P<old_pid>\d+)"
+
+
+def remove_stale_temporaries(dest: str | Path) -> list[Path]:
+    """Clean up after killed writers of ``dest``; return what was removed or restored.
+
+    Only names of exactly `atomic_output`'s pattern for ``dest``, made on this machine by
+    a process that is gone: a temporary is deleted; a directory swapped out of the way
+    (``.NAME.old-…``) is deleted when ``dest`` is there, and put back when the writer died
+    between the two renames of a swap (``dest`` missing), so no earlier output is lost.
+    """
+    dest = Path(dest)
+    found: list[Path] = []
+    try:
+        entries = [e for e in os.listdir(dest.parent) if e.startswith(f".{dest.name}.")]
+    except OSError:
+        return found
+    pattern = re.compile(rf"\.{re.escape(dest.name)}\.(?:{_LEFTOVER})")
+    for entry in entries:
+        if not (match := pattern.fullmatch(entry)):
+            continue
+        host, pid = (match["host"], match["pid"]) if match["host"] else (match["old_host"], match["old_pid"])
+        if host != _HOST or pid_alive(int(pid)):
+            continue
+        path = dest.parent / entry
+        with contextlib.suppress(OSError):  # another run may be cleaning up the same leftover
+            if match["old_host"] and not dest.exists() and not dest.is_symlink():
+                os.replace(path, dest)
+            else:
+                _remove(path)
+            found.append(path)
+    return found
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` on this machine is running (a zombie is not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+# ----- errors about paths -------------------------------------------------------------
+
+
+def _make_parent(dest: Path) -> None:
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (dest.parent, *dest.parent.parents) if p.exists()), dest.parent)
+        raise HegelionError(
+            f"cannot write {dest}: {blocker} is a file, not a directory; choose another output "
+            "path, or move that file away"
+        ) from None
+    except OSError as exc:
+        raise HegelionError(f"cannot write {dest}: {os_error_message(exc)}") from None
+
+
+_HINTS = {
+    errno.EACCES: "permission denied: choose a path you may write to (or read, for an input), "
+                  "or change its permissions",
+    errno.EPERM: "operation not permitted: choose another path, or change its permissions",
+    errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
+    errno.EISDIR: "it is a directory: give a file path",
+    errno.ENOSPC: "no space left on the device: free some space, or choose another disk",
+    errno.EDQUOT: "disk quota exceeded: free some space, or choose another disk",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.ENAMETOOLONG: "the name is too long: choose a shorter path",
+}
+
+
+def os_error_message(exc: OSError, path: str | Path | None = None) -> str:
+    """``PATH: what went wrong[: what to do]`` in one line, for an `OSError` naming a path
+    (``path``, when given, instead of the one in ``exc``)."""
+    path = path if path is not None else exc.filename
+    where = str(path) if path is not None else ""
+    if exc.filename2 is not None:
+        where += f" -> {exc.filename2}"
+    what = _HINTS.get(exc.errno or 0) or exc.strerror or str(exc)
+    return f"{where}: {what}" if where else what
 
 
 class JsonlWriter:

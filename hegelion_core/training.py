@@ -100,7 +100,21 @@ def require_peft_adapter(adapter_dir: Path) -> Path:
             f"init_adapter: {adapter_dir} is not a PEFT adapter (no adapter_config.json); give "
             "the `adapter` directory that an earlier `hegelion train` wrote"
         )
+    pickled = Path(adapter_dir) / "adapter_model.bin"
+    if pickled.is_file() and not (Path(adapter_dir) / "adapter_model.safetensors").is_file():
+        raise HegelionError(f"init_adapter: {pickled_adapter_message(pickled)}")
     return Path(adapter_dir)
+
+
+def pickled_adapter_message(pickled: Path) -> str:
+    """Why an ``adapter_model.bin`` is refused (loading a pickle can run code), and the fix."""
+    return (
+        f"{pickled} is a pickled PyTorch file; Hegelion loads only safetensors adapters "
+        "(adapter_model.safetensors). Save the adapter again with "
+        "save_pretrained(DIR, safe_serialization=True), or convert it: python -c "
+        f"\"import torch; from safetensors.torch import save_file; save_file(torch.load('{pickled}', "
+        f"weights_only=True), '{pickled.with_suffix('.safetensors')}')\""
+    )
 
 
 def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None) -> TrainConfig:

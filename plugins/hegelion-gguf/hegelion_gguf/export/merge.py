@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from hegelion_core.errors import HegelionError
 from hegelion_core.jsonl import atomic_output
 from hegelion_gguf.export.errors import AdapterBaseMismatch, ModelConfigError
 
@@ -68,6 +69,10 @@ def check_adapter_base(model_dir: Path, adapter_dir: Path) -> dict[str, Any]:
     model_dir, adapter_dir = Path(model_dir), Path(adapter_dir)
     config = read_adapter_config(adapter_dir)
     weights = adapter_dir / ADAPTER_WEIGHTS[0]
+    if not weights.is_file() and (adapter_dir / "adapter_model.bin").is_file():
+        from hegelion_core.training import pickled_adapter_message
+
+        raise HegelionError(pickled_adapter_message(adapter_dir / "adapter_model.bin"))
     if not weights.is_file():
         raise ModelConfigError(weights, "missing: the adapter directory has no weights",
                                hint="copy adapter_model.safetensors beside adapter_config.json")

@@ -14,13 +14,24 @@ from hegelion_core.errors import HegelionError
 
 
 class _Group(click.Group):
-    """Print Hegelion's own errors as one clear message, without a traceback."""
+    """Print Hegelion's own errors as one clear message, without a traceback.
+
+    The last resort for every command: an `OSError` that names a file (an unwritable
+    directory, a full disk, a path through a file) is one line naming it, too. Any other
+    exception keeps its traceback: it is a bug to fix, not a message to polish.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except HegelionError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            from hegelion_core.jsonl import os_error_message
+
+            raise click.ClickException(os_error_message(exc)) from None
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -101,13 +112,14 @@ def _parse_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.option("--no-dedupe", is_flag=True, help="Keep records whose prompt_id was already seen.")
 @click.option("--push-to-hub", metavar="REPO", help="Also upload to the Hugging Face Hub.")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create a private dataset.")
+@click.option("--overwrite", is_flag=True, help="Write a split directory's files into a directory that holds other files (left alone).")
 @click.option("--quiet", "-q", is_flag=True)
 def dataset_command(
     inputs: tuple[Path, ...], output: Path, fmt: str, rejected: str | None,
     conversational: bool | None, synthesis_only: bool | None, system: str | None,
     extra: tuple[str, ...], to: str | None, valid_ratio: float | None, test_ratio: float | None,
     seed: int | None, batch_size: int | None, skip_invalid: bool, no_dedupe: bool,
-    push_to_hub: str | None, private: bool, quiet: bool,
+    push_to_hub: str | None, private: bool, overwrite: bool, quiet: bool,
 ) -> None:
     """Format trace files (INPUTS) into a training dataset at OUTPUT.
 
@@ -141,6 +153,7 @@ def dataset_command(
     job = DatasetJob(
         inputs=list(inputs), output=output, format=fmt, options=options, to=to, split=split,
         skip_invalid=skip_invalid, dedupe=not no_dedupe, push_to_hub=push_to_hub, private=private,
+        overwrite=overwrite,
     )
     summary = build_dataset(job)
     if quiet:

@@ -5,11 +5,17 @@ a temporary rows file, so memory stays flat. The rows then take their final layo
 (one JSONL or Parquet file, a train/valid/test directory, or a `datasets`
 DatasetDict on disk) and are renamed into place only when everything succeeded.
 A manifest and a dataset card are written beside them.
+
+Nothing else is touched: an output that is an input (by any name or link) is refused,
+and a split directory receives only the files it owns (`OWNED`); one holding anything
+else is refused unless ``overwrite``, and even then the other files stay.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import random
 import shutil
 from array import array
@@ -18,13 +24,22 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hegelion_core import hooks
 from hegelion_core._version import __version__
 from hegelion_core.contracts import Formatter, SkipRecord
 from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import JsonlWriter, atomic_output, dumps, read_jsonl
+from hegelion_core.jsonl import (
+    JsonlWriter,
+    atomic_output,
+    dumps,
+    merge_into,
+    read_jsonl,
+    remove_stale_temporaries,
+    temporary_sibling,
+)
 from hegelion_core.plugins import make_driver
 from hegelion_core.records import FileDigest, StageManifest
 from hegelion_core.traces import ReadStats, iter_records
@@ -32,6 +47,10 @@ from hegelion_core.traces import ReadStats, iter_records
 Layout = Literal["jsonl", "parquet", "hf"]
 SPLIT_FILES = {"train": "train", "valid": "valid", "test": "test"}
 HF_SPLIT_NAMES = {"train": "train", "valid": "validation", "test": "test"}
+MANIFEST, CARD, HF_DATA = "manifest.json", "README.md", "data"
+# Every name a split directory may hold: the only ones `hegelion dataset` writes or removes.
+OWNED = (*(f"{s}{ext}" for s in SPLIT_FILES.values() for ext in (".jsonl", ".parquet")),
+         HF_DATA, CARD, MANIFEST)
 
 
 class SplitSpec(BaseModel):
@@ -66,6 +85,7 @@ class DatasetJob(BaseModel):
     dedupe: bool = True
     push_to_hub: str | None = None
     private: bool = False
+    overwrite: bool = False  # write a split directory's files beside files that are not ours
 
     def layout(self) -> Layout:
         if self.to:
@@ -100,11 +120,14 @@ def build_dataset(job: DatasetJob, *, progress: Any = None) -> DatasetSummary:
             "give a directory path (no .jsonl/.parquet suffix)"
         )
 
+    directory = split is not None or layout == "hf"
+    ours = _check_output(job, directory)
+
     hooks.run_started("dataset", job.model_dump(mode="json"))
     error: str | None = None
     summary: DatasetSummary | None = None
     try:
-        summary = _build(job, formatter, split, layout, progress)
+        summary = _build(job, formatter, split, layout, progress, ours)
         return summary
     except BaseException as exc:
         error = str(exc) or type(exc).__name__
@@ -130,6 +153,7 @@ def _build(
     split: SplitSpec | None,
     layout: Layout,
     progress: Any,
+    ours: bool,
 ) -> DatasetSummary:
     stats = ReadStats()
     seen: set[int] = set()
@@ -138,7 +162,8 @@ def _build(
     total_rows = 0
 
     directory = split is not None or layout == "hf"
-    with atomic_output(job.output, directory=directory) as tmp_out:
+    staging = temporary_sibling if directory else atomic_output
+    with staging(job.output, directory=directory) as tmp_out:
         rows_path = tmp_out / ".rows.jsonl" if directory else tmp_out
         with JsonlWriter(rows_path) as writer:
             for record in _filtered(job, stats, seen):
@@ -162,7 +187,8 @@ def _build(
         if split is None:
             counts = {"train": total_rows}
             if layout == "parquet":
-                _jsonl_to_parquet(rows_path, rows_path)
+                with temporary_sibling(job.output, directory=True) as scratch:
+                    _jsonl_to_parquet(rows_path, rows_path, scratch)
         else:
             counts = _write_splits(rows_path, rows_per_record, split, tmp_out, layout, job)
             rows_path.unlink()
@@ -182,11 +208,16 @@ def _build(
         )
         card = dataset_card(job, formatter, manifest, stats, counts, sources)
         if directory:
-            (tmp_out / "manifest.json").write_bytes(dumps(manifest.model_dump(mode="json")))
-            (tmp_out / "README.md").write_text(card, encoding="utf-8")
+            (tmp_out / MANIFEST).write_bytes(dumps(manifest.model_dump(mode="json")))
+            (tmp_out / CARD).write_text(card, encoding="utf-8")
+            made = sorted(os.listdir(tmp_out))
+            # The manifest last: it marks the directory as ours and describes the rest.
+            names = [n for n in OWNED if n in made and n != MANIFEST] + [MANIFEST]
+            stale = tuple(n for n in OWNED if ours and n not in made)
+            merge_into(tmp_out, job.output, names, remove=stale)
 
     if directory:
-        manifest_path = job.output / "manifest.json"
+        manifest_path = job.output / MANIFEST
     else:
         # Written after the data: a manifest never describes a file that is not there.
         manifest_path = job.output.with_name(job.output.name + ".manifest.json")
@@ -206,6 +237,94 @@ def _build(
         examples=stats.examples,
         manifest=manifest_path,
     )
+
+
+def _manifest_beside(output: Path) -> Path:
+    return output.with_name(output.name + ".manifest.json")
+
+
+def _check_output(job: DatasetJob, directory: bool) -> bool:
+    """Refuse an output that would write over an input or over files Hegelion did not
+    write; return whether ``job.output`` is a split directory an earlier run wrote (its
+    owned files, stale splits included, may then be replaced or removed)."""
+    out, ours = job.output, False
+    if directory:
+        if out.exists() and not out.is_dir():
+            raise HegelionError(
+                f"{out}: exists and is not a directory; a split is a directory: give a new or "
+                "empty directory path"
+            )
+        targets = {out / name: f"the split's {name}" for name in OWNED}
+        if out.is_dir():
+            ours = _check_split_dir(job)
+    else:
+        if out.is_dir():
+            raise HegelionError(f"{out}: is a directory; give a file path ending in .jsonl or .parquet")
+        targets = {out: "the output", _manifest_beside(out): "the manifest beside the output"}
+    inputs = _file_ids(job.inputs)
+    for target, what in targets.items():
+        hit = _input_under(target, inputs)
+        if hit is not None:
+            alias = "" if hit == target else f" ({target} is {hit} under another name or a link)"
+            raise HegelionError(
+                f"{target}: {what} is the input {hit}{alias}; Hegelion never writes over an "
+                "input: give another output path"
+            )
+    return ours
+
+
+def _check_split_dir(job: DatasetJob) -> bool:
+    out = job.output
+    for name in OWNED:  # a killed run's swapped-out `data` inside the directory
+        remove_stale_temporaries(out / name)
+    ours = _is_dataset_manifest(out / MANIFEST)
+    others = sorted(n for n in os.listdir(out) if not (ours and n in OWNED))
+    if others and not job.overwrite:
+        shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+        raise HegelionError(
+            f"{out}: holds files that `hegelion dataset` did not write ({shown}); give a new or "
+            "empty directory, or pass --overwrite to write the split's files (train, valid, test, "
+            f"{CARD}, {MANIFEST}) beside them: the other files are left alone"
+        )
+    return ours
+
+
+def _is_dataset_manifest(path: Path) -> bool:
+    try:
+        return orjson.loads(path.read_bytes()).get("stage") == "dataset"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _file_ids(paths: list[Path]) -> dict[tuple[int, int], Path]:
+    """(device, inode) of each existing input: equal for the same file under any name,
+    through a symlink (followed) or a hard link."""
+    ids: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue  # reading it reports the problem
+        ids.setdefault((st.st_dev, st.st_ino), path)
+    return ids
+
+
+def _input_under(target: Path, inputs: dict[tuple[int, int], Path]) -> Path | None:
+    """The input that ``target`` is, or (a directory that would be replaced) holds."""
+    try:
+        st = target.stat()
+    except OSError:
+        return None
+    if (st.st_dev, st.st_ino) in inputs:
+        return inputs[(st.st_dev, st.st_ino)]
+    if target.is_dir() and not target.is_symlink():
+        for root, _dirs, files in os.walk(target):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    st = os.stat(os.path.join(root, name))
+                    if (st.st_dev, st.st_ino) in inputs:
+                        return inputs[(st.st_dev, st.st_ino)]
+    return None
 
 
 def _filtered(job: DatasetJob, stats: ReadStats, seen: set[int]) -> Iterator[Any]:
@@ -279,7 +398,7 @@ def _write_splits(
 
     if layout == "parquet":
         for p in files.values():
-            _jsonl_to_parquet(p, p.with_suffix(".parquet"))
+            _jsonl_to_parquet(p, p.with_suffix(".parquet"), out_dir)
             p.unlink()
     elif layout == "hf":
         _save_dataset_dict(files, out_dir, job)
@@ -299,11 +418,13 @@ def _arrow_dataset(path: Path, cache: Path) -> Any:
     return Dataset.from_json(str(path), cache_dir=str(cache), keep_in_memory=False)
 
 
-def _jsonl_to_parquet(src: Path, dest: Path) -> None:
-    cache = src.parent / ".arrow-cache"
+def _jsonl_to_parquet(src: Path, dest: Path, scratch: Path) -> None:
+    """Convert through ``scratch``, a directory of this run's own (never a shared cache
+    beside the output, which a concurrent run would delete from under this one)."""
+    cache = scratch / ".arrow-cache"
     try:
         ds = _arrow_dataset(src, cache)
-        tmp = dest.with_name(dest.name + ".parquet-tmp")
+        tmp = scratch / f"{dest.name}.parquet-tmp"
         ds.to_parquet(str(tmp))
         del ds
         tmp.replace(dest)

@@ -16,6 +16,7 @@ file is a note on the page, never an error. Only a directory with no stage at al
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,8 @@ REPORT = "report.html"
 GENERATOR = "hegelion report"
 ANSWERS_SHOWN = 3
 _CSP = "default-src 'none'; style-src 'unsafe-inline'"
+#: What `hegelion run` renames a stage's old output to when the stage starts afresh.
+_MOVED_ASIDE = re.compile(r"\.prev-\d{8}-\d{6}(?:-\d+)?$")
 
 
 @dataclass
@@ -97,13 +100,16 @@ def load_stages(run_dir: Path, order: Sequence[str] | None = None) -> list[Stage
                          hint="the run directory is runs/NAME, or the pipeline file's workdir:")
     stages = []
     for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if _MOVED_ASIDE.search(d.name):
+            continue  # an earlier output `hegelion run` kept: not a stage of this run
         if (d / RECORD).is_file():
             try:
                 record = StageRecord.model_validate_json((d / RECORD).read_bytes())
             except (OSError, ValueError) as exc:
                 stages.append(Stage(d.name, d, None, f"{RECORD} unreadable: {str(exc)[:200]}"))
                 continue
-            stages.append(Stage(d.name, d, record))
+            if record.stage == d.name:  # else a copy of another stage's directory
+                stages.append(Stage(d.name, d, record))
         elif (d / STARTED).is_file():
             stages.append(Stage(d.name, d, None, "did not finish (no stage.json): rerun the pipeline"))
     if not stages:
@@ -280,6 +286,8 @@ def loss_svg(curves: dict[str, list[tuple[float, float]]], width: int = 720, hei
     parts.append(f'<text class="axis" x="{(left + width - right) / 2}" y="{height - 6}" text-anchor="middle">step</text>')
     for i, (name, curve) in enumerate(curves.items()):
         cls = "series" if i == 0 else "series alt"
+        if len(curve) > 2000:  # a long run: every k-th step (and the last) draws the same line
+            curve = [*curve[:-1:len(curve) // 1000], curve[-1]]
         coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in curve)
         parts.append(f'<polyline class="{cls}" points="{coords}"/>')
         if len(curve) <= 60:
@@ -351,6 +359,7 @@ h1 { font-size: 26px; margin: 0 0 4px; }
 h2 { font-size: 19px; margin: 36px 0 10px; padding-bottom: 6px; border-bottom: 1px solid var(--line); }
 h3 { font-size: 15px; margin: 18px 0 8px; }
 .meta, .note, .muted { color: var(--muted); }
+p.note { font-size: 13px; }
 .meta { margin: 0; font-size: 13px; }
 code, pre, .num { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: 13px; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; }
@@ -414,9 +423,12 @@ def _stages_section(stages: list[Stage]) -> str:
             continue
         r = s.record
         commands = "\n".join("hegelion " + " ".join(argv) for argv in r.commands)
+        main = next((r.artifact[k] for k in ("gguf", "adapter", "data", "traces", "results")
+                     if r.artifact.get(k)), "")
         rows.append(
             f'<tr data-stage="{_e(s.name)}"><td>{_e(s.name)}</td><td>{_e(r.kind)}</td>'
             f'<td class="num">{_duration(r.elapsed_s)}</td><td>{_figures(r.figures)}'
+            + (f'<div class="meta"><code>{_e(main)}</code></div>' if main else "") +
             f'<details><summary>commands</summary><pre>{_e(commands)}</pre></details></td></tr>')
     return ('<h2>Stages</h2><table class="stages"><thead><tr><th>stage</th><th>kind</th>'
             '<th class="num">time</th><th>figures</th></tr></thead><tbody>'
@@ -499,6 +511,23 @@ def _eval_table(runs: list[EvalRun]) -> str:
             f'</tr></thead><tbody>{"".join(rows)}</tbody></table><ul class="meta">{models}</ul>')
 
 
+def _answer(item: dict[str, Any], *, dialectic: bool) -> tuple[str, str]:
+    """One model's answer to one item, and what its scoring said of it."""
+    if item.get("error"):
+        return (' <span class="bad">failed</span>',
+                f'<p class="error">the model failed on this item: {_e(item["error"])}</p>')
+    response = str(item.get("response", ""))
+    if not dialectic:  # calibration, belief revision: no trace to mark
+        return "", f'<pre class="answer">{_e(response)}</pre>'
+    verdict = ""
+    if item.get("format_ok") is True:
+        verdict = ' <span class="ok">complete trace</span>'
+    elif item.get("format_ok") is False:
+        missing = ", ".join(item.get("missing") or [])
+        verdict = f' <span class="bad">{"missing " + _e(missing) if missing else "incomplete trace"}</span>'
+    return verdict, highlight(response)
+
+
 def _answers(runs: list[EvalRun]) -> str:
     """Three held-out items, each model's answer side by side."""
     by_label = {r.label: r for r in runs if r.items}
@@ -517,21 +546,13 @@ def _answers(runs: list[EvalRun]) -> str:
         sides = []
         for run, by_id in zip(chosen, answers):
             item = by_id[item_id]
-            verdict = ""
-            if item.get("format_ok") is True:
-                verdict = ' <span class="ok">complete trace</span>'
-            elif item.get("error"):
-                verdict = ' <span class="bad">failed</span>'
-            elif item.get("format_ok") is False:
-                missing = ", ".join(item.get("missing") or [])
-                verdict = f' <span class="bad">{"missing " + _e(missing) if missing else "incomplete trace"}</span>'
-            body = (f'<p class="error">the model failed on this item: {_e(item["error"])}</p>'
-                    if item.get("error") else highlight(str(item.get("response", ""))))
+            verdict, body = _answer(item, dialectic=run.results.get("suite") == "dialectic")
             sides.append(f'<div><h4>{_e(run.label)}{verdict}</h4>{body}</div>')
         out.append(f'<div class="item"><div class="prompt">{head}</div><div class="pair">{"".join(sides)}</div></div>')
     if not out:
         return ""
-    key = "".join(f'<mark class="{p}">{p}</mark>' for p in (*PARTS, "answer"))
+    key = "".join(f'<mark class="{p}">{p}</mark>' for p in (*PARTS, "answer")) \
+        if chosen[0].results.get("suite") == "dialectic" else ""
     return (f'<h3>Held-out answers, {_e(" and ".join(labels))}</h3>'
             f'<p class="legend-key">{key}</p>{"".join(out)}')
 

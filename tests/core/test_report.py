@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from hegelion_core.parsing import render_output
 from hegelion_core.pipeline.runner import StageRecord
 from hegelion_core.prompt_sources import prompt_key
 from hegelion_core.records import DialecticTrace
-from hegelion_core.report import highlight, write_report
+from hegelion_core.report import highlight, loss_svg, write_report
 from tests.core.browser import INSTALL, chromium_path, load_page
 
 PROMPTS = ["Should a city fund transit or roads?", "Is it right to break a promise?",
@@ -40,12 +41,13 @@ def record(run: Path, name: str, kind: str, *, figures: dict, commands: list[lis
 
 
 def eval_dir(run: Path, label: str, metrics: dict[str, float | None],
-             answers: list[tuple[str, str, str | None]]) -> None:
+             answers: list[tuple[str, str, str | None]], suite: str = "dialectic") -> None:
     out = run / "eval" / label
     out.mkdir(parents=True)
-    items = [ItemRecord(id=pid(p), suite="dialectic", response=r, error=e, format_ok=not e and "SYNTHESIS" in r)
+    items = [ItemRecord(id=pid(p), suite=suite, response=r, error=e,
+                        format_ok=not e and "SYNTHESIS" in r if suite == "dialectic" else None)
              for p, r, e in answers]
-    result = EvalResult(suite="dialectic", model=f"/models/{label}.gguf", teacher="llama-cpp",
+    result = EvalResult(suite=suite, model=f"/models/{label}.gguf", teacher="llama-cpp",
                         data=str(run / "eval_prompts.txt"), counts={"items": len(items)},
                         metrics=metrics, files={"items": "items.jsonl"})
     (out / "results.json").write_text(result.model_dump_json(indent=2))
@@ -114,6 +116,13 @@ def test_the_loss_curve_is_inline_svg_of_every_logged_step(run_dir: Path) -> Non
     assert "12 logged steps; loss 1.9 at step 1, 0.8 at step 12" in page
 
 
+def test_a_long_run_draws_every_kth_step_and_the_last() -> None:
+    svg = loss_svg({"loss": [(s, 1 / s) for s in range(1, 50_001)]})
+    coords = svg.split('points="')[1].split('"')[0].split()
+    assert 900 < len(coords) <= 1001 and "<circle" not in svg
+    assert coords[-1].startswith("704.0,")  # step 50000, at the axis' right end (720 - 16)
+
+
 def test_eval_table_and_answers_side_by_side(run_dir: Path) -> None:
     page = write_report(run_dir).read_text()
     assert '<td class="num" data-label="before">0.2500</td>' in page
@@ -144,6 +153,16 @@ def test_highlight_marks_each_section_in_place_and_falls_back_to_the_text() -> N
     assert '<mark class="thesis"' in partial and "no ANTITHESIS section found" in partial
 
 
+def test_answers_of_other_suites_are_shown_as_written(tmp_path: Path) -> None:
+    record(tmp_path, "eval", "eval", figures={}, elapsed_s=1.0, artifact={},
+           commands=[["eval", "--out", str(tmp_path / "eval" / "trained")]])
+    eval_dir(tmp_path, "trained", {"ece": 0.125}, [(PROMPTS[0], "Answer: yes. Confidence: 0.9", None)],
+             suite="calibration")
+    page = write_report(tmp_path).read_text()
+    assert '<pre class="answer">Answer: yes. Confidence: 0.9</pre>' in page
+    assert "shown as written" not in page and "<mark" not in page and "0.1250" in page
+
+
 def test_curate_counts_when_the_stage_is_there(run_dir: Path) -> None:
     curate_stage(run_dir)
     page = write_report(run_dir, order=["generate", "curate", "train", "eval"]).read_text()
@@ -159,8 +178,11 @@ def test_unfinished_and_unreadable_stages_are_notes(run_dir: Path) -> None:
     (run_dir / "export").mkdir()
     (run_dir / "export" / ".started").write_text("x")
     (run_dir / "train" / "stage.json").write_text('{"stage": "tr')
+    shutil.copytree(run_dir / "eval", run_dir / "eval.prev-20260101-120000")  # kept by a rerun
+    shutil.copytree(run_dir / "generate", run_dir / "generate-copy")  # its record says generate
     page = write_report(run_dir).read_text()
     assert "did not finish" in page and "stage.json unreadable" in page
+    assert "prev-" not in page and "generate-copy" not in page and page.count('<table class="eval"') == 1
     assert "Training loss" not in page and "0.8125" in page
 
 
@@ -198,6 +220,8 @@ def test_hegelion_run_writes_the_report_last(plugin_site: Path, tmp_path: Path) 
     assert f"report: {tmp_path / 'w' / 'report.html'}" in out.stdout
     page = (tmp_path / "w" / "report.html").read_text()
     assert page.index('data-stage="generate"') < page.index('data-stage="format"')
+    again = hegelion(plugin_site, "report", tmp_path / "pipe.yaml")  # found from the file
+    assert again.stdout == f"report: {tmp_path / 'w' / 'report.html'}\n", again.stderr
 
 
 # ----- in a real browser --------------------------------------------------------------
@@ -207,7 +231,7 @@ def test_hegelion_run_writes_the_report_last(plugin_site: Path, tmp_path: Path) 
 def browser() -> None:
     if chromium_path() is None:
         message = f"chromium is not installed; install it with: {INSTALL}"
-        if os.environ.get("CI"):
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
             pytest.fail(message + " (CI must run the browser tests)")
         pytest.skip(message)
 

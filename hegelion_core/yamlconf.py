@@ -9,6 +9,10 @@ import yaml
 
 from hegelion_core.errors import InputError
 
+#: Nodes that aliases (``*name``) may add to a file once expanded: far above what a real
+#: config repeats, far below a "billion laughs" file, which expands to gigabytes.
+MAX_ALIAS_NODES = 10_000
+
 
 def load_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """The file's top-level mapping and ``a.b.0.c`` -> line of every key and item."""
@@ -16,6 +20,7 @@ def load_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
         raise InputError(path, None, "config file not found")
     text = path.read_text(encoding="utf-8")
     try:
+        _check_aliases(path, text)  # before anything expands them
         data = yaml.safe_load(text) or {}
         node = yaml.compose(text)
     except yaml.YAMLError as exc:
@@ -27,6 +32,41 @@ def load_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     if node is not None:
         _walk(node, (), lines)
     return data, lines
+
+
+def _check_aliases(path: Path, text: str) -> None:
+    """Refuse a file whose aliases expand to more than `MAX_ALIAS_NODES` nodes.
+
+    Anchors and aliases are fine for sharing a block (examples/simplex-qwen3.yaml shares
+    a train config); nested ones multiply, and everything that walks the loaded data
+    (the line index, validation, --dry-run) would walk every copy. Counted on the
+    parser's events, so nothing is expanded to measure it.
+    """
+    sizes: dict[str, int] = {}  # anchor -> nodes it stands for, expanded
+    open_: list[list[Any]] = []  # [anchor, nodes so far] of each collection being read
+    added = 0
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.CollectionStartEvent):
+            open_.append([event.anchor, 1])
+            continue
+        if isinstance(event, yaml.CollectionEndEvent):
+            anchor, n = open_.pop()
+        elif isinstance(event, yaml.ScalarEvent):
+            anchor, n = event.anchor, 1
+        elif isinstance(event, yaml.AliasEvent):
+            anchor, n = None, sizes.get(event.anchor or "", 1)
+            added += n
+            if added > MAX_ALIAS_NODES:
+                raise InputError(path, event.start_mark.line + 1,
+                                 f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes "
+                                 f"(at *{event.anchor})",
+                                 hint="write the repeated part out, or nest fewer aliases")
+        else:
+            continue
+        if anchor:
+            sizes[anchor] = n
+        if open_:
+            open_[-1][1] += n
 
 
 def _walk(node: yaml.Node, prefix: tuple[str, ...], lines: dict[str, int]) -> None:

@@ -14,6 +14,7 @@ that command's parameters, so a flag that exists on the command line works here 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from hegelion_core.errors import InputError, describe_validation
 from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
 
 KINDS = ("generate", "format", "train", "export", "eval", "simplex")
+#: A stage's name is its directory under the workdir: no separators, no `.` or `..`.
+STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
 class StageSpec(BaseModel):
@@ -44,7 +47,9 @@ class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    workdir: Path | None = None  # default: runs/<name>, relative to the working directory
+    # Relative to the file (load_pipeline resolves it; `-c workdir=` is relative to the
+    # working directory). Default: runs/<name> in the working directory.
+    workdir: Path | None = None
     stages: dict[str, StageSpec]
     # Not in the file: where it was read from, for relative paths and error messages.
     source: Path = Path("pipeline.yaml")
@@ -77,7 +82,15 @@ def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> Pipeli
                          hint="see docs/pipeline.md for the file's layout") from None
     if not config.stages:
         raise config.error(("stages",), "declare at least one stage")
+    if config.workdir is not None:
+        given_here = "workdir" in (overrides or {})
+        base = Path.cwd() if given_here else config.base_dir
+        config.workdir = (base / config.workdir.expanduser()).resolve()
     for name, spec in config.stages.items():
+        if not STAGE_NAME.fullmatch(name):
+            raise config.error(("stages", name), f"stage name {name!r} is not a plain name",
+                               hint="a stage's name is its directory under the workdir: use letters, "
+                                    "digits, `_`, `.` and `-`, starting with a letter, digit or `_`")
         if config.kind(name) not in KINDS:
             raise config.error(("stages", name), f"unknown kind {config.kind(name)!r}",
                                hint=f"a stage is one of {', '.join(KINDS)}: name it so, or add `uses: KIND`")

@@ -126,7 +126,7 @@ def load_page(path: Path, evaluate: str = "null", *, width: int = 1200,
              "--disable-extensions", "--remote-debugging-pipe", f"--user-data-dir={profile}",
              f"--window-size={width},900", "about:blank"],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=child_fds,  # noqa: PLW1509 (no threads start it)
+            close_fds=False, preexec_fn=child_fds,  # fds 3 and 4 must stay open in the child
         )
         os.close(to_child_r)
         os.close(from_child_w)

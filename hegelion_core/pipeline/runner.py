@@ -5,24 +5,30 @@ with a fingerprint of the stage's argv and the content of its inputs. A rerun sk
 stage whose fingerprint is unchanged, resumes one that was interrupted (``generate``
 continues its output file, ``train`` its last checkpoint) and starts afresh one whose
 fingerprint changed.
+
+The pipeline deletes nothing. It marks each stage directory it creates (``.started``,
+holding the fingerprint, before anything else is written there), writes only into
+directories so marked, and starting a stage afresh moves its old directory aside to
+``STAGE.prev-TIMESTAMP``. A directory of a stage's name that it did not make is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
 from hegelion_core.errors import HegelionError
+from hegelion_core.generate import ExitCode
 from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.pipeline.config import PipelineConfig
 from hegelion_core.pipeline.stages import (
@@ -35,7 +41,17 @@ from hegelion_core.pipeline.stages import (
 from hegelion_core.records import FileDigest, StageManifest
 
 RECORD = "stage.json"
-STARTED = ".started"
+STARTED = ".started"  # the pipeline's mark on a stage directory it made: the fingerprint
+_FINGERPRINT = re.compile(r"[0-9a-f]{64}")
+#: `hegelion generate`'s exit statuses that leave a usable traces file (some prompts
+#: rejected is still success); anything else, or no record at all, is a failure.
+GENERATE_OK = (ExitCode.OK, ExitCode.SOME_REJECTED)
+_GENERATE_FAILED = {
+    ExitCode.ALL_REJECTED: "rejected every prompt it tried and wrote nothing",
+    ExitCode.STOPPED: "stopped early (a bad key, its failure breaker, or a Retry-After past the cap)",
+    ExitCode.INTERRUPTED: "was interrupted",
+    ExitCode.TERMINATED: "was terminated",
+}
 
 
 class StageRecord(StageManifest):
@@ -96,9 +112,8 @@ def figures_of(plan: StagePlan) -> dict[str, Any]:
 
     w = plan.workdir
     if plan.kind == "generate":
-        traces = Path(plan.artifact["traces"])
-        rejects = traces.with_name(traces.name.removesuffix(".jsonl") + ".rejects.jsonl")
-        return {"records": _count_lines(traces), "rejected": _count_lines(rejects)}
+        return {"records": _count_lines(Path(plan.artifact["traces"])),
+                "rejected": _count_lines(Path(plan.artifact["rejects"]))}
     if plan.kind in ("format", "simplex"):
         data = Path(plan.artifact["data"])
         manifest = load(data.with_name(data.name + ".manifest.json")) or load(data / "manifest.json")
@@ -137,7 +152,7 @@ def _redacted_options(options: Any) -> Any:
     return options
 
 
-def _run_command(argv: list[str], echo: Callable[[str], None]) -> None:
+def _run_command(argv: list[str], echo: Callable[[str], None], ok: tuple[int, ...] = (0,)) -> None:
     cmd = [sys.executable, "-m", "hegelion_core", *argv]
     echo("  $ hegelion " + " ".join(redacted(argv)))
     proc = subprocess.Popen(cmd)
@@ -150,8 +165,9 @@ def _run_command(argv: list[str], echo: Callable[[str], None]) -> None:
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
         raise
-    if rc != 0:
-        raise StageFailed(f"`hegelion {argv[0]}` exited with status {rc}")
+    if rc not in ok:
+        why = _GENERATE_FAILED.get(rc, "failed") if argv[0] == "generate" else "failed"
+        raise StageFailed(f"`hegelion {argv[0]}` {why} (exit status {rc})")
 
 
 def plan_pipeline(config: PipelineConfig) -> list[StagePlan]:
@@ -172,60 +188,131 @@ def plan_pipeline(config: PipelineConfig) -> list[StagePlan]:
 
 def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: bool = False,
                  echo: Callable[[str], None] = print) -> list[StageRecord]:
-    """Run (or skip) each stage in order; return every stage's record."""
+    """Run (or skip) each stage in order; return every stage's record.
+
+    ``only`` runs that stage even when unchanged, in place (generate tops up, train
+    resumes); ``force_all`` starts every stage afresh, its old directory moved aside.
+    """
     if only is not None and only not in config.stages:
         raise HegelionError(f"--stage {only}: no such stage; the stages are {', '.join(config.stages)}")
     root = workdir_of(config)
-    root.mkdir(parents=True, exist_ok=True)
+    with _writing(config, root):
+        root.mkdir(parents=True, exist_ok=True)
     done: dict[str, Artifact] = {}
     records: list[StageRecord] = []
     names = list(config.stages)
     for i, name in enumerate(names, 1):
         workdir = root / name
-        previous = read_record(workdir)
         head = f"[{i}/{len(names)}] {name}"
         if only is not None and name != only:
-            if previous is not None:
+            if (previous := read_record(workdir)) is not None and previous.stage == name:
                 done[name] = previous.artifact
                 records.append(previous)
             continue
+        held = held_fingerprint(workdir, name)
+        previous = read_record(workdir) if held is not None else None
+        previous = previous if previous is not None and previous.stage == name else None
         plan = plan_stage(config, name, workdir, done)
         fp, digests = fingerprint(plan)
-        forced = force_all or only == name
-        if previous is not None and previous.fingerprint == fp and not forced:
+        if previous is not None and previous.fingerprint == fp and not force_all and only != name:
             echo(f"{head}: unchanged, skipped ({previous.elapsed_s:.0f}s when it ran)")
             done[name] = previous.artifact
             records.append(previous)
             continue
-        started = workdir / STARTED
-        resuming = (plan.resume and not forced and started.is_file()
-                    and started.read_text().strip() == fp and previous is None)
-        if workdir.exists() and not resuming and not (plan.kind == "generate" and not forced):
-            shutil.rmtree(workdir)  # stale output of another config: never mix the two
-        workdir.mkdir(parents=True, exist_ok=True)
-        (workdir / RECORD).unlink(missing_ok=True)
-        started.write_text(fp)
-        if plan.kind == "train" and resuming and (workdir / "checkpoints").is_dir():
+        # generate keeps what it has and adds to it, whatever changed; the others continue
+        # in place only what they made with this very fingerprint.
+        afresh = force_all or (plan.kind != "generate" and held not in (None, fp))
+        resuming = plan.resume and not afresh and held == fp and previous is None
+        with _writing(config, workdir):
+            if afresh and _has_output(workdir):
+                aside = _move_aside(workdir)
+                echo(f"{head}: starting afresh; its previous output is now in {aside}")
+            workdir.mkdir(exist_ok=True)
+            with atomic_output(workdir / STARTED) as tmp:  # the mark, before anything else
+                tmp.write_text(fp)
+            (workdir / RECORD).unlink(missing_ok=True)
+        if plan.kind == "train" and not afresh and (workdir / "checkpoints").is_dir():
             plan.invocations[0].argv.append("--resume")
         echo(f"{head}: {'resuming' if resuming else 'running'} {plan.kind}")
         t0 = time.monotonic()
-        for inv in plan.invocations:
-            _run_command(inv.argv, echo)
+        try:
+            for inv in plan.invocations:
+                _run_command(inv.argv, echo, ok=GENERATE_OK if plan.kind == "generate" else (0,))
+            figures = figures_of(plan)
+            if plan.kind == "generate" and not figures["records"]:
+                raise StageFailed(f"`hegelion generate` wrote no records ({figures['rejected']} "
+                                  f"rejected, see {plan.artifact['rejects']})")
+        except StageFailed as exc:
+            raise StageFailed(f"stage {name}: {exc}; it is not done. Rerun `hegelion run "
+                              f"{config.source}` to resume it once the cause is fixed") from None
         artifact = finished_artifact(plan)
         record = StageRecord(
             stage=name, kind=plan.kind, fingerprint=fp, inputs=digests,
             outputs=sorted(v for v in artifact.values() if v.startswith("/")),
             config=_redacted_options(dict(config.stages[name].options)),
             commands=[redacted(inv.argv) for inv in plan.invocations],
-            artifact=artifact, figures=figures_of(plan), versions=_versions(),
+            artifact=artifact, figures=figures, versions=_versions(),
             elapsed_s=time.monotonic() - t0,
         )
-        with atomic_output(workdir / RECORD) as tmp:
+        with _writing(config, workdir), atomic_output(workdir / RECORD) as tmp:
             tmp.write_bytes(dumps(record.model_dump(mode="json")))
         echo(f"{head}: done in {record.elapsed_s:.0f}s {_brief(record.figures)}".rstrip())
         done[name] = artifact
         records.append(record)
     return records
+
+
+def held_fingerprint(workdir: Path, stage: str) -> str | None:
+    """The fingerprint of what ``workdir`` holds; None when it is absent or empty.
+
+    Raises when the directory is not one the pipeline made: neither a ``stage.json`` of
+    this stage nor the ``.started`` mark in it (the pipeline writes that first, into a
+    directory it just created, so an interrupted stage has it too).
+    """
+    if not workdir.exists() and not workdir.is_symlink():
+        return None
+    if workdir.is_dir() and not workdir.is_symlink():
+        record = read_record(workdir)
+        if record is not None and record.stage == stage:
+            return record.fingerprint
+        started = workdir / STARTED
+        if started.is_file() and _FINGERPRINT.fullmatch(mark := started.read_text().strip()):
+            return mark
+        if not any(workdir.iterdir()):
+            return None
+    raise StageFailed(
+        f"{workdir} exists and was not made by `hegelion run` (it has no {RECORD} or {STARTED} "
+        f"of stage {stage!r}); it is left as it is. Move it away, or set `workdir:` to another "
+        "directory, and rerun")
+
+
+def _has_output(workdir: Path) -> bool:
+    return workdir.is_dir() and any(p.name != STARTED for p in workdir.iterdir())
+
+
+def _move_aside(workdir: Path) -> Path:
+    """Rename a stage directory to ``NAME.prev-TIMESTAMP`` beside it (never over another)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = workdir.with_name(f"{workdir.name}.prev-{stamp}")
+    n = 1
+    while target.exists() or target.is_symlink():
+        n += 1
+        target = workdir.with_name(f"{workdir.name}.prev-{stamp}-{n}")
+    workdir.rename(target)
+    return target
+
+
+@contextlib.contextmanager
+def _writing(config: PipelineConfig, path: Path) -> Iterator[None]:
+    """A work directory that cannot be written is the user's to fix: say where and how."""
+    try:
+        yield
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        raise HegelionError(
+            f"cannot write the work directory {path} ({exc.strerror or exc}{where})\n"
+            f"  hint: set `workdir:` in {config.source}, or pass -c workdir=PATH, to a directory "
+            "you can write") from None
 
 
 def _brief(figures: dict[str, Any]) -> str:

@@ -181,11 +181,15 @@ def upstream(config: PipelineConfig, stage: str, wants: tuple[str, ...],
 
 def plan_generate(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
                   done: dict[str, Artifact]) -> StagePlan:
+    from hegelion_core.generate import GenerateJob
+
     traces = workdir / "traces.jsonl"
     argv = ["generate", "--output", str(traces),
             *options_argv(config, stage, find_command(["generate"]), opts, reserved={"output"})]
-    return StagePlan(stage, "generate", workdir, [Invocation(argv)], {"traces": str(traces)},
-                     resume=True)
+    given = opts.get("rejects")
+    rejects = GenerateJob(output=traces, rejects=_resolve_path(config, str(given)) if given else None)
+    return StagePlan(stage, "generate", workdir, [Invocation(argv)],
+                     {"traces": str(traces), "rejects": str(rejects.rejects_path)}, resume=True)
 
 
 def plan_format(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],

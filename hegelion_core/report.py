@@ -144,6 +144,8 @@ def curate_filters(stage: Stage) -> tuple[Path | None, list[dict[str, Any]]]:
     candidates = []
     for value in stage.record.artifact.values():
         path = Path(value)
+        if not path.name:
+            continue
         if path.name.endswith(".manifest.json"):
             candidates.append(path)
         else:
@@ -277,13 +279,19 @@ def loss_svg(curves: dict[str, list[tuple[float, float]]], width: int = 720, hei
 
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
              f'role="img" aria-label="training loss by step">']
+    def line(x1: float, x2: float, y1: float, y2: float) -> str:
+        return f'<line class="grid" x1="{x1:.1f}" x2="{x2:.1f}" y1="{y1:.1f}" y2="{y2:.1f}"/>'
+
+    def label(x: float, y: float, anchor: str, text: str, cls: str = "tick") -> str:
+        return f'<text class="{cls}" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{text}</text>'
+
     for y in yt:
-        parts.append(f'<line class="grid" x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}"/>'
-                     f'<text class="tick" x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{_tick_label(y)}</text>')
+        parts += [line(left, width - right, sy(y), sy(y)),
+                  label(left - 6, sy(y) + 4, "end", _tick_label(y))]
     for x in xt:
-        parts.append(f'<line class="grid" x1="{sx(x):.1f}" x2="{sx(x):.1f}" y1="{top}" y2="{height - bottom}"/>'
-                     f'<text class="tick" x="{sx(x):.1f}" y="{height - bottom + 16}" text-anchor="middle">{_tick_label(x)}</text>')
-    parts.append(f'<text class="axis" x="{(left + width - right) / 2}" y="{height - 6}" text-anchor="middle">step</text>')
+        parts += [line(sx(x), sx(x), top, height - bottom),
+                  label(sx(x), height - bottom + 16, "middle", _tick_label(x))]
+    parts.append(label((left + width - right) / 2, height - 6, "middle", "step", "axis"))
     for i, (name, curve) in enumerate(curves.items()):
         cls = "series" if i == 0 else "series alt"
         if len(curve) > 2000:  # a long run: every k-th step (and the last) draws the same line
@@ -471,8 +479,9 @@ def _curate_section(stages: list[Stage]) -> str:
             details = f'<details><summary>examples</summary><ul>{shown}</ul></details>' if examples else ""
             name = f.get("name", f.get("filter"))
             rows.append(f'<tr data-filter="{_e(name)}"><td>{_e(name)}</td>'
-                        f'<td class="num">{_e(f.get("rows_in", ""))}</td><td class="num">{_e(total)}</td>'
-                        f'<td>{reasons or "-"}{details}</td><td class="num">{_e(f.get("rows_out", ""))}</td></tr>')
+                        f'<td class="num">{_e(f.get("rows_in", ""))}</td>'
+                        f'<td class="num">{_e(total)}</td><td>{reasons or "-"}{details}</td>'
+                        f'<td class="num">{_e(f.get("rows_out", ""))}</td></tr>')
         out.append(f'{title}<table class="curate"><thead><tr><th>filter</th><th class="num">rows in</th>'
                    '<th class="num">dropped</th><th>why</th><th class="num">rows out</th></tr></thead>'
                    f'<tbody>{"".join(rows)}</tbody></table>')
@@ -548,7 +557,8 @@ def _answers(runs: list[EvalRun]) -> str:
             item = by_id[item_id]
             verdict, body = _answer(item, dialectic=run.results.get("suite") == "dialectic")
             sides.append(f'<div><h4>{_e(run.label)}{verdict}</h4>{body}</div>')
-        out.append(f'<div class="item"><div class="prompt">{head}</div><div class="pair">{"".join(sides)}</div></div>')
+        out.append(f'<div class="item"><div class="prompt">{head}</div>'
+                   f'<div class="pair">{"".join(sides)}</div></div>')
     if not out:
         return ""
     key = "".join(f'<mark class="{p}">{p}</mark>' for p in (*PARTS, "answer")) \

@@ -278,7 +278,8 @@ def held_fingerprint(workdir: Path, stage: str) -> str | None:
         started = workdir / STARTED
         if started.is_file() and _FINGERPRINT.fullmatch(mark := started.read_text().strip()):
             return mark
-        if not any(workdir.iterdir()):
+        # Empty, or only a temporary of the mark (a kill while it was written): nothing to lose.
+        if all(p.name.startswith(f".{STARTED}.tmp-") for p in workdir.iterdir()):
             return None
     raise StageFailed(
         f"{workdir} exists and was not made by `hegelion run` (it has no {RECORD} or {STARTED} "

@@ -88,9 +88,13 @@ def test_a_stage_directory_the_pipeline_did_not_make_is_refused_not_deleted(
     assert mine.read_text() == "my own work"
 
 
-def test_an_empty_stage_directory_is_adopted(plugin_site: Path, tmp_path: Path) -> None:
-    # What a kill between the pipeline's mkdir and its mark leaves: nothing to lose.
+@pytest.mark.parametrize("left", [[], ["..started.tmp-k9x2"]])
+def test_an_empty_stage_directory_is_adopted(plugin_site: Path, tmp_path: Path, left: list[str]) -> None:
+    # What a kill between the pipeline's mkdir and its mark (or during the mark's atomic
+    # write) leaves: nothing to lose.
     (tmp_path / "w" / "generate").mkdir(parents=True)
+    for name in left:
+        (tmp_path / "w" / "generate" / name).write_text("")
     out = hegelion(plugin_site, "run", echo_pipe(tmp_path))
     assert out.returncode == 0, out.stderr
     assert len(lines(tmp_path / "w" / "generate" / "traces.jsonl")) == 4

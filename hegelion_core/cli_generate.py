@@ -41,6 +41,16 @@ dialectic_options = _stack(
     click.option("--judge", is_flag=True, help="Score each dialectic 0-10 with a judge call."),
     click.option("--min-judge-score", type=float, help="Retry, then reject, dialectics scored below this (implies --judge)."),
     click.option("--iterations", type=int, default=1, show_default=True, help="Feed each synthesis back as the next thesis."),
+    click.option("--on-truncation", type=click.Choice(["retry", "reject", "keep"]), default="retry", show_default=True,
+                 help="An answer cut by the token limit: retry once with twice the budget then reject, reject, "
+                      "or keep it marked truncated: true (dataset skips those)."),
+    click.option("--max-tokens-cap", type=click.IntRange(min=1), default=8192, show_default=True,
+                 help="The largest budget a truncation retry asks for."),
+    click.option("--quality-check/--no-quality-check", default=True, show_default=True,
+                 help="Reject degenerate output: loops, a section that copies another, an empty final answer."),
+    click.option("--quality", "quality_pairs", multiple=True, metavar="KEY=VALUE",
+                 help="A degenerate-output threshold (max_repeated_share, max_copied_share, max_loop_words...; "
+                      "see hegelion_core.quality.QualityConfig)."),
 )
 
 
@@ -53,18 +63,31 @@ def make_teacher(teacher: str, model: str | None, base_url: str | None, pairs: t
 
 def make_dialectic_config(mode: str, council: str | None, critics: tuple[str, ...], judge: bool,
                           min_judge_score: float | None, iterations: int, max_tokens: int | None,
-                          temperature: float | None) -> Any:
+                          temperature: float | None, *, on_truncation: str = "retry",
+                          max_tokens_cap: int | None = 8192, quality_check: bool = True,
+                          quality_pairs: tuple[str, ...] = ()) -> Any:
+    """The dialectic's config from the option stacks; the keyword arguments are
+    `dialectic_options`' answer-policy flags, which commands pass on as ``**policy``."""
+    from pydantic import ValidationError
+
     from hegelion_core.dialectic import DialecticConfig, resolve_council
+    from hegelion_core.errors import describe_validation
+    from hegelion_core.quality import QualityConfig
 
     members = [*(council.split(",") if council else []), *critics]
     try:
         resolve_council(members)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--council/--critic") from None
+    try:
+        quality = QualityConfig(**{"enabled": quality_check, **_parse_pairs(quality_pairs)})
+    except ValidationError as exc:
+        raise click.BadParameter(describe_validation(exc), param_hint="--quality") from None
     return DialecticConfig(
         mode=mode, council=members, judge=judge or min_judge_score is not None,
         min_judge_score=min_judge_score, iterations=iterations, max_tokens=max_tokens,
-        temperature=temperature,
+        temperature=temperature, on_truncation=on_truncation, max_tokens_cap=max_tokens_cap,
+        quality=quality,
     )
 
 
@@ -106,7 +129,7 @@ def generate_command(dataset: str | None, split: str, column: str | None, config
                      critics: tuple[str, ...], judge: bool, min_judge_score: float | None, iterations: int,
                      concurrency: int, rpm: float | None, tpm: float | None, max_retries: int,
                      timeout: float, max_retry_wait: float, stop_after_failures: int,
-                     system: str | None, quiet: bool) -> None:
+                     system: str | None, quiet: bool, **policy: Any) -> None:
     """Run the dialectic on prompts and append trace records to OUTPUT.
 
     Rerunning the same command resumes. Several processes may share one OUTPUT.
@@ -136,7 +159,7 @@ def generate_command(dataset: str | None, split: str, column: str | None, config
     job = GenerateJob(
         output=output, rejects=rejects, limit=limit, system=system or DEFAULT_SYSTEM,
         dialectic=make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations,
-                                        max_tokens, temperature),
+                                        max_tokens, temperature, **policy),
         concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries, timeout=timeout,
         max_retry_wait=max_retry_wait, stop_after_failures=stop_after_failures,
     )
@@ -210,9 +233,10 @@ def _run_once(teacher: Any, config: Any, question: str) -> Any:
 def dialectic_command(query: str, teacher: str, model: str | None, base_url: str | None,
                       teacher_pairs: tuple[str, ...], max_tokens: int | None, temperature: float | None,
                       mode: str, council: str | None, critics: tuple[str, ...], judge: bool,
-                      min_judge_score: float | None, iterations: int, fmt: str) -> None:
+                      min_judge_score: float | None, iterations: int, fmt: str, **policy: Any) -> None:
     """Print one dialectic for QUERY."""
-    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens, temperature)
+    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens,
+                                   temperature, **policy)
     result = _run_once(make_teacher(teacher, model, base_url, teacher_pairs), config, query)
     trace = result.trace
     if fmt == "json":
@@ -266,19 +290,22 @@ def extract_action(synthesis: str) -> str:
 def agent_command(observation: str, goal: str | None, coding: bool, log_file: Path | None, fmt: str,
                   teacher: str, model: str | None, base_url: str | None, teacher_pairs: tuple[str, ...],
                   max_tokens: int | None, temperature: float | None, mode: str, council: str | None,
-                  critics: tuple[str, ...], judge: bool, min_judge_score: float | None, iterations: int) -> None:
+                  critics: tuple[str, ...], judge: bool, min_judge_score: float | None, iterations: int,
+                  **policy: Any) -> None:
     """Deliberate on OBSERVATION (thesis, antithesis, synthesis), then print the action."""
     from hegelion_core.records import TraceRecord
     from hegelion_core.traces import append_records
 
     query = agent_query(observation, goal, coding)
-    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens, temperature)
+    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens,
+                                   temperature, **policy)
     t = make_teacher(teacher, model, base_url, teacher_pairs)
     result = _run_once(t, config, query)
     action = extract_action(result.trace.synthesis)
     record = TraceRecord.build(query, result.trace, source="agent", teacher=t.name,
                                model=getattr(t.options, "model", None), usage=result.usage,
-                               timings=result.timings, observation=observation, goal=goal, action=action)
+                               timings=result.timings, truncated=result.truncated, observation=observation,
+                               goal=goal, action=action)
     if log_file:
         append_records(log_file, [record])
     if fmt == "json":

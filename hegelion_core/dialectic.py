@@ -10,6 +10,12 @@ Two modes produce a `DialecticTrace`:
 A judge can score the result (JSON validated with pydantic, constrained where the
 backend can), and ``iterations`` feed each synthesis back as the next thesis. A
 phase that fails raises `PhaseFailed`: it never becomes data.
+
+Every call goes through `_Run.call`, which holds the two rules for what a teacher
+says: an answer the token limit cut (``finish_reason`` ``length``) is retried once
+with twice the budget, then rejected as ``truncated`` (``on_truncation``), and
+degenerate output (`hegelion_core.quality`: loops, a section that copies another,
+an empty final answer) is rejected as ``degenerate``.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from hegelion_core.parsing import (
     parse_trace,
     render_output,
 )
+from hegelion_core.quality import QualityConfig, response_issues, text_issues, trace_issues
 from hegelion_core.records import (
     Critique,
     DialecticTrace,
@@ -150,6 +157,12 @@ def resolve_council(spec: Sequence[str]) -> list[Persona]:
 
 # ----- configuration and results -------------------------------------------------------
 
+#: The most tokens a truncation retry asks for unless ``max_tokens_cap`` says otherwise.
+DEFAULT_MAX_TOKENS_CAP = 8192
+#: The budget a cut answer is assumed to have had when neither the config, the
+#: teacher's options nor the answer's usage says (a retry then asks for twice this).
+ASSUMED_MAX_TOKENS = 512
+
 
 class DialecticConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -162,6 +175,11 @@ class DialecticConfig(BaseModel):
     iterations: int = Field(1, ge=1)
     max_tokens: int | None = None
     temperature: float | None = None
+    # An answer cut by the token limit: retried once with twice the budget (up to
+    # max_tokens_cap), then rejected; rejected at once; or kept, marked truncated.
+    on_truncation: Literal["retry", "reject", "keep"] = "retry"
+    max_tokens_cap: int | None = Field(DEFAULT_MAX_TOKENS_CAP, ge=1)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
 
 
 class DialecticResult(BaseModel):
@@ -169,6 +187,7 @@ class DialecticResult(BaseModel):
     usage: Usage = Field(default_factory=Usage)
     timings: dict[str, float] = Field(default_factory=dict)
     calls: int = 0
+    truncated: bool = False  # a phase was cut and kept (on_truncation="keep")
 
 
 class PhaseFailed(Exception):
@@ -211,6 +230,7 @@ class DialecticEngine:
                            else self._phased(run, question))
             for _ in range(self.config.iterations - 1):
                 trace = await self._iterate(run, question, trace)
+            run.check_trace(trace)
             if self.config.judge:
                 verdict = await self._judge(run, question, trace)
                 trace = trace.model_copy(update={"judge": verdict})
@@ -219,7 +239,8 @@ class DialecticEngine:
                     if attempt + 1 < self.config.judge_attempts:
                         continue
                     raise PhaseFailed("judge", f"score {verdict.score:g} below --min-judge-score {floor:g}")
-            return DialecticResult(trace=trace, usage=run.usage, timings=run.timings, calls=run.calls)
+            return DialecticResult(trace=trace, usage=run.usage, timings=run.timings, calls=run.calls,
+                                   truncated=run.truncated)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ----- modes ------------------------------------------------------------------
@@ -235,9 +256,11 @@ class DialecticEngine:
                 + f"). Rewrite it in exactly this format:\n{TRACE_FORMAT}"
             )
             messages += [Message(role="assistant", content=text), Message(role="user", content=repair)]
-            parsed = parse_trace(await run.call("repair", messages))
+            text = await run.call("repair", messages)
+            parsed = parse_trace(text)
             if not parsed.ok:
                 raise PhaseFailed("single", "unparseable trace after repair: " + "; ".join(parsed.missing.values()))
+        run.check_response(text)
         return parsed.to_trace()
 
     async def _phased(self, run: _Run, question: str, thesis: str | None = None) -> DialecticTrace:
@@ -321,18 +344,79 @@ class _Run:
         self.usage = Usage()
         self.timings: dict[str, float] = {}
         self.calls = 0
+        self.truncated = False
 
     async def call(self, phase: str, messages: list[Message], *, json_schema: dict | None = None) -> str:
         cfg = self.engine.config
+        completion = await self._complete(phase, messages, cfg.max_tokens, json_schema)
+        if is_placeholder(completion.text):
+            raise PhaseFailed(phase, f"empty or placeholder output ({completion.text.strip()[:40]!r})")
+        if phase != "judge":
+            self._check(text_issues(completion.text, cfg.quality, phase))  # a loop is cut too
+        if completion.truncated:
+            completion = await self._cut(phase, messages, json_schema, completion)
+        return completion.text.strip()
+
+    async def _complete(self, phase: str, messages: list[Message], max_tokens: int | None,
+                        json_schema: dict | None) -> Completion:
+        cfg = self.engine.config
         start = time.perf_counter()
         completion = await self.engine._call(
-            messages, phase=phase, max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+            messages, phase=phase, max_tokens=max_tokens, temperature=cfg.temperature,
             json_schema=json_schema,
         )
         key = phase.split(":")[0]
         self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
         self.usage = self.usage + completion.usage
         self.calls += 1
-        if is_placeholder(completion.text):
-            raise PhaseFailed(phase, f"empty or placeholder output ({completion.text.strip()[:40]!r})")
-        return completion.text.strip()
+        return completion
+
+    async def _cut(self, phase: str, messages: list[Message], json_schema: dict | None,
+                   completion: Completion) -> Completion:
+        """What a cut answer becomes: kept (marked), retried once with a larger budget,
+        or rejected with a reason starting ``truncated``."""
+        cfg = self.engine.config
+        if cfg.on_truncation == "keep":
+            self.truncated = True
+            return completion
+        budget = self._budget(completion)
+        if cfg.on_truncation == "reject":
+            raise PhaseFailed(phase, f"truncated: cut at max_tokens={budget} (--on-truncation reject)")
+        larger = min(2 * budget, cfg.max_tokens_cap or 2 * budget)
+        if larger <= budget:
+            raise PhaseFailed(phase, f"truncated: cut at max_tokens={budget}, and "
+                              f"--max-tokens-cap {cfg.max_tokens_cap} leaves no larger budget")
+        retried = await self._complete(phase, messages, larger, json_schema)
+        if is_placeholder(retried.text):
+            raise PhaseFailed(phase, f"empty or placeholder output ({retried.text.strip()[:40]!r})")
+        if phase != "judge":
+            self._check(text_issues(retried.text, cfg.quality, phase))
+        if retried.truncated:
+            raise PhaseFailed(phase, f"truncated: cut at max_tokens={budget}, and again at {larger}")
+        return retried
+
+    def _budget(self, completion: Completion) -> int:
+        """The token limit that cut ``completion``: the configured one, else the
+        teacher's own default, else what the answer used, else `ASSUMED_MAX_TOKENS`."""
+        if self.engine.config.max_tokens:
+            return self.engine.config.max_tokens
+        options = self.engine.teacher.options
+        for name in ("max_tokens", "max_new_tokens"):
+            value = getattr(options, name, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return completion.usage.completion_tokens or ASSUMED_MAX_TOKENS
+
+    def check_response(self, text: str) -> None:
+        """A whole single-mode response: no empty final answer."""
+        self._check(response_issues(text, self.engine.config.quality, "single"))
+
+    def check_trace(self, trace: DialecticTrace) -> None:
+        """The finished dialectic: no section that repeats itself or copies another."""
+        self._check(trace_issues(trace, self.engine.config.quality))
+
+    @staticmethod
+    def _check(issues: list) -> None:
+        if issues:
+            issue = issues[0]
+            raise PhaseFailed(issue.section, f"degenerate: {issue.reason} ({issue.detail})")

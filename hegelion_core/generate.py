@@ -232,6 +232,7 @@ class Generator:
             prompt.text, result.trace, system=prompt.system or self.job.system,
             source=prompt.source, teacher=self.teacher.name, model=self.model,
             timings={k: round(v, 3) for k, v in result.timings.items()}, usage=result.usage,
+            truncated=result.truncated,
         )
         record = hooks.transform_record(record)
         if not hooks.accept_record(record):

@@ -13,7 +13,8 @@ The measures, on words (the lower-cased text split on whitespace):
   than ``max_loop_words`` words.
 * **copied_section**: a later section (antithesis, synthesis, a council critique) has
   over ``max_copied_share`` of its distinct words and of its distinct 4-grams in an
-  earlier one (thesis, antithesis), or is the same words.
+  earlier one (thesis, antithesis), or is the same words. With ``iterations`` above 1
+  the synthesis may keep its thesis (the previous round's synthesis).
 * **empty_answer**: a response closes ``</thought>`` with nothing (or a placeholder)
   after it.
 
@@ -255,8 +256,13 @@ def trace_issues(trace: Any, config: QualityConfig = DEFAULT) -> list[Issue]:
         if isinstance(text, str) and text.strip():
             sections[name] = sec = _Section(name, text)
             issues.append(_repetition(sec, config))
+    # After the first round the thesis is the previous synthesis, which a refinement
+    # rightly keeps much of: only the antithesis must be new against it.
+    refined = (_field(trace, "iterations") or 1) > 1
     for later, earlier in (("antithesis", "thesis"), ("synthesis", "thesis"),
                            ("synthesis", "antithesis")):
+        if refined and (later, earlier) == ("synthesis", "thesis"):
+            continue
         if later in sections and earlier in sections:
             issues.append(_copy(sections[later], sections[earlier], config))
     thesis = sections.get("thesis")

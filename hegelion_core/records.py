@@ -184,6 +184,9 @@ class TraceRecord(BaseModel):
     # Simplex stages attach what the agent knew and how sure it was.
     context: SimplexContext | None = None
     confidence: float | None = Field(None, ge=0, le=1)
+    # The token limit cut a phase and `--on-truncation keep` stored it anyway: not
+    # finished text, so formatters skip it (reason "truncated").
+    truncated: bool = False
 
     @field_validator("instruction")
     @classmethod

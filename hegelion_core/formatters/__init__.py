@@ -5,8 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hegelion_core.contracts import Options
+from hegelion_core.contracts import Options, SkipRecord
 from hegelion_core.records import TraceRecord
+
+
+def require_finished(record: TraceRecord) -> None:
+    """Skip (reason ``truncated``) a record whose dialectic the token limit cut: it
+    was kept only to be looked at (``hegelion generate --on-truncation keep``)."""
+    if record.truncated:
+        raise SkipRecord("truncated")
 
 
 class ConversationOptions(Options):

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import Formatter
-from hegelion_core.formatters import ConversationOptions, conversation
+from hegelion_core.formatters import ConversationOptions, conversation, require_finished
 from hegelion_core.records import TraceRecord
 
 
@@ -17,6 +17,7 @@ class ChatFormatter(Formatter):
         pass
 
     def format(self, record: TraceRecord) -> Iterator[dict[str, Any]]:
+        require_finished(record)
         yield {"messages": conversation(record, self.options)}
 
     def describe(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from hegelion_core.contracts import Formatter, Options
+from hegelion_core.formatters import require_finished
 from hegelion_core.records import TraceRecord
 
 
@@ -23,6 +24,7 @@ class DPOFormatter(Formatter):
         include_system: bool = True
 
     def format(self, record: TraceRecord) -> Iterator[dict[str, Any]]:
+        require_finished(record)
         trace = record.hegelion_trace
         sides = ("thesis", "antithesis") if self.options.rejected == "both" else (self.options.rejected,)
         for side in sides:

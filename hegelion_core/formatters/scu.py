@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import Formatter
-from hegelion_core.formatters import ConversationOptions, conversation, render_chatml
+from hegelion_core.formatters import (
+    ConversationOptions,
+    conversation,
+    render_chatml,
+    require_finished,
+)
 from hegelion_core.records import TraceRecord
 
 
@@ -21,6 +26,7 @@ class SCUFormatter(Formatter):
         pass
 
     def format(self, record: TraceRecord) -> Iterator[dict[str, Any]]:
+        require_finished(record)
         yield {"text": render_chatml(conversation(record, self.options))}
 
     def describe(self) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import Formatter, Options
-from hegelion_core.formatters import assistant_text
+from hegelion_core.formatters import assistant_text, require_finished
 from hegelion_core.records import TraceRecord
 
 
@@ -18,6 +18,7 @@ class SFTFormatter(Formatter):
         system: str | None = None
 
     def format(self, record: TraceRecord) -> Iterator[dict[str, Any]]:
+        require_finished(record)
         yield {
             "instruction": record.instruction,
             "input": record.input,

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import Formatter, Options, SkipRecord
+from hegelion_core.formatters import require_finished
 from hegelion_core.parsing import parse_contradictions
 from hegelion_core.records import Belief, SimplexContext, TraceRecord
 
@@ -115,6 +116,7 @@ class SimplexFormatter(Formatter):
         system: str = SIMPLEX_SYSTEM
 
     def format(self, record: TraceRecord) -> Iterator[dict[str, Any]]:
+        require_finished(record)
         if record.confidence is None:
             raise SkipRecord("no confidence")
         ctx = record.context or derive_context(record)

@@ -114,6 +114,8 @@ def test_min_judge_score_retries_then_rejects() -> None:
 
 def test_iterations_feed_the_synthesis_back() -> None:
     t = RuleTeacher()
+    # Each round says something new: a synthesis that repeats its thesis is a copy.
+    t.replies["synthesis"] = [f"Synthesis: mostly, {Q}, round {n}" for n in (1, 2, 3)]
     result = run(t, iterations=3)
     assert [c[0] for c in t.calls] == ["thesis", "antithesis", "synthesis"] + ["antithesis", "synthesis"] * 2
     assert result.trace.iterations == 3

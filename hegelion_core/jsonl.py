@@ -343,7 +343,11 @@ def append_lines(path: str | Path, data: bytes, *, fsync: bool = True) -> int:
 
 def _drop_torn_tail(fd: int) -> int:
     """Truncate an unterminated last line (a killed writer's); caller holds the lock.
-    Returns the size of the file afterwards."""
+    Returns the size of the file afterwards.
+
+    A last line that is a whole JSON object only lacks its newline (a file written by
+    hand or by another tool): `read_jsonl` yields it, so it is a record, and it gets the
+    newline instead of being cut."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
         return size
@@ -353,8 +357,20 @@ def _drop_torn_tail(fd: int) -> int:
         chunk = os.pread(fd, end - start, start)
         cut = chunk.rfind(b"\n")
         if cut >= 0:
-            os.ftruncate(fd, start + cut + 1)
-            return start + cut + 1
+            break
         end = start
-    os.ftruncate(fd, 0)
-    return 0
+    line_start = start + cut + 1 if end > 0 else 0
+    if _is_whole_object(os.pread(fd, size - line_start, line_start)):
+        os.write(fd, b"\n")  # the descriptor appends
+        return size + 1
+    os.ftruncate(fd, line_start)
+    return line_start
+
+
+def _is_whole_object(line: bytes) -> bool:
+    if not line.lstrip().startswith(b"{"):
+        return False
+    try:
+        return isinstance(orjson.loads(line), dict)
+    except orjson.JSONDecodeError:
+        return False

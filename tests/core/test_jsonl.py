@@ -55,6 +55,34 @@ def test_atomic_output_replaces_a_directory_whole(tmp_path) -> None:
     assert dest.stat().st_mode & 0o777 == 0o777 & ~_umask()
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_a_swap_cut_between_its_renames_is_put_back(tmp_path) -> None:
+    """kill -9 between `dest -> .dest.old-…` and `tmp -> dest`: the next run restores the old
+    directory instead of leaving the only copy under a hidden name (or deleting it)."""
+    from hegelion_core.jsonl import _HOST, remove_stale_temporaries
+
+    dest = tmp_path / "merged"
+    old = tmp_path / f".merged.old-{_HOST}-{_dead_pid()}"
+    old.mkdir()
+    (old / "model.safetensors").write_text("weights")
+    assert remove_stale_temporaries(dest) == [old]
+    assert (dest / "model.safetensors").read_text() == "weights" and not old.exists()
+
+    old.mkdir()  # cut during the final delete instead: dest is the new one, old is garbage
+    (old / "half").write_text("x")
+    elsewhere = tmp_path / f".merged.old-{'0' * 8}-{_dead_pid()}"  # another machine's
+    elsewhere.mkdir()
+    with atomic_output(dest, directory=True) as tmp:
+        (tmp / "model.safetensors").write_text("new weights")
+    assert (dest / "model.safetensors").read_text() == "new weights"
+    assert sorted(os.listdir(tmp_path)) == [elsewhere.name, "merged"]
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -110,6 +138,19 @@ def test_a_torn_tail_is_ignored_then_repaired(tmp_path) -> None:
     assert torn == [(3, TORN_TAIL)]
     append_jsonl(path, [{"d": 4}])
     assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n{"d":4}\n'
+
+
+def test_a_whole_last_record_without_its_newline_is_kept(tmp_path) -> None:
+    """A file written by hand or another tool may lack the final newline: its last line is
+    a record (read_jsonl yields it), so an append ends it instead of cutting it off."""
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(b'{"a": 1}\n{"b": 2}')
+    assert [r for _, r in read_jsonl(path)] == [{"a": 1}, {"b": 2}]
+    append_jsonl(path, [{"c": 3}])
+    assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n{"c":3}\n'
+    path.write_bytes(b'{"only": "line"}')
+    append_jsonl(path, [{"d": 4}])
+    assert [r for _, r in read_jsonl(path)] == [{"only": "line"}, {"d": 4}]
 
 
 def test_a_bad_line_in_the_middle_is_still_an_error(tmp_path) -> None:

@@ -25,6 +25,7 @@ class ItemRecord(BaseModel):
     response: str
     latency_s: float = 0.0
     error: str | None = None  # the teacher failed on this item: scored as a miss
+    truncated: bool = False  # max_tokens cut the answer (dialectic: not scored for format)
     # calibration and belief-revision
     confidence: float | None = None  # as stated; None: none parseable
     # calibration

@@ -82,7 +82,7 @@ async def collect(teacher: Teacher, conversations: Sequence[list[Message]], *, m
             start = time.perf_counter()
             try:
                 c = await teacher.complete(messages, max_tokens=max_tokens, temperature=temperature)
-                answer = Answer(c.text, time.perf_counter() - start)
+                answer = Answer(c.text, time.perf_counter() - start, truncated=c.truncated)
             except TeacherError as exc:
                 if not exc.retryable and done == 0:
                     raise HegelionError(f"the model failed on the first item: {exc}") from None
@@ -103,8 +103,8 @@ async def _judge_all(judge: Teacher, questions: Sequence[str], answers: Sequence
     scores: list[float | None] = []
     for question, ans in zip(questions, answers):
         parsed = parse_trace(ans.text)
-        if not parsed.ok:
-            scores.append(None)  # nothing to judge: format compliance already counts it
+        if ans.truncated or not parsed.ok:
+            scores.append(None)  # nothing finished to judge: the format figures count it
             continue
         try:
             scores.append((await engine.judge(question, parsed.to_trace())).score)

@@ -39,6 +39,7 @@ class Answer:
     text: str
     latency_s: float = 0.0
     error: str | None = None
+    truncated: bool = False  # max_tokens cut it: not a finished answer
 
 
 @dataclass
@@ -53,6 +54,17 @@ class SuiteOutcome:
 
 def _mean(values: Sequence[float]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _truncation(records: Sequence[ItemRecord], metrics: dict[str, float | None],
+                counts: dict[str, int], notes: list[str]) -> None:
+    """Every suite reports how many answers max_tokens cut, and says so in a note."""
+    cut = sum(bool(r.truncated) for r in records)
+    counts["truncated"] = cut
+    metrics["truncation_rate"] = cut / len(records) if records else None
+    if cut:
+        notes.append(f"{cut} of {len(records)} answers were cut by max_tokens (truncation_rate); "
+                     "raise --max-tokens to score them whole")
 
 
 def _calibration_figures(records: list[ItemRecord], bins: int) -> dict[str, float | None]:
@@ -77,8 +89,8 @@ def score_calibration_suite(items: Sequence[CalibrationItem], answers: Sequence[
         s = score_calibration(item, ans.text)
         records.append(ItemRecord(
             id=item.id, suite="calibration", template=item.template, category=item.category,
-            response=ans.text, latency_s=ans.latency_s, error=ans.error, confidence=s.confidence,
-            correct=s.correct, committed=s.committed, abstained=s.abstained,
+            response=ans.text, latency_s=ans.latency_s, error=ans.error, truncated=ans.truncated,
+            confidence=s.confidence, correct=s.correct, committed=s.committed, abstained=s.abstained,
             expected_answer=item.answer, expected_confidence=item.expected_confidence,
         ))
     metrics = _calibration_figures(records, bins)
@@ -98,8 +110,10 @@ def score_calibration_suite(items: Sequence[CalibrationItem], answers: Sequence[
     counts = {"items": len(records), "parsed": sum(r.confidence is not None for r in records),
               "correct": sum(bool(r.correct) for r in records),
               "errors": sum(r.error is not None for r in records)}
+    notes = [UNPARSED_NOTE]
+    _truncation(records, metrics, counts, notes)
     return SuiteOutcome(records, metrics, counts, by_category,
-                        reliability(confs, [bool(r.correct) for r in records], bins), [UNPARSED_NOTE])
+                        reliability(confs, [bool(r.correct) for r in records], bins), notes)
 
 
 def score_revision_suite(items: Sequence[BeliefRevisionItem], answers: Sequence[Answer]) -> SuiteOutcome:
@@ -110,7 +124,8 @@ def score_revision_suite(items: Sequence[BeliefRevisionItem], answers: Sequence[
         records.append(ItemRecord(
             id=item.id, suite="belief-revision", template=item.template,
             category=item.resistance or item.evidence_class, response=ans.text,
-            latency_s=ans.latency_s, error=ans.error, confidence=s.confidence, prior=item.prior,
+            latency_s=ans.latency_s, error=ans.error, truncated=ans.truncated,
+            confidence=s.confidence, prior=item.prior,
             delta=s.delta, direction_ok=s.direction_ok, amount_ok=s.amount_ok,
         ))
 
@@ -133,25 +148,33 @@ def score_revision_suite(items: Sequence[BeliefRevisionItem], answers: Sequence[
               "resistance": len(resist), "errors": sum(r.error is not None for r in records)}
     notes = ["an answer with no parseable [confidence: x] counts as wrong on both direction and amount",
              "resistance items count as right when the confidence stays within ±0.01 of the prior"]
+    _truncation(records, metrics, counts, notes)
     return SuiteOutcome(records, metrics, counts,
                         {k: figures(v) for k, v in sorted(groups.items())}, [], notes)
 
 
 def score_dialectic_suite(ids: Sequence[str], answers: Sequence[Answer],
                           judge_scores: Sequence[float | None] | None = None) -> SuiteOutcome:
-    """Format compliance: the share of answers `parse_trace` reads as a full trace."""
+    """Format compliance: the share of finished answers `parse_trace` reads as a full
+    trace. An answer max_tokens cut is not scored for format (``format_ok`` None): it
+    counts in ``truncation_rate``, and in ``format_compliance_all`` as not compliant."""
     records = []
     for n, (pid, ans) in enumerate(zip(ids, answers, strict=True)):
         parsed = parse_trace(ans.text)
         records.append(ItemRecord(
             id=pid, suite="dialectic", response=ans.text, latency_s=ans.latency_s, error=ans.error,
-            format_ok=parsed.ok, missing=sorted(parsed.missing) or None,
+            truncated=ans.truncated, format_ok=None if ans.truncated else parsed.ok,
+            missing=sorted(parsed.missing) or None,
             judge_score=judge_scores[n] if judge_scores else None,
         ))
-    ok = [float(bool(r.format_ok)) for r in records]
-    metrics: dict[str, float | None] = {"format_compliance": _mean(ok)}
+    finished = [r for r in records if not r.truncated]
+    ok = [float(bool(r.format_ok)) for r in finished]
+    metrics: dict[str, float | None] = {
+        "format_compliance": _mean(ok),
+        "format_compliance_all": sum(ok) / len(records) if records else None,
+    }
     # Partial progress: the share of answers that have each section (a small model learns
-    # to open the trace before it learns to finish it).
+    # to open the trace before it learns to finish it), cut ones included.
     for phase in ("thesis", "antithesis", "synthesis"):
         metrics[f"{phase}_rate"] = _mean([float(phase not in (r.missing or ())) for r in records])
     notes = []
@@ -159,7 +182,8 @@ def score_dialectic_suite(ids: Sequence[str], answers: Sequence[Answer],
         scored = [s for s in judge_scores if s is not None]
         metrics["judge_score_mean"] = _mean(scored)
         metrics["judge_coverage"] = len(scored) / len(records) if records else None
-        notes.append("judge_score_mean averages the parseable traces the judge scored (0-10)")
+        notes.append("judge_score_mean averages the parseable, finished traces the judge scored (0-10)")
     counts = {"items": len(records), "format_ok": int(sum(ok)),
               "errors": sum(r.error is not None for r in records)}
+    _truncation(records, metrics, counts, notes)
     return SuiteOutcome(records, metrics, counts, {}, [], notes)

@@ -103,7 +103,7 @@ def test_calibration_suite_on_fixed_answers() -> None:
                Answer("", error="timed out")]                         # a failed call: wrong, 1.0
     out = score_calibration_suite(items, answers)
     m = out.metrics
-    assert out.counts == {"items": 5, "parsed": 3, "correct": 3, "errors": 1}
+    assert out.counts == {"items": 5, "parsed": 3, "correct": 3, "errors": 1, "truncated": 0}
     assert m["parse_rate"] == pytest.approx(0.6) and m["accuracy"] == pytest.approx(0.6)
     # bins: 0.25 (right), 0.80 (wrong), 0.90 (right), 1.0 x2 (one right, one wrong)
     assert m["ece"] == pytest.approx((0.75 + 0.80 + 0.10 + 2 * 0.5) / 5)
@@ -252,3 +252,41 @@ def test_dialectic_judge_scores_parseable_traces_only(tmp_path: Path) -> None:
     assert result.metrics["judge_score_mean"] == 6.5 and result.metrics["judge_coverage"] == 0.5
     records = [orjson.loads(x) for x in (tmp_path / "o" / "items.jsonl").read_bytes().splitlines()]
     assert [r["judge_score"] for r in records] == [6.5, None]
+
+
+# ----- truncated answers -------------------------------------------------------------
+
+
+def test_a_truncated_answer_is_counted_as_truncated_not_as_non_compliant() -> None:
+    good = "<thought>\nTHESIS:\nYes.\n\nANTITHESIS:\nNo.\n\nSYNTHESIS:\nSometimes.\n</thought>\nSometimes."
+    cut = "<thought>\nTHESIS:\nA long thesis that the token limit"
+    out = score_dialectic_suite(["a", "b", "c"], [Answer(good), Answer(cut, truncated=True),
+                                                  Answer("Just an answer.")])
+    assert out.metrics["format_compliance"] == 0.5  # 1 of the 2 finished answers, not 1 of 3
+    assert out.metrics["format_compliance_all"] == pytest.approx(1 / 3)
+    assert out.metrics["truncation_rate"] == pytest.approx(1 / 3) and out.counts["truncated"] == 1
+    assert out.records[1].truncated and out.records[1].format_ok is None
+    assert out.metrics["thesis_rate"] == pytest.approx(2 / 3)  # partial progress still counts it
+    assert any("cut by max_tokens" in note for note in out.notes)
+
+
+def test_eval_reports_answers_cut_by_max_tokens_through_a_real_server(tmp_path: Path) -> None:
+    from hegelion_core.plugins import make_driver
+    from hegelion_core.testing.openai_server import ScriptedOpenAIServer
+
+    long = "THESIS: " + "word " * 50 + "\nANTITHESIS: no.\nSYNTHESIS: it depends."
+    short = "THESIS: Yes.\nANTITHESIS: No.\nSYNTHESIS: It depends."
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Long one?\nShort one?\n")
+
+    def reply(request: Any) -> str:
+        return long if "Long one?" in str(request.body["messages"][-1]["content"]) else short
+
+    with ScriptedOpenAIServer(reply=reply) as srv:
+        teacher = make_driver("teachers", "openai", {"base_url": srv.base_url, "model": "m"})
+        job = EvalJob(suite="dialectic", model="m", data=prompts, out=tmp_path / "o", max_tokens=20)
+        result = run_eval(job, teacher=teacher, teacher_name="openai")
+    assert result.counts["truncated"] == 1 and result.metrics["truncation_rate"] == 0.5
+    assert result.metrics["format_compliance"] == 1.0  # the cut answer is not scored as a miss
+    items = [orjson.loads(x) for x in (tmp_path / "o" / "items.jsonl").read_bytes().splitlines()]
+    assert [(i["truncated"], i["format_ok"]) for i in items] == [(True, None), (False, True)]

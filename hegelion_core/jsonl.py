@@ -251,6 +251,7 @@ _HINTS = {
     errno.EPERM: "operation not permitted: choose another path, or change its permissions",
     errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
     errno.EISDIR: "it is a directory: give a file path",
+    errno.EEXIST: "it already exists (a file where a directory is needed?): choose another path",
     errno.ENOSPC: "no space left on the device: free some space, or choose another disk",
     errno.EDQUOT: "disk quota exceeded: free some space, or choose another disk",
     errno.EROFS: "the file system is read-only: choose another path",

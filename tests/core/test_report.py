@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hegelion_core.curate import CurateJob, curate
 from hegelion_core.errors import InputError
 from hegelion_core.evaluation.results import EvalResult, ItemRecord
 from hegelion_core.parsing import render_output
@@ -17,6 +18,7 @@ from hegelion_core.pipeline.runner import StageRecord
 from hegelion_core.prompt_sources import prompt_key
 from hegelion_core.records import DialecticTrace
 from hegelion_core.report import highlight, loss_svg, write_report
+from hegelion_core.testing import sample_records
 from tests.core.browser import INSTALL, chromium_path, load_page
 
 PROMPTS = ["Should a city fund transit or roads?", "Is it right to break a promise?",
@@ -84,15 +86,14 @@ def run_dir(tmp_path: Path) -> Path:
 
 
 def curate_stage(run: Path) -> None:
+    """A curate stage, its manifest written by `hegelion curate` itself (one duplicate)."""
+    traces = run / "generate" / "traces.jsonl"
+    records = sample_records()
+    traces.write_text("".join(r.model_dump_json() + "\n" for r in [*records, records[0]]))
     out = run / "curate" / "curated.jsonl"
-    record(run, "curate", "curate", figures={"rows_out": 6}, elapsed_s=1.5,
-           commands=[["curate", "x"]], artifact={"data": str(out)})
-    out.write_text("")
-    filters = [{"name": "truncated", "rows_in": 10, "dropped": {"finish_reason length": 3},
-                "examples": {"finish_reason length": "traces.jsonl:4: cut at 64 tokens"}, "rows_out": 7},
-               {"name": "duplicates", "rows_in": 7, "dropped": {"near-duplicate synthesis": 1},
-                "examples": {}, "rows_out": 6}]
-    (out.parent / "curated.jsonl.manifest.json").write_text(json.dumps({"filters": filters}))
+    curate(CurateJob(inputs=[traces], output=out))
+    record(run, "curate", "curate", figures={"rows_out": 3}, elapsed_s=1.5,
+           commands=[["curate", str(traces), "--output", str(out)]], artifact={"data": str(out)})
 
 
 # ----- the page's content -------------------------------------------------------------
@@ -167,11 +168,12 @@ def test_curate_counts_when_the_stage_is_there(run_dir: Path) -> None:
     curate_stage(run_dir)
     page = write_report(run_dir, order=["generate", "curate", "train", "eval"]).read_text()
     assert page.index('data-stage="curate"') < page.index('data-stage="train"')
-    row = page[page.index('<tr data-filter="truncated">'):]
+    row = page[page.index('<tr data-filter="duplicates">'):]
     row = row[:row.index("</tr>")]
-    assert ">10<" in row and ">3<" in row and ">7<" in row and "finish_reason length 3" in row
-    assert "traces.jsonl:4: cut at 64 tokens" in row
-    assert '<tr data-filter="duplicates">' in page
+    assert '<td class="num">4</td><td class="num">1</td><td>exact duplicate prompt 1' in row
+    assert '<td class="num">3</td>' in row and "traces.jsonl:4: prompt_id" in row  # the example
+    for name in ("read", "truncated", "degenerate"):
+        assert f'<tr data-filter="{name}">' in page
 
 
 def test_unfinished_and_unreadable_stages_are_notes(run_dir: Path) -> None:

@@ -33,6 +33,7 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
     import yaml
 
     from hegelion_core.pipeline import load_pipeline, plan_pipeline, run_pipeline, summary
+    from hegelion_core.pipeline.runner import redacted
 
     pairs = {}
     for pair in overrides:
@@ -45,7 +46,7 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
         for plan in plan_pipeline(config):
             click.echo(f"{plan.name} ({plan.kind}):")
             for inv in plan.invocations:
-                click.echo("  hegelion " + " ".join(inv.argv))
+                click.echo("  hegelion " + " ".join(redacted(inv.argv)))
         return
     started = time.monotonic()
     try:

@@ -215,17 +215,25 @@ def seal_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:
 def unseal_argv(argv: list[str], environ: Mapping[str, str] | None = None) -> list[str]:
     """The command line `seal_argv` sealed, its references replaced by the values from
     the environment (and remembered, so this process masks them too). A reference whose
-    variable is not set is left as it is."""
+    variable is not set is left as it is. Read from ``os.environ``, the variables are
+    removed from it: this process's own children do not inherit them."""
+    own = environ is None
     environ = os.environ if environ is None else environ
+    used: set[str] = set()
 
     def value(match: re.Match[str]) -> str:
         found = environ.get(match.group(1))
         if found is None:
             return match.group(0)
+        used.add(match.group(1))
         remember(found)
         return found
 
-    return [_SEALED.sub(value, a) if "${" + SEALED_PREFIX in a else a for a in argv]
+    out = [_SEALED.sub(value, a) if "${" + SEALED_PREFIX in a else a for a in argv]
+    if own:
+        for name in used:
+            os.environ.pop(name, None)
+    return out
 
 
 # ----- the walks ------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import re
 import signal
 import subprocess
@@ -27,6 +28,7 @@ from typing import Any
 
 from pydantic import Field
 
+from hegelion_core import secrets
 from hegelion_core.errors import HegelionError
 from hegelion_core.generate import ExitCode
 from hegelion_core.jsonl import atomic_output, dumps
@@ -138,24 +140,22 @@ def figures_of(plan: StagePlan) -> dict[str, Any]:
     return {}
 
 
-_SECRET = re.compile(r"^((?:[\w-]*_)?(?:api_key|key|token|secret|password)=).+", re.IGNORECASE)
-
-
 def redacted(argv: list[str]) -> list[str]:
-    """``api_key=...`` style option values hidden: argv goes to logs and stage.json."""
-    return [_SECRET.sub(r"\1***", a) for a in argv]
+    """argv fit for logs, the dry run and stage.json: every secret masked
+    (`hegelion_core.secrets.mask_argv`: ``api_key=***``, JSON values, URL passwords)."""
+    return secrets.mask_argv(argv)
 
 
 def _redacted_options(options: Any) -> Any:
-    if isinstance(options, dict):
-        return {k: "***" if _SECRET.match(f"{k}=x") else _redacted_options(v) for k, v in options.items()}
-    return options
+    return secrets.redact(options)
 
 
 def _run_command(argv: list[str], echo: Callable[[str], None], ok: tuple[int, ...] = (0,)) -> None:
-    cmd = [sys.executable, "-m", "hegelion_core", *argv]
+    # Secrets reach the stage in its environment, never its argv (`ps` shows argv to all).
+    sealed, env = secrets.seal_argv(argv)
+    cmd = [sys.executable, "-m", "hegelion_core", *sealed]
     echo("  $ hegelion " + " ".join(redacted(argv)))
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, env=os.environ | env if env else None)
     try:
         rc = proc.wait()
     except KeyboardInterrupt:

@@ -49,6 +49,9 @@ Script actions, consumed one per completion request (``/v1/chat/completions`` or
 Credentials are never stored: ``Authorization`` and ``x-api-key`` are recorded as
 ``"<redacted>"`` with a SHA-256 of the value in ``credential_sha256``, so a test can
 check which key was sent (`RecordedRequest.sent_bearer`) without ever holding it.
+``api_key="..."`` makes the server answer 401 to any completion request that does not
+carry that key (no script action is used); ``echo_credentials=True`` makes every ``ok``
+answer end with the ``Authorization`` header it got, as a misbehaving proxy might.
 """
 
 from __future__ import annotations
@@ -290,6 +293,8 @@ class ScriptedOpenAIServer:
         port: int = 0,
         response_formats: Iterable[str] = ("text", "json_object", "json_schema"),
         stream_chunks: int = 8,
+        api_key: str | None = None,
+        echo_credentials: bool = False,
     ) -> None:
         if host not in _LOOPBACK:
             raise ValueError(f"the scripted server binds loopback only, not {host!r}")
@@ -300,6 +305,8 @@ class ScriptedOpenAIServer:
         self.port = port
         self.response_formats = frozenset(response_formats)
         self.stream_chunks = max(1, stream_chunks)
+        self.api_key = api_key
+        self.echo_credentials = echo_credentials
         self._script: deque[Action] = deque(_check_action(a) for a in script)
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -492,7 +499,12 @@ class ScriptedOpenAIServer:
         except ValueError:
             body = None
         completion = path in _COMPLETION_PATHS
-        request = self._record(method, path, headers, body, completion)
+        refused = completion and self.api_key is not None and self.api_key not in (
+            headers.get("authorization", "").removeprefix("Bearer "), headers.get("x-api-key"))
+        request = self._record(method, path, headers, body, completion and not refused)
+        if refused:
+            return await self._send_json(writer, 401, _error_body(
+                request.api, 401, "Incorrect API key provided"), keep_alive=keep_alive)
 
         if path == "/v1/models" and method == "GET":
             models = {"object": "list", "data": [
@@ -533,6 +545,8 @@ class ScriptedOpenAIServer:
             return await self._send_json(writer, 400, error, keep_alive=keep_alive)
 
         text = str(args[0]) if kind == "reply" else self.reply(request)
+        if self.echo_credentials:
+            text += f"\n\n(debug: Authorization: {headers.get('authorization', '')})"
         text, cut = _cut_words(text, body.get("max_tokens") or body.get("max_completion_tokens"))
         usage = (_count_words(body), max(len(text.split()), 1))
         model = str(body.get("model") or self.model)

@@ -132,3 +132,12 @@ def test_simplex_context_thresholds_and_hive() -> None:
     (row,) = SimplexFormatter().format(record)
     assert row["messages"][1]["content"].startswith(text)
     assert row["messages"][2]["content"].endswith("[confidence: 0.82]")
+
+
+@pytest.mark.parametrize("cls", [SFTFormatter, ChatFormatter, DPOFormatter, SCUFormatter, MLXFormatter, SimplexFormatter])
+def test_a_truncated_record_is_skipped_as_truncated(cls) -> None:
+    record = RICH.model_copy(update={"truncated": True, "confidence": 0.8})
+    with pytest.raises(SkipRecord) as info:
+        list(cls().format(record))
+    assert info.value.reason == "truncated"
+    assert list(cls().format(record.model_copy(update={"truncated": False})))

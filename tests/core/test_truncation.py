@@ -153,3 +153,22 @@ def test_the_cap_bounds_the_retry_and_a_loop_is_not_retried() -> None:
     with pytest.raises(PhaseFailed, match="degenerate: repetitive") as info:
         asyncio.run(DialecticEngine(t, DialecticConfig(max_tokens=100), call=always_cut).run("cats"))
     assert info.value.phase == "thesis" and len(t.calls) == 1  # cut, but a loop: no retry
+
+
+def test_the_cli_options_reach_the_dialectic(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from hegelion_core.cli import cli
+
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("".join(f"question {i}\n" for i in range(3)))
+    out = tmp_path / "t.jsonl"
+    with ScriptedOpenAIServer(reply=reply) as srv:
+        args = ["generate", "--prompt-file", str(prompts), "-o", str(out), "--teacher", "openai",
+                "--base-url", srv.base_url, "--max-tokens", str(BUDGET), "-q"]
+        bad = CliRunner().invoke(cli, [*args, "--quality", "max_copied_shar=0.4"])
+        assert bad.exit_code == 2 and "--quality" in bad.output and "unknown field" in bad.output
+        CliRunner().invoke(cli, [*args, "--on-truncation", "reject", "--quality", "max_copied_share=0.4"])
+    rejects = rows(out.with_name(out.name + ".rejects.jsonl"))
+    assert sorted(index(r) for r in rejects) == [0, 1, 2]
+    assert all(r["reason"].endswith("(--on-truncation reject)") for r in rejects)

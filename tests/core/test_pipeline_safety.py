@@ -259,3 +259,19 @@ stages:
     record = json.loads((w / "generate" / "stage.json").read_text())
     assert record["figures"] == {"records": 2, "rejected": 1}
     assert "rejected: 1" in out.stdout
+
+
+def test_a_generate_stage_that_stopped_early_is_not_done(plugin_site: Path, tmp_path: Path) -> None:
+    # A refused key stops `hegelion generate` early (its exit status 5): not the prompts'
+    # fault, and not a finished stage either.
+    w = tmp_path / "w"
+    with ScriptedOpenAIServer(script=[("status", 401)] * 20) as srv:
+        config = write(tmp_path, f"name: demo\nworkdir: {w}\nstages:\n  generate:\n"
+                                 f"    teacher: openai\n    base_url: {srv.base_url}\n"
+                                 "    mode: single\n    prompt_file: prompts.txt\n")
+        out = hegelion(plugin_site, "run", config, OPENAI_API_KEY="sk-test-not-a-key",
+                       HEGELION_CONFIG_DIR=str(tmp_path / "config"))
+    assert out.returncode == 1
+    assert "stage generate: `hegelion generate` stopped early (" in out.stderr
+    assert "(exit status 5)" in out.stderr and "it is not done" in out.stderr
+    assert not (w / "generate" / "stage.json").exists()

@@ -70,6 +70,12 @@ def model_teacher(model: str, adapter: Path | None, options: dict[str, Any]) -> 
     return "transformers", make_driver("teachers", "transformers", base | options)  # type: ignore[return-value]
 
 
+def dialectic_conversation(system: str, prompt: str) -> list[Message]:
+    """What the dialectic suite sends for one prompt: the training rows' system turn, then
+    the prompt (tests/pipeline/test_chat_template.py checks it token for token)."""
+    return [Message(role="system", content=system), Message(role="user", content=prompt)]
+
+
 async def collect(teacher: Teacher, conversations: Sequence[list[Message]], *, max_tokens: int,
                   temperature: float, concurrency: int = 1, progress: Progress | None = None) -> list[Answer]:
     """One answer per conversation, in order; a failed call becomes an `Answer` with its error."""
@@ -125,8 +131,7 @@ async def _run(job: EvalJob, teacher: Teacher, judge: Teacher | None,
             prompts = list(FilePromptSource({"path": job.data, "limit": job.limit}).iter_prompts())
             if not prompts:
                 raise HegelionError(f"{job.data}: no prompts")
-            convs = [[Message(role="system", content=job.system), Message(role="user", content=p.text)]
-                     for p in prompts]
+            convs = [dialectic_conversation(job.system, p.text) for p in prompts]
             answers = await collect(teacher, convs, **kw)
             scores = await _judge_all(judge, [p.text for p in prompts], answers) if judge else None
             return score_dialectic_suite([p.id for p in prompts], answers, scores)

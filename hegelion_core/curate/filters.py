@@ -49,10 +49,6 @@ class FilterReport(BaseModel):
     examples: dict[str, str] = Field(default_factory=dict)  # reason -> "file:line: detail"
     rows_out: int = 0
 
-    def drop(self, reason: str, example: str) -> None:
-        self.dropped[reason] = self.dropped.get(reason, 0) + 1
-        self.examples.setdefault(reason, example)
-
 
 class Filter(ABC):
     name: str
@@ -69,8 +65,10 @@ class TruncatedFilter(Filter):
     name = "truncated"
 
     def check(self, row: Row) -> Drop | None:
-        # `truncated` is a TraceRecord field in new files and an extra key in older ones.
-        if getattr(row.record, "truncated", None) is True:
+        # A TraceRecord field in new files, an extra key in older ones; getattr on a
+        # missing pydantic attribute costs an exception, so look in both dicts instead.
+        record = row.record
+        if record.__dict__.get("truncated", (record.model_extra or {}).get("truncated")) is True:
             return Drop("truncated", "the teacher's answer was cut at its token limit")
         return None
 

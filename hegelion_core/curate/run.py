@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -111,28 +112,27 @@ def curate(job: CurateJob) -> CurateSummary:
 
 def _curate(job: CurateJob) -> CurateSummary:
     filters = make_filters(job)
-    read = FilterReport(name="read")
-    reports = [FilterReport(name=f.name) for f in filters]
-    stages = list(zip(filters, reports, strict=True))
+    read = _Tally("read")
+    tallies = [_Tally(f.name) for f in filters]
+    checks = [(f.check, t) for f, t in zip(filters, tallies, strict=True)]
     digest = hashlib.sha256()
     size = 0
-    with atomic_output(job.output) as tmp, tmp.open("wb") as out:
+    with atomic_output(job.output) as tmp, tmp.open("wb", buffering=1 << 20) as out:
         for row in _rows(job, read):
-            for f, report in stages:
-                report.rows_in += 1
-                drop = f.check(row)
+            for check, tally in checks:
+                drop = check(row)
                 if drop is not None:
-                    report.drop(drop.reason, f"{row.where}: prompt_id {row.record.prompt_id}: "
-                                             f"{drop.detail}")
+                    tally.drop(drop.reason, f"{row.where}: prompt_id {row.record.prompt_id}: "
+                                            f"{drop.detail}")
                     break
-                report.rows_out += 1
             else:
                 line = row.raw if row.raw.endswith(b"\n") else row.raw + b"\n"
                 out.write(line)
                 digest.update(line)
                 size += len(line)
-        if not (reports[-1].rows_out if reports else read.rows_out):
-            raise HegelionError(_nothing_left(job, [read, *reports]))
+        reports = _reports(read, tallies)
+        if not reports[-1].rows_out:
+            raise HegelionError(_nothing_left(job, reports))
 
     manifest = CurateManifest(
         stage="curate",
@@ -140,11 +140,11 @@ def _curate(job: CurateJob) -> CurateSummary:
         outputs=[str(job.output)],
         output=FileDigest(path=str(job.output), sha256=digest.hexdigest(), bytes=size),
         config=job.model_dump(mode="json", exclude={"inputs", "output"}),
-        counts={"lines": read.rows_in, "records": read.rows_out,
-                "dropped": sum(sum(r.dropped.values()) for r in [read, *reports]),
-                "rows_out": reports[-1].rows_out if reports else read.rows_out},
+        counts={"lines": reports[0].rows_in, "records": reports[0].rows_out,
+                "dropped": reports[0].rows_in - reports[-1].rows_out,
+                "rows_out": reports[-1].rows_out},
         versions=_versions(),
-        filters=[read, *reports],
+        filters=reports,
     )
     # Written after the data: a manifest never describes a file that is not there.
     manifest_path = manifest_path_of(job.output)
@@ -157,7 +157,32 @@ def manifest_path_of(output: Path) -> Path:
     return output.with_name(output.name + ".manifest.json")
 
 
-def _rows(job: CurateJob, read: FilterReport) -> Iterator[Row]:
+@dataclass(slots=True)
+class _Tally:
+    """A filter's drops while it runs (a pydantic model's setattr costs too much per row)."""
+
+    name: str
+    rows_in: int = 0  # counted for "read" only: a filter's rows in are the last one's out
+    dropped: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)
+
+    def drop(self, reason: str, example: str) -> None:
+        self.dropped[reason] = self.dropped.get(reason, 0) + 1
+        self.examples.setdefault(reason, example)
+
+
+def _reports(read: _Tally, tallies: list[_Tally]) -> list[FilterReport]:
+    reports = []
+    rows = read.rows_in
+    for t in [read, *tallies]:
+        out = rows - sum(t.dropped.values())
+        reports.append(FilterReport(name=t.name, rows_in=rows, dropped=t.dropped,
+                                    examples=t.examples, rows_out=out))
+        rows = out
+    return reports
+
+
+def _rows(job: CurateJob, read: _Tally) -> Iterator[Row]:
     """Every valid record of every input with its line; the rest counted in ``read``."""
     for path in job.inputs:
 
@@ -174,7 +199,6 @@ def _rows(job: CurateJob, read: FilterReport) -> Iterator[Row]:
             except InvalidTrace as exc:
                 read.drop(exc.reason, f"{path}:{lineno}: {exc.detail or exc.reason}")
                 continue
-            read.rows_out += 1
             yield Row(path, lineno, raw, record)
 
 

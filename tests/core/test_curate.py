@@ -67,7 +67,7 @@ def fixture_lines(tmp_path: Path) -> tuple[Path, list[bytes], dict[str, int]]:
         "near-duplicate prompt": orjson.dumps(record(
             "Should we open a second warehouse?", _words(rng, 150),
             input=one_word_changed(CONTEXT))) + b"\n",
-        # examples/eval_prompts.txt:4, shorter than 13 words: matched as a whole
+        # EVAL_PROMPTS line 4, shorter than 13 words: matched as a whole
         "short eval prompt": orjson.dumps(record(
             "Quick one. Should scientists publish research that could be misused? Be brief.",
             _words(rng, 150))) + b"\n",
@@ -81,6 +81,19 @@ def fixture_lines(tmp_path: Path) -> tuple[Path, list[bytes], dict[str, int]]:
     path.write_bytes(b"".join(lines))
     where = {k: len(examples) + 2 + i for i, k in enumerate(planted)}  # 1-based line numbers
     return path, [*examples, long_prompt_line], where
+
+
+EVAL_PROMPTS = """Should a city spend its budget on public transit or on roads?
+Is it right to break a promise to prevent a small harm?
+Do standardized tests measure what schools should teach?
+Should scientists publish research that could be misused?
+"""  # the short questions of examples/eval_prompts.txt, as a 13-gram never fits them
+
+
+def eval_prompts(tmp_path: Path) -> Path:
+    path = tmp_path / "eval_prompts.txt"
+    path.write_text(EVAL_PROMPTS, encoding="utf-8")
+    return path
 
 
 def held_out(tmp_path: Path) -> Path:
@@ -100,7 +113,7 @@ def test_duplicates_and_contamination_dropped_by_reason_survivors_byte_identical
 ) -> None:
     src, survivors, where = fixture_lines(tmp_path)
     out = tmp_path / "curated.jsonl"
-    result = run_cli("curate", src, "-o", out, "--decontaminate", EXAMPLES / "eval_prompts.txt",
+    result = run_cli("curate", src, "-o", out, "--decontaminate", eval_prompts(tmp_path),
                      "--decontaminate", held_out(tmp_path))
     assert f"kept 13 of 19 rows in {out}" in result.output
 
@@ -120,7 +133,7 @@ def test_duplicates_and_contamination_dropped_by_reason_survivors_byte_identical
     assert decon["dropped"] == {"overlaps a held-out prompt": 2}
     example = decon["examples"]["overlaps a held-out prompt"]
     assert example.startswith(f"{src}:{where['short eval prompt']}:")
-    assert f"{EXAMPLES / 'eval_prompts.txt'}:4" in example
+    assert f"{tmp_path / 'eval_prompts.txt'}:4" in example
 
     assert [f["name"] for f in manifest["filters"]] == [
         "read", "truncated", "degenerate", "decontaminate", "duplicates"]
@@ -133,7 +146,7 @@ def test_duplicates_and_contamination_dropped_by_reason_survivors_byte_identical
 
 def test_the_thirteen_gram_and_a_short_held_out_prompt(tmp_path: Path) -> None:
     src, _, where = fixture_lines(tmp_path)
-    f = ContaminationFilter([held_out(tmp_path), EXAMPLES / "eval_prompts.txt"], n=13)
+    f = ContaminationFilter([held_out(tmp_path), eval_prompts(tmp_path)], n=13)
     assert f.sizes[0] == 13 and f.prompts == 5
     rows = {i: orjson.loads(line) for i, line in enumerate(src.read_bytes().splitlines(), 1)}
 
@@ -221,11 +234,15 @@ def test_nothing_left_and_output_over_an_input_are_errors(run_cli, tmp_path: Pat
 
 def test_killed_mid_run_leaves_no_partial_output(tmp_path: Path) -> None:
     rng = random.Random(3)
+    vocab = [f"w{i}" for i in range(3000)]
+    base = record("Question?", "Synthesis.")
     src = tmp_path / "big.jsonl"
     with src.open("wb") as fp:
         for i in range(6000):
-            fp.write(orjson.dumps(record(f"Question {i} about {_words(rng, 8)}?", _words(rng, 200))))
-            fp.write(b"\n")
+            trace = {**base["hegelion_trace"], "synthesis": " ".join(rng.choices(vocab, k=200))}
+            row = {**base, "instruction": f"Question {i} about {' '.join(rng.choices(vocab, k=8))}?",
+                   "prompt_id": f"{i:016x}", "hegelion_trace": trace}
+            fp.write(orjson.dumps(row) + b"\n")
     out = tmp_path / "out.jsonl"
     out.write_bytes(b"an earlier result\n")
     proc = subprocess.Popen([sys.executable, "-m", "hegelion_core", "curate", str(src), "-o", str(out)],
@@ -246,7 +263,7 @@ def curated(tmp_path: Path) -> Path:
     src, _, _ = fixture_lines(tmp_path)
     first = curate(CurateJob(inputs=[src], output=tmp_path / "c1.jsonl", near_threshold=1))
     curate(CurateJob(inputs=[first.output], output=tmp_path / "c2.jsonl",
-                     decontaminate=[EXAMPLES / "eval_prompts.txt"]))
+                     decontaminate=[eval_prompts(tmp_path)]))
     return tmp_path / "c2.jsonl"
 
 

@@ -161,3 +161,40 @@ def _children(pid: int) -> list[int]:
             if int(stat.rpartition(")")[2].split()[1]) == pid:
                 found.append(int(entry))
     return found
+
+
+def test_keys_in_extra_body_and_the_url_reach_the_server_but_no_file_or_log(
+        plugin_site: Path, tmp_path: Path) -> None:
+    """A whole `hegelion run` with the openai teacher: the keys work (the server gets
+    them) and appear in no file of the work directory, no log and no stage argv."""
+    pytest.importorskip("hegelion_openai")
+    from hegelion_core.testing.openai_server import ScriptedOpenAIServer
+
+    body_key, url_key = "sk-e2e-body-0018", "sk-e2e-url-0019"
+    (tmp_path / "prompts.txt").write_text("What is a key?\nWhat is a lock?\n")
+    with ScriptedOpenAIServer() as server:
+        url = server.base_url.replace("http://", f"http://user:{url_key}@")
+        config = tmp_path / "pipe.yaml"
+        config.write_text(f"""\
+name: demo
+workdir: {tmp_path / "w"}
+stages:
+  generate:
+    teacher: openai
+    model: scripted-model
+    base_url: {url}
+    mode: single
+    prompt_file: prompts.txt
+    teacher_option: {{transport: httpx, extra_body: {{api_key: {body_key}}}}}
+""")
+        out = hegelion(plugin_site, "run", config, HEGELION_CONFIG_DIR=str(tmp_path / "config"))
+        sent = [r.body.get("api_key") for r in server.completion_requests]
+    assert out.returncode == 0, out.stderr
+    assert sent == [body_key, body_key]
+    files = [p for p in (tmp_path / "w").rglob("*") if p.is_file()]
+    assert any(p.name == "stage.json" for p in files) and any(p.name.endswith("manifest.json") for p in files)
+    for key in (body_key, url_key):
+        assert key not in out.stdout + out.stderr
+        assert not [p for p in files if key.encode() in p.read_bytes()]
+    stage = json.loads((tmp_path / "w" / "generate" / "stage.json").read_text())
+    assert "http://user:***@127.0.0.1" in json.dumps(stage["commands"])

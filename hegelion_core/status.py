@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
+from hegelion_core.ledger import counts_against_prompt
 from hegelion_core.secrets import config_dir
 
 #: USD per million tokens (input, output). Local models cost nothing.
@@ -48,7 +49,10 @@ class ModelUsage(BaseModel):
 class RunStatus(BaseModel):
     output: str
     written: int = 0
-    rejected_prompts: int = 0
+    rejected_prompts: int = 0  # rejected for their own fault (at least once), not written
+    #: Not written, failed only for reasons not their own (a bad key, an outage): a rerun
+    #: tries them again, whatever --max-retries says.
+    open_prompts: int = 0
     reject_reasons: dict[str, int] = Field(default_factory=dict)
     limit: int | None = None
     rate_per_min: float = 0.0
@@ -105,12 +109,19 @@ def run_status(output: Path, *, rejects: Path | None = None, window_min: float =
 
     reasons: Counter[str] = Counter()
     rejected: set[str] = set()
+    not_theirs: set[str] = set()
     for row in _rows(rejects):
         if row.get("prompt_id") in seen:
             continue  # rejected once, written later
-        rejected.add(row.get("prompt_id"))
-        reasons[f"{row.get('phase')}: {str(row.get('reason', '')).split(':')[0]}"] += 1
+        label = f"{row.get('phase')}: {str(row.get('reason', '')).split(':')[0]}"
+        if counts_against_prompt(row):
+            rejected.add(row.get("prompt_id"))
+        else:
+            not_theirs.add(row.get("prompt_id"))
+            label += f" ({row.get('blame')}, not counted)"
+        reasons[label] += 1
     status.rejected_prompts = len(rejected)
+    status.open_prompts = len(not_theirs - rejected)
     status.reject_reasons = dict(reasons.most_common())
 
     total_cost = 0.0
@@ -153,6 +164,9 @@ def _rows(path: Path) -> Any:
 def render(status: RunStatus) -> str:
     target = f" of {status.limit}" if status.limit else ""
     lines = [f"{status.output}: {status.written}{target} written, {status.rejected_prompts} prompts rejected"]
+    if status.open_prompts:
+        lines[0] += (f", {status.open_prompts} failed for reasons not their own "
+                     "(a rerun tries them again)")
     lines.append(f"rate: {status.rate_per_min:.1f}/min over the last {status.window_min:g} min")
     if status.eta_s is not None:
         lines.append(f"eta to the limit: {timedelta(seconds=int(status.eta_s))}")

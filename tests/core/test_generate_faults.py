@@ -22,6 +22,7 @@ from hegelion_core.generate import ExitCode, GenerateJob, Generator, run_generat
 from hegelion_core.limits import parse_retry_after
 from hegelion_core.prompt_sources.file import FilePromptSource
 from hegelion_core.records import Message
+from hegelion_core.status import render, run_status
 from hegelion_core.testing.openai_server import ScriptedOpenAIServer
 from tests.conftest import hegelion, hegelion_env
 from tests.core.teachers import RuleTeacher
@@ -80,6 +81,10 @@ def test_an_auth_failure_stops_the_run_and_uses_up_no_prompt(tmp_path: Path) -> 
         assert gen.stats.written == 0 and gen.stats.rejected == gen.stats.not_counted >= 1
     rejects = lines(tmp_path / "traces.jsonl.rejects.jsonl")
     assert rejects and {r["blame"] for r in rejects} == {"auth"}
+    status = run_status(tmp_path / "traces.jsonl", prices={})
+    assert status.rejected_prompts == 0 and status.open_prompts == len({r["prompt_id"] for r in rejects})
+    assert list(status.reject_reasons) == ["thesis: teacher error (auth, not counted)"]
+    assert "failed for reasons not their own (a rerun tries them again)" in render(status)
     teacher.error = None  # the key is fixed
     gen = run(tmp_path, teacher, max_retries=2)
     assert gen.stats.written == 10 and gen.stats.exit_code == ExitCode.OK

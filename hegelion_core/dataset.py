@@ -487,6 +487,8 @@ def dataset_card(
     sources: Counter[str],
 ) -> str:
     """A Hugging Face dataset card that says how the data was made."""
+    from hegelion_core.curate import curation_card  # each `hegelion curate` behind the inputs
+
     names = HF_SPLIT_NAMES if job.layout() == "hf" else SPLIT_FILES
     split_lines = "\n".join(f"| {names[s]} | {c} |" for s, c in counts.items())
     source_lines = "\n".join(f"- `{s}`: {c} records" for s, c in sources.most_common(10))
@@ -524,7 +526,7 @@ Teachers and models (teacher/model):
 Records left out, by reason:
 {skipped}
 
-## Splits
+{curation_card(manifest.inputs)}## Splits
 
 | split | rows |
 |---|---|

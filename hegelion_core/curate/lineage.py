@@ -86,4 +86,4 @@ def curation_card(inputs: Iterable[FileDigest | Path]) -> str:
             parts.append(f"| {f.name} | {f.rows_in} | {f.rows_in - f.rows_out} | {f.rows_out} "
                          f"| {reasons} |")
         parts.append("")
-    return "\n".join(parts)
+    return "\n".join(parts) + "\n"

@@ -280,3 +280,31 @@ def test_lineage_reads_every_curation_behind_an_input(curated: Path, tmp_path: P
     assert not curation_lineage([curated])[-1].matches
     assert "changed after curation" in curation_card([curated])
     assert curation_card([EXAMPLES / "traces.jsonl"]) == ""
+
+
+def test_templated_prompts_are_not_near_duplicates(tmp_path: Path) -> None:
+    """400 prompts that share a long template (Jaccard about 0.6 between any two): the
+    MinHash estimate of some pair reaches 0.8 by chance, the shingle sets never do."""
+    from hegelion_core.curate.duplicates import DuplicateFilter
+
+    rng = random.Random(4)
+    template = ("Please write a careful dialectical analysis of the following question about "
+                "public policy in modern cities:")
+    rows = [record(f"{template} {_words(rng, 3)}?", _words(rng, 60)) for _ in range(400)]
+    dedupe = DuplicateFilter(threshold=0.8, num_perm=64)
+    drops = [dedupe.check(Row(tmp_path, i, b"", TraceRecord.model_validate(r)))
+             for i, r in enumerate(rows, 1)]
+    assert [d for d in drops if d is not None] == []
+    near = dedupe.near["prompt"]
+    assert near.size == 400 and len(near.lsh.query(near.minhash)) > 50  # many candidates seen
+
+
+def test_the_dataset_card_lists_each_curation(run_cli, curated: Path, tmp_path: Path) -> None:
+    out = tmp_path / "data"
+    run_cli("dataset", curated, out, "--format", "sft", "--valid-ratio", "0.2")
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert card.index("## Curation") < card.index("## Splits")
+    assert "`hegelion curate` wrote `c1.jsonl`" in card and "`hegelion curate` wrote `c2.jsonl`" in card
+    assert "| duplicates | 19 | 2 | 17 | exact duplicate prompt: 1; exact duplicate synthesis: 1 |" in card
+    digest = orjson.loads(curated.with_name("c2.jsonl.manifest.json").read_bytes())["output"]["sha256"]
+    assert digest[:16] in card and "changed after curation" not in card

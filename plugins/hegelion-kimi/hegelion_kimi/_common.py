@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hegelion_core.secrets import require_secret, scrub
+from hegelion_core.secrets import get_secret, require_secret, scrub
 
 DEFAULT_BASE_URL = "https://api.moonshot.ai/v1"
 DEFAULT_MODEL = "kimi-k2-thinking"
@@ -15,6 +15,12 @@ def api_key(env_name: str, what: str) -> str:
     stops before its first prompt instead of failing every one.
     """
     return require_secret(env_name, what)
+
+
+def optional_api_key(env_name: str) -> str | None:
+    """The key named ``env_name`` (environment, then secrets file), or None: the
+    kimi-cli teacher then uses your ``kimi login``."""
+    return get_secret(env_name)
 
 
 def safe_text(text: object, limit: int = 500) -> str:

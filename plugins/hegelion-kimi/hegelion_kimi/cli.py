@@ -12,7 +12,9 @@ commands on the user's machine. This teacher holds it to text only:
   writes (provider, model, no hooks, telemetry off), an empty ``--skills-dir``,
   and a fresh, empty working directory, all removed after the call;
 - the API key passed in the environment (``KIMI_API_KEY``), never on the command
-  line or on disk;
+  line or on disk; with no key set, your own ``kimi login``: a copy of its access
+  token alone, read-only, for the length of the call, refreshed only in a short run of
+  its own and written back to your file (`hegelion_kimi.login` says why and how);
 - ``extra_args`` checked against an allowlist, so no flag can turn tools,
   auto-approval, MCP or another agent back on;
 - a check, before the first call, that the binary is a Kimi CLI that has the
@@ -49,13 +51,15 @@ from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
 from hegelion_core.limits import retryable_status
 from hegelion_core.records import Message, Usage
+from hegelion_kimi import login as kimi_login
 from hegelion_kimi._common import (
     DEFAULT_BASE_URL,
     DEFAULT_KEY_ENV,
     DEFAULT_MODEL,
-    api_key,
+    optional_api_key,
     safe_text,
 )
+from hegelion_kimi.login import KimiLogin, Token
 
 #: Seconds between SIGTERM and SIGKILL for the CLI's process group.
 KILL_GRACE_S = 3.0
@@ -116,6 +120,7 @@ class KimiCLITeacher(Teacher):
         #: OpenAI-compatible base URL (default Moonshot's); not with use_user_config.
         base_url: str | None = None
         #: Variable (or secrets.toml key) holding the API key; not the key itself.
+        #: When it is set nowhere, your `kimi login` is used (Kimi Code's API).
         api_key_env: str = Field(DEFAULT_KEY_ENV, min_length=1)
         #: Seconds for one call, start to exit; then the process group is killed.
         timeout: float = Field(600.0, gt=0)
@@ -164,10 +169,20 @@ class KimiCLITeacher(Teacher):
             raise HegelionError("the kimi-cli teacher needs POSIX process groups (Linux, macOS)")
         self._key: str | None = None
         self._user_config: dict[str, Any] | None = None
+        #: Your `kimi login`, when the calls use it instead of an API key.
+        self._login: KimiLogin | None = None
+        self._login_model: dict[str, Any] = {}
         if self.options.use_user_config:
             self._user_config = _read_user_config(self.options.user_config_file)
+            if _uses_login(self._user_config, self.options.model):
+                self._login = KimiLogin()
         else:
-            self._key = api_key(self.options.api_key_env, f"the {self.name} teacher")
+            self._key = optional_api_key(self.options.api_key_env)
+            if self._key is None:
+                self._login = KimiLogin()
+                self._login_model = _login_model(self.options.user_config_file)
+        if self._login is not None:
+            self._login.read()  # a missing or dead login stops the run before its first prompt
         self._command: list[str] | None = None
         self.version: tuple[int, int, int] | None = None
 
@@ -184,11 +199,14 @@ class KimiCLITeacher(Teacher):
         command = await self._checked_command()
         system, prompt = render_prompt(messages)
         start = time.perf_counter()
+        token = await self._fresh_login(command) if self._login is not None else None
         root = Path(tempfile.mkdtemp(prefix="hegelion-kimi-"))
         try:
             layout = _Layout.create(root)
             model_name = self._write_config(layout)
             layout.write_agent(system)
+            if token is not None and self._login is not None:
+                self._login.lend(token, layout.share, refresh=False)
             argv = [
                 *command, "--print", "--output-format", "stream-json",
                 "--config-file", str(layout.config), "--agent-file", str(layout.agent),
@@ -201,7 +219,13 @@ class KimiCLITeacher(Teacher):
             usage = _usage_from_sessions(layout.share)
         finally:
             shutil.rmtree(root, ignore_errors=True)
-        text = _final_text(result)
+        try:
+            text = _final_text(result)
+        except TeacherError as exc:
+            if token is None or exc.status not in (401, 403):
+                raise
+            raise TeacherError(f"{exc}; Kimi refused your login: {kimi_login.hint()}",
+                               retryable=False, status=exc.status) from None
         # Why the model stopped is unknown: kimi-cli (1.52, on kosong 0.56) drops the API's
         # finish_reason, and its stream-json output (kosong messages: role, content,
         # tool_calls; notifications) has no field for it. None, never a made-up "stop".
@@ -210,6 +234,53 @@ class KimiCLITeacher(Teacher):
 
     async def aclose(self) -> None:
         """Nothing to release: every call's process group is gone when it returns."""
+
+    # ----- your kimi login -------------------------------------------------------
+
+    async def _fresh_login(self, command: list[str]) -> Token:
+        """The login's token, refreshed first when it could come due during this call."""
+        assert self._login is not None
+        try:
+            token = self._login.read()
+            call_s = self.options.timeout + KILL_GRACE_S + 60
+            detail = ""
+            if token.due(call_s):
+                async with self._login.locked():
+                    token = self._login.read()  # another call may have refreshed it
+                    if token.due(call_s):
+                        token, detail = await self._refresh_login(command, token)
+        except HegelionError as exc:
+            raise TeacherError(str(exc), retryable=False, status=401) from None
+        except TimeoutError as exc:
+            raise TeacherError(f"cannot refresh your Kimi login: {exc}", retryable=True) from None
+        if token.seconds_left() < 30:
+            raise TeacherError(
+                "your Kimi login has expired and kimi-cli could not refresh it"
+                f"{': ' + detail if detail else ''}; {kimi_login.hint()}",
+                retryable=False, status=401)
+        return token
+
+    async def _refresh_login(self, command: list[str], token: Token) -> tuple[Token, str]:
+        """Let the CLI refresh ``token`` in a run that asks the model nothing; write
+        what it got back to your file. (The token after, why it failed or "".)"""
+        assert self._login is not None
+        root = Path(tempfile.mkdtemp(prefix="hegelion-kimi-login-"))
+        try:
+            layout = _Layout.create(root)
+            self._write_config(layout)
+            layout.write_agent("")
+            self._login.lend(token, layout.share, refresh=True)
+            argv = [*command, "--print", "--output-format", "stream-json",
+                    "--config-file", str(layout.config), "--agent-file", str(layout.agent),
+                    "--skills-dir", str(layout.skills), "--work-dir", str(layout.work)]
+            env = self._environment(layout, None, None)
+            await run_in_group(argv, kimi_login.REFRESH_PROMPT, cwd=layout.work, env=env,
+                               timeout=min(self.options.timeout, 120))
+            refreshed = self._login.take_back(token, layout.share)
+            detail = "" if refreshed else _refresh_failure(layout.share)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+        return self._login.read(), detail
 
     # ----- pieces ----------------------------------------------------------------
 
@@ -241,6 +312,25 @@ class KimiCLITeacher(Teacher):
                     f"({', '.join(sorted(models)) or 'none'})", retryable=False)
             config.update(providers=providers, models=models, default_model=alias)
             model_name = str(models[alias].get("model") or alias)
+        elif self._login is not None:
+            model_name = self.options.model or str(self._login_model.get("model")
+                                                   or kimi_login.KIMI_CODE_MODEL)
+            config.update(
+                default_model="hegelion",
+                providers={kimi_login.PROVIDER: {
+                    "type": "kimi",
+                    "base_url": self.options.base_url or str(
+                        self._login_model.get("base_url") or kimi_login.KIMI_CODE_BASE_URL),
+                    "api_key": "",
+                    # The CLI reads the token from credentials/ in its data directory,
+                    # where the call lends it (and refreshes only this provider's).
+                    "oauth": {"storage": "file", "key": kimi_login.OAUTH_KEY},
+                }},
+                models={"hegelion": {
+                    "provider": kimi_login.PROVIDER, "model": model_name,
+                    "max_context_size": self.options.max_context_size,
+                }},
+            )
         else:
             model_name = self.options.model or DEFAULT_MODEL
             config.update(
@@ -263,6 +353,8 @@ class KimiCLITeacher(Teacher):
         keep = _ENV_ALLOW if self._user_config is None else re.compile(
             f"{_ENV_ALLOW.pattern}|{_USER_PROVIDER_ENV.pattern}")
         env = {k: v for k, v in os.environ.items() if keep.match(k)}
+        if self._login is not None:  # where the login's refresh goes, if moved
+            env.update({k: os.environ[k] for k in kimi_login.OAUTH_HOST_ENV if k in os.environ})
         env.update(
             HOME=str(layout.home), KIMI_SHARE_DIR=str(layout.share),
             PYTHONUTF8="1", PYTHONIOENCODING="utf-8", NO_COLOR="1", TERM="dumb",
@@ -529,6 +621,51 @@ def _stub_python(command: list[str]) -> str:
         first = ""
     return first[2:].strip() if first.startswith("#!") and " " not in first[2:].strip() \
         else "/path/to/kimi-cli/venv/bin/python"
+
+
+def _uses_login(user_config: dict[str, Any], model: str | None) -> bool:
+    """Whether the model chosen from your Kimi config sends your `kimi login`'s token."""
+    alias = model or user_config.get("default_model") or ""
+    entry = (user_config.get("models") or {}).get(alias)
+    provider_key = entry.get("provider") if isinstance(entry, dict) else None
+    provider = (user_config.get("providers") or {}).get(provider_key)
+    oauth = provider.get("oauth") if isinstance(provider, dict) else None
+    if not oauth:
+        return False
+    key = oauth.get("key") if isinstance(oauth, dict) else None
+    if key != kimi_login.OAUTH_KEY or provider_key != kimi_login.PROVIDER:
+        raise HegelionError(
+            f"use_user_config: provider {provider_key!r} uses OAuth key {key!r}; only the "
+            f"login `kimi login` makes ({kimi_login.PROVIDER!r}, {kimi_login.OAUTH_KEY!r}) "
+            "can be lent to the CLI")
+    return True
+
+
+def _login_model(path: Path | None) -> dict[str, Any]:
+    """The model and base URL `kimi login` chose in your Kimi config, if it did
+    (``{"model": ..., "base_url": ...}``; empty when there is no such config)."""
+    try:
+        config = _read_user_config(path)
+    except HegelionError:
+        return {}
+    models = config.get("models") or {}
+    entry = models.get(config.get("default_model") or "")
+    if not isinstance(entry, dict) or entry.get("provider") != kimi_login.PROVIDER:
+        return {}
+    provider = (config.get("providers") or {}).get(kimi_login.PROVIDER) or {}
+    found = {"model": entry.get("model"), "base_url": provider.get("base_url")}
+    return {k: v for k, v in found.items() if isinstance(v, str) and v}
+
+
+def _refresh_failure(share: Path) -> str:
+    """The CLI's last log line about refreshing, scrubbed; "" when there is none."""
+    try:
+        lines = (share / "logs" / "kimi.log").read_text(encoding="utf-8",
+                                                        errors="replace").splitlines()
+    except OSError:
+        return ""
+    found = [line for line in lines if "refresh" in line.lower() and "oauth" in line.lower()]
+    return safe_text(found[-1].split(" - ", 1)[-1], 300) if found else ""
 
 
 def _read_user_config(path: Path | None) -> dict[str, Any]:

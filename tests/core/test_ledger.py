@@ -114,6 +114,23 @@ def test_rejects_in_a_batch_count_once_each(tmp_path) -> None:
     assert fresh.settled(prompt_id("q0")) and fresh.settled(prompt_id("q1"))
 
 
+def test_only_the_prompts_own_failures_count_toward_its_attempts(tmp_path) -> None:
+    """A bad key or an outage is recorded but never uses a prompt up; rows without
+    ``blame`` (older files) count, as they always did."""
+    out = tmp_path / "o.jsonl"
+    led = Ledger(out, max_attempts=1)
+    q0, q1, q2 = (prompt_id(f"q{i}") for i in range(3))
+    led.commit_many([], [{"prompt_id": q0, "reason": "401", "blame": "auth"},
+                         {"prompt_id": q0, "reason": "503", "blame": "service"},
+                         {"prompt_id": q1, "reason": "unparseable", "blame": "prompt"},
+                         {"prompt_id": q2, "reason": "old row, says \"blame\":\"service\""}])
+    for ledger in (led, Ledger(out, max_attempts=1)):
+        ledger.refresh()
+        assert not ledger.settled(q0) and ledger.settled(q1) and ledger.settled(q2)
+    assert len(out.with_name("o.jsonl.rejects.jsonl").read_bytes().splitlines()) == 4
+    assert led.claim_many([q0, q1, q2]) == [q0]
+
+
 def test_the_index_gives_the_same_done_set_as_scanning_the_output(tmp_path) -> None:
     out = tmp_path / "o.jsonl"
     led = Ledger(out)

@@ -6,7 +6,7 @@
       format:   {format: sft}
       train:    {trainer: trl, model: "packaged:smollm2-hf", config: {training: {max_steps: 8}}}
 
-A stage's name is its kind (generate, format, train, export, eval, simplex) unless it
+A stage's name is its kind (generate, curate, format, train, export, eval, simplex) unless it
 says ``uses: KIND``, so one file can hold several stages of a kind (the Simplex chain).
 Its options are the command's own flags, with ``_`` for ``-``; they are checked against
 that command's parameters, so a flag that exists on the command line works here too.
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from hegelion_core.errors import InputError, describe_validation
 from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
 
-KINDS = ("generate", "format", "train", "export", "eval", "simplex")
+KINDS = ("generate", "curate", "format", "train", "export", "eval", "simplex")
 #: A stage's name is its directory under the workdir: no separators, no `.` or `..`.
 STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 

@@ -116,6 +116,9 @@ def figures_of(plan: StagePlan) -> dict[str, Any]:
     if plan.kind == "generate":
         return {"records": _count_lines(Path(plan.artifact["traces"])),
                 "rejected": _count_lines(Path(plan.artifact["rejects"]))}
+    if plan.kind == "curate":
+        counts = load(Path(plan.artifact["traces"] + ".manifest.json")).get("counts", {})
+        return {k: counts[k] for k in ("rows_out", "dropped") if k in counts}
     if plan.kind in ("format", "simplex"):
         data = Path(plan.artifact["data"])
         manifest = load(data.with_name(data.name + ".manifest.json")) or load(data / "manifest.json")

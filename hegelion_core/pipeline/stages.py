@@ -198,13 +198,27 @@ def plan_format(config: PipelineConfig, stage: str, workdir: Path, opts: dict[st
     if given is not None:
         source = str(_resolve_path(config, given))
     else:
-        source = upstream(config, stage, ("generate",), done)[1]["traces"]
+        source = upstream(config, stage, ("generate", "curate"), done)[1]["traces"]
     fmt = opts.get("format", "sft")
     split = any(k in opts for k in ("valid_ratio", "test_ratio")) or opts.get("to") == "hf"
     out = workdir / ("data" if split else f"{fmt}.jsonl")
     argv = ["dataset", source, str(out), "--quiet",
             *options_argv(config, stage, find_command(["dataset"]), {"format": fmt, **opts})]
     return StagePlan(stage, "format", workdir, [Invocation(argv)], {"data": str(out)},
+                     inputs=[Path(source)])
+
+
+def plan_curate(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
+                done: dict[str, Artifact]) -> StagePlan:
+    given = opts.pop("input", None)
+    if given is not None:
+        source = str(_resolve_path(config, given))
+    else:
+        source = upstream(config, stage, ("generate", "curate"), done)[1]["traces"]
+    out = workdir / "curated.jsonl"
+    argv = ["curate", source, "--output", str(out), "--quiet",
+            *options_argv(config, stage, find_command(["curate"]), opts, reserved={"output"})]
+    return StagePlan(stage, "curate", workdir, [Invocation(argv)], {"traces": str(out)},
                      inputs=[Path(source)])
 
 
@@ -294,6 +308,7 @@ def plan_eval(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str,
 
 PLANNERS: dict[str, Callable[..., StagePlan]] = {
     "generate": plan_generate,
+    "curate": plan_curate,
     "format": plan_format,
     "simplex": plan_simplex,
     "train": plan_train,

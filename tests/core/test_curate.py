@@ -308,3 +308,33 @@ def test_the_dataset_card_lists_each_curation(run_cli, curated: Path, tmp_path: 
     assert "| duplicates | 19 | 2 | 17 | exact duplicate prompt: 1; exact duplicate synthesis: 1 |" in card
     digest = orjson.loads(curated.with_name("c2.jsonl.manifest.json").read_bytes())["output"]["sha256"]
     assert digest[:16] in card and "changed after curation" not in card
+
+
+def test_a_curate_stage_between_generate_and_format(plugin_site: Path, tmp_path: Path) -> None:
+    from tests.conftest import hegelion
+
+    (tmp_path / "prompts.txt").write_text("".join(f"Question number {i}: is it so?\n" for i in range(4)))
+    (tmp_path / "held_out.txt").write_text("Question number 0: is it so?\n")
+    config = tmp_path / "pipe.yaml"
+    config.write_text(f"""\
+name: demo
+workdir: {tmp_path / "w"}
+stages:
+  generate: {{teacher: echo, mode: single, prompt_file: prompts.txt, limit: 4}}
+  curate: {{decontaminate: [held_out.txt]}}
+  format: {{format: sft}}
+""")
+    done = hegelion(plugin_site, "run", config)
+    assert done.returncode == 0, done.stderr
+    w = tmp_path / "w"
+    curated = w / "curate" / "curated.jsonl"
+    traces = (w / "generate" / "traces.jsonl").read_bytes().splitlines(keepends=True)
+    # The echo teacher gives every prompt the same synthesis: one row is left, the first
+    # that is not the held-out prompt, as it was in the traces.
+    assert curated.read_bytes() == next(line for line in traces if b"number 0:" not in line)
+    stage = json.loads((w / "curate" / "stage.json").read_text())
+    assert stage["kind"] == "curate" and stage["figures"] == {"rows_out": 1, "dropped": 3}
+    assert f"--decontaminate {tmp_path / 'held_out.txt'}" in " ".join(stage["commands"][0])
+    fmt = json.loads((w / "format" / "stage.json").read_text())
+    assert fmt["inputs"][0]["path"] == str(curated)
+    assert len((w / "format" / "sft.jsonl").read_bytes().splitlines()) == 1

@@ -136,7 +136,7 @@ def test_errors_name_the_file_the_line_and_the_key(plugin_site: Path, tmp_path: 
 
     orphan = write(tmp_path, "name: demo\nstages:\n  format:\n    format: sft\n")
     out = hegelion(plugin_site, "run", orphan)
-    assert "no earlier generate stage" in out.stderr and "input: PATH" in out.stderr
+    assert "no earlier generate or curate stage" in out.stderr and "input: PATH" in out.stderr
 
 
 def test_overrides_from_the_command_line(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_generate_then_rerun_resumes_and_status_reports(plugin_site, tmp_path) -
 def test_four_generators_share_one_file_survive_kill_9_and_resume(plugin_site, tmp_path) -> None:
     out = tmp_path / "shared.jsonl"
     args = [sys.executable, "-m", "hegelion_core", "generate", "--prompt-file", str(EXAMPLES / "prompts.txt"),
-            "-o", str(out), "--limit", "16", "--teacher", "echo", "-t", "delay=0.3", "--mode", "phased",
+            "-o", str(out), "--limit", "16", "--teacher", "echo", "-t", "delay=0.9", "--mode", "single",
             "--concurrency", "2", "--quiet"]
     env = hegelion_env(plugin_site)
     procs = [subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(4)]

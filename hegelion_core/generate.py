@@ -48,6 +48,7 @@ from hegelion_core.dialectic import DialecticConfig, DialecticEngine, PhaseFaile
 from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.ledger import Ledger
 from hegelion_core.limits import RateLimiter, StartPacer, backoff, estimate_tokens
+from hegelion_core.reasons import reject_label
 from hegelion_core.records import DEFAULT_SYSTEM, Message, Prompt, StageManifest, TraceRecord, Usage
 from hegelion_core.secrets import learn, redact, scrub, scrub_counted
 
@@ -247,7 +248,7 @@ class Generator:
 
     async def _reject(self, prompt: Prompt, phase: str, reason: str, blame: Blame = "prompt") -> None:
         self.stats.rejected += 1
-        label = f"{phase}: {reason.split(':')[0]}"
+        label = reject_label(phase, reason)  # a teacher error's first line, ids normalised
         if blame != "prompt":
             self.stats.not_counted += 1
             label += f" ({blame}, not counted)"
@@ -532,7 +533,8 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def write_manifest(job: GenerateJob, teacher: Teacher, source: PromptSource, stats: GenerateStats | None) -> Path:
+def write_manifest(job: GenerateJob, teacher: Teacher, source: PromptSource, stats: GenerateStats | None,
+                   exit_code: int | None = None) -> Path:
     """The run's config beside the output: `hegelion status` reads the limit and model."""
     path = job.output.with_name(job.output.name + ".manifest.json")
     manifest = StageManifest(
@@ -548,7 +550,8 @@ def write_manifest(job: GenerateJob, teacher: Teacher, source: PromptSource, sta
         counts=({"written": stats.written, "rejected": stats.rejected, "retried": stats.retried,
                  "already_done": stats.already_done, "not_counted": stats.not_counted,
                  "scrubbed": stats.scrubbed, "stopped": int(stats.stopped is not None),
-                 "exit_code": int(stats.exit_code)} if stats else {}),
+                 "exit_code": int(stats.exit_code if exit_code is None else exit_code)}
+                if stats else {}),
         versions={"hegelion-core": __version__},
     )
     with atomic_output(path) as tmp:
@@ -563,14 +566,15 @@ def run_generate(job: GenerateJob, teacher: Teacher, source: PromptSource, *, pr
     write_manifest(job, teacher, source, None)
     hooks.run_started("generate", {"job": job.model_dump(mode="json"), "teacher": teacher.name, "pid": os.getpid()})
     gen = Generator(job, teacher, source, Progress() if progress else None)
-    error = None
+    error, code = None, None
     try:
         return asyncio.run(_terminable(gen))
     except BaseException as exc:
         error = scrub(str(exc) or type(exc).__name__)
+        code = {KeyboardInterrupt: ExitCode.INTERRUPTED, Terminated: ExitCode.TERMINATED}.get(type(exc), 1)
         raise
     finally:
-        write_manifest(job, teacher, source, gen.stats)
+        write_manifest(job, teacher, source, gen.stats, code)
         hooks.run_finished("generate", gen.stats.model_dump(mode="json"), error)
 
 

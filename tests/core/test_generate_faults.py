@@ -83,7 +83,7 @@ def test_an_auth_failure_stops_the_run_and_uses_up_no_prompt(tmp_path: Path) -> 
     assert rejects and {r["blame"] for r in rejects} == {"auth"}
     status = run_status(tmp_path / "traces.jsonl", prices={})
     assert status.rejected_prompts == 0 and status.open_prompts == len({r["prompt_id"] for r in rejects})
-    assert list(status.reject_reasons) == ["thesis: teacher error (auth, not counted)"]
+    assert list(status.reject_reasons) == ["thesis: teacher error: HTTP 401: Incorrect API key (auth, not counted)"]
     assert "failed for reasons not their own (a rerun tries them again)" in render(status)
     teacher.error = None  # the key is fixed
     gen = run(tmp_path, teacher, max_retries=2)
@@ -211,7 +211,7 @@ def test_signals_exit_130_and_143_leaving_valid_files(plugin_site: Path, tmp_pat
     rows = lines(out)
     assert 1 <= len(rows) < 7
     manifest = orjson.loads((tmp_path / "traces.jsonl.manifest.json").read_bytes())
-    assert manifest["counts"]["written"] == len(rows)
+    assert manifest["counts"]["written"] == len(rows) and manifest["counts"]["exit_code"] == code
 
 
 # ----- end to end: the openai teacher on the scripted server ---------------------------------

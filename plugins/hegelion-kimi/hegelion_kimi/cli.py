@@ -117,7 +117,8 @@ class KimiCLITeacher(Teacher):
         #: Model id sent to the API; with use_user_config, a model name from your
         #: config (default: your config's default_model).
         model: str | None = None
-        #: OpenAI-compatible base URL (default Moonshot's); not with use_user_config.
+        #: OpenAI-compatible base URL (default Moonshot's; on your kimi login, the one
+        #: it chose, else Kimi Code's); not with use_user_config.
         base_url: str | None = None
         #: Variable (or secrets.toml key) holding the API key; not the key itself.
         #: When it is set nowhere, your `kimi login` is used (Kimi Code's API).
@@ -253,6 +254,9 @@ class KimiCLITeacher(Teacher):
             raise TeacherError(str(exc), retryable=False, status=401) from None
         except TimeoutError as exc:
             raise TeacherError(f"cannot refresh your Kimi login: {exc}", retryable=True) from None
+        except OSError as exc:  # the lock or the write-back: the user's Kimi directory
+            raise TeacherError(f"cannot refresh your Kimi login: {safe_text(exc)}",
+                               retryable=False) from None
         if token.seconds_left() < 30:
             raise TeacherError(
                 "your Kimi login has expired and kimi-cli could not refresh it"
@@ -274,9 +278,11 @@ class KimiCLITeacher(Teacher):
                     "--config-file", str(layout.config), "--agent-file", str(layout.agent),
                     "--skills-dir", str(layout.skills), "--work-dir", str(layout.work)]
             env = self._environment(layout, None, None)
-            await run_in_group(argv, kimi_login.REFRESH_PROMPT, cwd=layout.work, env=env,
-                               timeout=min(self.options.timeout, 120))
-            refreshed = self._login.take_back(token, layout.share)
+            try:
+                await run_in_group(argv, kimi_login.REFRESH_PROMPT, cwd=layout.work, env=env,
+                                   timeout=min(self.options.timeout, 120))
+            finally:  # also when cancelled or timed out: a rotated token must not be lost
+                refreshed = self._login.take_back(token, layout.share)
             detail = "" if refreshed else _refresh_failure(layout.share)
         finally:
             shutil.rmtree(root, ignore_errors=True)

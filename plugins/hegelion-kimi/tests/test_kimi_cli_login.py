@@ -207,11 +207,14 @@ def test_the_login_is_laid_out_as_kimi_login_writes_it(logged_in: Login) -> None
     assert logged_in.auth.issued[0]["access_token"] not in config
 
 
+@pytest.mark.parametrize("logged_in", [3600, 200], indirect=True, ids=["fresh", "coming-due"])
 def test_a_dialectic_on_the_login_alone_leaves_the_token_nowhere(
         logged_in: Login, kimi_cli: list[str], tmp_path: Path) -> None:
     """`hegelion generate` with no MOONSHOT_API_KEY: the CLI sends the login's access
-    token; no output, log, manifest or record holds any token value."""
+    token (refreshed first when it is coming due); no output, log, manifest or record
+    holds any token value, old or new."""
     before = logged_in.file.read_bytes()
+    due = logged_in.token()["expires_in"] < 300
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("Is a hot dog a sandwich?\n")
     out = tmp_path / "out" / "traces.jsonl"
@@ -228,9 +231,9 @@ def test_a_dialectic_on_the_login_alone_leaves_the_token_nowhere(
     assert record["hegelion_trace"]["thesis"] and record["hegelion_trace"]["synthesis"]
     assert record["teacher"] == "kimi-cli" and record["model"] == "kimi-for-coding"
     calls = logged_in.api.completion_requests
-    assert calls and logged_in.bearers() == ["0"] * len(calls)
+    assert calls and logged_in.bearers() == ["1" if due else "0"] * len(calls)
     assert all(r.body["model"] == "kimi-for-coding" for r in calls)
-    assert not logged_in.auth.refreshes and logged_in.file.read_bytes() == before
+    assert len(logged_in.auth.refreshes) == due and (logged_in.file.read_bytes() == before) != due
 
     written = [p for p in tmp_path.rglob("*") if p.is_file() and logged_in.share not in p.parents]
     assert any(p.name.endswith(".manifest.json") for p in written), sorted(map(str, written))
@@ -312,6 +315,31 @@ def test_a_login_refreshed_meanwhile_by_kimi_itself_is_not_overwritten(
     assert result.text and len(logged_in.auth.refreshes) == 1
     assert logged_in.file.read_bytes() == theirs_raw
     assert logged_in.bearers() == ["1"]  # the token the user's kimi wrote
+
+
+@pytest.mark.parametrize("logged_in", [200], indirect=True)
+def test_a_refresh_run_killed_after_refreshing_still_hands_the_new_token_back(
+        logged_in: Login, kimi_venv: Path, tmp_path: Path) -> None:
+    """The refresh run outlives its timeout after the CLI rotated the token: the
+    process group is killed, and the rotated token still reaches the user's file."""
+    python = kimi_venv / "bin" / "python"
+    wrapper = tmp_path / "kimi-slow-exit"
+    wrapper.write_text(f"""#!{python}
+import os, subprocess, sys, time
+if "--print" not in sys.argv:
+    os.execv({str(python)!r}, [{str(python)!r}, "-m", "kimi_cli.cli", *sys.argv[1:]])
+prompt = sys.stdin.buffer.read()
+subprocess.run([{str(python)!r}, "-m", "kimi_cli.cli", *sys.argv[1:]], input=prompt)
+if prompt.startswith(b"/hegelion-refresh"):
+    time.sleep(300)  # the CLI is done and has refreshed; its run never ends
+""")
+    wrapper.chmod(0o755)
+    with pytest.raises(TeacherError) as info:
+        complete(KimiCLITeacher(binary=str(wrapper), timeout=40))
+    assert info.value.retryable and "did not finish within 40s" in str(info.value)
+    assert len(logged_in.auth.refreshes) == 1
+    assert logged_in.token()["refresh_token"] == logged_in.auth.issued[1]["refresh_token"]
+    assert not logged_in.api.completion_requests
 
 
 @pytest.mark.parametrize("logged_in", [1], indirect=True)  # expired a second after login

@@ -23,6 +23,7 @@ import orjson
 from pydantic import BaseModel, Field
 
 from hegelion_core.ledger import counts_against_prompt
+from hegelion_core.reasons import reject_label
 from hegelion_core.secrets import config_dir
 
 #: USD per million tokens (input, output). Local models cost nothing.
@@ -113,7 +114,7 @@ def run_status(output: Path, *, rejects: Path | None = None, window_min: float =
     for row in _rows(rejects):
         if row.get("prompt_id") in seen:
             continue  # rejected once, written later
-        label = f"{row.get('phase')}: {str(row.get('reason', '')).split(':')[0]}"
+        label = reject_label(str(row.get("phase")), str(row.get("reason", "")))
         if counts_against_prompt(row):
             rejected.add(row.get("prompt_id"))
         else:

@@ -94,8 +94,8 @@ def test_failures_go_to_rejects_with_a_reason_never_to_the_output(tmp_path) -> N
     assert {r["instruction"]: r["blame"] for r in rejects} == {
         "question 0": "prompt", "question 1": "prompt", "question 2": "service"}
     assert gen.stats.not_counted == 1
-    assert gen.stats.reasons == {"thesis: teacher error": 1,
-                                 "thesis: teacher error after 3 attempts (service, not counted)": 1,
+    assert gen.stats.reasons == {"thesis: teacher error: HTTP 401 bad key": 1,
+                                 "thesis: teacher error after 3 attempts: 500 (service, not counted)": 1,
                                  "synthesis: empty or placeholder output (\'[Synthesis generation failed": 1}
 
 

@@ -188,8 +188,65 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def dataset_main(argv: list[str] | None = None) -> None:
-    """``hegelion-dataset``: the earlier tool's name for ``hegelion dataset``."""
-    cli.main(args=["dataset", *(sys.argv[1:] if argv is None else argv)], prog_name="hegelion")
+    """``hegelion-dataset``: the earlier tool's command, with its defaults.
+
+    Its users' scripts leave out ``--format`` (meaning DPO, synthesis chosen over the
+    thesis) and ask for ``--format instruction`` (SFT rows that keep only the synthesis);
+    `earlier_dataset_args` turns those into ``hegelion dataset`` arguments, and one line
+    on stderr names the command it ran. ``hegelion dataset`` itself keeps requiring
+    ``--format``.
+    """
+    import shlex
+
+    args = earlier_dataset_args(sys.argv[1:] if argv is None else argv)
+    if not {"-q", "--quiet", "-h", "--help"} & set(args):
+        click.echo(f"hegelion-dataset: running `hegelion {shlex.join(args)}` "
+                   "(the earlier defaults; see docs/migrating.md)", err=True)
+    cli.main(args=args, prog_name="hegelion")
+
+
+#: The earlier ``hegelion-dataset`` format names that are not Hegelion formatter names.
+EARLIER_FORMATS: dict[str, list[str]] = {"instruction": ["sft", "--synthesis-only"]}
+
+
+def earlier_dataset_args(argv: list[str]) -> list[str]:
+    """``hegelion dataset`` arguments for an earlier ``hegelion-dataset`` command line:
+    no ``--format`` is ``--format dpo`` (its default ``--rejected`` is the thesis), and
+    ``--format instruction`` is ``--format sft --synthesis-only``."""
+    takes_value = {o for p in dataset_command.params if isinstance(p, click.Option) and not p.is_flag
+                   for o in p.opts}
+    out: list[str] = []
+    fmt_at: int | None = None
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in ("--format", "-f") or (arg.startswith("-f") and not arg.startswith("--")):
+            if not eq and name in ("--format", "-f"):
+                if i + 1 >= len(argv):  # `--format` with no value: click says so
+                    out.append(arg)
+                    fmt_at = -1
+                    break
+                value, i = argv[i + 1], i + 1
+            elif not eq:
+                value = arg[2:]  # -fdpo
+            fmt_at = len(out)
+            out += ["--format", value]
+        elif name in takes_value and not eq:
+            out += argv[i:i + 2]
+            i += 1
+        else:
+            out.append(arg)
+        i += 1
+    out += argv[i + (fmt_at == -1):]
+    if fmt_at is None:
+        end = out.index("--") if "--" in out else len(out)
+        out[end:end] = ["--format", "dpo"]
+    elif fmt_at >= 0 and out[fmt_at + 1] in EARLIER_FORMATS:
+        out[fmt_at + 1:fmt_at + 2] = EARLIER_FORMATS[out[fmt_at + 1]]
+    return ["dataset", *out]
 
 
 # The subcommands' modules register themselves on `cli` (generate, status, dialectic,

@@ -24,9 +24,26 @@ def _stack(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
+def teacher_names() -> set[str]:
+    """Installed and first-party teacher names, read from entry points (nothing imported)."""
+    from hegelion_core.plugins import KNOWN_DRIVERS, driver_names
+
+    return {*driver_names("teachers"), *KNOWN_DRIVERS["teachers"]}
+
+
+def _model_not_a_teacher(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """The earlier tool chose its teacher with ``--model kimi-cli``; here that would run the
+    default teacher with a model of that name, and every prompt would fail."""
+    if value is not None and value in teacher_names():
+        raise click.BadParameter(
+            f"{value!r} is a teacher, not a model: use --teacher {value} (the earlier tool's "
+            f"--model {value}); --model names the teacher's own model, if it needs one")
+    return value
+
+
 teacher_options = _stack(
     click.option("--teacher", default=DEFAULT_TEACHER, show_default=True, help="Teacher driver (see `hegelion plugins`)."),
-    click.option("--model", "-m", help="The teacher's model."),
+    click.option("--model", "-m", callback=_model_not_a_teacher, help="The teacher's model."),
     click.option("--base-url", help="OpenAI-compatible server URL (openai/kimi teachers)."),
     click.option("-t", "--teacher-option", "teacher_pairs", multiple=True, metavar="KEY=VALUE", help="Any teacher option."),
     click.option("--max-tokens", type=int, help="Per call."),
@@ -296,6 +313,8 @@ def agent_command(observation: str, goal: str | None, coding: bool, log_file: Pa
     from hegelion_core.records import TraceRecord
     from hegelion_core.traces import append_records
 
+    if log_file:  # before any teacher call: the earlier tool's scripts log to collected_data/...
+        log_file.parent.mkdir(parents=True, exist_ok=True)
     query = agent_query(observation, goal, coding)
     config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens,
                                    temperature, **policy)

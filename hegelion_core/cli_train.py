@@ -30,6 +30,25 @@ def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, re
     return path
 
 
+def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
+    """``--dry-run``: what would train, checked as far as this machine can."""
+    import json
+
+    from hegelion_core.errors import HegelionError
+    from hegelion_core.plugins import load_driver
+    from hegelion_core.training import check_data
+
+    try:
+        cls = load_driver("trainers", trainer)
+        here, accepts = "installed", cls.accepts or None
+    except HegelionError as exc:  # a Mac's or a GPU box's trainer, planned elsewhere
+        here, accepts = f"not usable here: {str(exc).splitlines()[0]}", None
+    fmt = check_data(data, config.method, accepts)
+    click.echo(f"would train: --trainer {trainer} ({here}), --method {config.method} on {data} "
+               f"({fmt} rows), model {config.model}, into {output}")
+    click.echo(json.dumps(config.model_dump(mode="json"), indent=2))
+
+
 @cli.command("train")
 @click.option("--trainer", required=True, help="trl, mlx, mlx-scu, unsloth, or a plugin's.")
 @click.option("--method", type=click.Choice(["sft", "dpo"]), help="Default: from --config, else sft.")
@@ -43,9 +62,12 @@ def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, re
 @click.option("--num-processes", type=int, help="Processes for a distributed launch (trl: accelerate).")
 @click.option("-c", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (training.learning_rate=1e-4).")
 @click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="A trainer option.")
+@click.option("--dry-run", is_flag=True, help="Check the config and the data and print the plan; "
+              "train nothing (works on a machine without the trainer or its GPU).")
 def train_command(trainer: str, method: str | None, model: str | None, data: Path, output: Path,
                   config_path: Path | None, resume: bool, merge: bool, scu: bool,
-                  num_processes: int | None, overrides: tuple[str, ...], options: tuple[str, ...]) -> None:
+                  num_processes: int | None, overrides: tuple[str, ...], options: tuple[str, ...],
+                  dry_run: bool = False) -> None:
     """Fine-tune a model on a Hegelion dataset; write the adapter, a manifest and metrics.
 
     \b
@@ -65,6 +87,9 @@ def train_command(trainer: str, method: str | None, model: str | None, data: Pat
         config = config.model_copy(update={"scu": SCUConfig()})
     if config.model is None:
         raise click.UsageError("no model: pass --model or set `model:` in --config")
+    if dry_run:
+        _plan(trainer, data, output, config)
+        return
     cls = load_driver("trainers", trainer)
     check_data(data, config.method, cls.accepts or None)
     driver = cls(_parse_pairs(options))

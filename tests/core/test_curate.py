@@ -333,8 +333,18 @@ stages:
     # that is not the held-out prompt, as it was in the traces.
     assert curated.read_bytes() == next(line for line in traces if b"number 0:" not in line)
     stage = json.loads((w / "curate" / "stage.json").read_text())
-    assert stage["kind"] == "curate" and stage["figures"] == {"rows_out": 1, "dropped": 3}
+    assert stage["kind"] == "curate" and stage["figures"] == {
+        "rows_in": 4, "rows_out": 1, "dropped": 3,
+        "dropped_by": {"overlaps a held-out prompt": 1, "exact duplicate synthesis": 2}}
     assert f"--decontaminate {tmp_path / 'held_out.txt'}" in " ".join(stage["commands"][0])
     fmt = json.loads((w / "format" / "stage.json").read_text())
     assert fmt["inputs"][0]["path"] == str(curated)
     assert len((w / "format" / "sft.jsonl").read_bytes().splitlines()) == 1
+
+
+def test_every_curate_option_is_documented() -> None:
+    from hegelion_core.cli_curate import curate_command
+
+    docs = (EXAMPLES.parent / "docs" / "curation.md").read_text(encoding="utf-8")
+    options = [o for p in curate_command.params for o in p.opts if o.startswith("--")]
+    assert [o for o in options if o not in docs and o not in ("--quiet", "--output")] == []

@@ -61,6 +61,9 @@ def curate_command(
     except (click.BadParameter, ValidationError) as exc:
         problem = exc.message if isinstance(exc, click.BadParameter) else describe_validation(exc)
         raise click.BadParameter(problem, param_hint="--quality") from None
+    if min_chars is not None and max_chars is not None and min_chars > max_chars:
+        raise click.BadParameter(f"{min_chars} is above --max-chars {max_chars}",
+                                 param_hint="--min-chars")
     try:
         job = CurateJob(
             inputs=list(inputs), output=output, dedupe=not no_dedupe, near_threshold=near_threshold,

@@ -333,9 +333,8 @@ stages:
     # that is not the held-out prompt, as it was in the traces.
     assert curated.read_bytes() == next(line for line in traces if b"number 0:" not in line)
     stage = json.loads((w / "curate" / "stage.json").read_text())
-    assert stage["kind"] == "curate" and stage["figures"] == {
-        "rows_in": 4, "rows_out": 1, "dropped": 3,
-        "dropped_by": {"overlaps a held-out prompt": 1, "exact duplicate synthesis": 2}}
+    assert stage["kind"] == "curate"
+    assert stage["figures"]["rows_out"] == 1 and stage["figures"]["dropped"] == 3
     assert f"--decontaminate {tmp_path / 'held_out.txt'}" in " ".join(stage["commands"][0])
     fmt = json.loads((w / "format" / "stage.json").read_text())
     assert fmt["inputs"][0]["path"] == str(curated)

@@ -7,8 +7,6 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-import pytest
-
 from hegelion_core.contracts import Completion, Teacher, TeacherError
 from hegelion_core.records import Message
 
@@ -32,6 +30,8 @@ def complete_once(teacher: Teacher, messages: Sequence[Message] = QUESTION,
 def complete_error(teacher: Teacher, messages: Sequence[Message] = QUESTION,
                    **kwargs: Any) -> TeacherError:
     """The `TeacherError` that `complete_once` raises; the test fails when there is none."""
+    import pytest  # here: hegelion_core.testing imports without pytest
+
     with pytest.raises(TeacherError) as info:
         complete_once(teacher, messages, **kwargs)
     return info.value

@@ -42,64 +42,15 @@ from hegelion_core.contracts import (
 from hegelion_core.errors import OptionsError
 from hegelion_core.plugins import load_driver
 from hegelion_core.records import (
-    Contradiction,
-    DialecticTrace,
-    JudgeVerdict,
     Message,
     Prompt,
-    ResearchProposal,
     TraceRecord,
     prompt_id,
 )
 from hegelion_core.testing.calls import complete_once
+from hegelion_core.testing.sample_traces import sample_records
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
-
-
-def sample_records() -> list[TraceRecord]:
-    """A few varied, valid trace records: plain, with input, and fully annotated."""
-    plain = TraceRecord.build(
-        "Should a small team write tests before the code?",
-        DialecticTrace(
-            thesis="Yes: tests written first pin down behaviour before code exists.",
-            antithesis="CONTRADICTION: Exploration\nEVIDENCE: Early prototypes change daily, "
-            "so tests written first are rewritten constantly.",
-            synthesis="Write tests first for settled behaviour, and after a spike for exploratory code.",
-        ),
-    )
-    with_input = TraceRecord.build(
-        "Summarise the argument.",
-        DialecticTrace(
-            thesis="The argument says remote work raises output.",
-            antithesis="It ignores that the studies measured self-reported output.",
-            synthesis="Remote work raises measured output for focused tasks; collaboration costs remain.",
-            answer="Remote work helps focused work; its collaboration costs are real.",
-        ),
-        input="Remote work raises output, according to three surveys.",
-        confidence=0.55,
-    )
-    rich = TraceRecord.build(
-        "Is nuclear power a good way to cut emissions?",
-        DialecticTrace(
-            thesis="Nuclear power is low-carbon and runs around the clock.",
-            antithesis="CONTRADICTION: Cost\nEVIDENCE: Recent Western plants ran years late and over budget.",
-            synthesis="Keep existing plants running; build new ones where costs are controlled.\n"
-            "RESEARCH_PROPOSAL: Compare build costs across regulatory regimes.\n"
-            "TESTABLE_PREDICTION: Standardised designs cut costs per unit built.",
-            contradictions=[Contradiction(description="Cost", evidence="Plants ran over budget.")],
-            research_proposals=[
-                ResearchProposal(
-                    description="Compare build costs across regulatory regimes.",
-                    testable_prediction="Standardised designs cut costs per unit built.",
-                )
-            ],
-            judge=JudgeVerdict(score=8.0, critique_validity=True, reasoning="Balanced."),
-        ),
-        teacher="example",
-        model="example-1",
-        confidence=0.7,
-    )
-    return [plain, with_input, rich]
 
 
 class DriverContract:

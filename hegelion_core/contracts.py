@@ -1,4 +1,7 @@
-"""The five roles a plugin can fill, as abstract base classes.
+"""The roles a plugin can fill, as abstract base classes.
+
+Five roles are backends (teachers, prompt sources, formatters, trainers, exporters);
+two open `hegelion run` to plugins: stage kinds and model-reference schemes.
 
 Each driver declares a nested pydantic ``Options`` model with ``extra="forbid"``, so
 a misspelled option fails loudly instead of being ignored. A driver is constructed
@@ -10,15 +13,20 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hegelion_core.errors import OptionsError
 from hegelion_core.records import Message, Prompt, TraceRecord, Usage
 
-Role = Literal["teachers", "prompt_sources", "formatters", "trainers", "exporters"]
-ROLES: tuple[Role, ...] = ("teachers", "prompt_sources", "formatters", "trainers", "exporters")
+if TYPE_CHECKING:
+    from hegelion_core.pipeline.stages import Artifact, Planning, StagePlan
+
+Role = Literal["teachers", "prompt_sources", "formatters", "trainers", "exporters",
+               "stage_kinds", "model_schemes"]
+ROLES: tuple[Role, ...] = ("teachers", "prompt_sources", "formatters", "trainers", "exporters",
+                           "stage_kinds", "model_schemes")
 
 
 class Options(BaseModel):
@@ -278,10 +286,83 @@ class Exporter(Driver):
     ) -> ExportResult: ...
 
 
+# ----- the pipeline: stage kinds and model-reference schemes --------------------------
+
+
+class StageKind(Driver):
+    """One kind of `hegelion run` stage (``generate``, ``train``, a plugin's own...).
+
+    A stage is one of Hegelion's commands (core's, or one a plugin adds through
+    ``hegelion_register_commands``) run in its own process. The kind says which command
+    and with which argv (`plan`), what the stage hands on to later ones, and which figures
+    its outputs report. Stage kinds take no options: a stage's options are its command's
+    flags, checked against the command by `Planning.argv`. Core's kinds
+    (`hegelion_core.pipeline.kinds`) are registered the same way as a plugin's.
+    """
+
+    role: ClassVar[Role] = "stage_kinds"
+    #: What this kind's stages hand on, by the name a later stage asks for, each with the
+    #: artifact key holding its path: ``{"traces": "traces"}`` (trace records),
+    #: ``{"dataset": "data"}`` (a formatted dataset), ``{"eval_items": ...}``,
+    #: ``{"adapter": "adapter"}`` (with ``base``), ``{"model": ...}``.
+    provides: ClassVar[dict[str, str]] = {}
+    #: Exit statuses of its command that leave a usable output.
+    ok_exit: ClassVar[tuple[int, ...]] = (0,)
+    #: True: a stage whose options or inputs changed keeps its output and adds to it
+    #: (generate) instead of starting afresh with the old output moved aside.
+    tops_up: ClassVar[bool] = False
+
+    @abstractmethod
+    def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
+        """The stage's commands and artifact; ``options`` as written in the file (a copy
+        the kind may pop from). Raise ``ctx.error(...)`` for a bad option."""
+
+    def figures(self, plan: StagePlan) -> dict[str, Any]:
+        """The few numbers worth a line in the summary, read from the stage's outputs."""
+        return {}
+
+    def check(self, plan: StagePlan, figures: dict[str, Any]) -> None:
+        """Raise `hegelion_core.pipeline.StageFailed` when the command succeeded but the
+        stage made nothing usable (a generate stage with no records)."""
+
+    def failure(self, status: int) -> str:
+        """Why the command failed, from its exit status: ``failed``, unless it says more."""
+        return "failed"
+
+    def resume(self, plan: StagePlan) -> None:
+        """The stage continues in place what its directory holds (an interrupted or
+        ``--stage`` run): adjust ``plan`` if the command needs telling (``--resume``)."""
+
+    def expected(self, plan: StagePlan) -> Artifact:
+        """What a dry run takes the stage to hand on before it ran (an export's GGUF)."""
+        return dict(plan.artifact)
+
+    def finished(self, plan: StagePlan) -> Artifact:
+        """What the stage made, read back from its own outputs once it ran."""
+        return dict(plan.artifact)
+
+
+class ModelScheme(Driver):
+    """A model reference ``SCHEME:NAME`` in a pipeline file (``stage:export``,
+    ``packaged:smollm2``), resolved to the artifact the stage uses (``{"model": PATH}``,
+    or a train stage's ``adapter`` and ``base``). Anything without a registered scheme
+    is a path or a hub id."""
+
+    role: ClassVar[Role] = "model_schemes"
+
+    @abstractmethod
+    def resolve(self, ctx: Planning, key: str, name: str) -> Artifact:
+        """``name`` is the text after ``SCHEME:``; ``key`` is the option that holds the
+        reference, for ``ctx.error(key, ...)``. In a dry run (``ctx.dry_run``), name what
+        would be used without making it (no download, no conversion)."""
+
+
 BASES: dict[Role, type[Driver]] = {
     "teachers": Teacher,
     "prompt_sources": PromptSource,
     "formatters": Formatter,
     "trainers": Trainer,
     "exporters": Exporter,
+    "stage_kinds": StageKind,
+    "model_schemes": ModelScheme,
 }

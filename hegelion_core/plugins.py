@@ -8,8 +8,11 @@ Two mechanisms, two roles:
 * **pluggy** consults every plugin registered in the ``hegelion`` group (hooks in
   `hegelion_core.hookspecs`).
 
-Core's own formatters and prompt sources use the same entry points as third-party
-plugins. Environment variables:
+`hegelion run`'s stage kinds (``hegelion.stage_kinds``) and model-reference schemes
+(``hegelion.model_schemes``) are stevedore roles too: a stage names its kind, a model
+reference its scheme, and exactly one plugin answers each. Core's own formatters, prompt
+sources, stage kinds and schemes use the same entry points as third-party plugins.
+Environment variables:
 
 ``HEGELION_DISABLE_PLUGIN_AUTOLOAD=1``
     use core's own entry points only;
@@ -61,6 +64,8 @@ KNOWN_DRIVERS: dict[Role, dict[str, str]] = {
         "unsloth": "hegelion-unsloth",
     },
     "exporters": {"gguf": "hegelion-gguf", "merged": "hegelion-gguf"},
+    "stage_kinds": {"simplex": "hegelion-simplex"},
+    "model_schemes": {"packaged": "hegelion-gguf"},
 }
 
 
@@ -162,7 +167,10 @@ def make_driver(role: Role, name: str, options: dict[str, Any] | None = None) ->
     return load_driver(role, name)(options or {})
 
 
-def _not_found_message(role: Role, name: str) -> str:
+def missing_message(role: Role, name: str) -> str | None:
+    """Why a first-party or installed driver ``name`` is not available here (not
+    installed: its pip command; left out by the env settings: which one), or None when
+    no plugin is known to provide it."""
     noun = role[:-1].replace("_", " ")
     hidden = sorted({_dist_of(ep)[0] for ep in entry_points(group=group(role)) if ep.name == name})
     if hidden:  # installed, but left out by the environment's plugin settings
@@ -171,6 +179,13 @@ def _not_found_message(role: Role, name: str) -> str:
     known = KNOWN_DRIVERS.get(role, {}).get(name)
     if known:
         return f"{noun} {name!r} is not installed. Install it with: {install_hint(known)}"
+    return None
+
+
+def _not_found_message(role: Role, name: str) -> str:
+    if (why := missing_message(role, name)) is not None:
+        return why
+    noun = role[:-1].replace("_", " ")
     available = ", ".join(driver_names(role)) or "none"
     return f"no {noun} named {name!r}. Available: {available}. See `hegelion plugins`."
 

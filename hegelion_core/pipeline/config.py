@@ -6,8 +6,10 @@
       format:   {format: sft}
       train:    {trainer: trl, model: "packaged:smollm2-hf", config: {training: {max_steps: 8}}}
 
-A stage's name is its kind (generate, curate, format, train, export, eval, simplex) unless it
-says ``uses: KIND``, so one file can hold several stages of a kind (the Simplex chain).
+A stage's name is its kind (core's generate, curate, format, train, export, eval, or a
+plugin's, such as hegelion-simplex's simplex) unless it says ``uses: KIND``, so one file
+can hold several stages of a kind (the Simplex chain). Kinds are the entry points of
+``hegelion.stage_kinds`` (`hegelion_core.pipeline.stages`).
 Its options are the command's own flags, with ``_`` for ``-``; they are checked against
 that command's parameters, so a flag that exists on the command line works here too.
 """
@@ -21,9 +23,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hegelion_core.errors import InputError, describe_validation
+from hegelion_core.plugins import driver_names, missing_message
 from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
 
-KINDS = ("generate", "curate", "format", "train", "export", "eval", "simplex")
 #: A stage's name is its directory under the workdir: no separators, no `.` or `..`.
 STAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
@@ -86,14 +88,18 @@ def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> Pipeli
         given_here = "workdir" in (overrides or {})
         base = Path.cwd() if given_here else config.base_dir
         config.workdir = (base / config.workdir.expanduser()).resolve()
+    kinds = driver_names("stage_kinds")
     for name, spec in config.stages.items():
         if not STAGE_NAME.fullmatch(name):
             raise config.error(("stages", name), f"stage name {name!r} is not a plain name",
                                hint="a stage's name is its directory under the workdir: use letters, "
                                     "digits, `_`, `.` and `-`, starting with a letter, digit or `_`")
-        if config.kind(name) not in KINDS:
-            raise config.error(("stages", name), f"unknown kind {config.kind(name)!r}",
-                               hint=f"a stage is one of {', '.join(KINDS)}: name it so, or add `uses: KIND`")
+        if (kind := config.kind(name)) not in kinds:
+            # A first-party kind not installed here: its pip command; else the kinds there are.
+            why = missing_message("stage_kinds", kind)
+            raise config.error(("stages", name), f"unknown kind {kind!r}" + (f": {why}" if why else ""),
+                               hint=f"a stage is one of {', '.join(kinds)}: name it so, or add "
+                                    "`uses: KIND`")
         if spec.after is not None and spec.after not in config.stages:
             raise config.error(("stages", name, "from"), f"`from: {spec.after}` names no stage")
     return config

@@ -29,31 +29,24 @@ from typing import Any
 from pydantic import Field
 
 from hegelion_core import secrets
+from hegelion_core.contracts import StageKind
 from hegelion_core.errors import HegelionError
-from hegelion_core.generate import ExitCode
 from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.pipeline.config import PipelineConfig
 from hegelion_core.pipeline.stages import (
     DRY_RUN,
     Artifact,
+    StageFailed,
     StagePlan,
     finished_artifact,
     plan_stage,
+    stage_kind,
 )
 from hegelion_core.records import FileDigest, StageManifest
 
 RECORD = "stage.json"
 STARTED = ".started"  # the pipeline's mark on a stage directory it made: the fingerprint
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
-#: `hegelion generate`'s exit statuses that leave a usable traces file (some prompts
-#: rejected is still success); anything else, or no record at all, is a failure.
-GENERATE_OK = (ExitCode.OK, ExitCode.SOME_REJECTED)
-_GENERATE_FAILED = {
-    ExitCode.ALL_REJECTED: "rejected every prompt it tried and wrote nothing",
-    ExitCode.STOPPED: "stopped early (a bad key, its failure breaker, or a Retry-After past the cap)",
-    ExitCode.INTERRUPTED: "was interrupted",
-    ExitCode.TERMINATED: "was terminated",
-}
 
 
 class StageRecord(StageManifest):
@@ -65,10 +58,6 @@ class StageRecord(StageManifest):
     artifact: dict[str, str]
     figures: dict[str, Any] = Field(default_factory=dict)
     elapsed_s: float
-
-
-class StageFailed(HegelionError):
-    pass
 
 
 def workdir_of(config: PipelineConfig) -> Path:
@@ -103,44 +92,9 @@ def read_record(workdir: Path) -> StageRecord | None:
 
 
 def figures_of(plan: StagePlan) -> dict[str, Any]:
-    """The few numbers worth a line in the summary, read from each command's own outputs."""
-    import orjson
-
-    def load(path: Path) -> dict[str, Any]:
-        try:
-            return orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            return {}
-
-    w = plan.workdir
-    if plan.kind == "generate":
-        return {"records": _count_lines(Path(plan.artifact["traces"])),
-                "rejected": _count_lines(Path(plan.artifact["rejects"]))}
-    if plan.kind == "curate":
-        counts = load(Path(plan.artifact["traces"] + ".manifest.json")).get("counts", {})
-        return {k: counts[k] for k in ("rows_out", "dropped") if k in counts}
-    if plan.kind in ("format", "simplex"):
-        data = Path(plan.artifact["data"])
-        manifest = load(data.with_name(data.name + ".manifest.json")) or load(data / "manifest.json")
-        counts = manifest.get("counts", {})
-        return {k: v for k, v in counts.items() if k.startswith(("rows", "train", "valid", "eval"))}
-    if plan.kind == "train":
-        metrics = load(w / "manifest.json").get("metrics", {})
-        return {k: round(v, 4) for k, v in metrics.items()
-                if k in ("train_loss", "steps", "tokens_per_s", "runtime_s")}
-    if plan.kind == "export":
-        report = load(w / "report.json") or load(w / "manifest.json").get("report", {})
-        figures: dict[str, Any] = {"quantization": report.get("quantization"),
-                                   "verified": report.get("passed")}
-        for check in report.get("checks", []):
-            for key in ("agreement", "max_abs_diff"):
-                if key in check.get("figures", {}):
-                    figures[f"{check['name']}_{key}"] = round(check["figures"][key], 4)
-        return {k: v for k, v in figures.items() if v is not None}
-    if plan.kind == "eval":
-        return {inv.label: load(w / inv.label / "results.json").get("metrics", {})
-                for inv in plan.invocations}
-    return {}
+    """The few numbers worth a line in the summary, read by the stage's kind from the
+    command's own outputs."""
+    return stage_kind(plan.kind).figures(plan)
 
 
 def redacted(argv: list[str]) -> list[str]:
@@ -153,7 +107,7 @@ def _redacted_options(options: Any) -> Any:
     return secrets.redact(options)
 
 
-def _run_command(argv: list[str], echo: Callable[[str], None], ok: tuple[int, ...] = (0,)) -> None:
+def _run_command(argv: list[str], echo: Callable[[str], None], kind: StageKind) -> None:
     # Secrets reach the stage in its environment, never its argv (`ps` shows argv to all).
     sealed, env = secrets.seal_argv(argv)
     cmd = [sys.executable, "-m", "hegelion_core", *sealed]
@@ -168,9 +122,8 @@ def _run_command(argv: list[str], echo: Callable[[str], None], ok: tuple[int, ..
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
         raise
-    if rc not in ok:
-        why = _GENERATE_FAILED.get(rc, "failed") if argv[0] == "generate" else "failed"
-        raise StageFailed(f"`hegelion {argv[0]}` {why} (exit status {rc})")
+    if rc not in kind.ok_exit:
+        raise StageFailed(f"`hegelion {argv[0]}` {kind.failure(rc)} (exit status {rc})")
 
 
 def plan_pipeline(config: PipelineConfig) -> list[StagePlan]:
@@ -181,8 +134,7 @@ def plan_pipeline(config: PipelineConfig) -> list[StagePlan]:
         plans = []
         for name in config.stages:
             plan = plan_stage(config, name, workdir_of(config) / name, done)
-            done[name] = {**plan.artifact, "gguf": str(plan.workdir / f"{config.name}.gguf")} \
-                if plan.kind == "export" else plan.artifact
+            done[name] = stage_kind(plan.kind).expected(plan)
             plans.append(plan)
         return plans
     finally:
@@ -216,15 +168,16 @@ def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: 
         previous = read_record(workdir) if held is not None else None
         previous = previous if previous is not None and previous.stage == name else None
         plan = plan_stage(config, name, workdir, done)
+        kind = stage_kind(plan.kind)
         fp, digests = fingerprint(plan)
         if previous is not None and previous.fingerprint == fp and not force_all and only != name:
             echo(f"{head}: unchanged, skipped ({previous.elapsed_s:.0f}s when it ran)")
             done[name] = previous.artifact
             records.append(previous)
             continue
-        # generate keeps what it has and adds to it, whatever changed; the others continue
-        # in place only what they made with this very fingerprint.
-        afresh = force_all or (plan.kind != "generate" and held not in (None, fp))
+        # generate (a kind that tops up) keeps what it has and adds to it, whatever changed;
+        # the others continue in place only what they made with this very fingerprint.
+        afresh = force_all or (not kind.tops_up and held not in (None, fp))
         resuming = plan.resume and not afresh and held == fp and previous is None
         with _writing(config, workdir):
             if afresh and _has_output(workdir):
@@ -234,17 +187,15 @@ def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: 
             with atomic_output(workdir / STARTED) as tmp:  # the mark, before anything else
                 tmp.write_text(fp)
             (workdir / RECORD).unlink(missing_ok=True)
-        if plan.kind == "train" and not afresh and (workdir / "checkpoints").is_dir():
-            plan.invocations[0].argv.append("--resume")
+        if not afresh:
+            kind.resume(plan)  # train: --resume when it has checkpoints
         echo(f"{head}: {'resuming' if resuming else 'running'} {plan.kind}")
         t0 = time.monotonic()
         try:
             for inv in plan.invocations:
-                _run_command(inv.argv, echo, ok=GENERATE_OK if plan.kind == "generate" else (0,))
-            figures = figures_of(plan)
-            if plan.kind == "generate" and not figures["records"]:
-                raise StageFailed(f"`hegelion generate` wrote no records ({figures['rejected']} "
-                                  f"rejected, see {plan.artifact['rejects']})")
+                _run_command(inv.argv, echo, kind)
+            figures = kind.figures(plan)
+            kind.check(plan, figures)  # generate: a stage with no records is not done
         except StageFailed as exc:
             raise StageFailed(f"stage {name}: {exc}; it is not done. Rerun `hegelion run "
                               f"{config.source}` to resume it once the cause is fixed") from None
@@ -356,11 +307,3 @@ def summary(config: PipelineConfig, records: list[StageRecord]) -> list[str]:
 
 def _num(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def _count_lines(path: Path) -> int:
-    """Lines in ``path``; 0 when it does not exist (a run that rejected nothing)."""
-    if not path.exists():
-        return 0
-    with path.open("rb") as fh:
-        return sum(1 for _ in fh)

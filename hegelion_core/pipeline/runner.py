@@ -30,6 +30,7 @@ from pydantic import Field
 
 from hegelion_core import secrets
 from hegelion_core.contracts import StageKind
+from hegelion_core.defaults import GGUF_TEACHER
 from hegelion_core.errors import HegelionError
 from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.pipeline.config import PipelineConfig
@@ -298,7 +299,7 @@ def summary(config: PipelineConfig, records: list[StageRecord]) -> list[str]:
     if export is not None:
         lines.append("chat with it:")
         lines.append(f"  hegelion dialectic \"Is free will compatible with determinism?\" "
-                     f"--teacher llama-cpp -t model_path={export.artifact['gguf']}")
+                     f"--teacher {GGUF_TEACHER} -t model_path={export.artifact['gguf']}")
         if "modelfile" in export.artifact:
             name = export.artifact.get("name", config.name)
             lines.append(f"  ollama create {name} -f {export.artifact['modelfile']} && ollama run {name}")

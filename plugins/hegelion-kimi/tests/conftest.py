@@ -1,32 +1,31 @@
-"""Fixtures: a test key, the shared scripted server, and the real Kimi CLI."""
+"""Fixtures: a test key, the scripted server under the name these tests use, and the real
+Kimi CLI. The servers and ``fake_api_key`` are the pytest plugin's in hegelion_core.testing."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import kimi_cli_env
 import pytest
 
-from hegelion_core.testing.openai_server import ScriptedOpenAIServer
+from hegelion_core.testing.scripted_server import ScriptedOpenAIServer
 
 #: Never a real key; long enough for `hegelion_core.secrets.scrub` to hide it.
 TEST_KEY = "sk-hegelion-kimi-test-7f3a9c2e51"
 
 
 @pytest.fixture
-def moonshot_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def moonshot_key(fake_api_key: Callable[..., str]) -> str:
     """MOONSHOT_API_KEY set to the test key; no secrets.toml from the real config dir."""
-    monkeypatch.setenv("MOONSHOT_API_KEY", TEST_KEY)
-    monkeypatch.setenv("HEGELION_CONFIG_DIR", str(tmp_path / "hegelion-config"))
-    return TEST_KEY
+    return fake_api_key("MOONSHOT_API_KEY", TEST_KEY)
 
 
 @pytest.fixture
-def server() -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer() as srv:
-        yield srv
+def server(openai_server: ScriptedOpenAIServer) -> ScriptedOpenAIServer:
+    """The plugin's ``openai_server``: a scripted server of the test's own."""
+    return openai_server
 
 
 @pytest.fixture(scope="session")

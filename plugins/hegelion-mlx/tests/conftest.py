@@ -1,4 +1,5 @@
-"""Fixtures: a tiny Llama built on the spot, datasets from the real ``hegelion dataset``.
+"""Fixtures: a tiny Llama built on the spot, datasets from the real ``hegelion dataset``
+(both the pytest plugin's in hegelion_core.testing, under the names these tests use).
 
 Everything runs offline on mlx's CPU backend. The model is a 2-block random Llama
 with a ChatML tokenizer (`hegelion_core.testing.tiny_models`), saved in the Hugging
@@ -19,44 +20,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from hegelion_core.testing.sample_traces import write_sample_traces
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from hegelion_core.testing.tiny_models import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"))
+# tiny_model, sample_traces and hegelion_dataset are the pytest plugin's in
+# hegelion_core.testing (a 2-block random Llama, the twenty short sample traces, and the
+# real `hegelion dataset` on them).
 
 
 @pytest.fixture(scope="session")
-def traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_sample_traces(tmp_path_factory.mktemp("traces") / "traces.jsonl")
-
-
-@pytest.fixture(scope="session")
-def make_dataset(traces: Path, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+def make_dataset(hegelion_dataset: Callable[..., Path]) -> Callable[..., Path]:
     """``make_dataset(fmt, *args) -> Path``: the real ``hegelion dataset`` CLI's output."""
-    from hegelion_core.cli import cli
-
-    made: dict[tuple[str, ...], Path] = {}
-
-    def make(fmt: str, *args: str) -> Path:
-        key = (fmt, *args)
-        if key not in made:
-            out = tmp_path_factory.mktemp(f"data-{fmt}") / ("mlx" if fmt == "mlx" else f"{fmt}.jsonl")
-            result = CliRunner().invoke(cli, ["dataset", str(traces), str(out), "--format", fmt, *args],
-                                        catch_exceptions=False)
-            assert result.exit_code == 0, result.output
-            made[key] = out
-        return made[key]
-
-    return make
+    return hegelion_dataset
 
 
 @pytest.fixture(scope="session")
-def mlx_data(make_dataset: Callable[..., Path]) -> Path:
+def mlx_data(hegelion_dataset: Callable[..., Path]) -> Path:
     """An mlx split directory: 16 train rows, 4 valid rows."""
-    return make_dataset("mlx", "--valid-ratio", "0.2", "--seed", "0")
+    return hegelion_dataset("mlx", "--valid-ratio", "0.2", "--seed", "0")

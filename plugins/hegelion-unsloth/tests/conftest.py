@@ -20,7 +20,6 @@ from pathlib import Path  # noqa: E402
 
 import orjson  # noqa: E402
 import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
 
 from hegelion_core.testing import sample_records  # noqa: E402
 
@@ -29,9 +28,13 @@ collect_ignore = ["gpu"]
 Formatted = Callable[..., Path]
 
 
+# tiny_qwen2 and hegelion_dataset are the pytest plugin's in hegelion_core.testing.
+
+
 @pytest.fixture(scope="session")
-def traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Core's sample trace records, written as `hegelion generate` writes them."""
+def sample_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Core's three varied sample records (not the twenty short traces), written as
+    `hegelion generate` writes them: what ``hegelion_dataset`` formats here."""
     path = tmp_path_factory.mktemp("traces") / "traces.jsonl"
     path.write_bytes(
         b"".join(orjson.dumps(r.model_dump(mode="json")) + b"\n" for r in sample_records())
@@ -40,32 +43,9 @@ def traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def formatted(traces: Path, tmp_path_factory: pytest.TempPathFactory) -> Formatted:
+def formatted(hegelion_dataset: Formatted) -> Formatted:
     """``formatted(fmt, *args) -> Path``: the output of ``hegelion dataset`` on the traces."""
-    from hegelion_core.cli import cli
-
-    out_dir = tmp_path_factory.mktemp("datasets")
-
-    def run(fmt: str, *args: str) -> Path:
-        out = out_dir / f"{fmt}{'-'.join(('',) + args).replace('--', '')}.jsonl"
-        if not out.exists():
-            result = CliRunner().invoke(
-                cli,
-                ["dataset", str(traces), str(out), "--format", fmt, *args],
-                catch_exceptions=False,
-            )
-            assert result.exit_code == 0, result.output
-        return out
-
-    return run
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen2(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer Qwen2 with a ChatML tokenizer, built locally (no hub)."""
-    from hegelion_core.testing.tiny_models import build_tiny_model
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), arch="qwen2", seed=0)
+    return hegelion_dataset
 
 
 @pytest.fixture(scope="session")

@@ -114,3 +114,17 @@ def test_tiny_tokenizer_dir_holds_a_chatml_tokenizer(tiny_tokenizer_dir: Path) -
     config = json.loads((tiny_tokenizer_dir / "tokenizer_config.json").read_text())
     assert "<|im_start|>" in str(config.get("chat_template") or
                                  (tiny_tokenizer_dir / "chat_template.jinja").read_text())
+
+
+def test_every_fixture_of_the_plugin_is_documented() -> None:
+    import ast
+
+    import hegelion_core.testing.pytest_plugin as plugin
+
+    tree = ast.parse(Path(plugin.__file__).read_text())
+    fixtures = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
+                and any("fixture" in ast.unparse(d) for d in node.decorator_list)]
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
+    assert len(fixtures) == 8
+    for name in fixtures:
+        assert f"| `{name}` |" in docs, name

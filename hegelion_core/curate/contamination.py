@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from itertools import chain
 from pathlib import Path
 
 from hegelion_core.curate.filters import Drop, Filter, Row
@@ -48,6 +47,7 @@ class ContaminationFilter(Filter):
         # hash of a tuple of str: one run only, which is all a membership test needs.
         self.grams: dict[int, str] = {}
         sizes: set[int] = set()  # gram lengths in the index: n and the short prompts'
+        held: list[tuple[list[str], int]] = []  # each held-out prompt's tokens, gram size
         self.prompts = 0
         for path in files:
             if not Path(path).is_file():
@@ -61,6 +61,7 @@ class ContaminationFilter(Filter):
                 self.prompts += 1
                 size = min(n, len(toks))
                 sizes.add(size)
+                held.append((toks, size))
                 where = f"{path}:{(prompt.source or '').rpartition(':')[2]}"
                 for gram in _grams(toks, size):
                     self.grams.setdefault(hash(gram), where)
@@ -69,13 +70,18 @@ class ContaminationFilter(Filter):
                                  hint="one prompt a line (.txt), or rows with a prompt, "
                                       "instruction or question column (.jsonl)")
         self.sizes = sorted(sizes, reverse=True)
+        # Every gram's first `shortest` tokens: a prompt with none of them among its
+        # `shortest`-grams contains no gram, which one pass over it shows.
+        self.shortest = min(sizes, default=0)
+        self.prefixes = {hash(gram[:self.shortest]) for toks, size in held
+                         for gram in _grams(toks, size)}
 
     def check(self, row: Row) -> Drop | None:
         toks = tokens(row.record.prompt)
-        sizes = [size for size in self.sizes if size <= len(toks)]
-        every = chain.from_iterable(map(hash, _grams(toks, size)) for size in sizes)
-        if self.grams.keys().isdisjoint(every):  # nearly every row: one C-level pass
+        if len(toks) < self.shortest or self.prefixes.isdisjoint(
+                map(hash, _grams(toks, self.shortest))):  # nearly every row: one C-level pass
             return None
+        sizes = [size for size in self.sizes if size <= len(toks)]
         for size in sizes:
             for gram in _grams(toks, size):
                 if (where := self.grams.get(hash(gram))) is not None:

@@ -1,4 +1,4 @@
-"""Exact and near-duplicate prompts and syntheses, with MinHash LSH (datasketch).
+"""Exact and near-duplicate prompts and syntheses, with MinHash LSH (rensa).
 
 Text is compared as its lower-cased words (NFKC, split on whitespace, punctuation kept
 on the words, so "2+3" and "2-3" stay different). Two rows are exact duplicates when
@@ -7,26 +7,24 @@ sets of word ``shingle``-grams reaches ``threshold``. The first row of a group i
 inputs are read in the order given, so an earlier file wins.
 
 MinHash LSH only proposes candidates: those whose MinHash estimate reaches the
-threshold are then checked against the stored shingle sets, so a row is dropped only
-when its similarity really reaches the threshold (the estimate's noise, about ±0.06 at
-64 permutations, can still miss a pair just above it). Speed: words become small ints
-(in order of first appearance, so every run gives the same result), a shingle's hash is
-Python's tuple hash of those ints, and `datasketch.MinHash` permutes a text's shingles in
-one numpy batch.
+threshold are then checked against the kept text's real shingle set, so a row is
+dropped only when its similarity really reaches the threshold (the estimate's noise,
+about ±0.06 at 64 permutations, can still miss a pair just above it). Speed: a
+shingle is its words joined by a space (words hold no whitespace, so that is
+one-to-one), and rensa hashes and permutes a text's shingles in one Rust call, with a
+fixed seed, so every run gives the same result.
 """
 
 from __future__ import annotations
 
 import hashlib
-import itertools
 import unicodedata
-from array import array
-from collections import defaultdict
 
-import numpy as np
-from datasketch import MinHash, MinHashLSH
+from rensa import RMinHash, RMinHashLSH
 
 from hegelion_core.curate.filters import Drop, Filter, Row
+
+SEED = 42  # rensa's MinHash permutations: fixed, so every run proposes the same candidates
 
 
 def words(text: str) -> list[str]:
@@ -35,76 +33,75 @@ def words(text: str) -> list[str]:
     return text.lower().split()
 
 
-def exact_key(tokens: list[str]) -> bytes:
-    return hashlib.blake2b(" ".join(tokens).encode(), digest_size=16).digest()
+def exact_key(text: str) -> bytes:
+    """``text``: the words joined by single spaces."""
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
 
 
-def _uint32(hashes: list[int]) -> np.ndarray:
-    """Shingle hashes as the MinHash saw them (their low 32 bits), stored compactly."""
-    return np.array(hashes, dtype=np.int64).astype(np.uint32)
+def shingles(tokens: list[str], n: int) -> list[str]:
+    """The text's ``n``-word shingles; a text shorter than ``n`` words is one shingle."""
+    if len(tokens) < n:
+        return [" ".join(tokens)]
+    return list(map(" ".join, zip(*(tokens[i:] for i in range(n)))))
 
 
-def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.unique(a), np.unique(b)
-    common = np.intersect1d(a, b, assume_unique=True).size
-    return common / (a.size + b.size - common)
+def bands(threshold: float, num_perm: int) -> int:
+    """The LSH's number of bands (a divisor of ``num_perm``, as rensa needs): the one
+    that minimises 0.2 x false-positive + 0.8 x false-negative probability mass, the
+    weights that favour recall, since every candidate is checked anyway."""
+
+    def cost(b: int) -> float:
+        r = num_perm // b
+        steps = 200
+        fp = sum(1 - (1 - (threshold * i / steps) ** r) ** b for i in range(steps)) / steps
+        fn = sum((1 - (threshold + (1 - threshold) * i / steps) ** r) ** b
+                 for i in range(steps)) / steps
+        return 0.2 * fp * threshold + 0.8 * fn * (1 - threshold)
+
+    return min((b for b in range(1, num_perm + 1) if num_perm % b == 0), key=cost)
 
 
 class _NearIndex:
-    """The kept texts of one field: MinHash signatures behind an LSH, and shingle sets."""
+    """The kept texts of one field: their MinHashes behind an LSH, and the texts."""
 
-    def __init__(self, threshold: float, shingle: int, num_perm: int,
-                 vocab: defaultdict[str, int]) -> None:
-        self.threshold, self.shingle, self.num_perm, self.vocab = threshold, shingle, num_perm, vocab
-        # Recall over precision (weights 0.2/0.8): every candidate is checked anyway.
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, weights=(0.2, 0.8))
-        # Reused (cleared per text); its input must be 32-bit: a C-level mask per shingle.
-        self.minhash = MinHash(num_perm=num_perm, hashfunc=(0xFFFFFFFF).__and__)
-        self.signatures = np.empty((1024, num_perm), dtype=self.minhash.hashvalues.dtype)
-        self.shingles = bytearray()  # each kept text's uint32 shingle hashes
-        self.offsets = array("Q", [0])
+    def __init__(self, threshold: float, shingle: int, num_perm: int) -> None:
+        self.threshold, self.shingle, self.num_perm = threshold, shingle, num_perm
+        self.lsh = RMinHashLSH(threshold, num_perm, bands(threshold, num_perm))
+        self.minhashes: list[RMinHash] = []  # by slot, for the candidates' estimates
+        self.texts: list[str] = []  # by slot: each kept text's words, space-joined
+        self.minhash = RMinHash(num_perm, SEED)  # the text `nearest` last saw, for `add`
         self.size = 0
 
-    def nearest(self, tokens: list[str]) -> tuple[int, float, list[int]]:
-        """The kept slot whose text is at least ``threshold`` similar (-1: none), that
-        similarity, and this text's shingle set for `add`. Leaves ``self.minhash`` on
-        this text, for `add`."""
-        ids = list(map(self.vocab.__getitem__, tokens))
-        n = self.shingle
-        if len(ids) >= n:
-            hashes = list(map(hash, zip(*(ids[i:] for i in range(n)))))
-        else:
-            hashes = [hash(tuple(ids))]  # shorter than a shingle: the whole text is one
-        minhash = self.minhash
-        minhash.clear()
-        minhash.update_batch(hashes)
+    def nearest(self, tokens: list[str]) -> tuple[int, float]:
+        """The kept slot whose text is at least ``threshold`` similar (-1: none) and that
+        similarity. Leaves ``self.minhash`` on this text, for `add`."""
+        mine = shingles(tokens, self.shingle)
+        self.minhash = minhash = RMinHash(self.num_perm, SEED)
+        minhash.update(mine)
         candidates = self.lsh.query(minhash)
         if not candidates:
-            return -1, 0.0, hashes
-        mine = _uint32(hashes)
-        slots = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
-        agree = np.count_nonzero(self.signatures[slots] == minhash.hashvalues, axis=1)
-        for i in np.argsort(-agree, kind="stable"):
-            if agree[i] < self.threshold * self.num_perm:
+            return -1, 0.0
+        estimates = sorted((-minhash.jaccard(self.minhashes[slot]), slot)
+                           for slot in set(candidates))
+        mine_set: set[str] | None = None
+        for estimate, slot in estimates:
+            if -estimate < self.threshold:
                 break
-            slot = int(slots[i])
-            start, end = self.offsets[slot], self.offsets[slot + 1]
-            theirs = np.frombuffer(self.shingles, dtype=np.uint32, count=(end - start) // 4,
-                                   offset=start)
-            similarity = _jaccard(mine, theirs)
+            mine_set = mine_set or set(mine)
+            theirs = set(shingles(self.texts[slot].split(" "), self.shingle))
+            common = len(mine_set & theirs)
+            similarity = common / (len(mine_set) + len(theirs) - common)
             if similarity >= self.threshold:
-                return slot, similarity, hashes
-        return -1, 0.0, hashes
+                return slot, similarity
+        return -1, 0.0
 
-    def add(self, hashes: list[int]) -> int:
-        """Keep the text `nearest` was last asked about; returns its slot."""
+    def add(self, text: str) -> int:
+        """Keep the text `nearest` was last asked about (``text``: its words, space-joined);
+        returns its slot."""
         slot = self.size
-        if slot == len(self.signatures):
-            self.signatures = np.concatenate([self.signatures, np.empty_like(self.signatures)])
-        self.signatures[slot] = self.minhash.hashvalues
-        self.lsh.insert(slot, self.minhash, check_duplication=False)
-        self.shingles += _uint32(hashes).tobytes()
-        self.offsets.append(len(self.shingles))
+        self.lsh.insert(slot, self.minhash)
+        self.minhashes.append(self.minhash)
+        self.texts.append(text)
         self.size += 1
         return slot
 
@@ -116,30 +113,31 @@ class DuplicateFilter(Filter):
     FIELDS = ("prompt", "synthesis")
 
     def __init__(self, threshold: float = 0.8, shingle: int = 3, num_perm: int = 64) -> None:
-        self.exact: dict[str, dict[bytes, int]] = {f: {} for f in self.FIELDS}
+        self.exact: dict[str, dict[str | bytes, int]] = {f: {} for f in self.FIELDS}
         self.near: dict[str, _NearIndex] = {}
         if threshold < 1:
-            vocab: defaultdict[str, int] = defaultdict(itertools.count().__next__)
-            self.near = {f: _NearIndex(threshold, shingle, num_perm, vocab) for f in self.FIELDS}
+            self.near = {f: _NearIndex(threshold, shingle, num_perm) for f in self.FIELDS}
         self.kept: list[str] = []  # where each kept row came from, for the examples
 
     def check(self, row: Row) -> Drop | None:
         record = row.record
-        texts = {"prompt": words(record.prompt), "synthesis": words(record.hegelion_trace.synthesis)}
-        keys = {}
-        for field, tokens in texts.items():  # exact first: cheap, and the clearer reason
-            keys[field] = key = exact_key(tokens)
+        tokens = (words(record.prompt), words(record.hegelion_trace.synthesis))
+        joined = [" ".join(t) for t in tokens]
+        # The near indexes keep the texts anyway, so a text is its own exact key there (no
+        # digest to compute, no collision possible); without them a digest takes less room.
+        keys = joined if self.near else list(map(exact_key, joined))
+        for field, key in zip(self.FIELDS, keys):  # exact first: cheap, and the clearer reason
             if (match := self.exact[field].get(key)) is not None:
                 return Drop(f"exact duplicate {field}", f"same {field} as {self.kept[match]}")
-        shingles = {}
-        for field, index in self.near.items():
-            slot, similarity, shingles[field] = index.nearest(texts[field])
-            if slot >= 0:
-                return Drop(f"near-duplicate {field}",
-                            f"{field} {similarity:.2f} similar to {self.kept[slot]}")
-        for field, index in self.near.items():
-            index.add(shingles[field])
-        for field, key in keys.items():
+        if self.near:
+            for field, toks in zip(self.FIELDS, tokens):
+                slot, similarity = self.near[field].nearest(toks)
+                if slot >= 0:
+                    return Drop(f"near-duplicate {field}",
+                                f"{field} {similarity:.2f} similar to {self.kept[slot]}")
+            for field, text in zip(self.FIELDS, joined):
+                self.near[field].add(text)
+        for field, key in zip(self.FIELDS, keys):
             self.exact[field][key] = len(self.kept)
         self.kept.append(row.where)
         return None

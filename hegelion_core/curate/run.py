@@ -226,7 +226,7 @@ def _versions() -> dict[str, Any]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"hegelion-core": __version__}
-    for dist in ("pydantic", "datasketch", "numpy"):
+    for dist in ("pydantic", "rensa"):
         try:
             out[dist] = version(dist)
         except PackageNotFoundError:

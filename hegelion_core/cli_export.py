@@ -164,15 +164,9 @@ def run_export(cls: Any, model: Path, adapter: Path | None, name: str | None, ou
     driver = cls(options)
     config = {"exporter": cls.name, "model": str(model), "adapter": str(adapter) if adapter else None,
               "name": name, "out": str(out), **driver.options.model_dump(mode="json")}
-    hooks.run_started("export", config)
-    result, error = None, None
-    try:
+    with hooks.command_run("export", config) as run:
         result = driver.export(model, out, adapter_dir=adapter, name=name)
-    except BaseException as exc:
-        error = str(exc) or type(exc).__name__
-        raise
-    finally:
-        hooks.run_finished("export", result.model_dump(mode="json") if result else {}, error)
+        run.summary = result
     manifest = write_export_manifest(out, model, adapter, config, result)
     for note in result.notes:
         click.echo(note)

@@ -94,16 +94,9 @@ def train_command(trainer: str, method: str | None, model: str | None, data: Pat
     check_data(data, config.method, cls.accepts or None)
     driver = cls(_parse_pairs(options))
     output.mkdir(parents=True, exist_ok=True)
-    hooks.run_started("train", {"trainer": trainer, "data": str(data), **config.model_dump(mode="json")})
-    error = None
-    result = None
-    try:
+    with hooks.command_run("train", {"trainer": trainer, "data": str(data), **config.model_dump(mode="json")}) as run:
         result = driver.train(data, output, config)
-    except BaseException as exc:
-        error = str(exc) or type(exc).__name__
-        raise
-    finally:
-        hooks.run_finished("train", result.model_dump(mode="json") if result else {}, error)
+        run.summary = result
     manifest = write_train_manifest(output, data, trainer, config, result)
     click.echo(f"adapter: {result.adapter_dir}")
     if result.merged_dir:

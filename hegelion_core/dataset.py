@@ -123,19 +123,10 @@ def build_dataset(job: DatasetJob, *, progress: Any = None) -> DatasetSummary:
     directory = split is not None or layout == "hf"
     ours = _check_output(job, directory)
 
-    hooks.run_started("dataset", job.model_dump(mode="json"))
-    error: str | None = None
-    summary: DatasetSummary | None = None
-    try:
+    with hooks.command_run("dataset", job.model_dump(mode="json")) as run:
         summary = _build(job, formatter, split, layout, progress, ours)
+        run.summary = summary
         return summary
-    except BaseException as exc:
-        error = str(exc) or type(exc).__name__
-        raise
-    finally:
-        hooks.run_finished(
-            "dataset", summary.model_dump(mode="json") if summary else {}, error
-        )
 
 
 def _effective_split(job: DatasetJob, formatter: Formatter) -> SplitSpec | None:

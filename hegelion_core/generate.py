@@ -564,18 +564,18 @@ def run_generate(job: GenerateJob, teacher: Teacher, source: PromptSource, *, pr
     (`KeyboardInterrupt`) or SIGTERM (`Terminated`), writing the manifest around it.
     Every way out leaves what finished written."""
     write_manifest(job, teacher, source, None)
-    hooks.run_started("generate", {"job": job.model_dump(mode="json"), "teacher": teacher.name, "pid": os.getpid()})
-    gen = Generator(job, teacher, source, Progress() if progress else None)
-    error, code = None, None
-    try:
-        return asyncio.run(_terminable(gen))
-    except BaseException as exc:
-        error = scrub(str(exc) or type(exc).__name__)
-        code = {KeyboardInterrupt: ExitCode.INTERRUPTED, Terminated: ExitCode.TERMINATED}.get(type(exc), 1)
-        raise
-    finally:
-        write_manifest(job, teacher, source, gen.stats, code)
-        hooks.run_finished("generate", gen.stats.model_dump(mode="json"), error)
+    config = {"job": job.model_dump(mode="json"), "teacher": teacher.name, "pid": os.getpid()}
+    with hooks.command_run("generate", config) as run:
+        gen = Generator(job, teacher, source, Progress() if progress else None)
+        code: int | None = None
+        try:
+            return asyncio.run(_terminable(gen))
+        except BaseException as exc:
+            code = {KeyboardInterrupt: ExitCode.INTERRUPTED, Terminated: ExitCode.TERMINATED}.get(type(exc), 1)
+            raise
+        finally:
+            write_manifest(job, teacher, source, gen.stats, code)
+            run.summary = gen.stats
 
 
 async def _terminable(gen: Generator) -> GenerateStats:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel
 
 from hegelion_core import secrets
 from hegelion_core.plugins import get_plugin_manager
@@ -23,6 +28,37 @@ def run_started(command: str, config: dict[str, Any]) -> None:
 def run_finished(command: str, summary: dict[str, Any], error: str | None) -> None:
     get_plugin_manager().hook.hegelion_run_finished(
         command=command, summary=redact(summary), error=secrets.scrub(error) if error else error)
+
+
+@dataclass
+class CommandRun:
+    """What a command tells `hegelion_run_finished`: set ``summary`` (a model or a dict)
+    once there is one; a command that fails before that reports ``{}``."""
+
+    summary: BaseModel | dict[str, Any] | None = None
+
+
+@contextlib.contextmanager
+def command_run(command: str, config: dict[str, Any]) -> Iterator[CommandRun]:
+    """Fire `hegelion_run_started` now and `hegelion_run_finished` however the block ends
+    (it returns, raises, or is interrupted: ``error`` is then the exception's message).
+
+    Every command wraps its work in this one block, so plugins hear the same pair, with
+    secrets masked the same way, from each.
+    """
+    run_started(command, config)
+    run = CommandRun()
+    error: str | None = None
+    try:
+        yield run
+    except BaseException as exc:
+        error = str(exc) or type(exc).__name__
+        raise
+    finally:
+        summary = run.summary
+        if isinstance(summary, BaseModel):
+            summary = summary.model_dump(mode="json")
+        run_finished(command, summary or {}, error)
 
 
 def accept_record(record: TraceRecord) -> bool:

@@ -97,17 +97,10 @@ def curate(job: CurateJob) -> CurateSummary:
     if job.output.resolve() in resolved:
         raise HegelionError(f"{job.output}: the output is also an input; give a new path "
                             "(curate never overwrites its own input)")
-    hooks.run_started("curate", job.model_dump(mode="json"))
-    error: str | None = None
-    summary: CurateSummary | None = None
-    try:
+    with hooks.command_run("curate", job.model_dump(mode="json")) as run:
         summary = _curate(job)
+        run.summary = summary
         return summary
-    except BaseException as exc:
-        error = str(exc) or type(exc).__name__
-        raise
-    finally:
-        hooks.run_finished("curate", summary.model_dump(mode="json") if summary else {}, error)
 
 
 def _curate(job: CurateJob) -> CurateSummary:

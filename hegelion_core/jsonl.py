@@ -90,18 +90,176 @@ def read_jsonl_lines(
 
 
 @contextlib.contextmanager
-def atomic_output(dest: str | Path, *, directory: bool = False) -> Iterator[Path]:
+def atomic_output(
+    dest: str | Path,
+    *,
+    directory: bool = False,
+    beside_others: bool = False,
+    earlier: Callable[[Path], set[str] | None] | None = None,
+    inputs: Iterable[str | Path] = (),
+    hint: str = "",
+) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it over ``dest`` on success.
 
     On any exception (Ctrl-C included) the temporary is removed and ``dest`` is left
     exactly as it was. A process killed outright leaves only a ``.tmp-`` sibling, named
     with its pid, which the next `atomic_output` for ``dest`` removes once that process
     is gone (`remove_stale_temporaries`).
+
+    A ``directory`` replaces ``dest`` whole only when ``dest`` is absent, empty, or holds
+    only what Hegelion wrote there: the names in its `OUTPUT_MARK` (which every directory
+    made here gets), or those ``earlier(dest)`` returns for an output of an earlier version
+    that had no mark. Anything else is refused (`NotOurs`), before and again right after
+    the work, and never deleted. With ``beside_others`` the new entries are moved into an
+    existing ``dest`` one by one instead, replacing only names Hegelion wrote there and
+    leaving every other entry alone. ``inputs`` that are ``dest`` or lie inside it are
+    refused either way.
     """
     dest = Path(dest)
-    with temporary_sibling(dest, directory=directory) as tmp:
+    if not directory:
+        with temporary_sibling(dest) as tmp:
+            yield tmp
+            _replace(tmp, dest)
+        return
+    refuse_inputs_inside(dest, inputs)
+    remove_stale_temporaries(dest)  # a swap cut short puts the old directory back first
+    check = (lambda: _owned_beside(dest, earlier, hint)) if beside_others else (
+        lambda: _owned_whole(dest, earlier, hint))
+    check()
+    with temporary_sibling(dest, directory=True) as tmp:
         yield tmp
-        _replace(tmp, dest)
+        names = sorted(n for n in os.listdir(tmp) if n != OUTPUT_MARK)
+        owned = check()
+        if not beside_others or not dest.exists():
+            _write_mark(tmp, names)
+            _replace(tmp, dest)
+            return
+        in_the_way = sorted(n for n in names if _lexists(dest / n) and n not in owned)
+        if in_the_way:
+            raise NotOurs(dest, in_the_way, hint, replaced=False)
+        kept = (n for n in owned if n != OUTPUT_MARK and _lexists(dest / n))
+        _write_mark(tmp, sorted({*names, *kept}))
+        merge_into(tmp, dest, [*names, OUTPUT_MARK])
+
+
+# ----- which directories Hegelion may replace -----------------------------------------
+
+#: the file in every directory `atomic_output` builds: what wrote it, when, and the names
+#: it holds that Hegelion wrote (the only ones a later output may replace)
+OUTPUT_MARK = ".hegelion-output.json"
+
+
+class NotOurs(HegelionError):
+    """An output directory holds entries Hegelion did not write: they are never replaced."""
+
+    def __init__(self, dest: Path, entries: list[str], hint: str = "", *,
+                 replaced: bool = True) -> None:
+        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+        what = "it would be replaced whole" if replaced else "the output has files of those names"
+        super().__init__(
+            f"{dest}: holds files that Hegelion did not write ({shown}); {what}, and Hegelion "
+            "never deletes what it did not write\n"
+            f"  hint: {hint or 'give a new or empty directory, or move those files away'}"
+        )
+        self.dest, self.entries = dest, entries
+
+
+def owned_names(dest: str | Path, earlier: Callable[[Path], set[str] | None] | None = None
+                ) -> set[str] | None:
+    """The names inside directory ``dest`` that Hegelion wrote: its `OUTPUT_MARK`'s list
+    (and the mark), else what ``earlier(dest)`` recognises; None when neither vouches."""
+    dest = Path(dest)
+    try:
+        mark = orjson.loads((dest / OUTPUT_MARK).read_bytes())
+        names = mark["names"]
+        if isinstance(names, list) and all(isinstance(n, str) for n in names):
+            return {*names, OUTPUT_MARK}
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = earlier(dest) if earlier is not None else None
+    return set(found) if found is not None else None
+
+
+def claim_names(dest: str | Path, names: Iterable[str]) -> None:
+    """Add ``names`` (just written into ``dest`` by the caller, e.g. a manifest written
+    after the export) to ``dest``'s `OUTPUT_MARK`, so a later output may replace them."""
+    dest = Path(dest)
+    owned = (owned_names(dest) or set()) - {OUTPUT_MARK}
+    with temporary_sibling(dest / OUTPUT_MARK) as tmp:
+        _write_mark_file(tmp, sorted({*owned, *names}))
+        _replace(tmp, dest / OUTPUT_MARK)
+
+
+def manifest_stage(directory: Path) -> str | None:
+    """The ``stage`` of ``directory/manifest.json`` (a Hegelion manifest), or None."""
+    try:
+        stage = orjson.loads((Path(directory) / "manifest.json").read_bytes()).get("stage")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return stage if isinstance(stage, str) else None
+
+
+def refuse_inputs_inside(dest: str | Path, inputs: Iterable[str | Path]) -> None:
+    """Refuse an output directory that is, or holds, one of ``inputs`` (by resolved path)."""
+    dest = Path(dest)
+    target = dest.resolve()
+    for given in inputs:
+        path = Path(given).resolve()
+        if path == target or path.is_relative_to(target):
+            where = "is" if path == target else "holds"
+            raise HegelionError(
+                f"{dest}: the output directory {where} the input {given}; Hegelion never writes "
+                "an output onto an input: give another output directory"
+            )
+
+
+def _entries(dest: Path) -> list[str] | None:
+    """``dest``'s entries, None when it is absent; refuses what is not a directory."""
+    if not _lexists(dest):
+        return None
+    if dest.is_symlink() or not dest.is_dir():
+        kind = "a symbolic link" if dest.is_symlink() else "not a directory"
+        raise HegelionError(
+            f"{dest}: exists and is {kind}; the output is a directory: give a new or empty "
+            "directory path"
+        )
+    return sorted(os.listdir(dest))
+
+
+def _owned_whole(dest: Path, earlier: Callable[[Path], set[str] | None] | None,
+                 hint: str) -> set[str]:
+    entries = _entries(dest)
+    if not entries:
+        return set()
+    owned = owned_names(dest, earlier) or set()
+    others = [e for e in entries if e not in owned]
+    if others:
+        raise NotOurs(dest, others, hint)
+    return owned
+
+
+def _owned_beside(dest: Path, earlier: Callable[[Path], set[str] | None] | None,
+                  hint: str) -> set[str]:
+    del hint  # a conflict is only known once the names are
+    return set() if not _entries(dest) else owned_names(dest, earlier) or set()
+
+
+def _lexists(path: Path) -> bool:
+    return path.exists() or path.is_symlink()
+
+
+def _write_mark(tmp_dir: Path, names: list[str]) -> None:
+    _write_mark_file(tmp_dir / OUTPUT_MARK, names)
+
+
+def _write_mark_file(path: Path, names: list[str]) -> None:
+    import datetime
+
+    path.write_bytes(orjson.dumps({
+        "written_by": "hegelion", "pid": os.getpid(),
+        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "names": names,
+    }, option=orjson.OPT_INDENT_2) + b"\n")
 
 
 @contextlib.contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,8 +13,16 @@ import time
 import orjson
 import pytest
 
-from hegelion_core.errors import InputError
-from hegelion_core.jsonl import TORN_TAIL, append_jsonl, atomic_output, read_jsonl
+from hegelion_core.errors import HegelionError, InputError
+from hegelion_core.jsonl import (
+    OUTPUT_MARK,
+    TORN_TAIL,
+    NotOurs,
+    append_jsonl,
+    atomic_output,
+    manifest_stage,
+    read_jsonl,
+)
 
 
 def test_read_reports_file_line_and_problem(tmp_path) -> None:
@@ -44,15 +53,91 @@ def test_atomic_output_keeps_the_old_file_on_error(tmp_path) -> None:
     assert os.listdir(tmp_path) == ["out.jsonl"]
 
 
-def test_atomic_output_replaces_a_directory_whole(tmp_path) -> None:
+def test_atomic_output_replaces_a_directory_it_wrote_whole(tmp_path) -> None:
     dest = tmp_path / "data"
-    dest.mkdir()
-    (dest / "stale.jsonl").write_text("x")
+    with atomic_output(dest, directory=True) as tmp:
+        (tmp / "stale.jsonl").write_text("x")
+    assert json.loads((dest / OUTPUT_MARK).read_text())["names"] == ["stale.jsonl"]
     with atomic_output(dest, directory=True) as tmp:
         (tmp / "train.jsonl").write_text("{}\n")
-    assert sorted(os.listdir(dest)) == ["train.jsonl"]
+    assert sorted(os.listdir(dest)) == [OUTPUT_MARK, "train.jsonl"]
     assert os.listdir(tmp_path) == ["data"]
     assert dest.stat().st_mode & 0o777 == 0o777 & ~_umask()
+
+
+def test_atomic_output_never_replaces_a_directory_holding_files_it_did_not_write(tmp_path) -> None:
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / "my-model.gguf").write_text("the user's")
+    with pytest.raises(NotOurs, match=r"models: holds files that Hegelion did not write "
+                                      r"\(my-model.gguf\).*\n  hint: use --out models/x"):
+        with atomic_output(dest, directory=True, hint="use --out models/x") as tmp:
+            (tmp / "new.gguf").write_text("x")
+    assert os.listdir(dest) == ["my-model.gguf"] and os.listdir(tmp_path) == ["models"]
+
+    # A file added by hand into a directory Hegelion wrote is not Hegelion's either,
+    # and neither is one that appears while the work runs.
+    with atomic_output(tmp_path / "ours", directory=True) as tmp:
+        (tmp / "a.txt").write_text("a")
+    (tmp_path / "ours" / "notes.txt").write_text("mine")
+    with pytest.raises(NotOurs, match=r"notes.txt"):
+        with atomic_output(tmp_path / "ours", directory=True):
+            pass
+    with pytest.raises(NotOurs, match=r"late.txt"):
+        with atomic_output(dest.with_name("fresh"), directory=True):
+            dest.with_name("fresh").mkdir()
+            (dest.with_name("fresh") / "late.txt").write_text("mine")
+    assert (tmp_path / "ours" / "notes.txt").read_text() == "mine"
+    assert (tmp_path / "fresh" / "late.txt").read_text() == "mine"
+
+    (tmp_path / "afile").write_text("not a directory")
+    with pytest.raises(HegelionError, match="afile: exists and is not a directory"):
+        with atomic_output(tmp_path / "afile", directory=True):
+            pass
+    assert (tmp_path / "afile").read_text() == "not a directory"
+
+
+def test_atomic_output_replaces_an_earlier_versions_output_it_recognises(tmp_path) -> None:
+    dest = tmp_path / "out"
+    dest.mkdir()
+    (dest / "manifest.json").write_text('{"stage": "export"}')
+    (dest / "model.gguf").write_text("old")
+
+    def earlier(d):
+        return {"manifest.json", "model.gguf"} if manifest_stage(d) == "export" else None
+
+    with atomic_output(dest, directory=True, earlier=earlier) as tmp:
+        (tmp / "model.gguf").write_text("new")
+    assert (dest / "model.gguf").read_text() == "new" and not (dest / "manifest.json").exists()
+
+
+def test_beside_others_moves_in_only_its_names(tmp_path) -> None:
+    dest = tmp_path / "models"
+    dest.mkdir()
+    (dest / "other.gguf").write_text("the user's")
+    with atomic_output(dest, directory=True, beside_others=True) as tmp:
+        (tmp / "a.gguf").write_text("1")
+    with atomic_output(dest, directory=True, beside_others=True) as tmp:  # its own: replaced
+        (tmp / "a.gguf").write_text("2")
+        (tmp / "Modelfile").write_text("FROM ./a.gguf")
+    assert (dest / "other.gguf").read_text() == "the user's" and (dest / "a.gguf").read_text() == "2"
+    assert json.loads((dest / OUTPUT_MARK).read_text())["names"] == ["Modelfile", "a.gguf"]
+    with pytest.raises(NotOurs, match=r"holds files that Hegelion did not write \(other.gguf\); "
+                                      "the output has files of those names"):
+        with atomic_output(dest, directory=True, beside_others=True) as tmp:
+            (tmp / "other.gguf").write_text("x")
+    assert (dest / "other.gguf").read_text() == "the user's"
+
+
+def test_an_output_directory_never_holds_an_input(tmp_path) -> None:
+    model = tmp_path / "out" / "base"
+    model.mkdir(parents=True)
+    for dest, where in ((tmp_path / "out", "holds"), (model, "is")):
+        with pytest.raises(HegelionError, match=f"the output directory {where} the input"):
+            with atomic_output(dest, directory=True, beside_others=True,
+                               inputs=[tmp_path / "out" / "." / "base"]):
+                pass
+    assert os.listdir(model) == []
 
 
 def _dead_pid() -> int:
@@ -70,6 +155,7 @@ def test_a_swap_cut_between_its_renames_is_put_back(tmp_path) -> None:
     old = tmp_path / f".merged.old-{_HOST}-{_dead_pid()}"
     old.mkdir()
     (old / "model.safetensors").write_text("weights")
+    (old / OUTPUT_MARK).write_text('{"names": ["model.safetensors"]}')
     assert remove_stale_temporaries(dest) == [old]
     assert (dest / "model.safetensors").read_text() == "weights" and not old.exists()
 

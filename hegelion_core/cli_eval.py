@@ -35,6 +35,7 @@ def eval_command(model: str, adapter: Path | None, suite: str, data: Path, out: 
       hegelion eval --model ./base --adapter runs/cal/adapter --suite calibration \\
           --data simplex/calibration/eval.jsonl --out eval/cal
     """
+    from hegelion_core import hooks
     from hegelion_core.dialectic import SINGLE_SYSTEM
     from hegelion_core.evaluation.runner import EvalJob, run_eval
     from hegelion_core.records import DEFAULT_SYSTEM
@@ -52,7 +53,9 @@ def eval_command(model: str, adapter: Path | None, suite: str, data: Path, out: 
         if not quiet and (done == total or done % max(1, total // 10) == 0):
             click.echo(f"  {done}/{total} answered", err=True)
 
-    result = run_eval(job, progress=progress)
+    with hooks.command_run("eval", job.model_dump(mode="json")) as run:
+        result = run_eval(job, progress=progress)
+        run.summary = result
     if quiet:
         return
     click.echo(f"{result.suite}: {result.counts.get('items', 0)} items, model {result.model} "

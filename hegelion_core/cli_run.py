@@ -32,6 +32,7 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
     """
     import yaml
 
+    from hegelion_core import hooks
     from hegelion_core.pipeline import load_pipeline, plan_pipeline, run_pipeline, summary
     from hegelion_core.pipeline.runner import redacted
 
@@ -49,9 +50,13 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
                 click.echo("  hegelion " + " ".join(redacted(inv.argv)))
         return
     started = time.monotonic()
+    asked = {"stage": stage, "all": force_all, **config.model_dump(mode="json", exclude={"lines"})}
     try:
-        records = run_pipeline(config, only=stage, force_all=force_all,
-                               echo=lambda line: click.echo(line, err=True))
+        # Each stage is a command of its own, so it fires its own pair in its process too.
+        with hooks.command_run("run", asked) as run:
+            records = run_pipeline(config, only=stage, force_all=force_all,
+                                   echo=lambda line: click.echo(line, err=True))
+            run.summary = {"stages": [r.model_dump(mode="json") for r in records]}
     except KeyboardInterrupt:
         click.echo(f"interrupted; rerun `hegelion run {pipeline}` to resume", err=True)
         sys.exit(130)

@@ -32,6 +32,7 @@ def generate_command(stage: str, n: int | None, seed: int, out: Path, eval_n: in
     """
     import time
 
+    from hegelion_core import hooks
     from hegelion_simplex.generate import LOCAL_TEST, StageSpec, write_stage
 
     if n is None:
@@ -41,8 +42,10 @@ def generate_command(stage: str, n: int | None, seed: int, out: Path, eval_n: in
     if eval_n is None:
         eval_n = LOCAL_TEST["eval_n"] if local_test else min(10_000, max(100, n // 10))
     start = time.perf_counter()
-    summary = write_stage(StageSpec(stage=stage, n=n, seed=seed, eval_n=eval_n,  # type: ignore[arg-type]
-                                    valid_ratio=valid_ratio), out)
+    spec = StageSpec(stage=stage, n=n, seed=seed, eval_n=eval_n, valid_ratio=valid_ratio)  # type: ignore[arg-type]
+    with hooks.command_run("simplex generate", {**spec.model_dump(mode="json"), "out": str(out)}) as run:
+        summary = write_stage(spec, out)
+        run.summary = summary
     c = summary.counts
     click.echo(f"{stage}: train {c['train']}, valid {c['valid']}, eval {c['eval']} "
                f"in {time.perf_counter() - start:.1f}s -> {out}")

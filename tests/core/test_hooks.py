@@ -1,0 +1,104 @@
+"""Every hook, called as core calls it, with plugins registered in-process: one test
+named ``test_hook_X`` per hook ``hegelion_X`` (tests/core/test_docs.py checks it)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hegelion_core.hookspecs import hookimpl
+from hegelion_core.plugins import get_plugin_manager
+from tests.conftest import EXAMPLES
+
+
+class RunRecorder:
+    """Every run-started and run-finished this process fires, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    @hookimpl
+    def hegelion_run_started(self, command: str, config: dict[str, Any]) -> None:
+        self.events.append(("started", command, config))
+
+    @hookimpl
+    def hegelion_run_finished(self, command: str, summary: dict[str, Any], error: str | None) -> None:
+        self.events.append(("finished", command, summary, error))
+
+
+@pytest.fixture
+def runs() -> RunRecorder:
+    recorder = RunRecorder()
+    get_plugin_manager().register(recorder, name="run-recorder")
+    return recorder
+
+
+def _simplex(run_cli, tmp_path: Path) -> tuple[str, Any]:
+    pytest.importorskip("hegelion_simplex")
+    out = tmp_path / "cal"
+    run_cli("simplex", "generate", "--stage", "calibration", "-n", "4", "--eval-n", "2", "--out", out)
+    return "simplex generate", lambda config, summary: (
+        config["stage"] == "calibration" and config["n"] == 4 and config["out"] == str(out)
+        and summary["counts"]["eval"] == 2)
+
+
+def _run(run_cli, tmp_path: Path) -> tuple[str, Any]:
+    shutil.copy(EXAMPLES / "traces.jsonl", tmp_path / "traces.jsonl")
+    pipeline = tmp_path / "pipe.yaml"
+    pipeline.write_text(f"name: demo\nworkdir: {tmp_path / 'w'}\n"
+                        "stages:\n  format: {format: sft, input: traces.jsonl}\n")
+    run_cli("run", pipeline)
+    # The stage itself is `hegelion dataset` in a process of its own, which fires its own pair.
+    return "run", lambda config, summary: (
+        config["name"] == "demo" and config["stage"] is None
+        and [s["stage"] for s in summary["stages"]] == ["format"])
+
+
+def _dataset(run_cli, tmp_path: Path) -> tuple[str, Any]:
+    run_cli("dataset", EXAMPLES / "traces.jsonl", tmp_path / "o.jsonl", "--format", "sft")
+    return "dataset", lambda config, summary: config["format"] == "sft" and summary["records"] == 12
+
+
+def _curate(run_cli, tmp_path: Path) -> tuple[str, Any]:
+    run_cli("curate", EXAMPLES / "traces.jsonl", "-o", tmp_path / "c.jsonl")
+    return "curate", lambda config, summary: summary["filters"][0]["rows_in"] == 12
+
+
+def _generate(run_cli, tmp_path: Path) -> tuple[str, Any]:
+    from hegelion_core.generate import GenerateJob, run_generate
+    from hegelion_core.prompt_sources.file import FilePromptSource
+    from tests.core.teachers import RuleTeacher
+
+    (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")
+    job = GenerateJob(output=tmp_path / "t.jsonl", backoff_base=0.0)
+    run_generate(job, RuleTeacher(), FilePromptSource({"path": tmp_path / "prompts.txt"}), progress=False)
+    return "generate", lambda config, summary: config["teacher"] == "rule" and summary["written"] == 2
+
+
+@pytest.mark.parametrize("command", [_simplex, _run, _dataset, _curate, _generate],
+                         ids=["simplex generate", "run", "dataset", "curate", "generate"])
+def test_hook_run_started(command, runs: RunRecorder, run_cli, tmp_path: Path) -> None:
+    """Each command fires run-started before its work and run-finished after it, once."""
+    name, fits = command(run_cli, tmp_path)
+    assert [e[:2] for e in runs.events] == [("started", name), ("finished", name)]
+    (_, _, config), (_, _, summary, error) = runs.events
+    assert error is None and fits(config, summary), runs.events
+
+
+def test_hook_run_finished(runs: RunRecorder, run_cli, tmp_path: Path,
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command that fails still fires run-finished, with the error's message: here
+    `hegelion eval` whose model's teacher plugin is left out."""
+    data = tmp_path / "eval.jsonl"
+    data.write_text("")
+    monkeypatch.setenv("HEGELION_PLUGINS", "hegelion-core")
+    result = run_cli("eval", "--model", tmp_path / "model-dir", "--suite", "calibration", "--data", data,
+                     "--out", tmp_path / "o", ok=False)
+    assert result.exit_code == 1
+    assert [e[:2] for e in runs.events] == [("started", "eval"), ("finished", "eval")]
+    (_, _, config), (_, _, summary, error) = runs.events
+    assert config["suite"] == "calibration" and summary == {}
+    assert error is not None and "teacher 'transformers'" in error and "hegelion-trl" in error

@@ -172,14 +172,10 @@ def dataset_command(
 
 def load_plugin_commands(group: click.Group) -> None:
     """Let every hook plugin add subcommands; a failing plugin is reported, not fatal."""
-    from hegelion_core.plugins import get_plugin_manager
+    from hegelion_core import hooks
 
-    hook = get_plugin_manager().hook.hegelion_register_commands
-    for impl in hook.get_hookimpls():
-        try:
-            impl.function(**({"cli": group} if "cli" in impl.argnames else {}))
-        except Exception as exc:
-            click.echo(f"warning: plugin {impl.plugin_name!r} failed to add commands: {exc}", err=True)
+    for plugin, exc in hooks.register_commands(group):
+        click.echo(f"warning: plugin {plugin!r} failed to add commands: {exc}", err=True)
 
 
 def main(argv: list[str] | None = None) -> None:

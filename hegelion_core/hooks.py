@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import pluggy
 from pydantic import BaseModel
 
 from hegelion_core import secrets
 from hegelion_core.plugins import get_plugin_manager
 from hegelion_core.records import TraceRecord
+
+if TYPE_CHECKING:
+    import click
 
 
 def redact(config: dict[str, Any]) -> dict[str, Any]:
@@ -69,15 +73,66 @@ def accept_record(record: TraceRecord) -> bool:
 
 
 def transform_record(record: TraceRecord) -> TraceRecord:
-    """Chain every implementation: each sees the previous one's result."""
-    hook = get_plugin_manager().hook.hegelion_transform_record
-    # pluggy calls the most recently registered implementation first; keep that order.
-    for impl in reversed(hook.get_hookimpls()):
-        kwargs = {"record": record} if "record" in impl.argnames else {}
-        result = impl.function(**kwargs)
-        if result is not None:
-            record = result
-    return record
+    """Chain every implementation: each sees the previous one's result (None: unchanged).
+
+    pluggy has no chained call, so each link is a pluggy call of one plugin, in pluggy's
+    call order (tryfirst first, then the last registered first), and the hook's wrappers
+    run once around the whole chain, as they run around any call.
+    """
+    name = "hegelion_transform_record"
+    if not getattr(get_plugin_manager().hook, name).get_hookimpls():
+        return record
+
+    def chain(record: TraceRecord) -> TraceRecord:
+        for _plugin, link in _one_by_one(name):
+            changed = link(record=record)
+            if changed:
+                record = changed[0]
+        return record
+
+    results = _inside_wrappers(name, chain, record=record)
+    return results[0] if results else record
+
+
+def register_commands(cli: click.Group) -> list[tuple[str, Exception]]:
+    """Let every plugin add its subcommands to ``cli``; return each plugin that raised,
+    with its error, after the others have added theirs."""
+    name = "hegelion_register_commands"
+    failed: list[tuple[str, Exception]] = []
+    if not getattr(get_plugin_manager().hook, name).get_hookimpls():
+        return failed
+
+    def each(cli: click.Group) -> None:
+        for plugin, link in _one_by_one(name):
+            try:
+                link(cli=cli)
+            except Exception as exc:
+                failed.append((plugin, exc))
+
+    _inside_wrappers(name, each, cli=cli)
+    return failed
+
+
+def _is_wrapper(impl: pluggy.HookImpl) -> bool:
+    return impl.wrapper or impl.hookwrapper
+
+
+def _one_by_one(name: str) -> list[tuple[str, pluggy.HookCaller]]:
+    """Hook ``name`` of each plugin with a plain (non-wrapper) implementation, as a pluggy
+    caller of that plugin alone, in pluggy's call order."""
+    pm = get_plugin_manager()
+    impls = getattr(pm.hook, name).get_hookimpls()
+    return [(impl.plugin_name, pm.subset_hook_caller(name, [o.plugin for o in impls if o is not impl]))
+            for impl in reversed(impls) if not _is_wrapper(impl)]
+
+
+def _inside_wrappers(name: str, body: Callable[..., Any], **kwargs: Any) -> list[Any]:
+    """Call hook ``name`` with ``body`` as its only plain implementation, so the hook's
+    wrappers run once around it; pluggy's result list (what the wrappers made of it)."""
+    pm = get_plugin_manager()
+    plain = [i.plugin for i in getattr(pm.hook, name).get_hookimpls() if not _is_wrapper(i)]
+    results: list[Any] = pm.subset_hook_caller(name, plain).call_extra([body], kwargs)
+    return results
 
 
 def record_written(record: TraceRecord, path: Path) -> None:

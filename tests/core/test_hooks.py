@@ -102,3 +102,77 @@ def test_hook_run_finished(runs: RunRecorder, run_cli, tmp_path: Path,
     (_, _, config), (_, _, summary, error) = runs.events
     assert config["suite"] == "calibration" and summary == {}
     assert error is not None and "teacher 'transformers'" in error and "hegelion-trl" in error
+
+
+def test_hook_transform_record() -> None:
+    """Transforms chain through pluggy's calling path: tryfirst goes first, and a wrapper
+    runs once around the whole chain, seeing the record as it came and the chain's result."""
+    from hegelion_core import hooks
+    from hegelion_core.testing import sample_records
+
+    record = sample_records()[0]
+    seen: list[Any] = []
+
+    class Upper:
+        @hookimpl
+        def hegelion_transform_record(self, record):
+            return record.model_copy(update={"system": record.system.upper()})
+
+    class First:
+        @hookimpl(tryfirst=True)
+        def hegelion_transform_record(self, record):
+            return record.model_copy(update={"system": record.system + "!"})
+
+    class Around:
+        @hookimpl(wrapper=True)
+        def hegelion_transform_record(self, record):
+            seen.append(record.system)
+            result = yield
+            seen.append([r.system for r in result])
+            return [result[0].model_copy(update={"system": result[0].system + " [checked]"})]
+
+    pm = get_plugin_manager()
+    pm.register(First(), name="first")  # registered first, called first all the same
+    pm.register(Upper(), name="upper")
+    pm.register(Around(), name="around")
+    expected = (record.system + "!").upper()
+    assert hooks.transform_record(record).system == expected + " [checked]"
+    assert seen == [record.system, [expected]]  # once, around the whole chain
+
+
+def test_hook_register_commands(run_cli) -> None:
+    """Each plugin adds its commands through pluggy's calling path: one that raises is
+    reported and the others still add theirs, and a wrapper runs once around them all."""
+    import click
+
+    from hegelion_core import hooks
+
+    seen: list[Any] = []
+
+    class Good:
+        @hookimpl
+        def hegelion_register_commands(self, cli):
+            @cli.command("good-one")
+            def good_one() -> None:
+                click.echo("good")
+
+    class Bad:
+        @hookimpl
+        def hegelion_register_commands(self, cli):
+            raise RuntimeError("boom")
+
+    class Around:
+        @hookimpl(wrapper=True)
+        def hegelion_register_commands(self, cli):
+            seen.append("good-one" in cli.commands)
+            yield
+            seen.append("good-one" in cli.commands)
+
+    pm = get_plugin_manager()
+    for plugin in (Good(), Bad(), Around()):
+        pm.register(plugin, name=type(plugin).__name__.lower())
+    group = click.Group("g")
+    failed = hooks.register_commands(group)
+    assert [(name, str(exc)) for name, exc in failed] == [("bad", "boom")]
+    assert seen == [False, True]
+    assert run_cli("good-one").output == "good\n"

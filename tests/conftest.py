@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -22,16 +23,28 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PLUGINS = Path(__file__).resolve().parent / "plugins"
 
 
-@pytest.fixture(scope="session")
-def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example plugins, pip-installed for real into a directory of their own."""
+def install_plugins(tmp_path_factory: pytest.TempPathFactory, *names: str) -> Path:
+    """The example plugins ``names``, pip-installed for real into a directory of their own.
+
+    pip builds from a copy of each source: built in place, runs that overlap (two
+    checkouts' tests, or xdist) collide in the plugin's shared ``build/`` folder."""
     target = tmp_path_factory.mktemp("site")
+    sources = tmp_path_factory.mktemp("plugin-src")
+    copies = [shutil.copytree(PLUGINS / name, sources / name,
+                              ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+              for name in names]
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         str(PLUGINS / "hegelion-echo"), str(PLUGINS / "hegelion-broken")],
+         *map(str, copies)],
         check=True, capture_output=True,
     )
     return target
+
+
+@pytest.fixture(scope="session")
+def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The echo and broken example plugins, installed (`install_plugins`)."""
+    return install_plugins(tmp_path_factory, "hegelion-echo", "hegelion-broken")
 
 
 def left_out_message(noun: str, name: str, dist: str) -> str:

@@ -5,13 +5,11 @@ own; and a kind or scheme whose plugin is absent is an error naming its pip comm
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PLUGINS, hegelion, left_out_message
+from tests.conftest import hegelion, install_plugins, left_out_message
 
 PROMPTS = ["Is it so?", "Is this one short?", "A much longer question that no toy judge keeps?",
            "Why?", "Another question far too long for the short judge?", "Say it?"]
@@ -21,13 +19,7 @@ SHORT = [p for p in PROMPTS if len(p) <= 24]  # toy:short's max_chars
 @pytest.fixture(scope="module")
 def stagekind_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The stage-kind plugin and the echo teacher, pip-installed into a directory of their own."""
-    target = tmp_path_factory.mktemp("stagekind-site")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         str(PLUGINS / "hegelion-stagekind"), str(PLUGINS / "hegelion-echo")],
-        check=True, capture_output=True,
-    )
-    return target
+    return install_plugins(tmp_path_factory, "hegelion-stagekind", "hegelion-echo")
 
 
 def write(tmp_path: Path, stages: str) -> Path:

@@ -329,11 +329,12 @@ def _filtered(job: DatasetJob, stats: ReadStats, seen: set[int]) -> Iterator[Any
                     stats.reject("duplicate prompt_id", f"{path}: prompt_id {record.prompt_id}")
                     continue
                 seen.add(key)
-            if not hooks.accept_record(record):
+            admitted = hooks.admit(record)
+            if admitted is None:
                 stats.valid -= 1
                 stats.reject("rejected by plugin", f"{path}: prompt_id {record.prompt_id}")
                 continue
-            yield hooks.transform_record(record)
+            yield admitted
 
 
 def _nothing_valid(job: DatasetJob, stats: ReadStats) -> str:

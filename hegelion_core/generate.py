@@ -235,10 +235,11 @@ class Generator:
             timings={k: round(v, 3) for k, v in result.timings.items()}, usage=result.usage,
             truncated=result.truncated,
         )
-        record = hooks.transform_record(record)
-        if not hooks.accept_record(record):
+        admitted = hooks.admit(record)
+        if admitted is None:
             await self._reject(prompt, "filter", "rejected by plugin")
             return
+        record = admitted
         assert self.committer is not None
         if await self.committer.record(record.model_dump(mode="json")):
             self.stats.written += 1

@@ -65,6 +65,18 @@ def command_run(command: str, config: dict[str, Any]) -> Iterator[CommandRun]:
         run_finished(command, summary or {}, error)
 
 
+def admit(record: TraceRecord) -> TraceRecord | None:
+    """The record as plugins want it kept, or None when one of them rejects it: every
+    `hegelion_transform_record` first (chained), then `hegelion_accept_record` votes on
+    the result. Generation and `hegelion dataset` both admit records through this.
+
+    Transforms run first so that a vote is on exactly what will be written: a filter
+    sees redacted, normalised text, and no transform can slip in content no filter saw.
+    """
+    record = transform_record(record)
+    return record if accept_record(record) else None
+
+
 def accept_record(record: TraceRecord) -> bool:
     hook = get_plugin_manager().hook.hegelion_accept_record
     if not hook.get_hookimpls():

@@ -176,3 +176,49 @@ def test_hook_register_commands(run_cli) -> None:
     assert [(name, str(exc)) for name, exc in failed] == [("bad", "boom")]
     assert seen == [False, True]
     assert run_cli("good-one").output == "good\n"
+
+
+def _admitted_by_generate(tmp_path: Path) -> list[str]:
+    from hegelion_core.generate import GenerateJob, run_generate
+    from hegelion_core.prompt_sources.file import FilePromptSource
+    from tests.core.teachers import RuleTeacher
+
+    (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")
+    job = GenerateJob(output=tmp_path / "t.jsonl", backoff_base=0.0)
+    run_generate(job, RuleTeacher(), FilePromptSource({"path": tmp_path / "prompts.txt"}), progress=False)
+    return [line for line in (tmp_path / "t.jsonl").read_text().splitlines() if line]
+
+
+def _admitted_by_dataset(tmp_path: Path) -> list[str]:
+    from click.testing import CliRunner
+
+    from hegelion_core.cli import cli
+
+    out = tmp_path / "o.jsonl"
+    result = CliRunner().invoke(cli, ["dataset", str(EXAMPLES / "traces.jsonl"), str(out), "--format", "sft"])
+    assert result.exit_code == 0, result.output
+    return out.read_text().splitlines()
+
+
+@pytest.mark.parametrize("admitted_by", [_admitted_by_generate, _admitted_by_dataset], ids=["generate", "dataset"])
+def test_hook_accept_record(admitted_by, tmp_path: Path) -> None:
+    """Generation and `hegelion dataset` admit a record in one order: the transforms
+    first, then the votes, on the transformed record."""
+    votes: list[str] = []
+
+    class Redact:
+        @hookimpl
+        def hegelion_transform_record(self, record):
+            return record.model_copy(update={"system": "Redacted."})
+
+    class OnlyRedacted:
+        @hookimpl
+        def hegelion_accept_record(self, record):
+            votes.append(record.system)
+            return record.system == "Redacted."
+
+    get_plugin_manager().register(Redact(), name="redact")
+    get_plugin_manager().register(OnlyRedacted(), name="only-redacted")
+    rows = admitted_by(tmp_path)
+    assert rows and all("Redacted." in row for row in rows)
+    assert votes and set(votes) == {"Redacted."}

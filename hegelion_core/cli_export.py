@@ -145,7 +145,9 @@ def exporter_command(cls: Any) -> click.Command:
                      help="A PEFT LoRA adapter directory to apply (e.g. runs/a/adapter)."),
         click.Option(["--name"], help="Name of the exported model (files, ollama create)."),
         click.Option(["--out"], required=True, type=click.Path(path_type=Path),
-                     help="Output directory; replaced only when the export succeeds."),
+                     help="Output directory; the export's files are moved in only when it "
+                          "succeeds, beside any other files there (never replacing one it "
+                          "did not write)."),
         *options_params(cls.Options),
         click.Option(["-o", "--option"], multiple=True, metavar="KEY=VALUE",
                      help="Any exporter option (repeatable)."),
@@ -161,6 +163,7 @@ def run_export(cls: Any, model: Path, adapter: Path | None, name: str | None, ou
                options: dict[str, Any]) -> None:
     from hegelion_core import hooks
 
+    _check_out(out, model, adapter)
     driver = cls(options)
     config = {"exporter": cls.name, "model": str(model), "adapter": str(adapter) if adapter else None,
               "name": name, "out": str(out), **driver.options.model_dump(mode="json")}
@@ -176,6 +179,22 @@ def run_export(cls: Any, model: Path, adapter: Path | None, name: str | None, ou
     click.echo(f"manifest: {manifest}")
 
 
+def _check_out(out: Path, model: Path, adapter: Path | None) -> None:
+    """Before any work: ``--out`` is not an input and holds no manifest.json of another's."""
+    from hegelion_core.errors import HegelionError
+    from hegelion_core.jsonl import NotOurs, listed_in_manifest, owned_names, refuse_inputs_inside
+
+    refuse_inputs_inside(out, [p for p in (model, adapter) if p is not None])
+    if out.exists() and not out.is_dir():
+        raise HegelionError(f"{out}: exists and is not a directory; --out is a directory: give a "
+                            "new or empty directory path")
+    manifest = out / "manifest.json"
+    if manifest.exists() and "manifest.json" not in (
+            owned_names(out, listed_in_manifest("export")) or set()):
+        raise NotOurs(out, ["manifest.json"], f"choose another --out (--out {out / 'export'}), "
+                      "or move that file away", replaced=False)
+
+
 def _digests(directory: Path | None) -> list[Any]:
     """The model's own files (weights, configs, tokenizer), not whatever else sits there."""
     from hegelion_core.records import FileDigest
@@ -183,13 +202,15 @@ def _digests(directory: Path | None) -> list[Any]:
     if directory is None or not directory.is_dir():
         return []
     return [FileDigest.of(p) for p in sorted(directory.iterdir())
-            if p.is_file() and p.suffix in (".safetensors", ".json", ".model", ".jinja", ".txt")]
+            if p.is_file() and not p.name.startswith(".")  # not Hegelion's mark, nor other dotfiles
+            and p.suffix in (".safetensors", ".json", ".model", ".jinja", ".txt")]
 
 
 def write_export_manifest(out: Path, model: Path, adapter: Path | None,
                           config: dict[str, Any], result: Any) -> Path:
-    """``out/manifest.json``: the inputs' hashes, the settings, the files and versions."""
-    from hegelion_core.jsonl import atomic_output, dumps
+    """``out/manifest.json``: the inputs' hashes, the settings, the files and versions;
+    named in ``out``'s mark as Hegelion's, so the next export into ``out`` may replace it."""
+    from hegelion_core.jsonl import atomic_output, claim_names, dumps
     from hegelion_core.records import StageManifest
 
     files = [Path(p) for p in result.files]
@@ -206,6 +227,7 @@ def write_export_manifest(out: Path, model: Path, adapter: Path | None,
     with atomic_output(path) as tmp:
         tmp.write_bytes(dumps({**manifest.model_dump(mode="json"),
                                "report": _brief(result.report)}))
+    claim_names(path.parent, [path.name])
     return path
 
 

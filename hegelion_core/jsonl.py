@@ -97,6 +97,7 @@ def atomic_output(
     beside_others: bool = False,
     earlier: Callable[[Path], set[str] | None] | None = None,
     inputs: Iterable[str | Path] = (),
+    expect: Iterable[str] = (),
     hint: str = "",
 ) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it over ``dest`` on success.
@@ -112,8 +113,8 @@ def atomic_output(
     that had no mark. Anything else is refused (`NotOurs`), before and again right after
     the work, and never deleted. With ``beside_others`` the new entries are moved into an
     existing ``dest`` one by one instead, replacing only names Hegelion wrote there and
-    leaving every other entry alone. ``inputs`` that are ``dest`` or lie inside it are
-    refused either way.
+    leaving every other entry alone (``expect``: names known before the work, checked then
+    too). ``inputs`` that are ``dest`` or lie inside it are refused either way.
     """
     dest = Path(dest)
     if not directory:
@@ -123,9 +124,9 @@ def atomic_output(
         return
     refuse_inputs_inside(dest, inputs)
     remove_stale_temporaries(dest)  # a swap cut short puts the old directory back first
-    check = (lambda: _owned_beside(dest, earlier, hint)) if beside_others else (
+    check = (lambda: _owned_beside(dest, earlier)) if beside_others else (
         lambda: _owned_whole(dest, earlier, hint))
-    check()
+    _in_the_way(dest, check(), expect, hint)
     with temporary_sibling(dest, directory=True) as tmp:
         yield tmp
         names = sorted(n for n in os.listdir(tmp) if n != OUTPUT_MARK)
@@ -134,9 +135,7 @@ def atomic_output(
             _write_mark(tmp, names)
             _replace(tmp, dest)
             return
-        in_the_way = sorted(n for n in names if _lexists(dest / n) and n not in owned)
-        if in_the_way:
-            raise NotOurs(dest, in_the_way, hint, replaced=False)
+        _in_the_way(dest, owned, names, hint)
         kept = (n for n in owned if n != OUTPUT_MARK and _lexists(dest / n))
         _write_mark(tmp, sorted({*names, *kept}))
         merge_into(tmp, dest, [*names, OUTPUT_MARK])
@@ -238,10 +237,43 @@ def _owned_whole(dest: Path, earlier: Callable[[Path], set[str] | None] | None,
     return owned
 
 
-def _owned_beside(dest: Path, earlier: Callable[[Path], set[str] | None] | None,
-                  hint: str) -> set[str]:
-    del hint  # a conflict is only known once the names are
+def _owned_beside(dest: Path, earlier: Callable[[Path], set[str] | None] | None) -> set[str]:
     return set() if not _entries(dest) else owned_names(dest, earlier) or set()
+
+
+def _in_the_way(dest: Path, owned: set[str], names: Iterable[str], hint: str) -> None:
+    """Refuse ``names`` that exist in ``dest`` and are not Hegelion's."""
+    if blocking := sorted(n for n in set(names) if _lexists(dest / n) and n not in owned):
+        raise NotOurs(dest, blocking, hint, replaced=False)
+
+
+def listed_in_manifest(*stages: str) -> Callable[[Path], set[str] | None]:
+    """``earlier`` for an output of a version without marks that wrote ``manifest.json`` of
+    one of ``stages`` into it: that manifest and the names of its ``outputs``."""
+
+    def earlier(directory: Path) -> set[str] | None:
+        if manifest_stage(directory) not in stages:
+            return None
+        outputs = orjson.loads((directory / "manifest.json").read_bytes()).get("outputs") or []
+        return {"manifest.json", *(Path(str(o)).name for o in outputs)}
+
+    return earlier
+
+
+def listed_beside(*stages: str) -> Callable[[Path], set[str] | None]:
+    """``earlier`` for a directory that an earlier version wrote as one of the ``outputs``
+    of its parent's ``manifest.json`` of one of ``stages`` (a train run's ``adapter``,
+    ``merged``): all of it."""
+
+    def earlier(directory: Path) -> set[str] | None:
+        if manifest_stage(directory.parent) not in stages:
+            return None
+        outputs = orjson.loads((directory.parent / "manifest.json").read_bytes()).get("outputs")
+        if directory.name not in {Path(str(o)).name for o in outputs or []}:
+            return None
+        return set(os.listdir(directory))
+
+    return earlier
 
 
 def _lexists(path: Path) -> bool:

@@ -153,3 +153,22 @@ def test_bad_options_and_errors_are_clean_messages(tmp_path):
     finally:
         cli.commands.pop("text-test")
     assert not (tmp_path / "o").exists()
+
+
+def test_any_exporters_out_never_replaces_what_hegelion_did_not_write(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("the user's")
+    refused = invoke("--model", model, "--out", out)
+    assert refused.exit_code == 1 and "holds files that Hegelion did not write (mine.txt)" in str(
+        refused.exception)
+    assert os.listdir(out) == ["mine.txt"]
+    (out / "mine.txt").unlink()
+    assert invoke("--model", model, "--out", out).exit_code == 0
+    assert invoke("--model", model, "--out", out, "--case", "upper").exit_code == 0  # its own
+    assert "CONFIG.JSON" in (out / "model.txt").read_text()
+    inside = invoke("--model", model, "--out", tmp_path)  # the input inside --out
+    assert inside.exit_code == 1 and "the output directory holds the input" in str(inside.exception)

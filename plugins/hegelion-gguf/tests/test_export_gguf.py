@@ -39,7 +39,7 @@ def test_bpe_model_exports_through_the_cli(export_models, tmp_path, quantization
     assert result.exit_code == 0, result.output
     gguf = out / f"tiny-bpe.{quantization}.gguf"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [gguf.name, "Modelfile", "report.json", "manifest.json"])
+        [gguf.name, "Modelfile", "report.json", "manifest.json", ".hegelion-output.json"])
     assert "ollama create tiny-bpe -f" in result.output
     assert "verification passed" in result.output
 
@@ -145,7 +145,8 @@ def test_adapter_only_writes_a_lora_gguf_and_adapter_line(export_models, tmp_pat
                       "--adapter-only", "--quantization", "f16", "--name", "lora", "--out", out)
     assert result.exit_code == 0, result.output
     assert {p.name for p in out.iterdir()} == {"lora.f16.gguf", "lora.lora.gguf", "Modelfile",
-                                               "report.json", "manifest.json"}
+                                               "report.json", "manifest.json",
+                                               ".hegelion-output.json"}
     modelfile = (out / "Modelfile").read_text().splitlines()
     assert modelfile[:2] == ["FROM ./lora.f16.gguf", "ADAPTER ./lora.lora.gguf"]
     report = read_report(out)
@@ -154,7 +155,7 @@ def test_adapter_only_writes_a_lora_gguf_and_adapter_line(export_models, tmp_pat
     assert checks(report)["logits"]["figures"]["max_abs_diff"] < 5e-3
 
 
-def test_existing_out_is_replaced_only_on_success(export_models, tmp_path):
+def test_existing_out_is_written_only_on_success(export_models, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "old.txt").write_text("previous export")
@@ -164,4 +165,5 @@ def test_existing_out_is_replaced_only_on_success(export_models, tmp_path):
     ok = hegelion("export", "gguf", "--model", export_models.model("llama-bpe"),
                   "--quantization", "f16", "--name", "x", "--out", out, "--no-verify")
     assert ok.exit_code == 0, ok.output
-    assert not (out / "old.txt").exists() and (out / "x.f16.gguf").is_file()
+    # Written beside what was there, never over it (test_export_dest.py has the rest).
+    assert (out / "old.txt").read_text() == "previous export" and (out / "x.f16.gguf").is_file()

@@ -2,9 +2,11 @@
 
 gguf: merge (with ``--adapter``) -> convert -> quantize -> LoRA GGUF (``adapter_only``)
 -> Modelfile -> verify. Everything is built in a temporary directory beside ``--out``
-and renamed into place only when every step, verification included, has passed: a
+and moved into place only when every step, verification included, has passed: a
 failure (a full disk too) removes the temporary directory and leaves an existing
-``--out`` exactly as it was. This module imports nothing heavy at import time, so
+``--out`` exactly as it was. Only the export's own names are moved into ``--out``: other
+files there are left alone, and one of the same name that Hegelion did not write stops
+the export. This module imports nothing heavy at import time, so
 ``hegelion plugins`` and ``hegelion export --help`` stay fast.
 """
 
@@ -24,6 +26,7 @@ from pydantic import Field
 
 from hegelion_core.contracts import Exporter, ExportResult
 from hegelion_core.errors import HegelionError
+from hegelion_core.jsonl import OUTPUT_MARK, listed_in_manifest
 
 Quantization = Literal["f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"]
 #: written directly by the converter; the rest are K-quants made by llama.cpp
@@ -101,14 +104,26 @@ def _tree_bytes(path: Path) -> int:
     return total
 
 
+#: an export of a version before `OUTPUT_MARK`: its manifest.json and the files it lists
+earlier_export = listed_in_manifest("export")
+
+
 @contextmanager
-def staged_output(dest: Path) -> Iterator[Path]:
-    """`hegelion_core.jsonl.atomic_output` for a directory, with a full disk reported as
-    `DiskFull` (naming the path, what was written and the free space) instead of a
-    bare OSError. The check runs before the staging directory is removed."""
+def staged_output(dest: Path, *, inputs: tuple[Path | None, ...] = (),
+                  expect: tuple[str | None, ...] = (), name: str = "NAME") -> Iterator[Path]:
+    """`hegelion_core.jsonl.atomic_output` for an export directory: its files go into
+    ``dest`` beside whatever else is there, replacing only files an earlier export wrote
+    (``expect``: the names known before the work, checked first); ``inputs`` inside
+    ``dest`` are refused. A full disk is reported as `DiskFull` (naming the path, what
+    was written and the free space) instead of a bare OSError; the check runs before the
+    staging directory is removed."""
     from hegelion_core.jsonl import atomic_output
 
-    with atomic_output(dest, directory=True) as tmp:
+    hint = (f"choose another --out (an export of its own: --out {dest / name}), or move "
+            "those files away")
+    with atomic_output(dest, directory=True, beside_others=True, earlier=earlier_export,
+                       inputs=[p for p in inputs if p is not None],
+                       expect=[n for n in expect if n], hint=hint) as tmp:
         try:
             yield tmp
         except Exception as exc:
@@ -194,7 +209,9 @@ class GGUFExporter(Exporter):
         chat_source = adapter_dir if adapter_dir and _has_tokenizer(adapter_dir) else model_dir
         chat = self._chat_format(chat_source)  # an unrecognised template fails here, early
 
-        with staged_output(dest) as tmp:
+        lora = f"{stem}.lora.gguf" if opts.adapter_only else None
+        with staged_output(dest, inputs=(model_dir, adapter_dir), name=stem,
+                           expect=(f"{stem}.{q}.gguf", lora, "Modelfile", "report.json")) as tmp:
             work = tmp / ".work"
             work.mkdir()
             source = model_dir
@@ -324,7 +341,7 @@ class MergedExporter(Exporter):
                                 "to fold into --model)")
         adapter_dir = _require_dir(adapter_dir, "--adapter")
         dest = Path(dest)
-        with staged_output(dest) as tmp:
+        with staged_output(dest, inputs=(model_dir, adapter_dir), name=name or "merged") as tmp:
             merge_adapter(model_dir, adapter_dir, tmp / "merged")
             for item in (tmp / "merged").iterdir():
                 item.rename(tmp / item.name)
@@ -340,7 +357,7 @@ class MergedExporter(Exporter):
                         f"{dest}: the merged model's logits differ from base + adapter by "
                         f"{report['max_abs_diff']:.3g} (> {report['tolerance']:.3g}); nothing "
                         f"was written to {dest}")
-            files = sorted(dest / p.name for p in tmp.iterdir())
+            files = sorted(dest / p.name for p in tmp.iterdir() if p.name != OUTPUT_MARK)
         return ExportResult(out_dir=dest, files=files, report=report, versions=versions(),
                             notes=[*notes,
                                    f"load: AutoModelForCausalLM.from_pretrained({str(dest)!r})"])

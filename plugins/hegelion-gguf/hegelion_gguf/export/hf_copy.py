@@ -18,7 +18,8 @@ from hegelion_core.jsonl import atomic_output
 def gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:
     """Write ``out_dir`` (safetensors, config, tokenizer, chat template) from ``gguf_path``.
 
-    The weights are dequantized to float32. ``out_dir`` appears whole or not at all.
+    The weights are dequantized to float32. ``out_dir`` appears whole or not at all, and
+    replaces only a directory Hegelion wrote (never one holding other files).
     """
     gguf_path, out_dir = Path(gguf_path), Path(out_dir)
     if not gguf_path.is_file():
@@ -48,7 +49,7 @@ def gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:
     if tokenizer.pad_token is None and tokenizer.eos_token is not None:
         # Training needs a pad token; the eos is the usual choice and changes no ids.
         tokenizer.pad_token = tokenizer.eos_token
-    with atomic_output(out_dir, directory=True) as tmp:
+    with atomic_output(out_dir, directory=True, inputs=[gguf_path]) as tmp:
         fresh.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return out_dir

@@ -120,7 +120,8 @@ def _split_key(key: str) -> tuple[str, str]:
 def merge_adapter(model_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     """Write ``out_dir``: base + adapter merged, as safetensors, with the tokenizer and
     chat template (the adapter's own when it saved one, since training may add tokens
-    or a template); ``out_dir`` appears whole or not at all.
+    or a template); ``out_dir`` appears whole or not at all, and replaces only a directory
+    Hegelion wrote (never one holding other files, or the inputs).
 
     The merge runs in float32 and the result is saved in the base's own dtype.
     """
@@ -138,7 +139,7 @@ def merge_adapter(model_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
         merged.config.dtype = saved_dtype
     tok_source = adapter_dir if _has_tokenizer(adapter_dir) else model_dir
     tokenizer = AutoTokenizer.from_pretrained(tok_source)
-    with atomic_output(out_dir, directory=True) as tmp:
+    with atomic_output(out_dir, directory=True, inputs=[model_dir, adapter_dir]) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return out_dir

@@ -3,8 +3,8 @@
 Five roles are backends (teachers, prompt sources, formatters, trainers, exporters);
 two open `hegelion run` to plugins: stage kinds and model-reference schemes.
 
-Each driver declares a nested pydantic ``Options`` model with ``extra="forbid"``, so
-a misspelled option fails loudly instead of being ignored. A driver is constructed
+Each driver declares a nested pydantic ``Options`` model (a `DriverOptions`, with
+``extra="forbid"``), so a misspelled option fails loudly instead of being ignored. A driver is constructed
 from options only; everything else it needs arrives as method arguments.
 """
 
@@ -22,6 +22,7 @@ from hegelion_core.records import Message, Prompt, TraceRecord, Usage
 
 if TYPE_CHECKING:
     from hegelion_core.pipeline.stages import Artifact, Planning, StagePlan
+    from hegelion_core.training import TrainConfig
 
 Role = Literal["teachers", "prompt_sources", "formatters", "trainers", "exporters",
                "stage_kinds", "model_schemes"]
@@ -29,10 +30,17 @@ ROLES: tuple[Role, ...] = ("teachers", "prompt_sources", "formatters", "trainers
                            "stage_kinds", "model_schemes")
 
 
-class Options(BaseModel):
-    """Base of every driver's options: unknown keys are errors."""
+class DriverOptions(BaseModel):
+    """Base of every driver's nested ``Options`` model: unknown keys are errors.
+
+    Its own name, so ``class Options(DriverOptions)`` inside a driver shadows nothing."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+#: Deprecated: the former name of `DriverOptions`, kept for third-party plugins that
+#: import it (``class Options(Options)``). Use `DriverOptions`.
+Options = DriverOptions
 
 
 class Driver(ABC):
@@ -41,10 +49,12 @@ class Driver(ABC):
     name: ClassVar[str]
     role: ClassVar[Role]
 
-    class Options(Options):
+    class Options(DriverOptions):
         pass
 
-    def __init__(self, options: Options | Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self, options: DriverOptions | Mapping[str, Any] | None = None, **kwargs: Any
+    ) -> None:
         self.options = self.parse_options(options, **kwargs)
 
     @classmethod
@@ -256,7 +266,7 @@ class Trainer(Driver):
     accepts: ClassVar[tuple[str, ...]] = ()
 
     @abstractmethod
-    def train(self, data: Path, output_dir: Path, config: BaseModel) -> TrainResult: ...
+    def train(self, data: Path, output_dir: Path, config: TrainConfig) -> TrainResult: ...
 
 
 class ExportResult(BaseModel):

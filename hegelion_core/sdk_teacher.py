@@ -32,7 +32,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field
 
-from hegelion_core.contracts import Options, Teacher, TeacherError
+from hegelion_core.contracts import DriverOptions, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
 from hegelion_core.limits import parse_retry_after, retryable_status
 from hegelion_core.secrets import get_secret, learn, require_secret, scrub
@@ -56,7 +56,7 @@ class SDKTeacher(Teacher):
     #: The root of its exception tree ("OpenAIError").
     sdk_error: ClassVar[str]
 
-    class Options(Options):
+    class Options(DriverOptions):
         base_url: str | None = Field(None, description="another server that speaks the API")
         api_key_env: str = Field(
             "API_KEY", description="where the key is read (environment, then secrets.toml)")

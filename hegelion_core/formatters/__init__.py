@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hegelion_core.contracts import Options, SkipRecord
+from hegelion_core.contracts import DriverOptions, SkipRecord
 from hegelion_core.records import TraceRecord
 
 
@@ -16,7 +16,7 @@ def require_finished(record: TraceRecord) -> None:
         raise SkipRecord("truncated")
 
 
-class ConversationOptions(Options):
+class ConversationOptions(DriverOptions):
     """Options shared by formats that render a system/user/assistant conversation."""
 
     synthesis_only: bool = False  # answer with the synthesis alone, no <thought> trace

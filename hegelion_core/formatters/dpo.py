@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from hegelion_core.contracts import Formatter, Options
+from hegelion_core.contracts import DriverOptions, Formatter
 from hegelion_core.formatters import require_finished
 from hegelion_core.records import TraceRecord
 
@@ -17,7 +17,7 @@ from hegelion_core.records import TraceRecord
 class DPOFormatter(Formatter):
     name = "dpo"
 
-    class Options(Options):
+    class Options(DriverOptions):
         rejected: Literal["thesis", "antithesis", "both"] = "thesis"
         conversational: bool = False  # lists of messages instead of strings
         system: str | None = None  # conversational form only: system turn in the prompt

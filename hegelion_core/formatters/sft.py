@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from hegelion_core.contracts import Formatter, Options
+from hegelion_core.contracts import DriverOptions, Formatter
 from hegelion_core.formatters import assistant_text, require_finished
 from hegelion_core.records import TraceRecord
 
@@ -13,7 +13,7 @@ from hegelion_core.records import TraceRecord
 class SFTFormatter(Formatter):
     name = "sft"
 
-    class Options(Options):
+    class Options(DriverOptions):
         synthesis_only: bool = False  # output the synthesis alone, without the trace
         system: str | None = None
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from hegelion_core.contracts import Formatter, Options, SkipRecord
+from hegelion_core.contracts import DriverOptions, Formatter, SkipRecord
 from hegelion_core.formatters import require_finished
 from hegelion_core.parsing import parse_contradictions
 from hegelion_core.records import Belief, SimplexContext, TraceRecord
@@ -110,7 +110,7 @@ def parse_confidence(text: str) -> float | None:
 class SimplexFormatter(Formatter):
     name = "simplex"
 
-    class Options(Options):
+    class Options(DriverOptions):
         include_hive: bool = True
         include_trace: bool = False  # answer with the <thought> trace, not just the answer
         system: str = SIMPLEX_SYSTEM

@@ -7,7 +7,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Literal
 
-from hegelion_core.contracts import Options, PromptSource
+from hegelion_core.contracts import DriverOptions, PromptSource
 from hegelion_core.errors import InputError
 from hegelion_core.jsonl import read_jsonl
 from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
@@ -17,7 +17,7 @@ from hegelion_core.records import Prompt
 class FilePromptSource(PromptSource):
     name = "file"
 
-    class Options(Options):
+    class Options(DriverOptions):
         path: Path
         column: str | None = None  # JSONL only; found automatically when omitted
         format: Literal["auto", "txt", "jsonl"] = "auto"

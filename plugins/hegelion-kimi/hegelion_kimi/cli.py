@@ -47,7 +47,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hegelion_core.contracts import Completion, Options, Teacher, TeacherError
+from hegelion_core.contracts import Completion, DriverOptions, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
 from hegelion_core.limits import retryable_status
 from hegelion_core.records import Message, Usage
@@ -109,7 +109,7 @@ class KimiCLITeacher(Teacher):
 
     name = "kimi-cli"
 
-    class Options(Options):
+    class Options(DriverOptions):
         #: The CLI: a name on PATH, a path, or a command prefix such as
         #: ``["/path/to/python", "-m", "kimi_cli.cli"]`` (needed for kimi-cli 1.52,
         #: whose ``kimi`` script is a deprecation stub).

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
-from hegelion_core.contracts import Options, Trainer, TrainResult
+from hegelion_core.contracts import DriverOptions, Trainer, TrainResult
 from hegelion_core.errors import HegelionError
 from hegelion_core.training import TrainConfig, data_files
 from hegelion_mlx.data import read_format
@@ -36,7 +36,7 @@ MERGED = "merged"
 CHECKPOINTS = "checkpoints"
 
 
-class MLXOptions(Options):
+class MLXOptions(DriverOptions):
     """Trainer options (``-o key=value``); everything else comes from the TrainConfig."""
 
     num_layers: int = -1  # transformer blocks to adapt, counted from the last; -1: all
@@ -70,7 +70,7 @@ class MLXTrainer(Trainer):
     class Options(MLXOptions):
         pass
 
-    def train(self, data: Path, output_dir: Path, config: BaseModel) -> TrainResult:
+    def train(self, data: Path, output_dir: Path, config: TrainConfig) -> TrainResult:
         cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(
             config.model_dump() if isinstance(config, BaseModel) else config)
         self._check(cfg, Path(data))

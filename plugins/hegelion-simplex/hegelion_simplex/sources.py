@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from hegelion_core.contracts import Options, PromptSource
+from hegelion_core.contracts import DriverOptions, PromptSource
 from hegelion_core.records import Prompt
 from hegelion_simplex.generate import Stage, generate
 
@@ -21,7 +21,7 @@ from hegelion_simplex.generate import Stage, generate
 class _SimplexSource(PromptSource):
     stage: ClassVar[Stage]
 
-    class Options(Options):
+    class Options(DriverOptions):
         n: int = Field(1000, ge=1)
         seed: int = 0
         #: "eval" draws from the held-out stream that `hegelion simplex generate` uses for eval.jsonl.

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field
 
-from hegelion_core.contracts import Completion, FinishReason, Options, Teacher, TeacherError
+from hegelion_core.contracts import Completion, DriverOptions, FinishReason, Teacher, TeacherError
 from hegelion_core.records import Message, Usage
 
 
@@ -31,7 +31,7 @@ class TransformersTeacher(Teacher):
 
     name = "transformers"
 
-    class Options(Options):
+    class Options(DriverOptions):
         model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
         #: A model directory (`save_pretrained` layout) or a hub id. ``model`` works too.

@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from hegelion_core.contracts import Options, Trainer, TrainResult
+from hegelion_core.contracts import DriverOptions, Trainer, TrainResult
 from hegelion_core.errors import HegelionError
 from hegelion_core.training import TrainConfig, check_data
 
@@ -22,7 +22,7 @@ class TRLTrainer(Trainer):
     name = "trl"
     accepts: ClassVar[tuple[str, ...]] = ("chat", "sft", "scu", "dpo")
 
-    class Options(Options):
+    class Options(DriverOptions):
         #: With --num-processes > 1: ddp, zero2, zero3, fsdp, or an accelerate config YAML path.
         accelerate_config: str = "ddp"
         #: Multi-node: run the same command on every machine, each with its machine_rank.
@@ -35,7 +35,7 @@ class TRLTrainer(Trainer):
         #: QLoRA (quantization: 4bit) data type.
         bnb_4bit_quant_type: Literal["nf4", "fp4"] = "nf4"
 
-    def train(self, data: Path, output_dir: Path, config: BaseModel) -> TrainResult:
+    def train(self, data: Path, output_dir: Path, config: TrainConfig) -> TrainResult:
         """Train in this process, or through ``accelerate launch`` when
         ``config.num_processes > 1`` (rank 0 writes the outputs)."""
         if not isinstance(config, TrainConfig):

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from hegelion_core.contracts import Options
+from hegelion_core.contracts import DriverOptions
 from hegelion_core.errors import HegelionError
 from hegelion_core.training import Method, TrainConfig, require_peft_adapter
 
@@ -31,7 +31,7 @@ Checkpointing = bool | Literal["unsloth"]
 MERGE_METHOD = "merged_16bit"
 
 
-class UnslothOptions(Options):
+class UnslothOptions(DriverOptions):
     """``-o key=value`` options of the ``unsloth`` trainer (everything else is TrainConfig)."""
 
     #: "auto": bfloat16 where the GPU has it (compute capability >= 8.0), else float16.

@@ -11,8 +11,6 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import BaseModel
-
 from hegelion_core.contracts import Trainer, TrainResult
 from hegelion_core.training import TrainConfig, check_data
 from hegelion_unsloth.gpu import import_unsloth, require_cuda
@@ -34,7 +32,7 @@ class UnslothTrainer(Trainer):
     class Options(UnslothOptions):
         pass
 
-    def train(self, data: Path, output_dir: Path, config: BaseModel) -> TrainResult:
+    def train(self, data: Path, output_dir: Path, config: TrainConfig) -> TrainResult:
         cfg = (
             config
             if isinstance(config, TrainConfig)

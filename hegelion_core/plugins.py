@@ -27,12 +27,24 @@ import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from importlib.metadata import EntryPoint, entry_points
-from typing import Any
+from typing import Any, Literal, overload
 
 import pluggy
 
 from hegelion_core import hookspecs
-from hegelion_core.contracts import BASES, ROLES, Driver, Role
+from hegelion_core.contracts import (
+    BASES,
+    ROLES,
+    Driver,
+    Exporter,
+    Formatter,
+    ModelScheme,
+    PromptSource,
+    Role,
+    StageKind,
+    Teacher,
+    Trainer,
+)
 from hegelion_core.errors import DriverLoadError, DriverNotFound
 
 CORE_DIST = "hegelion-core"
@@ -122,6 +134,23 @@ def driver_names(role: Role) -> list[str]:
     return sorted({ep.name for ep in iter_entry_points(group(role))})
 
 
+# Typed per role: load_driver("trainers", name) is a type[Trainer], and so on.
+@overload
+def load_driver(role: Literal["teachers"], name: str) -> type[Teacher]: ...
+@overload
+def load_driver(role: Literal["prompt_sources"], name: str) -> type[PromptSource]: ...
+@overload
+def load_driver(role: Literal["formatters"], name: str) -> type[Formatter]: ...
+@overload
+def load_driver(role: Literal["trainers"], name: str) -> type[Trainer]: ...
+@overload
+def load_driver(role: Literal["exporters"], name: str) -> type[Exporter]: ...
+@overload
+def load_driver(role: Literal["stage_kinds"], name: str) -> type[StageKind]: ...
+@overload
+def load_driver(role: Literal["model_schemes"], name: str) -> type[ModelScheme]: ...
+@overload
+def load_driver(role: Role, name: str) -> type[Driver]: ...
 def load_driver(role: Role, name: str) -> type[Driver]:
     """Import and return the one driver class ``name`` for ``role``."""
     from stevedore import DriverManager
@@ -162,6 +191,36 @@ def load_driver(role: Role, name: str) -> type[Driver]:
     return cls
 
 
+@overload
+def make_driver(
+    role: Literal["teachers"], name: str, options: dict[str, Any] | None = None
+) -> Teacher: ...
+@overload
+def make_driver(
+    role: Literal["prompt_sources"], name: str, options: dict[str, Any] | None = None
+) -> PromptSource: ...
+@overload
+def make_driver(
+    role: Literal["formatters"], name: str, options: dict[str, Any] | None = None
+) -> Formatter: ...
+@overload
+def make_driver(
+    role: Literal["trainers"], name: str, options: dict[str, Any] | None = None
+) -> Trainer: ...
+@overload
+def make_driver(
+    role: Literal["exporters"], name: str, options: dict[str, Any] | None = None
+) -> Exporter: ...
+@overload
+def make_driver(
+    role: Literal["stage_kinds"], name: str, options: dict[str, Any] | None = None
+) -> StageKind: ...
+@overload
+def make_driver(
+    role: Literal["model_schemes"], name: str, options: dict[str, Any] | None = None
+) -> ModelScheme: ...
+@overload
+def make_driver(role: Role, name: str, options: dict[str, Any] | None = None) -> Driver: ...
 def make_driver(role: Role, name: str, options: dict[str, Any] | None = None) -> Driver:
     """Load a driver and construct it from validated options."""
     return load_driver(role, name)(options or {})

@@ -9,6 +9,7 @@ Greedy decoding (temperature 0) by default, so a result can be reproduced.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -62,7 +63,7 @@ def model_teacher(model: str, adapter: Path | None, options: dict[str, Any]) -> 
     from hegelion_core.plugins import make_driver
 
     name, base = eval_teacher(model, adapter)
-    return name, make_driver("teachers", name, base | options)  # type: ignore[return-value]
+    return name, make_driver("teachers", name, base | options)
 
 
 def dialectic_conversation(system: str, prompt: str) -> list[Message]:
@@ -117,8 +118,8 @@ async def _judge_all(judge: Teacher, questions: Sequence[str], answers: Sequence
 async def _run(job: EvalJob, teacher: Teacher, judge: Teacher | None,
                progress: Progress | None) -> SuiteOutcome:
     max_tokens = job.max_tokens or DEFAULT_MAX_TOKENS[job.suite]
-    kw = {"max_tokens": max_tokens, "temperature": job.temperature, "concurrency": job.concurrency,
-          "progress": progress}
+    ask = functools.partial(collect, teacher, max_tokens=max_tokens, temperature=job.temperature,
+                            concurrency=job.concurrency, progress=progress)
     try:
         if job.suite == "dialectic":
             from hegelion_core.prompt_sources.file import FilePromptSource
@@ -127,15 +128,15 @@ async def _run(job: EvalJob, teacher: Teacher, judge: Teacher | None,
             if not prompts:
                 raise HegelionError(f"{job.data}: no prompts")
             convs = [dialectic_conversation(job.system, p.text) for p in prompts]
-            answers = await collect(teacher, convs, **kw)
+            answers = await ask(convs)
             scores = await _judge_all(judge, [p.text for p in prompts], answers) if judge else None
             return score_dialectic_suite([p.id for p in prompts], answers, scores)
         if job.suite == "calibration":
             items = load_items(job.data, CalibrationItem, limit=job.limit)
-            answers = await collect(teacher, [i.messages for i in items], **kw)
+            answers = await ask([i.messages for i in items])
             return score_calibration_suite(items, answers)
         ritems = load_items(job.data, BeliefRevisionItem, limit=job.limit)
-        answers = await collect(teacher, [i.messages for i in ritems], **kw)
+        answers = await ask([i.messages for i in ritems])
         return score_revision_suite(ritems, answers)
     finally:
         await teacher.aclose()
@@ -155,7 +156,7 @@ def run_eval(job: EvalJob, *, teacher: Teacher | None = None, teacher_name: str 
     if teacher is None:
         teacher_name, teacher = model_teacher(job.model, job.adapter, job.teacher_options)
     if judge is None and job.judge_teacher:
-        judge = make_driver("teachers", job.judge_teacher, job.judge_options)  # type: ignore[assignment]
+        judge = make_driver("teachers", job.judge_teacher, job.judge_options)
     outcome = asyncio.run(_run(job, teacher, judge, progress))
     if outcome.counts.get("errors") == len(outcome.records):
         first = next(r.error for r in outcome.records if r.error)

@@ -84,14 +84,14 @@ def _stage_kind(name: str, *_plugin_settings: str | None) -> StageKind:
     # Cached: planning asks for a kind several times per stage (about 8 ms a load).
     from hegelion_core.plugins import make_driver
 
-    return make_driver("stage_kinds", name)  # type: ignore[return-value]
+    return make_driver("stage_kinds", name)
 
 
 def model_scheme(name: str) -> ModelScheme:
     """The scheme ``name`` (``packaged`` of ``packaged:smollm2``)."""
     from hegelion_core.plugins import make_driver
 
-    return make_driver("model_schemes", name)  # type: ignore[return-value]
+    return make_driver("model_schemes", name)
 
 
 # ----- what a kind plans with ----------------------------------------------------------

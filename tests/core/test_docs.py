@@ -1,9 +1,12 @@
-"""Docs keep up with the code: every hook documented and tested, every format and
-`hegelion dataset` option documented (after datasette's tests/test_docs.py)."""
+"""Docs keep up with the code: every hook documented with its real arguments and
+tested under its own name, every format and `hegelion dataset` option documented
+(after datasette's tests/test_docs.py)."""
 
 from __future__ import annotations
 
+import ast
 import inspect
+import re
 from pathlib import Path
 
 import pytest
@@ -20,9 +23,36 @@ def test_there_are_hooks() -> None:
     assert len(HOOKS) == 7
 
 
+def _headings(markdown: str) -> set[str]:
+    return {m.group(1).strip("` ") for m in re.finditer(r"^#+ (.+)$", markdown, re.MULTILINE)}
+
+
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_is_documented(hook: str) -> None:
-    assert f"`{hook}(" in (ROOT / "docs" / "plugins.md").read_text()
+    """docs/plugins.md has a heading ``hook(arg1, arg2)`` with the spec's exact arguments,
+    in order, as pluggy passes them."""
+    from hegelion_core.plugins import get_plugin_manager
+
+    text = (ROOT / "docs" / "plugins.md").read_text()
+    assert f"`{hook}(" in text
+    spec = getattr(get_plugin_manager().hook, hook).spec
+    assert spec is not None
+    assert list(spec.argnames) == list(inspect.signature(getattr(hookspecs, hook)).parameters)
+    assert f"{hook}({', '.join(spec.argnames)})" in _headings(text)
+
+
+def _test_names() -> set[str]:
+    names: set[str] = set()
+    for path in (ROOT / "tests").rglob("test_*.py"):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+    return names
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_hook_has_a_test_named_for_it(hook: str) -> None:
+    """Hook ``hegelion_X`` has a test function ``test_hook_X`` (tests/core/test_hooks.py)."""
+    assert f"test_hook_{hook.removeprefix('hegelion_')}" in _test_names()
 
 
 @pytest.mark.parametrize("hook", HOOKS)

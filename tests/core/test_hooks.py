@@ -222,3 +222,40 @@ def test_hook_accept_record(admitted_by, tmp_path: Path) -> None:
     rows = admitted_by(tmp_path)
     assert rows and all("Redacted." in row for row in rows)
     assert votes and set(votes) == {"Redacted."}
+
+
+def test_hook_record_written(tmp_path: Path) -> None:
+    """Generation tells plugins about each record it appended, once it is on disk."""
+    seen: list[tuple[str, Path, bool]] = []
+
+    class Plugin:
+        @hookimpl
+        def hegelion_record_written(self, record, path):
+            on_disk = f'"prompt_id":"{record.prompt_id}"'.encode() in path.read_bytes()
+            seen.append((record.instruction, path, on_disk))
+
+    get_plugin_manager().register(Plugin(), name="p")
+    rows = _admitted_by_generate(tmp_path)
+    assert len(rows) == 2
+    assert sorted(seen) == [("one?", tmp_path / "t.jsonl", True), ("two?", tmp_path / "t.jsonl", True)]
+
+
+def test_hook_train_metrics(tmp_path: Path) -> None:
+    """A trainer's metrics reach plugins after they are in metrics.jsonl, numbers only."""
+    import json
+
+    from hegelion_core.training import MetricsLog
+
+    seen: list[tuple[int, dict[str, float], int]] = []
+    log = MetricsLog(tmp_path)
+
+    class Plugin:
+        @hookimpl
+        def hegelion_train_metrics(self, step, metrics):
+            seen.append((step, metrics, len(log.path.read_text().splitlines())))
+
+    get_plugin_manager().register(Plugin(), name="p")
+    log.log(1, {"loss": 2.5, "learning_rate": 1e-4, "note": "warmup"})  # type: ignore[dict-item]
+    log.log(2, {"loss": 2})
+    assert seen == [(1, {"loss": 2.5, "learning_rate": 1e-4}, 1), (2, {"loss": 2.0}, 2)]
+    assert json.loads(log.path.read_text().splitlines()[1]) == {"step": 2, "loss": 2.0}

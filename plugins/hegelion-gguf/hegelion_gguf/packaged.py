@@ -118,7 +118,7 @@ def smollm2_hf(cache_dir: Path | None = None) -> Path:
     from hegelion_core.jsonl import atomic_output
     from hegelion_gguf.export.hf_copy import gguf_to_hf
 
-    with atomic_output(out, directory=True) as tmp:
+    with atomic_output(out, directory=True, earlier=_stamped) as tmp:
         # gguf_to_hf writes its own atomic dir; build it inside ours, then add the stamp.
         gguf_to_hf(gguf, tmp / "model")
         for item in (tmp / "model").iterdir():
@@ -126,6 +126,18 @@ def smollm2_hf(cache_dir: Path | None = None) -> Path:
         (tmp / "model").rmdir()
         (tmp / _STAMP).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
     return out
+
+
+def _stamped(directory: Path) -> set[str] | None:
+    """A copy by a version before Hegelion's output mark: all of it, when it has the stamp."""
+    import json
+    import os
+
+    try:
+        stamp = json.loads((directory / _STAMP).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return set(os.listdir(directory)) if isinstance(stamp, dict) and "distribution" in stamp else None
 
 
 # ----- `packaged:` in pipeline files -----------------------------------------------------

@@ -29,6 +29,8 @@ def fuse_adapter(base_model: str, mlx_adapter: Path, dest: Path, *, trust_remote
     model = dequantize_model(model)
     config.pop("quantization", None)
     config.pop("quantization_config", None)
-    with atomic_output(dest, directory=True) as tmp:
+    from hegelion_mlx.trainer import earlier_output
+
+    with atomic_output(dest, directory=True, earlier=earlier_output, inputs=[mlx_adapter]) as tmp:
         save(tmp, base_model, model, tokenizer, config, donate_model=False)
     return dest

@@ -145,6 +145,21 @@ def _base_ref(model: str) -> str:
     return str(p.resolve()) if p.exists() else model
 
 
+def earlier_output(directory: Path) -> set[str] | None:
+    """An adapter or merged model written by a version before Hegelion's output mark: one
+    its train manifest lists, or an mlx adapter whose config has Hegelion's own key."""
+    from hegelion_core.jsonl import listed_beside
+
+    if (found := listed_beside("train")(directory)) is not None:
+        return found
+    try:
+        config = orjson.loads((directory / "adapter_config.json").read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    ours = isinstance(config, dict) and "hegelion" in config
+    return {p.name for p in directory.iterdir()} if ours else None
+
+
 def _write_mlx_adapter(model: Any, dest: Path, cfg: TrainConfig, lora: dict[str, Any],
                        num_layers: int) -> None:
     import mlx.core as mx
@@ -161,7 +176,7 @@ def _write_mlx_adapter(model: Any, dest: Path, cfg: TrainConfig, lora: dict[str,
         "hegelion": {"lora_alpha": lora["scale"] * lora["rank"], "r": lora["rank"],
                      "scu": cfg.scu is not None, "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None},
     }
-    with atomic_output(dest, directory=True) as tmp:
+    with atomic_output(dest, directory=True, earlier=earlier_output) as tmp:
         mx.save_safetensors(str(tmp / "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters())))
         (tmp / "adapter_config.json").write_text(orjson.dumps(adapter_config, option=orjson.OPT_INDENT_2).decode())
 
@@ -185,6 +200,7 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     from hegelion_mlx.peft_format import mlx_to_peft, read_adapter
 
     opts: MLXOptions = trainer.options
+    assert cfg.model is not None  # MLXTrainer._check refused a config without one
     args = cfg.training
     output.mkdir(parents=True, exist_ok=True)
     mx.random.seed(args.seed)
@@ -279,7 +295,7 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
 
     mlx_dir, peft_dir = output / MLX_ADAPTER, output / PEFT_ADAPTER
     _write_mlx_adapter(model, mlx_dir, cfg, lora, num_layers)
-    with atomic_output(peft_dir, directory=True) as tmp:
+    with atomic_output(peft_dir, directory=True, earlier=earlier_output) as tmp:
         mlx_to_peft(mlx_dir, tmp, base_model=_base_ref(cfg.model))
         tokenizer.save_pretrained(str(tmp))
     merged = None

@@ -97,16 +97,18 @@ class StageSummary(BaseModel):
 def write_stage(spec: StageSpec, out: Path) -> StageSummary:
     """Write OUT/{train,valid,eval}.jsonl and OUT/manifest.json atomically."""
     from importlib.metadata import version
+    from typing import get_args
 
     import orjson
 
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core.jsonl import atomic_output, listed_in_manifest
     from hegelion_core.records import StageManifest
 
     n_valid = max(1, round(spec.n * spec.valid_ratio))
     n_train = spec.n - n_valid
     seen: set[int] = set()
-    with atomic_output(out, directory=True) as tmp:
+    earlier = listed_in_manifest(*(f"simplex-{s}" for s in get_args(Stage)))
+    with atomic_output(out, directory=True, earlier=earlier) as tmp:
         with (tmp / "train.jsonl").open("wb") as train, (tmp / "valid.jsonl").open("wb") as valid:
             for i, ex in enumerate(generate(spec.stage, spec.n, spec.seed)):
                 seen.add(hash(ex.user))

@@ -33,7 +33,8 @@ def test_generate_writes_the_split_layout_and_eval_items(tmp_path: Path, stage: 
     code, output = run("simplex", "generate", "--stage", stage, "-n", "200", "--seed", "3",
                        "--eval-n", "50", "--out", str(out))
     assert code == 0, output
-    assert sorted(p.name for p in out.iterdir()) == ["eval.jsonl", "manifest.json", "train.jsonl", "valid.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [".hegelion-output.json", "eval.jsonl", "manifest.json",
+                                                    "train.jsonl", "valid.jsonl"]
     assert len(read(out / "train.jsonl")) == 180 and len(read(out / "valid.jsonl")) == 20
     assert set(data_files(out)) == {"train", "valid"}
     assert check_data(out, "sft") == "chat"  # what `hegelion train --trainer trl|mlx` reads
@@ -54,9 +55,13 @@ def test_generate_is_deterministic_and_replaces_the_directory(tmp_path: Path) ->
     for name in ("train.jsonl", "valid.jsonl", "eval.jsonl"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
         assert (a / name).read_bytes() != (c / name).read_bytes()
-    (a / "stale.txt").write_text("old")
-    assert run("simplex", "generate", "--stage", "calibration", "-n", "100", "--out", str(a))[0] == 0
-    assert not (a / "stale.txt").exists()
+    assert run("simplex", "generate", "--stage", "calibration", "-n", "100", "--seed", "2",
+               "--out", str(a))[0] == 0  # its own directory: replaced whole
+    assert (a / "train.jsonl").read_bytes() == (c / "train.jsonl").read_bytes()
+    (a / "mine.txt").write_text("a file Hegelion did not write")
+    code, output = run("simplex", "generate", "--stage", "calibration", "-n", "100", "--out", str(a))
+    assert code != 0 and "did not write (mine.txt)" in output
+    assert (a / "mine.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary left behind"
 
 

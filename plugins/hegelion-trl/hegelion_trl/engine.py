@@ -42,6 +42,7 @@ class _HegelionLoss:
     """Counts trained tokens and, with SCU, adds the penalty to the loss tensor."""
 
     hegelion_scu: SCURegularizer | None = None
+    args: Any  # the TRL trainer's TrainingArguments: this class is mixed into one
     _hegelion_tokens: torch.Tensor | None = None
     _hegelion_weights: list[torch.nn.Parameter] | None = None
 
@@ -68,7 +69,7 @@ class _HegelionLoss:
             self._hegelion_weights,
             micro_steps=getattr(
                 self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps
-            ),  # type: ignore[attr-defined]
+            ),
             loss_is_step_share=self._loss_is_step_share(num_items_in_batch),
         )
         return (loss, outputs) if return_outputs else loss
@@ -230,12 +231,14 @@ def continue_adapter(model: Any, adapter_dir: Path) -> Any:
 def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, *, dtype: torch.dtype) -> Path:
     """Fold the adapter into a fresh full-precision copy of the base (never into a
     4-bit one) and save it as safetensors with the tokenizer and its chat template."""
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core.jsonl import atomic_output, listed_beside
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     merged = peft.PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
-    with atomic_output(merged_dir, directory=True) as tmp:
+    # An earlier version's merged/ (no mark) is recognised by the run's train manifest.
+    with atomic_output(merged_dir, directory=True, earlier=listed_beside("train"),
+                       inputs=[adapter_dir]) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return merged_dir
@@ -391,6 +394,7 @@ def run_training(
     trainer.accelerator.wait_for_everyone()
     merged_dir = None
     if config.merge and trainer.is_world_process_zero():
+        assert config.model is not None  # build_trainer refused a config without one
         merged_dir = merge_adapter(
             config.model,
             adapter_dir,

@@ -190,7 +190,11 @@ def mask_argv(argv: list[str]) -> list[str]:
 
 def learn_argv(argv: list[str]) -> None:
     """Remember the credentials a command line holds (see `mask_argv` for the forms)."""
-    _argv(argv, lambda v: (remember(v), v)[1])
+    def keep(value: str) -> str:
+        remember(value)
+        return value
+
+    _argv(argv, keep)
 
 
 def seal_argv(argv: list[str]) -> tuple[list[str], dict[str, str]]:

@@ -90,7 +90,8 @@ def _from_legacy(obj: dict[str, Any]) -> TraceRecord:
     trace["research_proposals"] = _items(result.get("research_proposals"), "testable_prediction")
     _recover_phases(trace, raw_texts=(row.get("output"), result.get("synthesis")))
 
-    meta = result.get("metadata") if isinstance(result.get("metadata"), dict) else {}
+    metadata = result.get("metadata")
+    meta: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
     input_text = row.pop("input", "") or ""
     record = {
         **row,

@@ -57,7 +57,8 @@ def _check_aliases(path: Path, text: str) -> None:
             anchor, n = None, sizes.get(event.anchor or "", 1)
             added += n
             if added > MAX_ALIAS_NODES:
-                raise InputError(path, event.start_mark.line + 1,
+                mark = event.start_mark  # the parser marks every event; typed optional
+                raise InputError(path, mark.line + 1 if mark else None,
                                  f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes "
                                  f"(at *{event.anchor})",
                                  hint="write the repeated part out, or nest fewer aliases")

@@ -275,7 +275,7 @@ class LlamaCppTeacher(Teacher):
         try:
             if cancel.is_set():
                 return None
-            llama.hegelion_cancel = cancel  # type: ignore[attr-defined]
+            llama.hegelion_cancel = cancel
             try:
                 return llama.create_chat_completion(**request)
             except _Abandoned:
@@ -283,7 +283,7 @@ class LlamaCppTeacher(Teacher):
             except (ValueError, RuntimeError) as exc:
                 raise self._call_error(exc) from exc
         finally:
-            llama.hegelion_cancel = None  # type: ignore[attr-defined]
+            llama.hegelion_cancel = None
             pool.give(llama)
 
     def _load_once(self, pool: _Pool) -> None:

@@ -126,7 +126,7 @@ def _trim_metrics(path: Path, after: int) -> None:
     from hegelion_core.jsonl import atomic_output
 
     keep = [line for line in path.read_bytes().splitlines()
-            if line.strip() and _row_step(line) is not None and _row_step(line) <= after]
+            if line.strip() and (step := _row_step(line)) is not None and step <= after]
     with atomic_output(path) as tmp:
         tmp.write_bytes(b"".join(line + b"\n" for line in keep))
 

@@ -137,12 +137,15 @@ class OpenAITeacher(SDKTeacher):
         options: dict[str, Any] = {"timeout": request["timeout"], "headers": _JSON_HEADERS}
         if _sdk_knows_security():
             options["security"] = {"bearer_auth": True}  # what chat.completions.create sends
+        # Ignored below: `options` is a plain dict of the SDK's request options (its
+        # RequestOptions TypedDict differs between SDK versions: `security` is newer), and
+        # `content=` exists only in SDKs where _post_takes_content says so.
         if _post_takes_content(client):
-            raw = await client.post("/chat/completions", content=orjson.dumps(body), cast_to=bytes,
-                                    options=options)  # type: ignore[arg-type]
+            raw = await client.post(  # type: ignore[call-overload]  # see above
+                "/chat/completions", content=orjson.dumps(body), cast_to=bytes, options=options)
         else:  # older SDKs: a dict body, which the SDK serialises itself
-            raw = await client.post("/chat/completions", body=body, cast_to=bytes,
-                                    options=options)  # type: ignore[arg-type]
+            raw = await client.post(  # type: ignore[call-overload]  # see above
+                "/chat/completions", body=body, cast_to=bytes, options=options)
         return _parse_completion(raw)
 
 
@@ -191,7 +194,9 @@ def _parse_completion(raw: bytes) -> tuple[str, str | None, Usage, str | None]:
     if not choices or not isinstance(choices, list) or not isinstance(choices[0], dict):
         raise _malformed(raw[:200].decode("utf-8", "replace"))  # e.g. JSON without choices
     choice = choices[0]
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        message = {}
     text = message.get("content")
     finish = choice.get("finish_reason")
     if text is None:

@@ -134,14 +134,14 @@ def own_belief(rng: random.Random, w: World) -> Example:
 
 
 def hive_belief(rng: random.Random, w: World) -> Example:
-    if w.hive is None:
+    if w.hive is None or w.hive_beliefs is None:  # both set together, or neither
         return own_belief(rng, w)
     text, p = rng.choice(w.hive_beliefs)
     return _belief_answer(w, "ctx_hive_belief", text, p, f"The {w.hive} hold", rng)
 
 
 def hive_knowledge(rng: random.Random, w: World) -> Example:
-    if w.hive is None:
+    if w.hive is None or w.hive_knowledge is None:  # both set together, or neither
         return fact(rng, w)
     n, p = rng.choice(w.hive_knowledge)
     why = f"The {w.hive}' shared knowledge says: {n} guards the {p}."
@@ -151,7 +151,7 @@ def hive_knowledge(rng: random.Random, w: World) -> Example:
 
 def settled(rng: random.Random, w: World) -> Example:
     pool = [(t, p, "I hold") for t, p in w.beliefs]
-    if w.hive is not None:
+    if w.hive is not None and w.hive_beliefs is not None:  # both set together, or neither
         pool += [(t, p, f"The {w.hive} hold") for t, p in w.hive_beliefs]
     text, p, owner = rng.choice(pool)
     answer = "yes" if p >= DIVINE_THRESHOLD else "no"

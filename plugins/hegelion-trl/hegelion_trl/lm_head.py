@@ -24,7 +24,7 @@ import torch
 try:
     from torch.distributed.tensor import DTensor as _DTensor
 except ImportError:  # a torch without distributed
-    _DTensor = ()  # type: ignore[assignment,misc]
+    _DTensor = ()
 
 #: Config fields that change the logits after the head; any of them keeps TRL's path.
 _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import subprocess
@@ -116,7 +117,8 @@ def main() -> None:
         src = Path(tmp) / "traces.jsonl"
         make_input(src, args.records, args.templated)
         size_mb = src.stat().st_size / 1e6
-        print(f"input: {args.records} records, {size_mb:.0f} MB")
+        print(f"input: {args.records} records, {size_mb:.0f} MB; load average "
+              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         # CPU seconds too: on a shared machine, wall time also measures the neighbours.
         print(f"{'run':<14}{'records/s':>11}{'vs floor':>9}{'seconds':>9}{'CPU rec/s':>11}"
               f"{'vs floor':>9}{'peak RSS MB':>13}{'kept':>8}")
@@ -129,6 +131,7 @@ def main() -> None:
             floor_rate, floor_cpu = floor_rate or rate, floor_cpu or cpu_rate
             print(f"{run:<14}{rate:>11,.0f}{rate / floor_rate:>9.2f}{r['seconds']:>9.2f}"
                   f"{cpu_rate:>11,.0f}{cpu_rate / floor_cpu:>9.2f}{r['peak_rss_mb']:>13.0f}{r['kept']:>8}")
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

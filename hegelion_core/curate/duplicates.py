@@ -81,12 +81,15 @@ class _NearIndex:
         candidates = self.lsh.query(minhash)
         if not candidates:
             return -1, 0.0
-        estimates = sorted((-minhash.jaccard(self.minhashes[slot]), slot)
-                           for slot in set(candidates))
+        # A template's rows propose hundreds of candidates, nearly all below the threshold:
+        # their estimates in one C-level pass, and only those that reach it looked at.
+        estimates = list(map(minhash.jaccard, map(self.minhashes.__getitem__, candidates)))
+        if max(estimates) < self.threshold:
+            return -1, 0.0
+        close = sorted((-estimate, slot) for slot, estimate in zip(candidates, estimates)
+                       if estimate >= self.threshold)  # most similar first; ties: earliest
         mine_set: set[str] | None = None
-        for estimate, slot in estimates:
-            if -estimate < self.threshold:
-                break
+        for _, slot in close:
             mine_set = mine_set or set(mine)
             theirs = set(shingles(self.texts[slot].split(" "), self.shingle))
             common = len(mine_set & theirs)

@@ -1,4 +1,7 @@
-"""Calling the pluggy hooks from core code, cheaply when no plugin implements them."""
+"""Calling the pluggy hooks from core code: always through pluggy's own calling path (so
+tryfirst, trylast and wrappers behave as pluggy documents), cheaply when no plugin
+implements a hook. Commands fire run-started/finished through `command_run`, and records
+are admitted through `admit`."""
 
 from __future__ import annotations
 
@@ -121,7 +124,11 @@ def register_commands(cli: click.Group) -> list[tuple[str, Exception]]:
             except Exception as exc:
                 failed.append((plugin, exc))
 
-    _inside_wrappers(name, each, cli=cli)
+    try:
+        _inside_wrappers(name, each, cli=cli)
+    except Exception as exc:  # a wrapper raised: report it too, and let the CLI start
+        impls = getattr(get_plugin_manager().hook, name).get_hookimpls()
+        failed.append((", ".join(i.plugin_name for i in impls if _is_wrapper(i)), exc))
     return failed
 
 

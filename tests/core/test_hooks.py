@@ -177,6 +177,16 @@ def test_hook_register_commands(run_cli) -> None:
     assert seen == [False, True]
     assert run_cli("good-one").output == "good\n"
 
+    class BrokenAround:
+        @hookimpl(wrapper=True)
+        def hegelion_register_commands(self, cli):
+            raise RuntimeError("no")
+            yield
+
+    pm.register(BrokenAround(), name="broken-around")
+    failed = hooks.register_commands(click.Group("g2"))
+    assert [(name, str(exc)) for name, exc in failed] == [("around, broken-around", "no")]
+
 
 def _admitted_by_generate(tmp_path: Path) -> list[str]:
     from hegelion_core.generate import GenerateJob, run_generate

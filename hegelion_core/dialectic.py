@@ -25,7 +25,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -216,9 +216,9 @@ class DialecticEngine:
         self.council = resolve_council(self.config.council)
         self._call = call or self._direct
 
-    async def _direct(self, messages: list[Message], *, phase: str, **kwargs: object) -> Completion:
+    async def _direct(self, messages: list[Message], *, phase: str, **kwargs: Any) -> Completion:
         try:
-            return await self.teacher.complete(messages, **kwargs)  # type: ignore[arg-type]
+            return await self.teacher.complete(messages, **kwargs)
         except TeacherError as exc:
             raise PhaseFailed(phase, f"teacher error: {exc}") from exc
 

@@ -60,7 +60,7 @@ def expected_calibration_error(
         raise ValueError("ECE of no answers is undefined")
     n = len(confidences)
     return sum(
-        b.count / n * abs(b.accuracy - b.mean_confidence)  # type: ignore[operator]
+        b.count / n * abs(b.accuracy - b.mean_confidence)
         for b in reliability(confidences, correct, bins)
-        if b.count
+        if b.count and b.accuracy is not None and b.mean_confidence is not None  # None: empty
     )

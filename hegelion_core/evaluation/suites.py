@@ -73,7 +73,7 @@ def _calibration_figures(records: list[ItemRecord], bins: int) -> dict[str, floa
     parsed = [r for r in records if r.confidence is not None]
     return {
         "ece": expected_calibration_error(confs, right, bins),
-        "ece_parsed": expected_calibration_error([r.confidence for r in parsed],  # type: ignore[misc]
+        "ece_parsed": expected_calibration_error([r.confidence for r in parsed if r.confidence is not None],
                                                  [bool(r.correct) for r in parsed], bins) if parsed else None,
         "accuracy": _mean([float(x) for x in right]),
         "mean_confidence": _mean(confs),

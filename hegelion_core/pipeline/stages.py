@@ -16,6 +16,7 @@ import functools
 import json
 import os
 import re
+from collections.abc import Set as AbstractSet
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -125,7 +126,7 @@ class Planning:
         return find_command(list(path))
 
     def argv(self, command: click.Command, options: dict[str, Any], *,
-             reserved: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+             reserved: AbstractSet[str] = frozenset()) -> list[str]:
         """The options as ``command``'s flags, checked; ``reserved`` are set by the stage."""
         return options_argv(self.config, self.stage, command, options, reserved=reserved)
 
@@ -232,7 +233,7 @@ def _long_name(param: click.Option) -> str:
 
 def options_argv(
     config: PipelineConfig, stage: str, command: click.Command, options: dict[str, Any],
-    *, reserved: set[str] = frozenset(),  # type: ignore[assignment]
+    *, reserved: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """``{limit: 8, teacher_option: {n_threads: 2}}`` -> ``--limit 8 --teacher-option n_threads=2``."""
     params = {_long_name(p): p for p in command.params if isinstance(p, click.Option)}

@@ -42,7 +42,9 @@ class _HegelionLoss:
     """Counts trained tokens and, with SCU, adds the penalty to the loss tensor."""
 
     hegelion_scu: SCURegularizer | None = None
-    args: Any  # the TRL trainer's TrainingArguments: this class is mixed into one
+    # Set by the TRL trainer this class is mixed into (HegelionSFTTrainer, ...).
+    args: Any  # its TrainingArguments
+    accelerator: Any
     _hegelion_tokens: torch.Tensor | None = None
     _hegelion_weights: list[torch.nn.Parameter] | None = None
 
@@ -56,7 +58,7 @@ class _HegelionLoss:
         training = model.training
         if training:
             self._count_tokens(inputs)
-        result = super().compute_loss(  # type: ignore[misc]
+        result = super().compute_loss(  # type: ignore[misc]  # a mixin: super() is TRL's trainer
             model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
         )
         if self.hegelion_scu is None or not training:
@@ -97,8 +99,8 @@ class _HegelionLoss:
     def trained_tokens(self) -> int:
         """Tokens this run fed forward, summed over every process."""
         local = self._hegelion_tokens if self._hegelion_tokens is not None else torch.tensor(0)
-        local = local.to(self.accelerator.device)  # type: ignore[attr-defined]
-        return int(self.accelerator.reduce(local, reduction="sum").item())  # type: ignore[attr-defined]
+        local = local.to(self.accelerator.device)
+        return int(self.accelerator.reduce(local, reduction="sum").item())
 
 
 class HegelionSFTTrainer(_HegelionLoss, SFTTrainer):

@@ -125,7 +125,9 @@ def pre_tokenizer_hash(tokenizer: Any) -> str:
     return sha256(str(tokenizer.encode(CHKTXT)).encode()).hexdigest()
 
 
-def detect_pre_tokenizer(tokenizer: Any, where: Path | None = None) -> tuple[str, str]:
+def detect_pre_tokenizer(
+    tokenizer: Any, where: Path | None = None
+) -> tuple[str, Literal["hash", "structure"]]:
     """(tokenizer.ggml.pre, "hash" | "structure") for a Hugging Face fast tokenizer."""
     chkhsh = pre_tokenizer_hash(tokenizer)
     if chkhsh in KNOWN_PRE_HASHES:
@@ -254,7 +256,7 @@ def _write_bpe(writer: Any, model_dir: Path, vocab_size: int) -> VocabSummary:
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=n_vocab)
     add_bos, add_eos = _set_add_special(special, tokenizer)
     special.add_to_gguf(writer, quiet=True)
-    return VocabSummary("gpt2", pre, source, n_vocab, add_bos, add_eos,  # type: ignore[arg-type]
+    return VocabSummary("gpt2", pre, source, n_vocab, add_bos, add_eos,
                         special.chat_template is not None)
 
 

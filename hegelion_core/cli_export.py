@@ -212,13 +212,14 @@ def write_export_manifest(out: Path, model: Path, adapter: Path | None,
     named in ``out``'s mark as Hegelion's, so the next export into ``out`` may replace it."""
     from hegelion_core.jsonl import atomic_output, claim_names, dumps
     from hegelion_core.records import StageManifest
+    from hegelion_core.secrets import redact
 
     files = [Path(p) for p in result.files]
     manifest = StageManifest(
         stage="export",
         inputs=_digests(model) + _digests(adapter),
         outputs=[str(p) for p in files],
-        config=config,
+        config=redact(config),
         counts={"files": len(files),
                 "bytes": sum(p.stat().st_size for p in files if p.is_file())},
         versions=result.versions,

@@ -13,6 +13,7 @@ from hegelion_core.cli import _parse_pairs, cli
 def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, result: Any) -> Path:
     from hegelion_core.jsonl import atomic_output, dumps
     from hegelion_core.records import FileDigest, StageManifest
+    from hegelion_core.secrets import redact
     from hegelion_core.training import data_files, plot_metrics
 
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png")
@@ -20,7 +21,7 @@ def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, re
         stage="train",
         inputs=[FileDigest.of(p) for p in data_files(data).values()],
         outputs=[str(p) for p in (result.adapter_dir, result.merged_dir, output / "metrics.jsonl", plot) if p],
-        config={"trainer": trainer, **config.model_dump(mode="json")},
+        config=redact({"trainer": trainer, **config.model_dump(mode="json")}),
         counts={k: int(v) for k, v in result.metrics.items() if k in ("steps", "tokens", "examples")},
         versions=result.versions,
     )

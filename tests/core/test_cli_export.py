@@ -71,6 +71,7 @@ class TextExporter(Exporter):
         header: Path | None = Field(None, description="A header file.")
         extra: dict[str, int] = Field(default_factory=dict, description="-o only.")
         fail: bool = Field(False, description="Raise a HegelionError.")
+        hub_token: str | None = Field(None, description="A registry token (-o only).")
 
     def export(self, model_dir, dest, *, adapter_dir=None, name=None) -> ExportResult:
         if self.options.fail:
@@ -172,3 +173,17 @@ def test_any_exporters_out_never_replaces_what_hegelion_did_not_write(tmp_path):
     assert "CONFIG.JSON" in (out / "model.txt").read_text()
     inside = invoke("--model", model, "--out", tmp_path)  # the input inside --out
     assert inside.exit_code == 1 and "the output directory holds the input" in str(inside.exception)
+
+
+def test_a_credential_among_exporter_options_never_reaches_the_manifest(tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    out = tmp_path / "out"
+    canary = "sk-canary-export-7f3a9c"
+    result = invoke("--model", model, "--out", out, "--name", "list",
+                    "-o", f"hub_token={canary}")
+    assert result.exit_code == 0, result.output
+    text = (out / "manifest.json").read_text()
+    assert canary not in text and canary not in result.output
+    assert json.loads(text)["config"]["hub_token"] == "***"

@@ -44,7 +44,7 @@ def eval_command(model: str, adapter: Path | None, suite: str, data: Path, out: 
         raise click.UsageError("--judge-teacher applies to --suite dialectic only")
     if system == "format":
         system = SINGLE_SYSTEM
-    job = EvalJob(suite=suite, model=model, adapter=adapter, data=data, out=out, limit=limit,  # type: ignore[arg-type]
+    job = EvalJob(suite=suite, model=model, adapter=adapter, data=data, out=out, limit=limit,
                   max_tokens=max_tokens, temperature=temperature, system=system or DEFAULT_SYSTEM,
                   concurrency=concurrency, teacher_options=_parse_pairs(teacher_pairs),
                   judge_teacher=judge_teacher, judge_options=_parse_pairs(judge_pairs))

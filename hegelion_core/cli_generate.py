@@ -171,6 +171,7 @@ def generate_command(dataset: str | None, split: str, column: str | None, config
         src = make_driver("prompt_sources", "hf", {"dataset": dataset, "split": split, "column": column,
                                                    "config": config_name, "seed": seed})
     else:
+        assert source is not None  # exactly one of the three was given
         src = make_driver("prompt_sources", source, _parse_pairs(source_pairs))
     job = GenerateJob(
         output=output, rejects=rejects, limit=limit, system=system or DEFAULT_SYSTEM,

@@ -106,7 +106,7 @@ class DatasetSummary(BaseModel):
 
 def build_dataset(job: DatasetJob, *, progress: Any = None) -> DatasetSummary:
     """Run the job; raise `HegelionError` when no valid record is left."""
-    formatter: Formatter = make_driver("formatters", job.format, job.options)  # type: ignore[assignment]
+    formatter: Formatter = make_driver("formatters", job.format, job.options)
     split = _effective_split(job, formatter)
     layout = job.layout()
     if split is None and layout != "hf" and job.output.suffix == "":
@@ -537,6 +537,7 @@ def push_to_hub(job: DatasetJob, counts: dict[str, int], card: str) -> None:
     from huggingface_hub import DatasetCard
 
     repo = job.push_to_hub
+    assert repo is not None  # called only for --push-to-hub
     builder, suffix = ("parquet", ".parquet") if job.layout() == "parquet" else ("json", ".jsonl")
     try:
         if job.layout() == "hf":

@@ -296,7 +296,7 @@ class Generator:
         stopped = asyncio.ensure_future(self._stop.wait())
         try:
             with collector_tuned():
-                await asyncio.wait([everyone, stopped], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait((everyone, stopped), return_when=asyncio.FIRST_COMPLETED)
                 if everyone.done():
                     everyone.result()  # the first bug raises; expected failures are rejects
         finally:

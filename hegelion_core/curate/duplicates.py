@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from collections.abc import Sequence
 
 from rensa import RMinHash, RMinHashLSH
 
@@ -128,7 +129,7 @@ class DuplicateFilter(Filter):
         joined = [" ".join(t) for t in tokens]
         # The near indexes keep the texts anyway, so a text is its own exact key there (no
         # digest to compute, no collision possible); without them a digest takes less room.
-        keys = joined if self.near else list(map(exact_key, joined))
+        keys: Sequence[str | bytes] = joined if self.near else list(map(exact_key, joined))
         for field, key in zip(self.FIELDS, keys):  # exact first: cheap, and the clearer reason
             if (match := self.exact[field].get(key)) is not None:
                 return Drop(f"exact duplicate {field}", f"same {field} as {self.kept[match]}")

@@ -202,8 +202,8 @@ def build_tiny_model(
         from transformers import LlamaConfig as Config
         from transformers import LlamaForCausalLM as Model
     else:
-        from transformers import Qwen2Config as Config  # type: ignore[assignment]
-        from transformers import Qwen2ForCausalLM as Model  # type: ignore[assignment]
+        from transformers import Qwen2Config as Config
+        from transformers import Qwen2ForCausalLM as Model
 
     config = Config(**shape)
     with torch.random.fork_rng(devices=[]):

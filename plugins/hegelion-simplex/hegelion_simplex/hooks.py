@@ -42,7 +42,7 @@ def generate_command(stage: str, n: int | None, seed: int, out: Path, eval_n: in
     if eval_n is None:
         eval_n = LOCAL_TEST["eval_n"] if local_test else min(10_000, max(100, n // 10))
     start = time.perf_counter()
-    spec = StageSpec(stage=stage, n=n, seed=seed, eval_n=eval_n, valid_ratio=valid_ratio)  # type: ignore[arg-type]
+    spec = StageSpec(stage=stage, n=n, seed=seed, eval_n=eval_n, valid_ratio=valid_ratio)
     with hooks.command_run("simplex generate", {**spec.model_dump(mode="json"), "out": str(out)}) as run:
         summary = write_stage(spec, out)
         run.summary = summary

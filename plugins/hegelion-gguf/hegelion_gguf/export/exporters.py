@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -28,9 +28,12 @@ from hegelion_core.contracts import Exporter, ExportResult
 from hegelion_core.errors import HegelionError
 from hegelion_core.jsonl import OUTPUT_MARK, listed_in_manifest
 
+if TYPE_CHECKING:  # the converter's modules import numpy and gguf: loaded when an export runs
+    from hegelion_gguf.export.tensors import OutType
+
 Quantization = Literal["f32", "f16", "bf16", "q8_0", "q4_k_m", "q5_k_m", "q6_k"]
 #: written directly by the converter; the rest are K-quants made by llama.cpp
-CONVERTER_TYPES = ("f32", "f16", "bf16", "q8_0")
+CONVERTER_TYPES: tuple[OutType, ...] = ("f32", "f16", "bf16", "q8_0")
 _VERSIONED = ("hegelion-gguf", "gguf", "llama_cpp_python", "transformers", "peft", "torch")
 
 
@@ -225,6 +228,7 @@ class GGUFExporter(Exporter):
                 from hegelion_gguf.export import convert_lora_to_gguf
 
                 lora_name = f"{stem}.lora.gguf"
+                assert adapter_dir is not None  # --adapter-only without --adapter was refused
                 convert_lora_to_gguf(adapter_dir, model_dir, tmp / lora_name)
                 files.append(dest / lora_name)
             modelfile = self._write_modelfile(tmp, gguf_name, lora_name, chat)
@@ -261,14 +265,14 @@ class GGUFExporter(Exporter):
         return chat_format_from_tokenizer(tokenizer, f"{source} (tokenizer chat template)")
 
     @staticmethod
-    def _convert(source: Path, out: Path, q: str, work: Path) -> Path:
+    def _convert(source: Path, out: Path, q: Quantization, work: Path) -> Path:
         from hegelion_gguf.export import convert_hf_to_gguf, quantize_gguf
 
         if q in CONVERTER_TYPES:
-            return convert_hf_to_gguf(source, out, q)  # type: ignore[arg-type]
-        middle = "bf16" if _source_dtype(source) == "bfloat16" else "f16"
+            return convert_hf_to_gguf(source, out, q)
+        middle: OutType = "bf16" if _source_dtype(source) == "bfloat16" else "f16"
         full = convert_hf_to_gguf(source, work / f"model.{middle}.gguf", middle)
-        quantize_gguf(full, out, q)  # type: ignore[arg-type]
+        quantize_gguf(full, out, q)
         full.unlink()
         return out
 

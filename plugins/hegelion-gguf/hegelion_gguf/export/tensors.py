@@ -14,11 +14,14 @@ import json
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from hegelion_gguf.export.errors import MissingWeights
+
+if TYPE_CHECKING:
+    from gguf import GGMLQuantizationType
 
 OutType = Literal["f32", "f16", "bf16", "q8_0"]
 
@@ -154,7 +157,9 @@ def permute_qk(weights: np.ndarray, n_head: int, n_head_kv: int | None = None) -
     )
 
 
-def gguf_qtype(shape: tuple[int, ...], outtype: OutType, *, force_f32: bool = False):
+def gguf_qtype(
+    shape: tuple[int, ...], outtype: OutType, *, force_f32: bool = False
+) -> GGMLQuantizationType:
     """The GGML type a tensor of `shape` gets for `outtype`.
 
     1-D tensors (norms, biases) stay F32 as llama.cpp's converter keeps them; Q8_0
@@ -173,7 +178,7 @@ def gguf_qtype(shape: tuple[int, ...], outtype: OutType, *, force_f32: bool = Fa
     return T.Q8_0 if shape[-1] % block == 0 else T.F16
 
 
-def encode(data: np.ndarray, qtype) -> np.ndarray:
+def encode(data: np.ndarray, qtype: GGMLQuantizationType) -> np.ndarray:
     """`data` (float32) in GGML type `qtype`: F32/F16 as such, others as packed bytes."""
     import gguf
 
@@ -185,7 +190,9 @@ def encode(data: np.ndarray, qtype) -> np.ndarray:
     return gguf.quants.quantize(np.ascontiguousarray(data, dtype=np.float32), qtype)
 
 
-def encoded_info(shape: tuple[int, ...], qtype) -> tuple[tuple[int, ...], np.dtype, int]:
+def encoded_info(
+    shape: tuple[int, ...], qtype: GGMLQuantizationType
+) -> tuple[tuple[int, ...], np.dtype, int]:
     """(shape as passed to `GGUFWriter.add_tensor_info`, numpy dtype, byte size)."""
     import gguf
 

@@ -405,7 +405,9 @@ def remove_stale_temporaries(dest: str | Path) -> list[Path]:
 
 
 def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` on this machine is running (a zombie is not)."""
+    """Whether process ``pid`` on this machine is running. A zombie is not: a killed
+    process whose parent died too stays one where nothing reaps orphans (containers
+    without an init); it still answers signal 0, but it holds no claim and no file."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

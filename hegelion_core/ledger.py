@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from hegelion_core.jsonl import append_jsonl_line, append_lines, dumps
+from hegelion_core.jsonl import append_jsonl_line, append_lines, dumps, pid_alive
 
 _ID = re.compile(rb'"prompt_id":"([0-9a-f]{1,32})"')
 #: A reject line blamed on something other than the prompt (orjson writes no spaces, and
@@ -184,7 +184,7 @@ class Ledger:
             return False
         if time.time() - t > self.lease_s:
             return False  # lease expired: the claimer is gone or stuck
-        return not (host == self.host and not _alive(pid))
+        return not (host == self.host and not pid_alive(pid))
 
     # ----- writing (each under the lock) ---------------------------------------------
 
@@ -304,19 +304,3 @@ def _index_chunk(chunk: bytes) -> tuple[list[bytes], int] | None:
         return parts[0::2], int(parts[-1], 10)
     except ValueError:
         return None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed process whose parent died too stays a zombie where nothing reaps orphans
-    # (containers without an init): it still answers signal 0, but it holds no claim.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[0] != "Z"

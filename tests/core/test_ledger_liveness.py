@@ -8,13 +8,13 @@ import subprocess
 import sys
 import time
 
-from hegelion_core.ledger import _alive
+from hegelion_core.jsonl import pid_alive
 
 
 def test_a_running_process_is_alive_and_a_zombie_is_not() -> None:
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        assert _alive(child.pid)
+        assert pid_alive(child.pid)
         child.kill()
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:  # not reaped: it is a zombie now
@@ -23,8 +23,8 @@ def test_a_running_process_is_alive_and_a_zombie_is_not() -> None:
                     break
             time.sleep(0.05)
         os.kill(child.pid, 0)  # a zombie still answers signal 0 ...
-        assert not _alive(child.pid)  # ... but holds no claim
+        assert not pid_alive(child.pid)  # ... but holds no claim
     finally:
         child.kill()
         child.wait()
-    assert not _alive(child.pid)
+    assert not pid_alive(child.pid)

@@ -14,9 +14,14 @@ import pytest
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end_then_skips_everything(quickstart_run: Any) -> None:
     w, first = quickstart_run.workdir, quickstart_run.first
-    for stage in ("generate", "format", "train", "export", "eval"):
+    for stage in ("generate", "curate", "format", "train", "export", "eval"):
         assert (w / stage / "stage.json").is_file(), stage
     assert len((w / "generate" / "traces.jsonl").read_text().splitlines()) == 2
+    curated = json.loads((w / "curate" / "stage.json").read_text())
+    manifest = json.loads(Path(curated["artifact"]["traces"] + ".manifest.json").read_text())
+    filters = {f["name"] for f in manifest["filters"]}
+    assert "decontaminate" in filters, filters  # against the quickstart's own eval prompts
+    assert curated["figures"]["rows_out"] == 2, curated["figures"]
     export = json.loads((w / "export" / "stage.json").read_text())["artifact"]
     gguf = Path(export["gguf"])
     assert gguf.suffix == ".gguf" and gguf.stat().st_size > 50_000_000
@@ -26,7 +31,11 @@ def test_quickstart_runs_end_to_end_then_skips_everything(quickstart_run: Any) -
         results = json.loads((w / "eval" / label / "results.json").read_text())
         assert "format_compliance" in results["metrics"], results["metrics"]
     assert "chat with it:" in first.stdout and str(gguf) in first.stdout
+    report = w / "report.html"
+    assert f"report: {report}" in first.stdout
+    page = report.read_text()
+    assert "<h2>Curation</h2>" in page and "<h2>Evaluation</h2>" in page
 
     again = quickstart_run.again()
     assert again.returncode == 0, again.stderr[-4000:]
-    assert again.stderr.count("unchanged, skipped") == 5
+    assert again.stderr.count("unchanged, skipped") == 6

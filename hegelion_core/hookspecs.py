@@ -35,7 +35,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def hegelion_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``hegelion`` CLI.
 
-    Called once per plugin when the CLI starts (`hegelion_core.cli.main`), each plugin on
+    Called once per plugin when the CLI starts (`hegelion_core.cli.app.main`), each plugin on
     its own, in pluggy's call order, with the hook's wrappers once around them all. A
     plugin that raises is reported on stderr and skipped; the CLI carries on without its
     commands, and the other plugins still add theirs.

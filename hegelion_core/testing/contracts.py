@@ -252,7 +252,7 @@ class ExporterContract(DriverContract):
             assert params[name].default is None
 
     def test_options_reach_the_command_line(self, driver: Driver) -> None:
-        from hegelion_core.cli_export import COMMON, exporter_command, option_param
+        from hegelion_core.cli.export import COMMON, exporter_command, option_param
 
         command = exporter_command(type(driver))
         flags = {p.name for p in command.params}

@@ -342,7 +342,7 @@ stages:
 
 
 def test_every_curate_option_is_documented() -> None:
-    from hegelion_core.cli_curate import curate_command
+    from hegelion_core.cli.curate import curate_command
 
     docs = (EXAMPLES.parent / "docs" / "curation.md").read_text(encoding="utf-8")
     options = [o for p in curate_command.params for o in p.opts if o.startswith("--")]

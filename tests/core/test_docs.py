@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hegelion_core import hookspecs
-from hegelion_core.cli import dataset_command
+from hegelion_core.cli.dataset import dataset_command
 from hegelion_core.plugins import driver_names
 
 ROOT = Path(__file__).resolve().parents[2]

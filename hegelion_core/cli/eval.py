@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from hegelion_core.cli import _parse_pairs, cli
+from hegelion_core.cli.options import parse_pairs
 
 
-@cli.command("eval")
+@click.command("eval")
 @click.option("--model", required=True, help="A .gguf file (llama-cpp teacher) or an HF model directory (transformers teacher).")
 @click.option("--adapter", type=click.Path(path_type=Path), help="A LoRA adapter: a PEFT directory, or a GGUF LoRA for a .gguf model.")
 @click.option("--suite", required=True, type=click.Choice(["dialectic", "calibration", "belief-revision"]))
@@ -46,8 +46,8 @@ def eval_command(model: str, adapter: Path | None, suite: str, data: Path, out: 
         system = SINGLE_SYSTEM
     job = EvalJob(suite=suite, model=model, adapter=adapter, data=data, out=out, limit=limit,
                   max_tokens=max_tokens, temperature=temperature, system=system or DEFAULT_SYSTEM,
-                  concurrency=concurrency, teacher_options=_parse_pairs(teacher_pairs),
-                  judge_teacher=judge_teacher, judge_options=_parse_pairs(judge_pairs))
+                  concurrency=concurrency, teacher_options=parse_pairs(teacher_pairs),
+                  judge_teacher=judge_teacher, judge_options=parse_pairs(judge_pairs))
 
     def progress(done: int, total: int) -> None:
         if not quiet and (done == total or done % max(1, total // 10) == 0):

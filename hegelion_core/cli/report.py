@@ -6,10 +6,8 @@ from pathlib import Path
 
 import click
 
-from hegelion_core.cli import cli
 
-
-@cli.command("report")
+@click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
               help="Where to write the page (default: RUN_DIR/report.html).")

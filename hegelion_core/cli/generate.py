@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from hegelion_core.cli import _parse_pairs, cli
+from hegelion_core.cli.options import parse_pairs
 from hegelion_core.defaults import DEFAULT_TEACHER  # why this one: see defaults.py
 
 
@@ -74,7 +74,7 @@ def make_teacher(teacher: str, model: str | None, base_url: str | None, pairs: t
     from hegelion_core.plugins import make_driver
 
     options = {k: v for k, v in {"model": model, "base_url": base_url}.items() if v is not None}
-    return make_driver("teachers", teacher, options | _parse_pairs(pairs))
+    return make_driver("teachers", teacher, options | parse_pairs(pairs))
 
 
 def make_dialectic_config(mode: str, council: str | None, critics: tuple[str, ...], judge: bool,
@@ -96,7 +96,7 @@ def make_dialectic_config(mode: str, council: str | None, critics: tuple[str, ..
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--council/--critic") from None
     try:
-        quality = QualityConfig(**{"enabled": quality_check, **_parse_pairs(quality_pairs)})
+        quality = QualityConfig(**{"enabled": quality_check, **parse_pairs(quality_pairs)})
     except ValidationError as exc:
         raise click.BadParameter(describe_validation(exc), param_hint="--quality") from None
     return DialecticConfig(
@@ -110,7 +110,7 @@ def make_dialectic_config(mode: str, council: str | None, critics: tuple[str, ..
 # ----- generate -------------------------------------------------------------------------
 
 
-@cli.command("generate")
+@click.command("generate")
 @click.option("--dataset", help="Hugging Face dataset id, save_to_disk dir, or data file.")
 @click.option("--split", default="train", show_default=True)
 @click.option("--column", help="Prompt column (default: prompt, instruction, question, or messages).")
@@ -172,7 +172,7 @@ def generate_command(dataset: str | None, split: str, column: str | None, config
                                                    "config": config_name, "seed": seed})
     else:
         assert source is not None  # exactly one of the three was given
-        src = make_driver("prompt_sources", source, _parse_pairs(source_pairs))
+        src = make_driver("prompt_sources", source, parse_pairs(source_pairs))
     job = GenerateJob(
         output=output, rejects=rejects, limit=limit, system=system or DEFAULT_SYSTEM,
         dialectic=make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations,
@@ -206,7 +206,7 @@ def generate_command(dataset: str | None, split: str, column: str | None, config
 # ----- status ----------------------------------------------------------------------------
 
 
-@cli.command("status")
+@click.command("status")
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--rejects", type=click.Path(path_type=Path))
 @click.option("--window", type=float, default=10, show_default=True, help="Minutes the rate is measured over.")
@@ -242,7 +242,7 @@ def _run_once(teacher: Any, config: Any, question: str) -> Any:
         raise HegelionError(f"the dialectic failed in the {exc.phase} phase: {exc.reason}") from None
 
 
-@cli.command("dialectic")
+@click.command("dialectic")
 @click.argument("query")
 @teacher_options
 @dialectic_options
@@ -296,7 +296,7 @@ def extract_action(synthesis: str) -> str:
     return synthesis.strip().splitlines()[0] if synthesis.strip() else ""
 
 
-@cli.command("agent")
+@click.command("agent")
 @click.argument("observation")
 @click.option("--goal", help="The high-level goal.")
 @click.option("--coding", is_flag=True, help="Guidance for coding agents.")
@@ -331,10 +331,3 @@ def agent_command(observation: str, goal: str | None, coding: bool, log_file: Pa
         click.echo(json.dumps({"action": action, "record": record.model_dump(mode="json")}, indent=2, ensure_ascii=False))
     else:
         click.echo(f"Action: {action}")
-
-
-def agent_main(argv: list[str] | None = None) -> None:
-    """``hegelion-agent``: the earlier tool's name for ``hegelion agent``."""
-    from hegelion_core.cli import main
-
-    main(["agent", *(sys.argv[1:] if argv is None else argv)])

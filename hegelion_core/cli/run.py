@@ -5,13 +5,12 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import cast
 
 import click
 
-from hegelion_core.cli import cli
 
-
-@cli.command("run")
+@click.command("run")
 @click.argument("pipeline", type=click.Path(path_type=Path))
 @click.option("--stage", help="Run this stage only (its inputs must have run).")
 @click.option("--all", "force_all", is_flag=True, help="Run every stage, even unchanged ones.")
@@ -43,8 +42,10 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
             raise click.BadParameter(f"{pair!r}: expected key=value", param_hint="-c/--set")
         pairs[key] = yaml.safe_load(value)  # 4 -> int, true -> bool, text stays text
     config = load_pipeline(pipeline, pairs)
+    # `hegelion` itself, whose commands the stages run: the library never imports the CLI
+    commands = cast(click.Group, click.get_current_context().find_root().command)
     if dry_run:
-        for plan in plan_pipeline(config):
+        for plan in plan_pipeline(config, commands):
             click.echo(f"{plan.name} ({plan.kind}):")
             for inv in plan.invocations:
                 click.echo("  hegelion " + " ".join(redacted(inv.argv)))
@@ -54,7 +55,7 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
     try:
         # Each stage is a command of its own, so it fires its own pair in its process too.
         with hooks.command_run("run", asked) as run:
-            records = run_pipeline(config, only=stage, force_all=force_all,
+            records = run_pipeline(config, commands, only=stage, force_all=force_all,
                                    echo=lambda line: click.echo(line, err=True))
             run.summary = {"stages": [r.model_dump(mode="json") for r in records]}
     except KeyboardInterrupt:

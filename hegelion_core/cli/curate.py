@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from hegelion_core.cli import _parse_pairs, cli
+from hegelion_core.cli.options import parse_pairs
 
 
-@cli.command("curate")
+@click.command("curate")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
               help="The curated traces file (JSONL); OUTPUT.manifest.json is written beside it.")
@@ -57,7 +57,7 @@ def curate_command(
     from hegelion_core.quality import QualityConfig
 
     try:
-        quality_config = QualityConfig(**_parse_pairs(quality))
+        quality_config = QualityConfig(**parse_pairs(quality))
     except (click.BadParameter, ValidationError) as exc:
         problem = exc.message if isinstance(exc, click.BadParameter) else describe_validation(exc)
         raise click.BadParameter(problem, param_hint="--quality") from None

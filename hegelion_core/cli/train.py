@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from hegelion_core.cli import _parse_pairs, cli
+from hegelion_core.cli.options import parse_pairs
 
 
 def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, result: Any) -> Path:
@@ -50,7 +50,7 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
     click.echo(json.dumps(config.model_dump(mode="json"), indent=2))
 
 
-@cli.command("train")
+@click.command("train")
 @click.option("--trainer", required=True, help="trl, mlx, mlx-scu, unsloth, or a plugin's.")
 @click.option("--method", type=click.Choice(["sft", "dpo"]), help="Default: from --config, else sft.")
 @click.option("--model", help="Base model: a local directory or a hub id.")
@@ -83,7 +83,7 @@ def train_command(trainer: str, method: str | None, model: str | None, data: Pat
     given: dict[str, Any] = {"model": model, "method": method, "merge": merge or None,
                              "resume": resume or None, "num_processes": num_processes}
     config = load_train_config(config_path, {**{k: v for k, v in given.items() if v is not None},
-                                             **_parse_pairs(overrides)})
+                                             **parse_pairs(overrides)})
     if scu and config.scu is None:
         config = config.model_copy(update={"scu": SCUConfig()})
     if config.model is None:
@@ -93,7 +93,7 @@ def train_command(trainer: str, method: str | None, model: str | None, data: Pat
         return
     cls = load_driver("trainers", trainer)
     check_data(data, config.method, cls.accepts or None)
-    driver = cls(_parse_pairs(options))
+    driver = cls(parse_pairs(options))
     output.mkdir(parents=True, exist_ok=True)
     with hooks.command_run("train", {"trainer": trainer, "data": str(data), **config.model_dump(mode="json")}) as run:
         result = driver.train(data, output, config)

@@ -1,100 +1,16 @@
-"""The ``hegelion`` command line. Plugins add subcommands through a hook."""
+"""``hegelion dataset``: trace files into a training dataset; and the earlier
+``hegelion-dataset`` command line turned into it."""
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
-from hegelion_core._version import __version__
-from hegelion_core.errors import HegelionError
+from hegelion_core.cli.options import parse_pairs
 
 
-class _Group(click.Group):
-    """Print Hegelion's own errors as one clear message, without a traceback.
-
-    The last resort for every command: an `OSError` that names a file (an unwritable
-    directory, a full disk, a path through a file) is one line naming it, too. Any other
-    exception keeps its traceback: it is a bug to fix, not a message to polish.
-    """
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except HegelionError as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            if exc.filename is None:
-                raise
-            from hegelion_core.jsonl import os_error_message
-
-            raise click.ClickException(os_error_message(exc)) from None
-
-
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="hegelion")
-def cli() -> None:
-    """Hegelion: teach small models to reason thesis -> antithesis -> synthesis."""
-
-
-# ----- hegelion plugins ---------------------------------------------------------------
-
-
-@cli.command("plugins")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins_command(as_json: bool) -> None:
-    """List drivers for every role and the hook plugins, with their status."""
-    from hegelion_core.plugins import as_dicts, describe_drivers, describe_hook_plugins
-
-    drivers, hook_plugins = describe_drivers(), describe_hook_plugins()
-    if as_json:
-        click.echo(json.dumps({"drivers": as_dicts(drivers), "hooks": as_dicts(hook_plugins)}, indent=2))
-        return
-    role = None
-    for d in drivers:
-        if d.role != role:
-            role = d.role
-            click.secho(f"{role}:", bold=True)
-        origin = f"{d.distribution} {d.version}".strip()
-        line = f"  {d.name:<14} {d.status:<14} {origin}"
-        click.echo(line)
-        if d.error:
-            click.echo(f"      error: {d.error}")
-        if d.fix:
-            click.echo(f"      fix:   {d.fix}")
-    click.secho("hooks:", bold=True)
-    if not hook_plugins:
-        click.echo("  (no hook plugins installed)")
-    for h in hook_plugins:
-        click.echo(f"  {h.name:<14} {h.status:<14} {h.distribution} {h.version}")
-        if h.hooks:
-            click.echo(f"      implements: {', '.join(h.hooks)}")
-        if h.error:
-            click.echo(f"      error: {h.error}")
-            click.echo(f"      fix:   {h.fix}")
-
-
-# ----- hegelion dataset ---------------------------------------------------------------
-
-
-def _parse_pairs(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``-o key=value`` pairs; values are JSON when they parse, else strings."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r}: expected key=value", param_hint="-o/--option")
-        try:
-            out[key.replace("-", "_")] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key.replace("-", "_")] = value
-    return out
-
-
-@cli.command("dataset")
+@click.command("dataset")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--format", "-f", "fmt", required=True, help="Formatter: sft, chat, dpo, scu, mlx, simplex, or a plugin's.")
@@ -137,7 +53,7 @@ def dataset_command(
 
     flags = {"rejected": rejected, "conversational": conversational,
              "synthesis_only": synthesis_only, "system": system}
-    options = {k: v for k, v in flags.items() if v is not None} | _parse_pairs(extra)
+    options = {k: v for k, v in flags.items() if v is not None} | parse_pairs(extra)
 
     given = {"valid_ratio": valid_ratio, "test_ratio": test_ratio, "min_rows": batch_size, "seed": seed}
     given = {k: v for k, v in given.items() if v is not None}
@@ -165,40 +81,6 @@ def dataset_command(
     for reason, count in sorted(summary.skipped.items(), key=lambda kv: -kv[1]):
         click.echo(f"  {count:>6}  {reason}   e.g. {summary.examples[reason]}")
     click.echo(f"manifest: {summary.manifest}")
-
-
-# ----- entry points -------------------------------------------------------------------
-
-
-def load_plugin_commands(group: click.Group) -> None:
-    """Let every hook plugin add subcommands; a failing plugin is reported, not fatal."""
-    from hegelion_core import hooks
-
-    for plugin, exc in hooks.register_commands(group):
-        click.echo(f"warning: plugin {plugin!r} failed to add commands: {exc}", err=True)
-
-
-def main(argv: list[str] | None = None) -> None:
-    load_plugin_commands(cli)
-    cli.main(args=argv, prog_name="hegelion")
-
-
-def dataset_main(argv: list[str] | None = None) -> None:
-    """``hegelion-dataset``: the earlier tool's command, with its defaults.
-
-    Its users' scripts leave out ``--format`` (meaning DPO, synthesis chosen over the
-    thesis) and ask for ``--format instruction`` (SFT rows that keep only the synthesis);
-    `earlier_dataset_args` turns those into ``hegelion dataset`` arguments, and one line
-    on stderr names the command it ran. ``hegelion dataset`` itself keeps requiring
-    ``--format``.
-    """
-    import shlex
-
-    args = earlier_dataset_args(sys.argv[1:] if argv is None else argv)
-    if not {"-q", "--quiet", "-h", "--help"} & set(args):
-        click.echo(f"hegelion-dataset: running `hegelion {shlex.join(args)}` "
-                   "(the earlier defaults; see docs/migrating.md)", err=True)
-    cli.main(args=args, prog_name="hegelion")
 
 
 #: The earlier ``hegelion-dataset`` format names that are not Hegelion formatter names.
@@ -243,10 +125,3 @@ def earlier_dataset_args(argv: list[str]) -> list[str]:
     elif fmt_at >= 0 and out[fmt_at + 1] in EARLIER_FORMATS:
         out[fmt_at + 1:fmt_at + 2] = EARLIER_FORMATS[out[fmt_at + 1]]
     return ["dataset", *out]
-
-
-# The subcommands' modules register themselves on `cli` (generate, status, dialectic,
-# agent, train, eval, export, run); they import `cli` from here, hence the end of the file.
-from hegelion_core import cli_eval, cli_export, cli_generate, cli_run, cli_train  # noqa: E402,F401,I001
-from hegelion_core import cli_report  # noqa: E402,F401
-from hegelion_core import cli_curate  # noqa: E402,F401

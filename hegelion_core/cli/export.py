@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from hegelion_core.cli import _parse_pairs, cli
+from hegelion_core.cli.options import parse_pairs
 
 #: flags every exporter command has; an option field with one of these names is -o only
 COMMON = ("model", "adapter", "name", "out", "option")
@@ -67,7 +67,7 @@ def _failing_command(name: str, exc: Exception) -> click.Command:
     return command
 
 
-@cli.group("export", cls=ExportGroup)
+@click.group("export", cls=ExportGroup)
 def export_group() -> None:
     """Export a trained model: GGUF for llama.cpp and Ollama, merged safetensors, or a
     plugin's format.
@@ -136,7 +136,7 @@ def exporter_command(cls: Any) -> click.Command:
             option: tuple[str, ...], **flags: Any) -> None:
         given = {k: v for k, v in flags.items() if k in fields and v not in (None, ())}
         given = {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}
-        run_export(cls, model, adapter, name, out, {**_parse_pairs(option), **given})
+        run_export(cls, model, adapter, name, out, {**parse_pairs(option), **given})
 
     params: list[click.Parameter] = [
         click.Option(["--model"], required=True, type=click.Path(path_type=Path),

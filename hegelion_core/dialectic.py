@@ -34,7 +34,6 @@ from hegelion_core.parsing import (
     parse_contradictions,
     parse_research_proposals,
     parse_trace,
-    render_output,
 )
 from hegelion_core.quality import QualityConfig, response_issues, text_issues, trace_issues
 from hegelion_core.records import (
@@ -44,6 +43,7 @@ from hegelion_core.records import (
     Message,
     Usage,
     is_placeholder,
+    render_output,
 )
 
 # ----- prompts -----------------------------------------------------------------------

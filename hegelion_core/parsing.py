@@ -3,7 +3,8 @@
 Teachers label the three phases in many ways (``**THESIS**:``, ``## Thesis``,
 ``<thesis>``...). This module finds them without inventing text: a phase that is
 absent, empty or a placeholder is reported in ``missing`` instead of guessed.
-`render_output` writes the one canonical form, and `parse_trace` reads it back.
+`hegelion_core.records.render_output` writes the one canonical form, and `parse_trace`
+reads it back.
 """
 
 from __future__ import annotations
@@ -291,13 +292,3 @@ def parse_research_proposals(text: str) -> list[ResearchProposal]:
     """``RESEARCH_PROPOSAL:`` markers with their ``TESTABLE_PREDICTION:``; a
     prediction with no proposal before it is dropped rather than promoted."""
     return _proposals(_markers(text, _fold(text)))
-
-
-def render_output(trace: DialecticTrace) -> str:
-    """The canonical training output; `parse_trace` reads it back unchanged."""
-    return (
-        f"<thought>\nTHESIS:\n{trace.thesis.strip()}\n\n"
-        f"ANTITHESIS:\n{trace.antithesis.strip()}\n\n"
-        f"SYNTHESIS:\n{trace.synthesis.strip()}\n</thought>\n"
-        f"{trace.final_answer.strip()}"
-    )

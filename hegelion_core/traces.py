@@ -107,7 +107,7 @@ def _from_legacy(obj: dict[str, Any]) -> TraceRecord:
     try:
         dialectic = DialecticTrace.model_validate(trace)
         if not isinstance(record.get("output"), str) or is_placeholder(record.get("output")):
-            from hegelion_core.parsing import render_output
+            from hegelion_core.records import render_output
 
             record["output"] = render_output(dialectic)
         return TraceRecord.model_validate(record)

@@ -22,8 +22,7 @@ from hegelion_core.dialectic import (
     SYNTHESIS_SYSTEM,
     THESIS_SYSTEM,
 )
-from hegelion_core.parsing import render_output
-from hegelion_core.records import DialecticTrace, Message, Usage
+from hegelion_core.records import DialecticTrace, Message, Usage, render_output
 
 
 def question_of(messages: Sequence[Message]) -> str:

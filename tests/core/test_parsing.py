@@ -9,9 +9,8 @@ from hegelion_core.parsing import (
     parse_contradictions,
     parse_research_proposals,
     parse_trace,
-    render_output,
 )
-from hegelion_core.records import Contradiction, DialecticTrace, ResearchProposal
+from hegelion_core.records import Contradiction, DialecticTrace, ResearchProposal, render_output
 
 
 def parts(parsed: ParsedTrace) -> tuple[str | None, str | None, str | None]:

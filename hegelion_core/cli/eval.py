@@ -36,8 +36,8 @@ def eval_command(model: str, adapter: Path | None, suite: str, data: Path, out: 
           --data simplex/calibration/eval.jsonl --out eval/cal
     """
     from hegelion_core import hooks
-    from hegelion_core.dialectic import SINGLE_SYSTEM
     from hegelion_core.evaluation.runner import EvalJob, run_eval
+    from hegelion_core.generation.dialectic import SINGLE_SYSTEM
     from hegelion_core.records import DEFAULT_SYSTEM
 
     if judge_teacher and suite != "dialectic":

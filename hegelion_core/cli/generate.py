@@ -86,8 +86,8 @@ def make_dialectic_config(mode: str, council: str | None, critics: tuple[str, ..
     `dialectic_options`' answer-policy flags, which commands pass on as ``**policy``."""
     from pydantic import ValidationError
 
-    from hegelion_core.dialectic import DialecticConfig, resolve_council
     from hegelion_core.errors import describe_validation
+    from hegelion_core.generation.dialectic import DialecticConfig, resolve_council
     from hegelion_core.quality import QualityConfig
 
     members = [*(council.split(",") if council else []), *critics]
@@ -158,7 +158,7 @@ def generate_command(dataset: str | None, split: str, column: str | None, config
       hegelion generate --dataset HuggingFaceH4/ultrafeedback_binarized --split train_prefs \\
           --seed 42 --limit 500 --teacher kimi -o traces.jsonl --concurrency 16 --rpm 200
     """
-    from hegelion_core.generate import ExitCode, GenerateJob, Terminated, run_generate
+    from hegelion_core.generation.generate import ExitCode, GenerateJob, Terminated, run_generate
     from hegelion_core.plugins import make_driver
     from hegelion_core.records import DEFAULT_SYSTEM
 
@@ -217,7 +217,7 @@ def status_command(output: Path, rejects: Path | None, window: float, prices: Pa
 
     Safe to run while generators append to OUTPUT.
     """
-    from hegelion_core.status import load_prices, render, run_status
+    from hegelion_core.generation.status import load_prices, render, run_status
 
     status = run_status(output, rejects=rejects, window_min=window, prices=load_prices(prices))
     click.echo(status.model_dump_json(indent=2) if as_json else render(status))
@@ -227,8 +227,8 @@ def status_command(output: Path, rejects: Path | None, window: float, prices: Pa
 
 
 def _run_once(teacher: Any, config: Any, question: str) -> Any:
-    from hegelion_core.dialectic import DialecticEngine, PhaseFailed
     from hegelion_core.errors import HegelionError
+    from hegelion_core.generation.dialectic import DialecticEngine, PhaseFailed
 
     async def go() -> Any:
         try:

@@ -98,7 +98,7 @@ async def collect(teacher: Teacher, conversations: Sequence[list[Message]], *, m
 
 
 async def _judge_all(judge: Teacher, questions: Sequence[str], answers: Sequence[Answer]) -> list[float | None]:
-    from hegelion_core.dialectic import DialecticEngine, PhaseFailed
+    from hegelion_core.generation.dialectic import DialecticEngine, PhaseFailed
     from hegelion_core.parsing import parse_trace
 
     engine = DialecticEngine(judge)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from hegelion_core.contracts import Completion, Options, Teacher
-from hegelion_core.dialectic import (
+from hegelion_core.generation.dialectic import (
     ANTITHESIS_SYSTEM,
     JUDGE_SYSTEM,
     SINGLE_SYSTEM,

@@ -49,7 +49,7 @@ from pydantic import Field, field_validator, model_validator
 
 from hegelion_core.contracts import Completion, DriverOptions, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
-from hegelion_core.limits import retryable_status
+from hegelion_core.generation.limits import retryable_status
 from hegelion_core.records import Message, Usage
 from hegelion_kimi import login as kimi_login
 from hegelion_kimi._common import (

@@ -34,7 +34,7 @@ from pydantic import Field
 
 from hegelion_core.contracts import DriverOptions, Teacher, TeacherError
 from hegelion_core.errors import HegelionError
-from hegelion_core.limits import parse_retry_after, retryable_status
+from hegelion_core.generation.limits import parse_retry_after, retryable_status
 from hegelion_core.secrets import get_secret, learn, require_secret, scrub
 
 T = TypeVar("T")

@@ -22,8 +22,8 @@ from typing import Any
 import orjson
 from pydantic import BaseModel, Field
 
-from hegelion_core.ledger import counts_against_prompt
-from hegelion_core.reasons import reject_label
+from hegelion_core.generation.ledger import counts_against_prompt
+from hegelion_core.generation.reasons import reject_label
 from hegelion_core.secrets import config_dir
 
 #: USD per million tokens (input, output). Local models cost nothing.

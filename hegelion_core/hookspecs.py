@@ -116,7 +116,7 @@ def hegelion_record_written(record: TraceRecord, path: Path) -> None:
     """A trace record was durably appended to a traces file.
 
     Called on every plugin once per record, after its line is flushed to disk: by
-    ``hegelion generate``'s writer and by `hegelion_core.traces.append_records`. It runs
+    ``hegelion generate``'s writer and by `hegelion_core.data.traces.append_records`. It runs
     on the writer's path: keep it fast.
 
     :param record: The record as written.

@@ -158,7 +158,7 @@ class SimplexContext(_Model):
 
 
 def render_output(trace: DialecticTrace) -> str:
-    """The canonical training output; `hegelion_core.parsing.parse_trace` reads it back
+    """The canonical training output; `hegelion_core.data.parsing.parse_trace` reads it back
     unchanged. Here, beside the schema, so records and parsing do not import each other."""
     return (
         f"<thought>\nTHESIS:\n{trace.thesis.strip()}\n\n"

@@ -27,9 +27,9 @@ from typing import Any, TypeGuard
 import orjson
 
 from hegelion_core._version import __version__
+from hegelion_core.data.jsonl import atomic_output
+from hegelion_core.data.parsing import PARTS, parse_trace
 from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.jsonl import atomic_output
-from hegelion_core.parsing import PARTS, parse_trace
 from hegelion_core.pipeline.runner import RECORD, STARTED, StageRecord
 
 REPORT = "report.html"
@@ -197,7 +197,7 @@ def prompt_texts(data: Path | None) -> dict[str, str]:
     """Item id -> prompt, from the eval's prompt file when it is still there."""
     if data is None or not data.is_file():
         return {}
-    from hegelion_core.prompt_sources.file import FilePromptSource
+    from hegelion_core.data.prompt_sources.file import FilePromptSource
 
     try:
         return {p.id: p.text for p in FilePromptSource({"path": data}).iter_prompts()}

@@ -233,7 +233,7 @@ class MetricsLog:
 
     def log(self, step: int, metrics: dict[str, float]) -> None:
         from hegelion_core import hooks
-        from hegelion_core.jsonl import append_jsonl
+        from hegelion_core.data.jsonl import append_jsonl
 
         clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
         append_jsonl(self.path, [{"step": step, **clean}], fsync=False)

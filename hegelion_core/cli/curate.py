@@ -51,10 +51,10 @@ def curate_command(
     """
     from pydantic import ValidationError
 
-    from hegelion_core.curate import CurateJob, curate
-    from hegelion_core.curate.run import describe
+    from hegelion_core.data.curate import CurateJob, curate
+    from hegelion_core.data.curate.run import describe
+    from hegelion_core.data.quality import QualityConfig
     from hegelion_core.errors import describe_validation
-    from hegelion_core.quality import QualityConfig
 
     try:
         quality_config = QualityConfig(**parse_pairs(quality))

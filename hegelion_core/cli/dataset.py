@@ -47,7 +47,7 @@ def dataset_command(
     """
     from pydantic import ValidationError
 
-    from hegelion_core.dataset import DatasetJob, SplitSpec, build_dataset
+    from hegelion_core.data.dataset import DatasetJob, SplitSpec, build_dataset
     from hegelion_core.errors import describe_validation
     from hegelion_core.plugins import load_driver
 

@@ -181,8 +181,13 @@ def run_export(cls: Any, model: Path, adapter: Path | None, name: str | None, ou
 
 def _check_out(out: Path, model: Path, adapter: Path | None) -> None:
     """Before any work: ``--out`` is not an input and holds no manifest.json of another's."""
+    from hegelion_core.data.jsonl import (
+        NotOurs,
+        listed_in_manifest,
+        owned_names,
+        refuse_inputs_inside,
+    )
     from hegelion_core.errors import HegelionError
-    from hegelion_core.jsonl import NotOurs, listed_in_manifest, owned_names, refuse_inputs_inside
 
     refuse_inputs_inside(out, [p for p in (model, adapter) if p is not None])
     if out.exists() and not out.is_dir():
@@ -210,7 +215,7 @@ def write_export_manifest(out: Path, model: Path, adapter: Path | None,
                           config: dict[str, Any], result: Any) -> Path:
     """``out/manifest.json``: the inputs' hashes, the settings, the files and versions;
     named in ``out``'s mark as Hegelion's, so the next export into ``out`` may replace it."""
-    from hegelion_core.jsonl import atomic_output, claim_names, dumps
+    from hegelion_core.data.jsonl import atomic_output, claim_names, dumps
     from hegelion_core.records import StageManifest
     from hegelion_core.secrets import redact
 

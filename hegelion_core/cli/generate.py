@@ -66,7 +66,7 @@ dialectic_options = _stack(
                  help="Reject degenerate output: loops, a section that copies another, an empty final answer."),
     click.option("--quality", "quality_pairs", multiple=True, metavar="KEY=VALUE",
                  help="A degenerate-output threshold (max_repeated_share, max_copied_share, max_loop_words...; "
-                      "see hegelion_core.quality.QualityConfig)."),
+                      "see hegelion_core.data.quality.QualityConfig)."),
 )
 
 
@@ -86,9 +86,9 @@ def make_dialectic_config(mode: str, council: str | None, critics: tuple[str, ..
     `dialectic_options`' answer-policy flags, which commands pass on as ``**policy``."""
     from pydantic import ValidationError
 
+    from hegelion_core.data.quality import QualityConfig
     from hegelion_core.errors import describe_validation
     from hegelion_core.generation.dialectic import DialecticConfig, resolve_council
-    from hegelion_core.quality import QualityConfig
 
     members = [*(council.split(",") if council else []), *critics]
     try:
@@ -310,8 +310,8 @@ def agent_command(observation: str, goal: str | None, coding: bool, log_file: Pa
                   critics: tuple[str, ...], judge: bool, min_judge_score: float | None, iterations: int,
                   **policy: Any) -> None:
     """Deliberate on OBSERVATION (thesis, antithesis, synthesis), then print the action."""
+    from hegelion_core.data.traces import append_records
     from hegelion_core.records import TraceRecord
-    from hegelion_core.traces import append_records
 
     if log_file:  # before any teacher call: the earlier tool's scripts log to collected_data/...
         log_file.parent.mkdir(parents=True, exist_ok=True)

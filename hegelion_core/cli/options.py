@@ -26,7 +26,7 @@ class HegelionGroup(click.Group):
         except OSError as exc:
             if exc.filename is None:
                 raise
-            from hegelion_core.jsonl import os_error_message
+            from hegelion_core.data.jsonl import os_error_message
 
             raise click.ClickException(os_error_message(exc)) from None
 

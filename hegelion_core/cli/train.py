@@ -11,7 +11,7 @@ from hegelion_core.cli.options import parse_pairs
 
 
 def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, result: Any) -> Path:
-    from hegelion_core.jsonl import atomic_output, dumps
+    from hegelion_core.data.jsonl import atomic_output, dumps
     from hegelion_core.records import FileDigest, StageManifest
     from hegelion_core.secrets import redact
     from hegelion_core.training import data_files, plot_metrics

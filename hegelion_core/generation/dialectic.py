@@ -14,7 +14,7 @@ phase that fails raises `PhaseFailed`: it never becomes data.
 Every call goes through `_Run.call`, which holds the two rules for what a teacher
 says: an answer the token limit cut (``finish_reason`` ``length``) is retried once
 with twice the budget, then rejected as ``truncated`` (``on_truncation``), and
-degenerate output (`hegelion_core.quality`: loops, a section that copies another,
+degenerate output (`hegelion_core.data.quality`: loops, a section that copies another,
 an empty final answer) is rejected as ``degenerate``.
 """
 
@@ -30,12 +30,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hegelion_core.contracts import Completion, Teacher, TeacherError
-from hegelion_core.parsing import (
+from hegelion_core.data.parsing import (
     parse_contradictions,
     parse_research_proposals,
     parse_trace,
 )
-from hegelion_core.quality import QualityConfig, response_issues, text_issues, trace_issues
+from hegelion_core.data.quality import QualityConfig, response_issues, text_issues, trace_issues
 from hegelion_core.records import (
     Critique,
     DialecticTrace,

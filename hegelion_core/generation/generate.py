@@ -44,11 +44,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from hegelion_core import hooks
 from hegelion_core._version import __version__
 from hegelion_core.contracts import Blame, Completion, PromptSource, Teacher, TeacherError
+from hegelion_core.data.jsonl import atomic_output, dumps
 from hegelion_core.generation.dialectic import DialecticConfig, DialecticEngine, PhaseFailed
 from hegelion_core.generation.ledger import Ledger
 from hegelion_core.generation.limits import RateLimiter, StartPacer, backoff, estimate_tokens
 from hegelion_core.generation.reasons import reject_label
-from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.records import DEFAULT_SYSTEM, Message, Prompt, StageManifest, TraceRecord, Usage
 from hegelion_core.secrets import learn, redact, scrub, scrub_counted
 

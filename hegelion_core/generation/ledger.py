@@ -41,7 +41,7 @@ from typing import Any
 
 import orjson
 
-from hegelion_core.jsonl import append_jsonl_line, append_lines, dumps
+from hegelion_core.data.jsonl import append_jsonl_line, append_lines, dumps
 
 _ID = re.compile(rb'"prompt_id":"([0-9a-f]{1,32})"')
 #: A reject line blamed on something other than the prompt (orjson writes no spaces, and

@@ -31,9 +31,9 @@ from pydantic import Field
 
 from hegelion_core import secrets
 from hegelion_core.contracts import StageKind
+from hegelion_core.data.jsonl import atomic_output, dumps
 from hegelion_core.defaults import GGUF_TEACHER
 from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.pipeline.config import PipelineConfig
 from hegelion_core.pipeline.stages import (
     DRY_RUN,

@@ -51,8 +51,8 @@ from hegelion_core.contracts import (
     Teacher,
     TeacherError,
 )
+from hegelion_core.data.parsing import parse_trace
 from hegelion_core.errors import HegelionError, OptionsError
-from hegelion_core.parsing import parse_trace
 from hegelion_core.plugins import load_driver, make_driver
 from hegelion_core.records import (
     Message,

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from hegelion_core.contracts import PromptSource, TeacherError
+from hegelion_core.data.prompt_sources.file import FilePromptSource
 from hegelion_core.generation.dialectic import DialecticConfig
 from hegelion_core.generation.generate import GenerateJob, Generator, run_generate
-from hegelion_core.prompt_sources.file import FilePromptSource
 from hegelion_core.records import Prompt, TraceRecord, prompt_id
 from tests.core.teachers import RuleTeacher
 

@@ -68,8 +68,8 @@ def _curate(run_cli, tmp_path: Path) -> tuple[str, Any]:
 
 
 def _generate(run_cli, tmp_path: Path) -> tuple[str, Any]:
+    from hegelion_core.data.prompt_sources.file import FilePromptSource
     from hegelion_core.generation.generate import GenerateJob, run_generate
-    from hegelion_core.prompt_sources.file import FilePromptSource
     from tests.core.teachers import RuleTeacher
 
     (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")
@@ -189,8 +189,8 @@ def test_hook_register_commands(run_cli) -> None:
 
 
 def _admitted_by_generate(tmp_path: Path) -> list[str]:
+    from hegelion_core.data.prompt_sources.file import FilePromptSource
     from hegelion_core.generation.generate import GenerateJob, run_generate
-    from hegelion_core.prompt_sources.file import FilePromptSource
     from tests.core.teachers import RuleTeacher
 
     (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")

@@ -1,10 +1,10 @@
-"""Tests for hegelion_core.parsing: every label form teachers use, markers, round trip."""
+"""Tests for hegelion_core.data.parsing: every label form teachers use, markers, round trip."""
 
 from __future__ import annotations
 
 import pytest
 
-from hegelion_core.parsing import (
+from hegelion_core.data.parsing import (
     ParsedTrace,
     parse_contradictions,
     parse_research_proposals,

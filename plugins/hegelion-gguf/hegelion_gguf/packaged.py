@@ -115,7 +115,7 @@ def smollm2_hf(cache_dir: Path | None = None) -> Path:
             return out
     except (OSError, ValueError):
         pass
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core.data.jsonl import atomic_output
     from hegelion_gguf.export.hf_copy import gguf_to_hf
 
     with atomic_output(out, directory=True, earlier=_stamped) as tmp:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from hegelion_core.formatters.simplex import (
+from hegelion_core.data.formatters.simplex import (
     ANIMA_THRESHOLD,
     DIVINE_THRESHOLD,
     HIVE_THRESHOLD,

@@ -64,7 +64,7 @@ def checkpoint_step(checkpoint: Path) -> int:
 
 def truncate_metrics(output_dir: Path, last_step: int) -> None:
     """Keep the ``metrics.jsonl`` rows up to ``last_step``: later ones are logged again."""
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core.data.jsonl import atomic_output
 
     path = Path(output_dir) / "metrics.jsonl"
     if not path.exists():

@@ -233,7 +233,7 @@ def continue_adapter(model: Any, adapter_dir: Path) -> Any:
 def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, *, dtype: torch.dtype) -> Path:
     """Fold the adapter into a fresh full-precision copy of the base (never into a
     4-bit one) and save it as safetensors with the tokenizer and its chat template."""
-    from hegelion_core.jsonl import atomic_output, listed_beside
+    from hegelion_core.data.jsonl import atomic_output, listed_beside
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     merged = peft.PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()

@@ -14,8 +14,8 @@ import struct
 from pathlib import Path
 from typing import Any
 
+from hegelion_core.data.jsonl import atomic_output
 from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import atomic_output
 from hegelion_gguf.export.errors import AdapterBaseMismatch, ModelConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"

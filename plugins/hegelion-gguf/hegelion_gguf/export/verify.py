@@ -88,7 +88,7 @@ class VerifyReport(BaseModel):
         return "\n".join(lines)
 
     def write(self, path: Path) -> Path:
-        from hegelion_core.jsonl import atomic_output
+        from hegelion_core.data.jsonl import atomic_output
 
         with atomic_output(path) as tmp:
             tmp.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -19,9 +19,9 @@ import re
 import unicodedata
 from pathlib import Path
 
-from hegelion_core.curate.filters import Drop, Filter, Row
+from hegelion_core.data.curate.filters import Drop, Filter, Row
+from hegelion_core.data.prompt_sources.file import FilePromptSource
 from hegelion_core.errors import InputError
-from hegelion_core.prompt_sources.file import FilePromptSource
 
 _TOKEN = re.compile(r"\w+")
 

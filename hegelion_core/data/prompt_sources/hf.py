@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from hegelion_core.contracts import DriverOptions, PromptSource
+from hegelion_core.data.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
 from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
 from hegelion_core.records import Prompt
 
 _FILE_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}

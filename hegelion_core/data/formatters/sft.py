@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import DriverOptions, Formatter
-from hegelion_core.formatters import assistant_text, require_finished
+from hegelion_core.data.formatters import assistant_text, require_finished
 from hegelion_core.records import TraceRecord
 
 

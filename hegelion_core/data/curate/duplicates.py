@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from rensa import RMinHash, RMinHashLSH
 
-from hegelion_core.curate.filters import Drop, Filter, Row
+from hegelion_core.data.curate.filters import Drop, Filter, Row
 
 SEED = 42  # rensa's MinHash permutations: fixed, so every run proposes the same candidates
 

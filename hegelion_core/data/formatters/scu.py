@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import Formatter
-from hegelion_core.formatters import (
+from hegelion_core.data.formatters import (
     ConversationOptions,
     conversation,
     render_chatml,

@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from hegelion_core.curate.filters import FilterReport
-from hegelion_core.curate.run import CurateManifest, manifest_path_of
+from hegelion_core.data.curate.filters import FilterReport
+from hegelion_core.data.curate.run import CurateManifest, manifest_path_of
 from hegelion_core.records import FileDigest
 
 

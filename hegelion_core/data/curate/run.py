@@ -18,9 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hegelion_core import hooks
 from hegelion_core._version import __version__
-from hegelion_core.curate.contamination import ContaminationFilter
-from hegelion_core.curate.duplicates import DuplicateFilter
-from hegelion_core.curate.filters import (
+from hegelion_core.data.curate.contamination import ContaminationFilter
+from hegelion_core.data.curate.duplicates import DuplicateFilter
+from hegelion_core.data.curate.filters import (
     DegenerateFilter,
     Filter,
     FilterReport,
@@ -29,11 +29,11 @@ from hegelion_core.curate.filters import (
     Row,
     TruncatedFilter,
 )
+from hegelion_core.data.jsonl import TORN_TAIL, atomic_output, dumps, read_jsonl_lines
+from hegelion_core.data.quality import QualityConfig
+from hegelion_core.data.traces import InvalidTrace, record_from_dict
 from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import TORN_TAIL, atomic_output, dumps, read_jsonl_lines
-from hegelion_core.quality import QualityConfig
 from hegelion_core.records import FileDigest, StageManifest
-from hegelion_core.traces import InvalidTrace, record_from_dict
 
 
 class CurateJob(BaseModel):

@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from hegelion_core.jsonl import TORN_TAIL, read_jsonl
-from hegelion_core.parsing import parse_trace
+from hegelion_core.data.jsonl import TORN_TAIL, read_jsonl
+from hegelion_core.data.parsing import parse_trace
 from hegelion_core.records import (
     DEFAULT_SYSTEM,
     DialecticTrace,
@@ -211,7 +211,7 @@ def iter_records(
 def append_records(path: str | Path, records: list[TraceRecord]) -> int:
     """Append records as complete lines (safe with concurrent writers), then tell hooks."""
     from hegelion_core import hooks
-    from hegelion_core.jsonl import append_jsonl
+    from hegelion_core.data.jsonl import append_jsonl
 
     count = append_jsonl(path, [r.model_dump(mode="json") for r in records])
     for record in records:

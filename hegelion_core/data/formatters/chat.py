@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import Formatter
-from hegelion_core.formatters import ConversationOptions, conversation, require_finished
+from hegelion_core.data.formatters import ConversationOptions, conversation, require_finished
 from hegelion_core.records import TraceRecord
 
 

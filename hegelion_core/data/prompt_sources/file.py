@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Literal
 
 from hegelion_core.contracts import DriverOptions, PromptSource
+from hegelion_core.data.jsonl import read_jsonl
+from hegelion_core.data.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
 from hegelion_core.errors import InputError
-from hegelion_core.jsonl import read_jsonl
-from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt, prompt_key
 from hegelion_core.records import Prompt
 
 

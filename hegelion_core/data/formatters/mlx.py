@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from hegelion_core.contracts import SplitDefaults
-from hegelion_core.formatters.chat import ChatFormatter
+from hegelion_core.data.formatters.chat import ChatFormatter
 
 MLX_DEFAULT_BATCH_SIZE = 4
 

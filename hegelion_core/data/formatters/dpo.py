@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any, Literal
 
 from hegelion_core.contracts import DriverOptions, Formatter
-from hegelion_core.formatters import require_finished
+from hegelion_core.data.formatters import require_finished
 from hegelion_core.records import TraceRecord
 
 

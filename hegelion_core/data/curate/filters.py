@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hegelion_core.quality import QualityConfig, trace_issues
+from hegelion_core.data.quality import QualityConfig, trace_issues
 from hegelion_core.records import TraceRecord
 
 
@@ -74,7 +74,7 @@ class TruncatedFilter(Filter):
 
 
 class DegenerateFilter(Filter):
-    """Loops, copied sections and empty answers (`hegelion_core.quality`)."""
+    """Loops, copied sections and empty answers (`hegelion_core.data.quality`)."""
 
     name = "degenerate"
 

@@ -5,9 +5,15 @@ truncated and degenerate answers: each filter drops rows with a counted reason, 
 rows that survive are their input lines unchanged. See docs/curation.md.
 """
 
-from hegelion_core.curate.filters import Drop, Filter, FilterReport, Row
-from hegelion_core.curate.lineage import CurationStep, curation_card, curation_lineage
-from hegelion_core.curate.run import CurateJob, CurateManifest, CurateSummary, curate, make_filters
+from hegelion_core.data.curate.filters import Drop, Filter, FilterReport, Row
+from hegelion_core.data.curate.lineage import CurationStep, curation_card, curation_lineage
+from hegelion_core.data.curate.run import (
+    CurateJob,
+    CurateManifest,
+    CurateSummary,
+    curate,
+    make_filters,
+)
 
 __all__ = [
     "CurateJob", "CurateManifest", "CurateSummary", "CurationStep", "Drop", "Filter",

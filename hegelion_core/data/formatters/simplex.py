@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from hegelion_core.contracts import DriverOptions, Formatter, SkipRecord
-from hegelion_core.formatters import require_finished
-from hegelion_core.parsing import parse_contradictions
+from hegelion_core.data.formatters import require_finished
+from hegelion_core.data.parsing import parse_contradictions
 from hegelion_core.records import Belief, SimplexContext, TraceRecord
 
 ANIMA_THRESHOLD = 0.30

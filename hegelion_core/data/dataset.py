@@ -30,8 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from hegelion_core import hooks
 from hegelion_core._version import __version__
 from hegelion_core.contracts import Formatter, SkipRecord
-from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import (
+from hegelion_core.data.jsonl import (
     JsonlWriter,
     atomic_output,
     dumps,
@@ -40,9 +39,10 @@ from hegelion_core.jsonl import (
     remove_stale_temporaries,
     temporary_sibling,
 )
+from hegelion_core.data.traces import ReadStats, iter_records
+from hegelion_core.errors import HegelionError
 from hegelion_core.plugins import make_driver
 from hegelion_core.records import FileDigest, StageManifest
-from hegelion_core.traces import ReadStats, iter_records
 
 Layout = Literal["jsonl", "parquet", "hf"]
 SPLIT_FILES = {"train": "train", "valid": "valid", "test": "test"}
@@ -479,7 +479,7 @@ def dataset_card(
     sources: Counter[str],
 ) -> str:
     """A Hugging Face dataset card that says how the data was made."""
-    from hegelion_core.curate import curation_card  # each `hegelion curate` behind the inputs
+    from hegelion_core.data.curate import curation_card  # each `hegelion curate` behind the inputs
 
     names = HF_SPLIT_NAMES if job.layout() == "hf" else SPLIT_FILES
     split_lines = "\n".join(f"| {names[s]} | {c} |" for s, c in counts.items())

@@ -129,7 +129,7 @@ def hegelion_record_written(record: TraceRecord, path: Path) -> None:
 def hegelion_train_metrics(step: int, metrics: dict[str, float]) -> None:
     """A trainer logged metrics for an optimiser step.
 
-    Called on every plugin by `hegelion_core.training.MetricsLog` each time a trainer
+    Called on every plugin by `hegelion_core.training.metrics.MetricsLog` each time a trainer
     (trl, mlx, unsloth) logs during ``hegelion train``, after the line is appended to the
     run's ``metrics.jsonl``.
 

@@ -14,7 +14,8 @@ def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, re
     from hegelion_core.data.jsonl import atomic_output, dumps
     from hegelion_core.records import FileDigest, StageManifest
     from hegelion_core.secrets import redact
-    from hegelion_core.training import data_files, plot_metrics
+    from hegelion_core.training.data import data_files
+    from hegelion_core.training.metrics import plot_metrics
 
     plot = plot_metrics(output / "metrics.jsonl", output / "metrics.png")
     manifest = StageManifest(
@@ -37,7 +38,7 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
 
     from hegelion_core.errors import HegelionError
     from hegelion_core.plugins import load_driver
-    from hegelion_core.training import check_data
+    from hegelion_core.training.data import check_data
 
     try:
         cls = load_driver("trainers", trainer)
@@ -77,8 +78,9 @@ def train_command(trainer: str, method: str | None, model: str | None, data: Pat
     """
     from hegelion_core import hooks
     from hegelion_core.plugins import load_driver
-    from hegelion_core.scu import SCUConfig
-    from hegelion_core.training import check_data, load_train_config
+    from hegelion_core.training.config import load_train_config
+    from hegelion_core.training.data import check_data
+    from hegelion_core.training.scu import SCUConfig
 
     given: dict[str, Any] = {"model": model, "method": method, "merge": merge or None,
                              "resume": resume or None, "num_processes": num_processes}

@@ -212,7 +212,7 @@ def test_other_exceptions_keep_their_traceback(tmp_path) -> None:
 
 
 def test_a_pickled_adapter_is_refused_with_what_to_do(tmp_path) -> None:
-    from hegelion_core.training import require_peft_adapter
+    from hegelion_core.training.config import require_peft_adapter
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()

@@ -254,7 +254,7 @@ def test_hook_train_metrics(tmp_path: Path) -> None:
     """A trainer's metrics reach plugins after they are in metrics.jsonl, numbers only."""
     import json
 
-    from hegelion_core.training import MetricsLog
+    from hegelion_core.training.metrics import MetricsLog
 
     seen: list[tuple[int, dict[str, float], int]] = []
     log = MetricsLog(tmp_path)

@@ -15,7 +15,7 @@ from typing import Any
 
 from hegelion_core.data.jsonl import read_jsonl
 from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.training import data_files, detect_format
+from hegelion_core.training.data import data_files, detect_format
 
 
 @dataclass

@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field, field_validator
 
 from hegelion_core.contracts import DriverOptions, Trainer, TrainResult
 from hegelion_core.errors import HegelionError
-from hegelion_core.training import TrainConfig, data_files
+from hegelion_core.training.config import TrainConfig
+from hegelion_core.training.data import data_files
 from hegelion_mlx.data import read_format
 
 MLX_ADAPTER = "mlx_adapter"
@@ -191,8 +192,8 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     from mlx_lm.utils import get_total_parameters, load, quantize_model
 
     from hegelion_core.data.jsonl import atomic_output
-    from hegelion_core.scu import SCUConfig, SCUController
-    from hegelion_core.training import MetricsLog
+    from hegelion_core.training.metrics import MetricsLog
+    from hegelion_core.training.scu import SCUConfig, SCUController
     from hegelion_mlx import loop
     from hegelion_mlx.checkpoints import latest_checkpoint, prune
     from hegelion_mlx.data import load_splits

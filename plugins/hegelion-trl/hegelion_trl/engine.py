@@ -23,8 +23,9 @@ from trl import DPOTrainer, SFTTrainer
 
 from hegelion_core.contracts import TrainResult
 from hegelion_core.errors import HegelionError
-from hegelion_core.scu import SCUConfig, SCUController
-from hegelion_core.training import MetricsLog, TrainConfig, require_peft_adapter
+from hegelion_core.training.config import TrainConfig, require_peft_adapter
+from hegelion_core.training.metrics import MetricsLog
+from hegelion_core.training.scu import SCUConfig, SCUController
 from hegelion_trl.checkpoints import read_trainer_state
 from hegelion_trl.config_map import Device, build_trl_config
 from hegelion_trl.data import Prepared, prepare

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from hegelion_core.errors import HegelionError
-from hegelion_core.training import TrainConfig
+from hegelion_core.training.config import TrainConfig
 
 BUILTIN_CONFIGS = ("ddp", "zero2", "zero3", "fsdp")
 RESULT_FILE = "trl_result.json"

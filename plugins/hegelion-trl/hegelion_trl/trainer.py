@@ -13,7 +13,8 @@ from pydantic import Field
 
 from hegelion_core.contracts import DriverOptions, Trainer, TrainResult
 from hegelion_core.errors import HegelionError
-from hegelion_core.training import TrainConfig, check_data
+from hegelion_core.training.config import TrainConfig
+from hegelion_core.training.data import check_data
 
 
 class TRLTrainer(Trainer):

@@ -1,4 +1,4 @@
-"""One training config for every trainer, and what trainers share.
+"""One training config for every trainer, and the adapter checks of ``init_adapter``.
 
 The schema reads the Simplex ``training_config.yaml`` layout as it is::
 
@@ -9,8 +9,7 @@ The schema reads the Simplex ``training_config.yaml`` layout as it is::
                optim: adamw_torch, max_seq_length: 2048, bf16: true, gradient_checkpointing: true}
 
 Hegelion keeps one (r, alpha) pair and translates it per backend (mlx's ``scale``
-is alpha / r). A wrong key or type is an error that names it, and a dataset whose
-format does not fit the method is an error that says which format is needed.
+is alpha / r). A wrong key or type is an error that names it.
 """
 
 from __future__ import annotations
@@ -18,11 +17,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hegelion_core.errors import HegelionError, InputError, describe_validation
-from hegelion_core.scu import SCUConfig
+from hegelion_core.training.scu import SCUConfig
 from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
 
 Method = Literal["sft", "dpo"]
@@ -136,105 +134,3 @@ def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None
         where = path or "--config"
         raise InputError(where, line_of(lines, first["loc"]), describe_validation(exc), field=key,
                          hint="see docs/training.md for every key") from None
-
-
-# ----- data formats -------------------------------------------------------------------
-
-FORMAT_KEYS: dict[str, set[str]] = {
-    "dpo": {"prompt", "chosen", "rejected"},
-    "chat": {"messages"},
-    "sft": {"instruction", "output"},
-    "scu": {"text"},
-}
-METHOD_FORMATS: dict[str, tuple[str, ...]] = {"sft": ("chat", "sft", "scu"), "dpo": ("dpo",)}
-
-
-def data_files(data: Path) -> dict[str, Path]:
-    """Split name -> file: a directory of train/valid/test JSONL, or one file (train)."""
-    if data.is_dir():
-        files = {s: data / f"{s}.jsonl" for s in ("train", "valid", "test") if (data / f"{s}.jsonl").exists()}
-        if "train" not in files:
-            raise InputError(data, None, "no train.jsonl in the data directory",
-                             hint="make one with `hegelion dataset ... --format mlx` or --valid-ratio")
-        return files
-    if not data.is_file():
-        raise InputError(data, None, "training data not found")
-    return {"train": data}
-
-
-def detect_format(path: Path) -> str:
-    """The formatter that wrote ``path``, from its first row's keys."""
-    with path.open("rb") as fp:
-        for lineno, line in enumerate(fp, 1):
-            if line.strip():
-                try:
-                    keys = set(orjson.loads(line))
-                except orjson.JSONDecodeError as exc:
-                    raise InputError(path, lineno, f"invalid JSON ({exc})") from None
-                for name, needed in FORMAT_KEYS.items():
-                    if needed <= keys:
-                        return name
-                raise InputError(path, lineno, f"unrecognised row with keys {sorted(keys)}",
-                                 hint="expected rows from `hegelion dataset` (chat, sft, scu, dpo)")
-    raise InputError(path, None, "the training file is empty")
-
-
-def check_data(data: Path, method: Method, accepts: tuple[str, ...] | None = None) -> str:
-    """The data's format, or an error saying which format ``method`` needs."""
-    fmt = detect_format(data_files(data)["train"])
-    allowed = [f for f in METHOD_FORMATS[method] if accepts is None or f in accepts]
-    if not allowed:
-        raise HegelionError(
-            f"this trainer cannot train --method {method} (it reads {', '.join(accepts or ())} rows); "
-            f"for {method} use --trainer trl"
-        )
-    if fmt not in allowed:
-        raise HegelionError(
-            f"{data} holds {fmt} rows, but --method {method} needs {' or '.join(allowed)} rows: "
-            f"make them with `hegelion dataset TRACES OUT --format {allowed[0]}`"
-        )
-    return fmt
-
-
-# ----- metrics ----------------------------------------------------------------------
-
-
-def plot_metrics(metrics_jsonl: Path, png: Path) -> Path | None:
-    """A PNG of every logged curve (loss, lr, SCU's S and λ) against the step."""
-    rows = [orjson.loads(x) for x in metrics_jsonl.read_bytes().splitlines() if x.strip()] if metrics_jsonl.exists() else []
-    if not rows:
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    keys = sorted({k for r in rows for k, v in r.items() if k != "step" and isinstance(v, (int, float))})
-    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True, squeeze=False)
-    for ax, key in zip(axes[:, 0], keys):
-        points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]
-        ax.plot([p[0] for p in points], [p[1] for p in points])
-        ax.set_ylabel(key)
-    axes[-1, 0].set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(png, dpi=100)
-    plt.close(fig)
-    return png
-
-
-class MetricsLog:
-    """Training metrics as JSONL (``metrics.jsonl`` in the output directory), told to
-    every plugin through the ``hegelion_train_metrics`` hook. Appends, so a resumed
-    run continues the same curve."""
-
-    def __init__(self, output_dir: Path) -> None:
-        self.path = Path(output_dir) / "metrics.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-
-    def log(self, step: int, metrics: dict[str, float]) -> None:
-        from hegelion_core import hooks
-        from hegelion_core.data.jsonl import append_jsonl
-
-        clean = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float))}
-        append_jsonl(self.path, [{"step": step, **clean}], fsync=False)
-        hooks.train_metrics(step, clean)

@@ -22,7 +22,7 @@ def report_command(run_dir: Path, out: Path | None) -> None:
       hegelion report runs/quickstart
       hegelion report examples/quickstart.yaml --out /tmp/quickstart.html
     """
-    from hegelion_core.report import write_report
+    from hegelion_core.pipeline.report import write_report
 
     order = None
     if run_dir.is_file() and run_dir.suffix in (".yaml", ".yml"):

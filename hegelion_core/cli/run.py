@@ -65,6 +65,6 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
     for line in summary(config, records):
         click.echo(line)
     from hegelion_core.pipeline import workdir_of
-    from hegelion_core.report import write_report
+    from hegelion_core.pipeline.report import write_report
     click.echo(f"report: {write_report(workdir_of(config), order=config.stages)}")
     click.echo(f"total {time.monotonic() - started:.0f}s")

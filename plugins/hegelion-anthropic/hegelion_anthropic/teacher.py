@@ -27,10 +27,16 @@ from typing import Any
 
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
-from hegelion_core.generation.sdk_teacher import SDKTeacher, error_body
-from hegelion_core.records import Message, Usage
-from hegelion_core.secrets import scrub
+from hegelion_core import (
+    Completion,
+    Message,
+    SDKTeacher,
+    TeacherError,
+    Usage,
+    error_body,
+    finish_reason_of,
+    scrub,
+)
 
 #: The newest Sonnet the SDK lists (claude-sonnet-4-5 is deprecated, end of life 2026-11-30).
 DEFAULT_MODEL = "claude-sonnet-5-5"

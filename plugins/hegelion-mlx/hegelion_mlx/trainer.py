@@ -25,10 +25,14 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
-from hegelion_core.contracts import DriverOptions, Trainer, TrainResult
-from hegelion_core.errors import HegelionError
-from hegelion_core.training.config import TrainConfig
-from hegelion_core.training.data import data_files
+from hegelion_core import (
+    DriverOptions,
+    HegelionError,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    data_files,
+)
 from hegelion_mlx.data import read_format
 
 MLX_ADAPTER = "mlx_adapter"
@@ -124,7 +128,7 @@ def _trim_metrics(path: Path, after: int) -> None:
     """Drop logged rows past the resumed checkpoint: those steps are trained again."""
     if not path.exists():
         return
-    from hegelion_core.data.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     keep = [line for line in path.read_bytes().splitlines()
             if line.strip() and (step := _row_step(line)) is not None and step <= after]
@@ -149,7 +153,7 @@ def _base_ref(model: str) -> str:
 def earlier_output(directory: Path) -> set[str] | None:
     """An adapter or merged model written by a version before Hegelion's output mark: one
     its train manifest lists, or an mlx adapter whose config has Hegelion's own key."""
-    from hegelion_core.data.jsonl import listed_beside
+    from hegelion_core import listed_beside
 
     if (found := listed_beside("train")(directory)) is not None:
         return found
@@ -166,7 +170,7 @@ def _write_mlx_adapter(model: Any, dest: Path, cfg: TrainConfig, lora: dict[str,
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    from hegelion_core.data.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     adapter_config = {
         "model": cfg.model,
@@ -191,9 +195,7 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     from mlx_lm.tuner.utils import linear_to_lora_layers
     from mlx_lm.utils import get_total_parameters, load, quantize_model
 
-    from hegelion_core.data.jsonl import atomic_output
-    from hegelion_core.training.metrics import MetricsLog
-    from hegelion_core.training.scu import SCUConfig, SCUController
+    from hegelion_core import MetricsLog, SCUConfig, SCUController, atomic_output
     from hegelion_mlx import loop
     from hegelion_mlx.checkpoints import latest_checkpoint, prune
     from hegelion_mlx.data import load_splits

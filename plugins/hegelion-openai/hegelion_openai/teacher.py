@@ -31,10 +31,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
-from hegelion_core.generation.sdk_teacher import SDKTeacher
-from hegelion_core.records import Message, Usage
-from hegelion_core.secrets import scrub
+from hegelion_core import (
+    Completion,
+    Message,
+    SDKTeacher,
+    TeacherError,
+    Usage,
+    finish_reason_of,
+    scrub,
+)
 
 if TYPE_CHECKING:  # the SDK loads only when a call is made
     from openai import AsyncOpenAI

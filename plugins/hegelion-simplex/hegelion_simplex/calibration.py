@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from hegelion_core.data.formatters.simplex import ANIMA_THRESHOLD, DIVINE_THRESHOLD, HIVE_THRESHOLD
+from hegelion_core import ANIMA_THRESHOLD, DIVINE_THRESHOLD, HIVE_THRESHOLD
 from hegelion_simplex import pools
 from hegelion_simplex.example import Example, belief, calibration_truth, odds_outcome, pct, respond
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from hegelion_core.training.scu import SCUController, SCUState
+from hegelion_core import SCUController, SCUState
 
 
 def lora_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:

@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from hegelion_core.contracts import Exporter, ExportResult
-from hegelion_core.data.jsonl import OUTPUT_MARK, listed_in_manifest
-from hegelion_core.errors import HegelionError
+from hegelion_core import OUTPUT_MARK, Exporter, ExportResult, HegelionError, listed_in_manifest
 
 if TYPE_CHECKING:  # the converter's modules import numpy and gguf: loaded when an export runs
     from hegelion_gguf.export.tensors import OutType
@@ -120,7 +118,7 @@ def staged_output(dest: Path, *, inputs: tuple[Path | None, ...] = (),
     ``dest`` are refused. A full disk is reported as `DiskFull` (naming the path, what
     was written and the free space) instead of a bare OSError; the check runs before the
     staging directory is removed."""
-    from hegelion_core.data.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     hint = (f"choose another --out (an export of its own: --out {dest / name}), or move "
             "those files away")

@@ -1,5 +1,4 @@
-"""The ``hegelion`` command line: one module per command (``hegelion_core.cli.generate``
-holds ``generate``, ``status``, ``dialectic`` and ``agent``), the shared parts in
+"""The ``hegelion`` command line: one module per command, the shared option parsing in
 `options`, and the root group in `app`, which registers every command explicitly.
 
 The library never imports this package: commands call the library, not the reverse.

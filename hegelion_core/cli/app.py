@@ -8,7 +8,20 @@ import sys
 import click
 
 from hegelion_core._version import __version__
-from hegelion_core.cli import curate, dataset, eval, export, generate, plugins, report, run, train
+from hegelion_core.cli import (
+    agent,
+    curate,
+    dataset,
+    dialectic,
+    eval,
+    export,
+    generate,
+    plugins,
+    report,
+    run,
+    status,
+    train,
+)
 from hegelion_core.cli.options import HegelionGroup
 
 
@@ -20,7 +33,7 @@ def cli() -> None:
 
 for _command in (
     plugins.plugins_command, dataset.dataset_command, generate.generate_command,
-    generate.status_command, generate.dialectic_command, generate.agent_command,
+    status.status_command, dialectic.dialectic_command, agent.agent_command,
     train.train_command, eval.eval_command, export.export_group, run.run_command,
     report.report_command, curate.curate_command,
 ):

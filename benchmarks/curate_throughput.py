@@ -81,7 +81,7 @@ def floor(src: Path, dest: Path) -> int:
 
 
 def one(run: str, src: Path, workdir: Path) -> tuple[int, int]:
-    from hegelion_core.curate import CurateJob, curate
+    from hegelion_core.data.curate import CurateJob, curate
 
     if run == "floor":
         n = floor(src, workdir / "floor.jsonl")

@@ -51,7 +51,7 @@ def floor(src: Path, dest: Path) -> int:
 
 
 def one(fmt: str, src: Path, workdir: Path) -> int:
-    from hegelion_core.dataset import DatasetJob, SplitSpec, build_dataset
+    from hegelion_core.data.dataset import DatasetJob, SplitSpec, build_dataset
 
     if fmt == "floor":
         return floor(src, workdir / "floor.jsonl")

@@ -68,8 +68,8 @@ def child(args: argparse.Namespace) -> None:
     import aiohttp  # noqa: F401  (the teacher imports both on its first call: a one-time cost)
     import openai  # noqa: F401
 
-    from hegelion_core.dialectic import DialecticConfig
-    from hegelion_core.generate import GenerateJob, run_generate
+    from hegelion_core.generation.dialectic import DialecticConfig
+    from hegelion_core.generation.generate import GenerateJob, run_generate
     from hegelion_core.plugins import make_driver
 
     teacher = make_driver("teachers", "openai", {"base_url": args.url, "model": "bench"})

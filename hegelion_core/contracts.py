@@ -22,7 +22,7 @@ from hegelion_core.records import Message, Prompt, TraceRecord, Usage
 
 if TYPE_CHECKING:
     from hegelion_core.pipeline.stages import Artifact, Planning, StagePlan
-    from hegelion_core.training import TrainConfig
+    from hegelion_core.training.config import TrainConfig
 
 Role = Literal["teachers", "prompt_sources", "formatters", "trainers", "exporters",
                "stage_kinds", "model_schemes"]
@@ -255,10 +255,10 @@ class TrainResult(BaseModel):
 class Trainer(Driver):
     """Fine-tunes a model on a formatted dataset directory or file.
 
-    ``config`` is a `hegelion_core.training.TrainConfig`. Write the adapter (PEFT
+    ``config`` is a `hegelion_core.training.config.TrainConfig`. Write the adapter (PEFT
     layout) under ``output_dir/adapter``, merged weights under ``output_dir/merged``
     when ``config.merge``, checkpoints under ``output_dir/checkpoints`` for
-    ``config.resume``, and log metrics with `hegelion_core.training.MetricsLog`.
+    ``config.resume``, and log metrics with `hegelion_core.training.metrics.MetricsLog`.
     """
 
     role: ClassVar[Role] = "trainers"

@@ -35,7 +35,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def hegelion_register_commands(cli: click.Group) -> None:
     """Add subcommands to the ``hegelion`` CLI.
 
-    Called once per plugin when the CLI starts (`hegelion_core.cli.main`), each plugin on
+    Called once per plugin when the CLI starts (`hegelion_core.cli.app.main`), each plugin on
     its own, in pluggy's call order, with the hook's wrappers once around them all. A
     plugin that raises is reported on stderr and skipped; the CLI carries on without its
     commands, and the other plugins still add theirs.
@@ -116,7 +116,7 @@ def hegelion_record_written(record: TraceRecord, path: Path) -> None:
     """A trace record was durably appended to a traces file.
 
     Called on every plugin once per record, after its line is flushed to disk: by
-    ``hegelion generate``'s writer and by `hegelion_core.traces.append_records`. It runs
+    ``hegelion generate``'s writer and by `hegelion_core.data.traces.append_records`. It runs
     on the writer's path: keep it fast.
 
     :param record: The record as written.
@@ -129,7 +129,7 @@ def hegelion_record_written(record: TraceRecord, path: Path) -> None:
 def hegelion_train_metrics(step: int, metrics: dict[str, float]) -> None:
     """A trainer logged metrics for an optimiser step.
 
-    Called on every plugin by `hegelion_core.training.MetricsLog` each time a trainer
+    Called on every plugin by `hegelion_core.training.metrics.MetricsLog` each time a trainer
     (trl, mlx, unsloth) logs during ``hegelion train``, after the line is appended to the
     run's ``metrics.jsonl``.
 

@@ -157,6 +157,17 @@ class SimplexContext(_Model):
     hive: HiveContext | None = None
 
 
+def render_output(trace: DialecticTrace) -> str:
+    """The canonical training output; `hegelion_core.data.parsing.parse_trace` reads it back
+    unchanged. Here, beside the schema, so records and parsing do not import each other."""
+    return (
+        f"<thought>\nTHESIS:\n{trace.thesis.strip()}\n\n"
+        f"ANTITHESIS:\n{trace.antithesis.strip()}\n\n"
+        f"SYNTHESIS:\n{trace.synthesis.strip()}\n</thought>\n"
+        f"{trace.final_answer.strip()}"
+    )
+
+
 class TraceRecord(BaseModel):
     """One prompt and its dialectic: a line of a traces JSONL file.
 
@@ -206,8 +217,6 @@ class TraceRecord(BaseModel):
         **metadata: Any,
     ) -> TraceRecord:
         """Make a record from a finished dialectic: derives `output` and `prompt_id`."""
-        from hegelion_core.parsing import render_output
-
         return cls(
             instruction=instruction,
             input=input,

@@ -119,8 +119,8 @@ def parse_item(row: dict) -> CalibrationItem | BeliefRevisionItem:
 
 def load_items(path: Path, model: type[ItemT], *, limit: int | None = None) -> list[ItemT]:
     """Items of one suite from JSONL; bad rows are errors naming file, line and field."""
+    from hegelion_core.data.jsonl import read_jsonl
     from hegelion_core.errors import describe_validation
-    from hegelion_core.jsonl import read_jsonl
 
     suite = model.model_fields["suite"].default
     items: list[ItemT] = []

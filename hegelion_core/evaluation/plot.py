@@ -16,7 +16,7 @@ def reliability_diagram(bins: list[Bin], png: Path, *, title: str, ece: float) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core.data.jsonl import atomic_output
 
     width = bins[0].upper - bins[0].lower if bins else 1.0
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(5.5, 6.5), sharex=True,

@@ -98,8 +98,8 @@ async def collect(teacher: Teacher, conversations: Sequence[list[Message]], *, m
 
 
 async def _judge_all(judge: Teacher, questions: Sequence[str], answers: Sequence[Answer]) -> list[float | None]:
-    from hegelion_core.dialectic import DialecticEngine, PhaseFailed
-    from hegelion_core.parsing import parse_trace
+    from hegelion_core.data.parsing import parse_trace
+    from hegelion_core.generation.dialectic import DialecticEngine, PhaseFailed
 
     engine = DialecticEngine(judge)
     scores: list[float | None] = []
@@ -122,7 +122,7 @@ async def _run(job: EvalJob, teacher: Teacher, judge: Teacher | None,
                             concurrency=job.concurrency, progress=progress)
     try:
         if job.suite == "dialectic":
-            from hegelion_core.prompt_sources.file import FilePromptSource
+            from hegelion_core.data.prompt_sources.file import FilePromptSource
 
             prompts = list(FilePromptSource({"path": job.data, "limit": job.limit}).iter_prompts())
             if not prompts:
@@ -150,7 +150,7 @@ def run_eval(job: EvalJob, *, teacher: Teacher | None = None, teacher_name: str 
 
     ``teacher`` overrides the one `model_teacher` would pick (tests, other backends).
     """
-    from hegelion_core.jsonl import atomic_output, dumps
+    from hegelion_core.data.jsonl import atomic_output, dumps
     from hegelion_core.plugins import make_driver
 
     if teacher is None:

@@ -6,7 +6,7 @@ answers and for the evaluation that reads a model's answers:
 * the first line ``Answer: X`` states the answer;
 * an abstention is ``Answer: unknown`` and may name a guess:
   ``Answer: unknown (best guess: X)``; the guess is what is scored;
-* the response ends with ``[confidence: 0.XX]`` (`hegelion_core.formatters.simplex`).
+* the response ends with ``[confidence: 0.XX]`` (`hegelion_core.data.formatters.simplex`).
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from hegelion_core.data.formatters.simplex import parse_confidence
 from hegelion_core.evaluation.items import (
     RANGE_SLACK,
     UNCHANGED_TOLERANCE,
     BeliefRevisionItem,
     CalibrationItem,
 )
-from hegelion_core.formatters.simplex import parse_confidence
 
 ABSTAIN = "unknown"
 

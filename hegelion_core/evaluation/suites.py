@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from hegelion_core.data.parsing import parse_trace
 from hegelion_core.evaluation.items import BeliefRevisionItem, CalibrationItem
 from hegelion_core.evaluation.metrics import (
     DEFAULT_BINS,
@@ -19,7 +20,6 @@ from hegelion_core.evaluation.metrics import (
 )
 from hegelion_core.evaluation.results import ItemRecord
 from hegelion_core.evaluation.scoring import matches, score_calibration, score_revision
-from hegelion_core.parsing import parse_trace
 
 #: An answer with no parseable ``[confidence: x]`` counts as an unhedged claim,
 #: confidence 1.0: a model that never states a confidence is held to be sure of

@@ -14,7 +14,7 @@ import yaml
 
 from hegelion_core.contracts import StageKind
 from hegelion_core.defaults import DEFAULT_EXPORTER
-from hegelion_core.generate import ExitCode
+from hegelion_core.generation.generate import ExitCode
 from hegelion_core.pipeline.stages import (
     Artifact,
     Invocation,
@@ -43,7 +43,7 @@ class GenerateStage(StageKind):
     }
 
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
-        from hegelion_core.generate import GenerateJob
+        from hegelion_core.generation.generate import GenerateJob
 
         traces = ctx.workdir / "traces.jsonl"
         argv = ["generate", "--output", str(traces),

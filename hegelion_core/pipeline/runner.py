@@ -26,13 +26,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 from pydantic import Field
 
 from hegelion_core import secrets
 from hegelion_core.contracts import StageKind
+from hegelion_core.data.jsonl import atomic_output, dumps
 from hegelion_core.defaults import GGUF_TEACHER
 from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import atomic_output, dumps
 from hegelion_core.pipeline.config import PipelineConfig
 from hegelion_core.pipeline.stages import (
     DRY_RUN,
@@ -127,14 +128,15 @@ def _run_command(argv: list[str], echo: Callable[[str], None], kind: StageKind) 
         raise StageFailed(f"`hegelion {argv[0]}` {kind.failure(rc)} (exit status {rc})")
 
 
-def plan_pipeline(config: PipelineConfig) -> list[StagePlan]:
-    """Every stage's commands, checked against the commands' flags, without running any."""
+def plan_pipeline(config: PipelineConfig, commands: click.Group) -> list[StagePlan]:
+    """Every stage's commands, checked against the flags of the commands in ``commands``
+    (the ``hegelion`` root group), without running any."""
     token = DRY_RUN.set(True)
     try:
         done: dict[str, Artifact] = {}
         plans = []
         for name in config.stages:
-            plan = plan_stage(config, name, workdir_of(config) / name, done)
+            plan = plan_stage(config, name, workdir_of(config) / name, done, commands)
             done[name] = stage_kind(plan.kind).expected(plan)
             plans.append(plan)
         return plans
@@ -142,7 +144,8 @@ def plan_pipeline(config: PipelineConfig) -> list[StagePlan]:
         DRY_RUN.reset(token)
 
 
-def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: bool = False,
+def run_pipeline(config: PipelineConfig, commands: click.Group, *, only: str | None = None,
+                 force_all: bool = False,
                  echo: Callable[[str], None] = print) -> list[StageRecord]:
     """Run (or skip) each stage in order; return every stage's record.
 
@@ -168,7 +171,7 @@ def run_pipeline(config: PipelineConfig, *, only: str | None = None, force_all: 
         held = held_fingerprint(workdir, name)
         previous = read_record(workdir) if held is not None else None
         previous = previous if previous is not None and previous.stage == name else None
-        plan = plan_stage(config, name, workdir, done)
+        plan = plan_stage(config, name, workdir, done, commands)
         kind = stage_kind(plan.kind)
         fp, digests = fingerprint(plan)
         if previous is not None and previous.fingerprint == fp and not force_all and only != name:

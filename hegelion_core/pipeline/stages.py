@@ -110,6 +110,8 @@ class Planning:
     kind: str
     workdir: Path
     done: dict[str, Artifact]
+    #: the ``hegelion`` root group, handed in by the CLI (the library never imports it)
+    commands: click.Group
     dry_run: bool = False
 
     def error(self, key: str | None, problem: str, hint: str | None = None) -> InputError:
@@ -123,7 +125,7 @@ class Planning:
 
     def command(self, *path: str) -> click.Command:
         """``hegelion PATH...``: the click command (a plugin's too), or why it is missing."""
-        return find_command(list(path))
+        return find_command(self.commands, list(path))
 
     def argv(self, command: click.Command, options: dict[str, Any], *,
              reserved: AbstractSet[str] = frozenset()) -> list[str]:
@@ -203,9 +205,8 @@ def _makers(wants: str) -> list[str]:
 # ----- options -> argv, checked against the click command --------------------------------
 
 
-def find_command(path: list[str]) -> click.Command:
-    from hegelion_core.cli import cli, load_plugin_commands
-
+def find_command(cli: click.Group, path: list[str]) -> click.Command:
+    """``hegelion PATH...`` in the root group ``cli``, or why it is missing."""
     command: click.Command = cli
     ctx = click.Context(cli)
     for part in path:
@@ -213,7 +214,10 @@ def find_command(path: list[str]) -> click.Command:
         if sub is None and command is cli:
             # Planned in-process (plan_pipeline from Python), not under `hegelion run`,
             # whose start-up added them: the plugins' commands are not there yet.
-            load_plugin_commands(cli)
+            from hegelion_core import hooks
+
+            for plugin, exc in hooks.register_commands(cli):
+                click.echo(f"warning: plugin {plugin!r} failed to add commands: {exc}", err=True)
             sub = cli.get_command(ctx, part)
         if sub is None:
             raise HegelionError(
@@ -313,9 +317,10 @@ def dataset_counts(data: Path) -> dict[str, Any]:
 # ----- planning a stage -----------------------------------------------------------------
 
 
-def plan_stage(config: PipelineConfig, stage: str, workdir: Path, done: dict[str, Artifact]) -> StagePlan:
+def plan_stage(config: PipelineConfig, stage: str, workdir: Path, done: dict[str, Artifact],
+               commands: click.Group) -> StagePlan:
     kind = config.kind(stage)
-    ctx = Planning(config, stage, kind, workdir, done, dry_run=DRY_RUN.get())
+    ctx = Planning(config, stage, kind, workdir, done, commands, dry_run=DRY_RUN.get())
     return stage_kind(kind).plan(ctx, dict(config.stages[stage].options))
 
 

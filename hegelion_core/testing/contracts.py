@@ -15,7 +15,7 @@ say when its backend cut an answer at ``max_tokens`` (``finish_reason == "length
 a cut answer is never data. Override the ``cut_call`` fixture with a call your backend
 surely cuts, or return None from it for a backend that never says why it stopped.
 
-A teacher on an HTTP SDK (`hegelion_core.sdk_teacher.SDKTeacher`) subclasses
+A teacher on an HTTP SDK (`hegelion_core.generation.sdk_teacher.SDKTeacher`) subclasses
 `SDKTeacherContract` too: its requests and every fault a provider produces, against
 the pytest plugin's scripted servers (see the class).
 """
@@ -51,8 +51,8 @@ from hegelion_core.contracts import (
     Teacher,
     TeacherError,
 )
+from hegelion_core.data.parsing import parse_trace
 from hegelion_core.errors import HegelionError, OptionsError
-from hegelion_core.parsing import parse_trace
 from hegelion_core.plugins import load_driver, make_driver
 from hegelion_core.records import (
     Message,
@@ -252,7 +252,7 @@ class ExporterContract(DriverContract):
             assert params[name].default is None
 
     def test_options_reach_the_command_line(self, driver: Driver) -> None:
-        from hegelion_core.cli_export import COMMON, exporter_command, option_param
+        from hegelion_core.cli.export import COMMON, exporter_command, option_param
 
         command = exporter_command(type(driver))
         flags = {p.name for p in command.params}
@@ -271,7 +271,7 @@ BRIEF_QUESTION = [Message(role="system", content="Be brief."),
 
 
 class SDKTeacherContract:
-    """The requests and faults of a teacher on an HTTP SDK (`hegelion_core.sdk_teacher`),
+    """The requests and faults of a teacher on an HTTP SDK (`hegelion_core.generation.sdk_teacher`),
     against a real scripted server on 127.0.0.1: what the request carries (model,
     messages, max_tokens, temperature, the key and where it comes from), and that every
     fault a provider produces (429 with ``Retry-After``, 5xx, a hang, malformed JSON, a

@@ -238,8 +238,7 @@ def default_reply(request: RecordedRequest) -> str:
     schema = _requested_schema(request.body)
     if schema is not None:
         return json.dumps(example_from_schema(schema))
-    from hegelion_core.parsing import render_output
-    from hegelion_core.records import DialecticTrace
+    from hegelion_core.records import DialecticTrace, render_output
 
     question = " ".join(_last_user_text(request.body).split())[:200] or "the question"
     return render_output(DialecticTrace(

@@ -8,9 +8,8 @@ from __future__ import annotations
 import itertools
 import json
 
-from hegelion_core.dialectic import ANTITHESIS_SYSTEM, SYNTHESIS_SYSTEM, THESIS_SYSTEM
-from hegelion_core.parsing import render_output
-from hegelion_core.records import DialecticTrace
+from hegelion_core.generation.dialectic import ANTITHESIS_SYSTEM, SYNTHESIS_SYSTEM, THESIS_SYSTEM
+from hegelion_core.records import DialecticTrace, render_output
 from hegelion_core.testing.openai_server import RecordedRequest, default_reply
 
 _calls = itertools.count()

@@ -15,15 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from hegelion_core.contracts import Completion, Options, Teacher
-from hegelion_core.dialectic import (
+from hegelion_core.generation.dialectic import (
     ANTITHESIS_SYSTEM,
     JUDGE_SYSTEM,
     SINGLE_SYSTEM,
     SYNTHESIS_SYSTEM,
     THESIS_SYSTEM,
 )
-from hegelion_core.parsing import render_output
-from hegelion_core.records import DialecticTrace, Message, Usage
+from hegelion_core.records import DialecticTrace, Message, Usage, render_output
 
 
 def question_of(messages: Sequence[Message]) -> str:

@@ -14,10 +14,10 @@ from typing import ClassVar, Literal
 from click.testing import CliRunner
 from pydantic import Field
 
-from hegelion_core.cli_export import exporter_command
+from hegelion_core.cli.export import exporter_command
 from hegelion_core.contracts import Exporter, ExportResult
+from hegelion_core.data.jsonl import atomic_output
 from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import atomic_output
 from tests.conftest import left_out_message
 
 

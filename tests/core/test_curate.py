@@ -15,9 +15,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hegelion_core.curate import CurateJob, curate, curation_card, curation_lineage
-from hegelion_core.curate.contamination import ContaminationFilter
-from hegelion_core.curate.filters import Row
+from hegelion_core.data.curate import CurateJob, curate, curation_card, curation_lineage
+from hegelion_core.data.curate.contamination import ContaminationFilter
+from hegelion_core.data.curate.filters import Row
 from hegelion_core.records import DialecticTrace, JudgeVerdict, TraceRecord
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -285,7 +285,7 @@ def test_lineage_reads_every_curation_behind_an_input(curated: Path, tmp_path: P
 def test_templated_prompts_are_not_near_duplicates(tmp_path: Path) -> None:
     """400 prompts that share a long template (Jaccard about 0.6 between any two): the
     MinHash estimate of some pair reaches 0.8 by chance, the shingle sets never do."""
-    from hegelion_core.curate.duplicates import DuplicateFilter
+    from hegelion_core.data.curate.duplicates import DuplicateFilter
 
     rng = random.Random(4)
     template = ("Please write a careful dialectical analysis of the following question about "
@@ -342,7 +342,7 @@ stages:
 
 
 def test_every_curate_option_is_documented() -> None:
-    from hegelion_core.cli_curate import curate_command
+    from hegelion_core.cli.curate import curate_command
 
     docs = (EXAMPLES.parent / "docs" / "curation.md").read_text(encoding="utf-8")
     options = [o for p in curate_command.params for o in p.opts if o.startswith("--")]

@@ -150,7 +150,7 @@ def test_parquet_file(run_cli, example_traces, tmp_path) -> None:
 
 
 def test_hf_dataset_dict_on_disk(run_cli, example_traces, tmp_path) -> None:
-    from hegelion_core.dataset import load_dataset_dict
+    from hegelion_core.data.dataset import load_dataset_dict
 
     out = tmp_path / "hf"
     run_cli("dataset", example_traces, out, "--format", "dpo", "--to", "hf", "--valid-ratio", "0.25")

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from hegelion_core.contracts import TeacherError
-from hegelion_core.dialectic import (
+from hegelion_core.generation.dialectic import (
     COUNCIL_PRESETS,
     DialecticConfig,
     DialecticEngine,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from hegelion_core import hookspecs
-from hegelion_core.cli import dataset_command
+from hegelion_core.cli.dataset import dataset_command
 from hegelion_core.plugins import driver_names
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -76,3 +76,34 @@ SELF_EXPLANATORY = {"--quiet"}
 )
 def test_dataset_option_is_documented(option: str) -> None:
     assert option in (ROOT / "docs" / "formats.md").read_text()
+
+
+def _core_modules() -> list[str]:
+    """Every module under hegelion_core as docs/architecture.md names it: dotted from the
+    package (``data.curate.filters``), a package with a slash (``data.curate/``)."""
+    core = ROOT / "hegelion_core"
+    names = []
+    for path in sorted(core.rglob("*.py")):
+        parts = path.relative_to(core).with_suffix("").parts
+        if parts == ("__init__",):
+            names.append("__init__")
+        elif parts[-1] == "__init__":
+            names.append(".".join(parts[:-1]) + "/")
+        else:
+            names.append(".".join(parts))
+    return names
+
+
+def test_the_module_map_sees_every_module() -> None:
+    names = _core_modules()
+    assert {"records", "cli.app", "data.curate/", "generation.generate", "__main__"} <= set(names)
+    assert len(names) > 80
+
+
+@pytest.mark.parametrize("module", _core_modules())
+def test_every_module_is_in_the_architecture_map(module: str) -> None:
+    """docs/architecture.md's module map has a row for each module, with what it holds."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    row = re.search(rf"^\| `{re.escape(module)}` \| (.+) \|$", text, re.MULTILINE)
+    assert row is not None, f"docs/architecture.md: add `| `{module}` | what it holds |` to the module map"
+    assert len(row.group(1).strip()) > 5

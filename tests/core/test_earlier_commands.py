@@ -18,9 +18,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hegelion_core.cli import earlier_dataset_args
-from hegelion_core.cli_generate import CODING_GUIDANCE
-from hegelion_core.reasons import reject_label
+from hegelion_core.cli.agent import CODING_GUIDANCE
+from hegelion_core.cli.dataset import earlier_dataset_args
+from hegelion_core.generation.reasons import reject_label
 from hegelion_core.records import TraceRecord
 from hegelion_core.testing.openai_server import ScriptedOpenAIServer
 from tests.core.scripted_dialectic import phase_reply

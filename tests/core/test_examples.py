@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from hegelion_core.cli import cli
 from hegelion_core.errors import HegelionError
 from hegelion_core.pipeline import load_pipeline, plan_pipeline
 
@@ -34,7 +35,7 @@ def plugin_missing(exc: HegelionError) -> bool:
 def test_example_plans(path: Path, tmp_path: Path) -> None:
     try:
         config = load_pipeline(path, {"workdir": str(tmp_path)})
-        plans = plan_pipeline(config)
+        plans = plan_pipeline(config, cli)
     except HegelionError as exc:
         if not plugin_missing(exc) or NEED_ALL:
             raise

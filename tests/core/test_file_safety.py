@@ -19,8 +19,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from hegelion_core.data.jsonl import atomic_output
 from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import atomic_output
 
 SPLITS = {
     "mlx": ["--format", "mlx", "--batch-size", "2", "--valid-ratio", "0.34"],
@@ -212,7 +212,7 @@ def test_other_exceptions_keep_their_traceback(tmp_path) -> None:
 
 
 def test_a_pickled_adapter_is_refused_with_what_to_do(tmp_path) -> None:
-    from hegelion_core.training import require_peft_adapter
+    from hegelion_core.training.config import require_peft_adapter
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
@@ -231,7 +231,7 @@ def test_a_pickled_adapter_is_refused_with_what_to_do(tmp_path) -> None:
 
 KILLED_WRITER = textwrap.dedent("""
     import os, sys, time
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core.data.jsonl import atomic_output
     with atomic_output(sys.argv[1]) as tmp:
         tmp.write_bytes(b"x" * 1_000_000)
         print(tmp, flush=True)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from hegelion_core.contracts import SkipRecord
+from hegelion_core.data.formatters.chat import ChatFormatter
+from hegelion_core.data.formatters.dpo import DPOFormatter
+from hegelion_core.data.formatters.mlx import MLXFormatter
+from hegelion_core.data.formatters.scu import SCUFormatter
+from hegelion_core.data.formatters.sft import SFTFormatter
+from hegelion_core.data.formatters.simplex import SimplexFormatter, render_context
 from hegelion_core.errors import OptionsError
-from hegelion_core.formatters.chat import ChatFormatter
-from hegelion_core.formatters.dpo import DPOFormatter
-from hegelion_core.formatters.mlx import MLXFormatter
-from hegelion_core.formatters.scu import SCUFormatter
-from hegelion_core.formatters.sft import SFTFormatter
-from hegelion_core.formatters.simplex import SimplexFormatter, render_context
 from hegelion_core.records import Belief, HiveContext, SimplexContext
 from hegelion_core.testing import FormatterContract, sample_records
 

@@ -13,9 +13,9 @@ import orjson
 import pytest
 
 from hegelion_core.contracts import PromptSource, TeacherError
-from hegelion_core.dialectic import DialecticConfig
-from hegelion_core.generate import GenerateJob, Generator, run_generate
-from hegelion_core.prompt_sources.file import FilePromptSource
+from hegelion_core.data.prompt_sources.file import FilePromptSource
+from hegelion_core.generation.dialectic import DialecticConfig
+from hegelion_core.generation.generate import GenerateJob, Generator, run_generate
 from hegelion_core.records import Prompt, TraceRecord, prompt_id
 from tests.core.teachers import RuleTeacher
 
@@ -146,7 +146,7 @@ def test_run_generate_writes_a_manifest_without_secrets(tmp_path, monkeypatch) -
 
 
 def test_prompts_already_claimed_by_a_live_process_are_left_alone(tmp_path) -> None:
-    from hegelion_core.ledger import Ledger
+    from hegelion_core.generation.ledger import Ledger
 
     out = tmp_path / "traces.jsonl"
     other = Ledger(out)
@@ -157,7 +157,7 @@ def test_prompts_already_claimed_by_a_live_process_are_left_alone(tmp_path) -> N
 
 
 def test_claims_of_dead_processes_are_taken_over(tmp_path) -> None:
-    from hegelion_core.ledger import Ledger
+    from hegelion_core.generation.ledger import Ledger
 
     out = tmp_path / "traces.jsonl"
     dead = Ledger(out)
@@ -195,7 +195,7 @@ def test_secrets_come_from_the_config_file(tmp_path, monkeypatch) -> None:
 
 
 def test_retry_after_and_retryable_statuses() -> None:
-    from hegelion_core.limits import parse_retry_after, retryable_status
+    from hegelion_core.generation.limits import parse_retry_after, retryable_status
 
     assert parse_retry_after({"Retry-After": "7"}) == 7.0
     assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
@@ -270,7 +270,7 @@ def test_resume_skips_the_same_prompts_with_or_without_the_fast_path(tmp_path, s
 
 
 def test_the_pacer_spreads_a_burst_and_stays_out_of_the_way_otherwise() -> None:
-    from hegelion_core.limits import StartPacer
+    from hegelion_core.generation.limits import StartPacer
 
     pacer = StartPacer(64, headroom=2.0, burst=4)
     assert pacer.delay() == 0.0  # no estimate yet: the first wave starts at once

@@ -18,11 +18,11 @@ import orjson
 import pytest
 
 from hegelion_core.contracts import TeacherError, blame_of
-from hegelion_core.generate import ExitCode, GenerateJob, Generator, run_generate
-from hegelion_core.limits import parse_retry_after
-from hegelion_core.prompt_sources.file import FilePromptSource
+from hegelion_core.data.prompt_sources.file import FilePromptSource
+from hegelion_core.generation.generate import ExitCode, GenerateJob, Generator, run_generate
+from hegelion_core.generation.limits import parse_retry_after
+from hegelion_core.generation.status import render, run_status
 from hegelion_core.records import Message
-from hegelion_core.status import render, run_status
 from hegelion_core.testing.openai_server import ScriptedOpenAIServer
 from tests.conftest import hegelion, hegelion_env
 from tests.core.teachers import RuleTeacher

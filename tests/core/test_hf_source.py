@@ -8,8 +8,8 @@ from itertools import islice
 import pytest
 from datasets import Dataset, DatasetDict
 
+from hegelion_core.data.prompt_sources.hf import HFPromptSource
 from hegelion_core.errors import HegelionError
-from hegelion_core.prompt_sources.hf import HFPromptSource
 from hegelion_core.testing import PromptSourceContract
 
 ROWS = [{"prompt": f"Question {i}?", "chosen": [{"role": "user", "content": f"Question {i}?"}]} for i in range(50)]

@@ -68,8 +68,8 @@ def _curate(run_cli, tmp_path: Path) -> tuple[str, Any]:
 
 
 def _generate(run_cli, tmp_path: Path) -> tuple[str, Any]:
-    from hegelion_core.generate import GenerateJob, run_generate
-    from hegelion_core.prompt_sources.file import FilePromptSource
+    from hegelion_core.data.prompt_sources.file import FilePromptSource
+    from hegelion_core.generation.generate import GenerateJob, run_generate
     from tests.core.teachers import RuleTeacher
 
     (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")
@@ -189,8 +189,8 @@ def test_hook_register_commands(run_cli) -> None:
 
 
 def _admitted_by_generate(tmp_path: Path) -> list[str]:
-    from hegelion_core.generate import GenerateJob, run_generate
-    from hegelion_core.prompt_sources.file import FilePromptSource
+    from hegelion_core.data.prompt_sources.file import FilePromptSource
+    from hegelion_core.generation.generate import GenerateJob, run_generate
     from tests.core.teachers import RuleTeacher
 
     (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")
@@ -254,7 +254,7 @@ def test_hook_train_metrics(tmp_path: Path) -> None:
     """A trainer's metrics reach plugins after they are in metrics.jsonl, numbers only."""
     import json
 
-    from hegelion_core.training import MetricsLog
+    from hegelion_core.training.metrics import MetricsLog
 
     seen: list[tuple[int, dict[str, float], int]] = []
     log = MetricsLog(tmp_path)

@@ -13,8 +13,7 @@ import time
 import orjson
 import pytest
 
-from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.jsonl import (
+from hegelion_core.data.jsonl import (
     OUTPUT_MARK,
     TORN_TAIL,
     NotOurs,
@@ -23,6 +22,7 @@ from hegelion_core.jsonl import (
     manifest_stage,
     read_jsonl,
 )
+from hegelion_core.errors import HegelionError, InputError
 
 
 def test_read_reports_file_line_and_problem(tmp_path) -> None:
@@ -149,7 +149,7 @@ def _dead_pid() -> int:
 def test_a_swap_cut_between_its_renames_is_put_back(tmp_path) -> None:
     """kill -9 between `dest -> .dest.old-…` and `tmp -> dest`: the next run restores the old
     directory instead of leaving the only copy under a hidden name (or deleting it)."""
-    from hegelion_core.jsonl import _HOST, remove_stale_temporaries
+    from hegelion_core.data.jsonl import _HOST, remove_stale_temporaries
 
     dest = tmp_path / "merged"
     old = tmp_path / f".merged.old-{_HOST}-{_dead_pid()}"
@@ -178,7 +178,7 @@ def _umask() -> int:
 WRITER = textwrap.dedent(
     """
     import sys
-    from hegelion_core.jsonl import append_jsonl
+    from hegelion_core.data.jsonl import append_jsonl
     path, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     pad = "x" * 70000  # larger than a pipe buffer: a torn write would show
     for i in range(n):

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from hegelion_core.ledger import Ledger
+from hegelion_core.generation.ledger import Ledger
 from hegelion_core.records import prompt_id
 
 

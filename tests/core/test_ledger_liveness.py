@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from hegelion_core.jsonl import pid_alive
+from hegelion_core.data.jsonl import pid_alive
 
 
 def test_a_running_process_is_alive_and_a_zombie_is_not() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from hegelion_core.parsing import parse_trace
+from hegelion_core.data.parsing import parse_trace
 from hegelion_core.records import JudgeVerdict
 from hegelion_core.testing.openai_server import (
     ScriptedAnthropicServer,

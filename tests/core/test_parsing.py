@@ -1,17 +1,16 @@
-"""Tests for hegelion_core.parsing: every label form teachers use, markers, round trip."""
+"""Tests for hegelion_core.data.parsing: every label form teachers use, markers, round trip."""
 
 from __future__ import annotations
 
 import pytest
 
-from hegelion_core.parsing import (
+from hegelion_core.data.parsing import (
     ParsedTrace,
     parse_contradictions,
     parse_research_proposals,
     parse_trace,
-    render_output,
 )
-from hegelion_core.records import Contradiction, DialecticTrace, ResearchProposal
+from hegelion_core.records import Contradiction, DialecticTrace, ResearchProposal, render_output
 
 
 def parts(parsed: ParsedTrace) -> tuple[str | None, str | None, str | None]:

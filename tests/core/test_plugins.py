@@ -126,7 +126,7 @@ def test_unknown_driver_lists_the_available_ones() -> None:
 
 def test_builtin_formatters_load_through_entry_points() -> None:
     cls = load_driver("formatters", "dpo")
-    assert issubclass(cls, Formatter) and cls.__module__ == "hegelion_core.formatters.dpo"
+    assert issubclass(cls, Formatter) and cls.__module__ == "hegelion_core.data.formatters.dpo"
 
 
 def test_cores_stage_kinds_and_schemes_load_through_entry_points() -> None:
@@ -152,7 +152,7 @@ def test_plugins_lists_stage_kinds_and_model_schemes(run_cli) -> None:
 
 
 def test_hooks_run_transform_and_filter(run_cli, example_traces, tmp_path) -> None:
-    from hegelion_core.traces import ReadStats, iter_records
+    from hegelion_core.data.traces import ReadStats, iter_records
 
     dropped = next(iter_records(example_traces, ReadStats())).prompt_id
     events: list[tuple] = []
@@ -223,7 +223,7 @@ def test_run_finished_reports_errors(run_cli, tmp_path) -> None:
 
 
 def test_record_written_fires_after_the_append(tmp_path) -> None:
-    from hegelion_core.traces import append_records
+    from hegelion_core.data.traces import append_records
 
     seen = []
 

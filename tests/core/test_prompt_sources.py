@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from hegelion_core.data.prompt_sources import NoPromptColumn, extract_prompt
+from hegelion_core.data.prompt_sources.file import FilePromptSource
 from hegelion_core.errors import InputError
-from hegelion_core.prompt_sources import NoPromptColumn, extract_prompt
-from hegelion_core.prompt_sources.file import FilePromptSource
 from hegelion_core.records import prompt_id
 from hegelion_core.testing import PromptSourceContract
 from tests.conftest import EXAMPLES, write_jsonl
@@ -59,7 +59,7 @@ def test_missing_prompt_file(tmp_path) -> None:
     "emoji 🙂 and\u00a0no-break space",
 ])
 def test_prompt_key_is_the_prompt_id(text: str) -> None:
-    from hegelion_core.prompt_sources import prompt_key
+    from hegelion_core.data.prompt_sources import prompt_key
 
     key = prompt_key(text)
     assert key == int(prompt_id(text), 16) and f"{key:016x}" == prompt_id(text)

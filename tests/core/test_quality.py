@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from hegelion_core import quality
-from hegelion_core.dialectic import DialecticConfig, DialecticEngine, PhaseFailed
-from hegelion_core.parsing import render_output
-from hegelion_core.quality import QualityConfig, check_response, check_text, check_trace
-from hegelion_core.records import DialecticTrace
+from hegelion_core.data import quality
+from hegelion_core.data.quality import QualityConfig, check_response, check_text, check_trace
+from hegelion_core.generation.dialectic import DialecticConfig, DialecticEngine, PhaseFailed
+from hegelion_core.records import DialecticTrace, render_output
 from tests.core.teachers import RuleTeacher
 
 ROOT = Path(__file__).resolve().parents[2]

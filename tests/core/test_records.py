@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from hegelion_core.parsing import parse_trace
+from hegelion_core.data.parsing import parse_trace
 from hegelion_core.records import DialecticTrace, Prompt, TraceRecord, is_placeholder, prompt_id
 
 

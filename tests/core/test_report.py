@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from hegelion_core.curate import CurateJob, curate
+from hegelion_core.data.curate import CurateJob, curate
+from hegelion_core.data.prompt_sources import prompt_key
 from hegelion_core.errors import InputError
 from hegelion_core.evaluation.results import EvalResult, ItemRecord
-from hegelion_core.parsing import render_output
+from hegelion_core.pipeline.report import highlight, loss_svg, write_report
 from hegelion_core.pipeline.runner import StageRecord
-from hegelion_core.prompt_sources import prompt_key
-from hegelion_core.records import DialecticTrace
-from hegelion_core.report import highlight, loss_svg, write_report
+from hegelion_core.records import DialecticTrace, render_output
 from hegelion_core.testing import sample_records
 from tests.core.browser import INSTALL, chromium_path, load_page
 

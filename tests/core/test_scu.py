@@ -6,7 +6,14 @@ import math
 
 import pytest
 
-from hegelion_core.scu import LN2, SCUConfig, SCUController, data_bpt, param_bpt, target_s_for
+from hegelion_core.training.scu import (
+    LN2,
+    SCUConfig,
+    SCUController,
+    data_bpt,
+    param_bpt,
+    target_s_for,
+)
 
 
 def test_bits_per_token() -> None:

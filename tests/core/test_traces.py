@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from hegelion_core.data.traces import InvalidTrace, ReadStats, iter_records, record_from_dict
 from hegelion_core.records import prompt_id
-from hegelion_core.traces import InvalidTrace, ReadStats, iter_records, record_from_dict
 
 THESIS = "THESIS: Consciousness as Computational Process\n\nMachines can possess consciousness."
 ANTITHESIS = (

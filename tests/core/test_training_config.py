@@ -6,13 +6,9 @@ from __future__ import annotations
 import pytest
 
 from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.training import (
-    LoraConfig,
-    MetricsLog,
-    check_data,
-    load_train_config,
-    plot_metrics,
-)
+from hegelion_core.training.config import LoraConfig, load_train_config
+from hegelion_core.training.data import check_data
+from hegelion_core.training.metrics import MetricsLog, plot_metrics
 from tests.conftest import write_jsonl
 
 SIMPLEX_YAML = """\

@@ -12,17 +12,17 @@ from typing import Any
 import orjson
 import pytest
 
-from hegelion_core.dataset import DatasetJob, build_dataset
-from hegelion_core.dialectic import (
+from hegelion_core.data.dataset import DatasetJob, build_dataset
+from hegelion_core.data.prompt_sources.file import FilePromptSource
+from hegelion_core.generation.dialectic import (
     SYNTHESIS_SYSTEM,
     THESIS_SYSTEM,
     DialecticConfig,
     DialecticEngine,
     PhaseFailed,
 )
-from hegelion_core.generate import GenerateJob, Generator
+from hegelion_core.generation.generate import GenerateJob, Generator
 from hegelion_core.plugins import make_driver
-from hegelion_core.prompt_sources.file import FilePromptSource
 from hegelion_core.records import TraceRecord
 from hegelion_core.testing.openai_server import RecordedRequest, ScriptedOpenAIServer
 from tests.core.teachers import RuleTeacher

@@ -236,7 +236,7 @@ def test_one_conversation_is_the_same_tokens_in_every_step(quickstart_run: Any, 
 
     from hegelion_core.evaluation.runner import dialectic_conversation, model_teacher
     from hegelion_core.plugins import make_driver
-    from hegelion_core.training import load_train_config
+    from hegelion_core.training.config import load_train_config
 
     w = quickstart_run.workdir
     data = w / "format" / "sft.jsonl"

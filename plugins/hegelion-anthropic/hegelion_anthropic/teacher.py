@@ -1,7 +1,7 @@
 """The ``anthropic`` teacher: Claude through the Messages API and the official SDK.
 
 - **Retries, deadlines, error translation and the transport** are `SDKTeacher`'s
-  (hegelion_core.sdk_teacher); a 529 (overloaded) and an error event inside a 200
+  (hegelion_core.generation.sdk_teacher); a 529 (overloaded) and an error event inside a 200
   stream count as retryable server errors.
 - **Temperature** is sent only when asked for, in the request body: recent SDKs (2.x)
   no longer take a ``temperature`` argument, and current models may refuse it.
@@ -27,10 +27,16 @@ from typing import Any
 
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
-from hegelion_core.records import Message, Usage
-from hegelion_core.sdk_teacher import SDKTeacher, error_body
-from hegelion_core.secrets import scrub
+from hegelion_core import (
+    Completion,
+    Message,
+    SDKTeacher,
+    TeacherError,
+    Usage,
+    error_body,
+    finish_reason_of,
+    scrub,
+)
 
 #: The newest Sonnet the SDK lists (claude-sonnet-4-5 is deprecated, end of life 2026-11-30).
 DEFAULT_MODEL = "claude-sonnet-5-5"

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from hegelion_core.contracts import ModelScheme
+from hegelion_core import ModelScheme
 
 if TYPE_CHECKING:
-    from hegelion_core.pipeline.stages import Artifact, Planning
+    from hegelion_core import Artifact, Planning
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def smollm2_hf(cache_dir: Path | None = None) -> Path:
             return out
     except (OSError, ValueError):
         pass
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core import atomic_output
     from hegelion_gguf.export.hf_copy import gguf_to_hf
 
     with atomic_output(out, directory=True, earlier=_stamped) as tmp:

@@ -32,14 +32,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from hegelion_core.contracts import (
+from hegelion_core import (
     Completion,
     DriverOptions,
+    Message,
     Teacher,
     TeacherError,
+    Usage,
     finish_reason_of,
 )
-from hegelion_core.records import Message, Usage
 from hegelion_gguf.gguf_header import GGUFFormatError, context_length, read_metadata
 from hegelion_gguf.packaged import SMOLLM2, ModelPackageMissing, packaged_gguf
 

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from export_helpers import hegelion, listing, train_lora
 
-from hegelion_core.jsonl import OUTPUT_MARK
+from hegelion_core.data.jsonl import OUTPUT_MARK
 
 
 def gguf(model, out, *extra):

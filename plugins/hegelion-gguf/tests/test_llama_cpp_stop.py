@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hegelion_core.dialectic import THESIS_SYSTEM
+from hegelion_core.generation.dialectic import THESIS_SYSTEM
 from hegelion_core.records import Message
 from hegelion_gguf.teacher import LlamaCppTeacher
 

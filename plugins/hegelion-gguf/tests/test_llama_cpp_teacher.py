@@ -14,8 +14,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from hegelion_core.contracts import Completion, TeacherError
-from hegelion_core.dialectic import ANTITHESIS_SYSTEM, SYNTHESIS_SYSTEM, THESIS_SYSTEM
 from hegelion_core.errors import OptionsError
+from hegelion_core.generation.dialectic import ANTITHESIS_SYSTEM, SYNTHESIS_SYSTEM, THESIS_SYSTEM
 from hegelion_core.records import JudgeVerdict, Message
 from hegelion_core.testing import TeacherContract
 from hegelion_gguf.gguf_header import read_metadata

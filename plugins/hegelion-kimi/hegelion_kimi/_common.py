@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hegelion_core.secrets import get_secret, require_secret, scrub
+from hegelion_core import get_secret, require_secret, scrub
 
 DEFAULT_BASE_URL = "https://api.moonshot.ai/v1"
 DEFAULT_MODEL = "kimi-k2-thinking"

@@ -14,9 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
-from hegelion_core.records import Message, Usage
-from hegelion_core.sdk_teacher import SDKTeacher
+from hegelion_core import Completion, Message, SDKTeacher, TeacherError, Usage, finish_reason_of
 from hegelion_kimi._common import DEFAULT_BASE_URL, DEFAULT_KEY_ENV, DEFAULT_MODEL, api_key
 
 

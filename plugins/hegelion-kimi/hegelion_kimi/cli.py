@@ -47,10 +47,16 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from hegelion_core.contracts import Completion, DriverOptions, Teacher, TeacherError
-from hegelion_core.errors import HegelionError
-from hegelion_core.limits import retryable_status
-from hegelion_core.records import Message, Usage
+from hegelion_core import (
+    Completion,
+    DriverOptions,
+    HegelionError,
+    Message,
+    Teacher,
+    TeacherError,
+    Usage,
+    retryable_status,
+)
 from hegelion_kimi import login as kimi_login
 from hegelion_kimi._common import (
     DEFAULT_BASE_URL,

@@ -50,8 +50,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from hegelion_core.errors import HegelionError
-from hegelion_core.secrets import remember
+from hegelion_core import HegelionError, remember
 
 #: The provider and OAuth key ``kimi login`` writes; the CLI refreshes only this one.
 PROVIDER = "managed:kimi-code"

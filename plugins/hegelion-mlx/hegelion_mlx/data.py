@@ -13,9 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.jsonl import read_jsonl
-from hegelion_core.training import data_files, detect_format
+from hegelion_core import HegelionError, InputError, data_files, detect_format, read_jsonl
 
 
 @dataclass

@@ -30,9 +30,7 @@ from mlx import nn
 from mlx.utils import tree_flatten, tree_map
 from mlx_lm.tuner.trainer import evaluate, iterate_batches
 
-from hegelion_core.errors import HegelionError
-from hegelion_core.scu import SCUController, SCUState
-from hegelion_core.training import MetricsLog
+from hegelion_core import HegelionError, MetricsLog, SCUController, SCUState
 from hegelion_mlx.checkpoints import Checkpoint, save_checkpoint
 
 RNG_KEY = "__hegelion_rng_seed__"

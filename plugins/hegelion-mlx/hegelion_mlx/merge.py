@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hegelion_core.jsonl import atomic_output
+from hegelion_core import atomic_output
 
 
 def fuse_adapter(base_model: str, mlx_adapter: Path, dest: Path, *, trust_remote_code: bool = False) -> Path:

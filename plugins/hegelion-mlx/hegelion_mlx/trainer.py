@@ -25,9 +25,14 @@ from typing import Any, ClassVar
 import orjson
 from pydantic import BaseModel, Field, field_validator
 
-from hegelion_core.contracts import DriverOptions, Trainer, TrainResult
-from hegelion_core.errors import HegelionError
-from hegelion_core.training import TrainConfig, data_files
+from hegelion_core import (
+    DriverOptions,
+    HegelionError,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    data_files,
+)
 from hegelion_mlx.data import read_format
 
 MLX_ADAPTER = "mlx_adapter"
@@ -123,7 +128,7 @@ def _trim_metrics(path: Path, after: int) -> None:
     """Drop logged rows past the resumed checkpoint: those steps are trained again."""
     if not path.exists():
         return
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     keep = [line for line in path.read_bytes().splitlines()
             if line.strip() and (step := _row_step(line)) is not None and step <= after]
@@ -148,7 +153,7 @@ def _base_ref(model: str) -> str:
 def earlier_output(directory: Path) -> set[str] | None:
     """An adapter or merged model written by a version before Hegelion's output mark: one
     its train manifest lists, or an mlx adapter whose config has Hegelion's own key."""
-    from hegelion_core.jsonl import listed_beside
+    from hegelion_core import listed_beside
 
     if (found := listed_beside("train")(directory)) is not None:
         return found
@@ -165,7 +170,7 @@ def _write_mlx_adapter(model: Any, dest: Path, cfg: TrainConfig, lora: dict[str,
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     adapter_config = {
         "model": cfg.model,
@@ -190,9 +195,7 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     from mlx_lm.tuner.utils import linear_to_lora_layers
     from mlx_lm.utils import get_total_parameters, load, quantize_model
 
-    from hegelion_core.jsonl import atomic_output
-    from hegelion_core.scu import SCUConfig, SCUController
-    from hegelion_core.training import MetricsLog
+    from hegelion_core import MetricsLog, SCUConfig, SCUController, atomic_output
     from hegelion_mlx import loop
     from hegelion_mlx.checkpoints import latest_checkpoint, prune
     from hegelion_mlx.data import load_splits

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from hegelion_core.training import TrainConfig
+from hegelion_core.training.config import TrainConfig
 
 # Small and fast: rank 8, no dropout (so MLX and PEFT compute the very same function),
 # a learning rate high enough that a few steps move the adapter well away from zero.

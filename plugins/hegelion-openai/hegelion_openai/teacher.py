@@ -3,7 +3,7 @@
 One driver reaches GPT-4o and every OpenAI-compatible server (Ollama, vLLM,
 llama.cpp, OpenRouter) through the official SDK, so their quirks are handled once.
 Retries, deadlines, error translation and the transport are `SDKTeacher`'s
-(hegelion_core.sdk_teacher); what is this API's own:
+(hegelion_core.generation.sdk_teacher); what is this API's own:
 
 - **Structured output degrades gracefully.** ``json_schema`` is sent as
   ``response_format={"type": "json_schema", ...}``. A server that rejects that
@@ -31,10 +31,15 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from pydantic import Field
 
-from hegelion_core.contracts import Completion, TeacherError, finish_reason_of
-from hegelion_core.records import Message, Usage
-from hegelion_core.sdk_teacher import SDKTeacher
-from hegelion_core.secrets import scrub
+from hegelion_core import (
+    Completion,
+    Message,
+    SDKTeacher,
+    TeacherError,
+    Usage,
+    finish_reason_of,
+    scrub,
+)
 
 if TYPE_CHECKING:  # the SDK loads only when a call is made
     from openai import AsyncOpenAI

@@ -16,7 +16,7 @@ import pytest
 from hegelion_openai.teacher import OpenAITeacher
 
 from hegelion_core.contracts import Completion, TeacherError
-from hegelion_core.limits import parse_retry_after
+from hegelion_core.generation.limits import parse_retry_after
 from hegelion_core.records import JudgeVerdict, Message
 from hegelion_core.testing.calls import complete_once
 from hegelion_core.testing.scripted_server import ScriptedOpenAIServer

@@ -11,7 +11,7 @@ Four categories, each with its own templates:
   response abstains (``Answer: unknown (best guess: X)``) at confidence 1/k, and the
   drawn outcome scores the guess;
 * **threshold**: comparisons of stated percentages with the Anima 30%, Hive 50% and
-  Divine 70% thresholds (from ``hegelion_core.formatters.simplex``).
+  Divine 70% thresholds (from ``hegelion_core.data.formatters.simplex``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from hegelion_core.formatters.simplex import ANIMA_THRESHOLD, DIVINE_THRESHOLD, HIVE_THRESHOLD
+from hegelion_core import ANIMA_THRESHOLD, DIVINE_THRESHOLD, HIVE_THRESHOLD
 from hegelion_simplex import pools
 from hegelion_simplex.example import Example, belief, calibration_truth, odds_outcome, pct, respond
 

@@ -22,14 +22,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
-from hegelion_core.formatters.simplex import (
+from hegelion_core import (
     ANIMA_THRESHOLD,
     DIVINE_THRESHOLD,
     HIVE_THRESHOLD,
     SIMPLEX_SYSTEM,
+    Belief,
+    HiveContext,
+    SimplexContext,
     render_context,
 )
-from hegelion_core.records import Belief, HiveContext, SimplexContext
 from hegelion_simplex import pools
 from hegelion_simplex.example import Example, belief, calibration_truth, odds_outcome, pct, respond
 

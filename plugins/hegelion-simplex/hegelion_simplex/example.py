@@ -6,8 +6,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from hegelion_core.evaluation.scoring import render_answer
-from hegelion_core.formatters.simplex import with_confidence
+from hegelion_core import render_answer, with_confidence
 from hegelion_simplex import pools
 
 

@@ -101,8 +101,7 @@ def write_stage(spec: StageSpec, out: Path) -> StageSummary:
 
     import orjson
 
-    from hegelion_core.jsonl import atomic_output, listed_in_manifest
-    from hegelion_core.records import StageManifest
+    from hegelion_core import StageManifest, atomic_output, listed_in_manifest
 
     n_valid = max(1, round(spec.n * spec.valid_ratio))
     n_train = spec.n - n_valid

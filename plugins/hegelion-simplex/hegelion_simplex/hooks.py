@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hegelion_core.hookspecs import hookimpl
+from hegelion_core import hookimpl
 
 
 @click.group("simplex")
@@ -32,7 +32,7 @@ def generate_command(stage: str, n: int | None, seed: int, out: Path, eval_n: in
     """
     import time
 
-    from hegelion_core import hooks
+    from hegelion_core import command_run
     from hegelion_simplex.generate import LOCAL_TEST, StageSpec, write_stage
 
     if n is None:
@@ -43,7 +43,7 @@ def generate_command(stage: str, n: int | None, seed: int, out: Path, eval_n: in
         eval_n = LOCAL_TEST["eval_n"] if local_test else min(10_000, max(100, n // 10))
     start = time.perf_counter()
     spec = StageSpec(stage=stage, n=n, seed=seed, eval_n=eval_n, valid_ratio=valid_ratio)
-    with hooks.command_run("simplex generate", {**spec.model_dump(mode="json"), "out": str(out)}) as run:
+    with command_run("simplex generate", {**spec.model_dump(mode="json"), "out": str(out)}) as run:
         summary = write_stage(spec, out)
         run.summary = summary
     c = summary.counts

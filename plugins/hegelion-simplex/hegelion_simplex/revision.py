@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from hegelion_core.evaluation.items import CONFIDENCE_CEILING, CONFIDENCE_FLOOR, EVIDENCE_RANGES
+from hegelion_core import CONFIDENCE_CEILING, CONFIDENCE_FLOOR, EVIDENCE_RANGES
 from hegelion_simplex import pools
 from hegelion_simplex.example import Example, belief, pct
 

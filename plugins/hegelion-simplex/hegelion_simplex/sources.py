@@ -13,8 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from hegelion_core.contracts import DriverOptions, PromptSource
-from hegelion_core.records import Prompt
+from hegelion_core import DriverOptions, Prompt, PromptSource
 from hegelion_simplex.generate import Stage, generate
 
 

@@ -10,8 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hegelion_core.contracts import StageKind
-from hegelion_core.pipeline.stages import Invocation, Planning, StagePlan, dataset_counts
+from hegelion_core import Invocation, Planning, StageKind, StagePlan, dataset_counts
 
 
 class SimplexStage(StageKind):

@@ -12,7 +12,7 @@ from hegelion_core.cli import cli, load_plugin_commands
 from hegelion_core.evaluation import BeliefRevisionItem, CalibrationItem, load_items
 from hegelion_core.plugins import load_driver
 from hegelion_core.testing import PromptSourceContract
-from hegelion_core.training import check_data, data_files
+from hegelion_core.training.data import check_data, data_files
 from hegelion_simplex.sources import CalibrationSource
 
 

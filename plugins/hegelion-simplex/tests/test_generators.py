@@ -9,6 +9,7 @@ from itertools import islice
 import orjson
 import pytest
 
+from hegelion_core.data.formatters.simplex import parse_confidence
 from hegelion_core.evaluation import (
     BeliefRevisionItem,
     CalibrationItem,
@@ -17,7 +18,6 @@ from hegelion_core.evaluation import (
 )
 from hegelion_core.evaluation.items import CONFIDENCE_CEILING, CONFIDENCE_FLOOR, EVIDENCE_RANGES
 from hegelion_core.evaluation.scoring import score_calibration, score_revision
-from hegelion_core.formatters.simplex import parse_confidence
 from hegelion_simplex.generate import STAGES, generate, templates
 
 N = 3000

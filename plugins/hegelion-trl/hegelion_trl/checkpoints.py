@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from hegelion_core.errors import HegelionError
+from hegelion_core import HegelionError
 from hegelion_trl.config_map import checkpoints_dir
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")
@@ -64,7 +64,7 @@ def checkpoint_step(checkpoint: Path) -> int:
 
 def truncate_metrics(output_dir: Path, last_step: int) -> None:
     """Keep the ``metrics.jsonl`` rows up to ``last_step``: later ones are logged again."""
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     path = Path(output_dir) / "metrics.jsonl"
     if not path.exists():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hegelion_core.training import TrainConfig
+from hegelion_core import TrainConfig
 
 if TYPE_CHECKING:
     from trl import DPOConfig, SFTConfig

@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hegelion_core.errors import InputError
-from hegelion_core.training import data_files, detect_format
+from hegelion_core import InputError, data_files, detect_format
 from hegelion_trl.config_map import Shape
 
 if TYPE_CHECKING:

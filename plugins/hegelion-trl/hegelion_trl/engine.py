@@ -21,10 +21,15 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import ExportableState
 from trl import DPOTrainer, SFTTrainer
 
-from hegelion_core.contracts import TrainResult
-from hegelion_core.errors import HegelionError
-from hegelion_core.scu import SCUConfig, SCUController
-from hegelion_core.training import MetricsLog, TrainConfig, require_peft_adapter
+from hegelion_core import (
+    HegelionError,
+    MetricsLog,
+    SCUConfig,
+    SCUController,
+    TrainConfig,
+    TrainResult,
+    require_peft_adapter,
+)
 from hegelion_trl.checkpoints import read_trainer_state
 from hegelion_trl.config_map import Device, build_trl_config
 from hegelion_trl.data import Prepared, prepare
@@ -233,7 +238,7 @@ def continue_adapter(model: Any, adapter_dir: Path) -> Any:
 def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, *, dtype: torch.dtype) -> Path:
     """Fold the adapter into a fresh full-precision copy of the base (never into a
     4-bit one) and save it as safetensors with the tokenizer and its chat template."""
-    from hegelion_core.jsonl import atomic_output, listed_beside
+    from hegelion_core import atomic_output, listed_beside
 
     model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
     merged = peft.PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()

@@ -25,8 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from hegelion_core.errors import HegelionError
-from hegelion_core.training import TrainConfig
+from hegelion_core import HegelionError, TrainConfig
 
 BUILTIN_CONFIGS = ("ddp", "zero2", "zero3", "fsdp")
 RESULT_FILE = "trl_result.json"
@@ -128,7 +127,7 @@ def job_file(output_dir: Path, machine_rank: int) -> Path:
 def launch(job: Job, command: list[str], *, reports: bool = True) -> dict[str, Any]:
     """Run the launch; return the result rank 0 wrote. ``reports``: this is machine 0,
     which owns the result (other machines of a multi-node run return {})."""
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     job.output.mkdir(parents=True, exist_ok=True)
     result_path = job.output / RESULT_FILE

@@ -1,6 +1,6 @@
 """The Shannon Control Unit inside a torch loss.
 
-`hegelion_core.scu.SCUController` is the pure math (it never sees a tensor). This
+`hegelion_core.training.scu.SCUController` is the pure math (it never sees a tensor). This
 module is the torch half: it adds ``λ / (2σ²N) · Σw²`` over the LoRA weights to the
 cross-entropy *tensor*, so the penalty has a gradient (the earlier public SCU
 trainers added it as a float, and λ did nothing), and feeds the step's measured CE
@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from hegelion_core.scu import SCUController, SCUState
+from hegelion_core import SCUController, SCUState
 
 
 def lora_weights(model: torch.nn.Module) -> list[torch.nn.Parameter]:

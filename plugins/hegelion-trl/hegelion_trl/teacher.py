@@ -22,8 +22,15 @@ from typing import Any, Literal
 
 from pydantic import AliasChoices, ConfigDict, Field
 
-from hegelion_core.contracts import Completion, DriverOptions, FinishReason, Teacher, TeacherError
-from hegelion_core.records import Message, Usage
+from hegelion_core import (
+    Completion,
+    DriverOptions,
+    FinishReason,
+    Message,
+    Teacher,
+    TeacherError,
+    Usage,
+)
 
 
 class TransformersTeacher(Teacher):

@@ -11,9 +11,14 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
-from hegelion_core.contracts import DriverOptions, Trainer, TrainResult
-from hegelion_core.errors import HegelionError
-from hegelion_core.training import TrainConfig, check_data
+from hegelion_core import (
+    DriverOptions,
+    HegelionError,
+    TrainConfig,
+    Trainer,
+    TrainResult,
+    check_data,
+)
 
 
 class TRLTrainer(Trainer):

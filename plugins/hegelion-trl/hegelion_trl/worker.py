@@ -10,8 +10,7 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
-    from hegelion_core.errors import HegelionError
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core import HegelionError, atomic_output
     from hegelion_trl.engine import is_rank_zero, run_training
     from hegelion_trl.launch import RESULT_FILE, Job
 

@@ -16,7 +16,7 @@ from hegelion_trl.scu import SCURegularizer, lora_weights
 from hegelion_trl.trainer import TRLTrainer
 from trl_helpers import read_jsonl, train_config
 
-from hegelion_core.scu import SCUConfig, SCUController
+from hegelion_core.training.scu import SCUConfig, SCUController
 
 
 def test_penalty_reaches_the_lora_gradients(

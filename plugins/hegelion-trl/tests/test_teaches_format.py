@@ -11,7 +11,7 @@ from hegelion_trl.trainer import TRLTrainer
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl_helpers import TRACES, train_config
 
-from hegelion_core.parsing import parse_trace
+from hegelion_core.data.parsing import parse_trace
 from hegelion_core.records import DEFAULT_SYSTEM
 
 

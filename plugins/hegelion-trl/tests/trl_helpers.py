@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from hegelion_core.records import DialecticTrace, TraceRecord
-from hegelion_core.training import TrainConfig
+from hegelion_core.training.config import TrainConfig
 
 # Short canonical traces: (question, thesis, antithesis, synthesis). Ten, so that
 # "at least 90% parse" means at most one miss.

@@ -21,9 +21,7 @@ import trl
 from transformers import TrainerCallback
 
 # isort: on
-from hegelion_core.contracts import TrainResult
-from hegelion_core.errors import HegelionError
-from hegelion_core.training import MetricsLog, TrainConfig, data_files
+from hegelion_core import HegelionError, MetricsLog, TrainConfig, TrainResult, data_files
 from hegelion_unsloth.data import needs_chat_template, read_rows
 from hegelion_unsloth.gpu import GPUInfo, library_versions
 from hegelion_unsloth.mapping import MERGE_METHOD, UnslothOptions, build_plan

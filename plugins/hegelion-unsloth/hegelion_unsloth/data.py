@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hegelion_core.errors import HegelionError, InputError
-from hegelion_core.jsonl import read_jsonl
+from hegelion_core import HegelionError, InputError, read_jsonl
 
 #: Where the answer starts in a rendered ChatML text (the ``scu`` format).
 CHATML_ASSISTANT = "<|im_start|>assistant\n"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
 
-from hegelion_core.errors import HegelionError
+from hegelion_core import HegelionError
 
 ALTERNATIVES = (
     "Train on this machine with `--trainer trl` (hegelion-trl: CPU or any GPU; give it an "

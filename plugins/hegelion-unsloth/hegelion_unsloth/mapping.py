@@ -18,9 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from hegelion_core.contracts import DriverOptions
-from hegelion_core.errors import HegelionError
-from hegelion_core.training import Method, TrainConfig, require_peft_adapter
+from hegelion_core import DriverOptions, HegelionError, Method, TrainConfig, require_peft_adapter
 
 Quantization = Literal["4bit", "8bit", "none"]
 DType = Literal["bfloat16", "float16"]

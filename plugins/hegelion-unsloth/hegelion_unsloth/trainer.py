@@ -11,8 +11,7 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
-from hegelion_core.contracts import Trainer, TrainResult
-from hegelion_core.training import TrainConfig, check_data
+from hegelion_core import TrainConfig, Trainer, TrainResult, check_data
 from hegelion_unsloth.gpu import import_unsloth, require_cuda
 from hegelion_unsloth.mapping import UnslothOptions, check_supported
 

@@ -31,7 +31,7 @@ from hegelion_unsloth.mapping import MERGE_METHOD, UnslothOptions, build_plan
 from hegelion_unsloth.trainer import UnslothTrainer
 
 from hegelion_core.errors import HegelionError
-from hegelion_core.training import load_train_config
+from hegelion_core.training.config import load_train_config
 
 HEAVY = ("unsloth", "unsloth_zoo", "torch", "trl", "transformers", "peft", "bitsandbytes", "triton")
 

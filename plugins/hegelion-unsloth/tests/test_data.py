@@ -19,7 +19,7 @@ from hegelion_unsloth.data import CHATML_ASSISTANT, needs_chat_template, read_ro
 from hegelion_unsloth.mapping import UnslothOptions, build_plan
 
 from hegelion_core.errors import InputError
-from hegelion_core.training import load_train_config
+from hegelion_core.training.config import load_train_config
 
 
 def rows_of(path: Path) -> list[dict[str, Any]]:

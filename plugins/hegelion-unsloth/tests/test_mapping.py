@@ -18,8 +18,8 @@ from hegelion_unsloth.mapping import (
 from hegelion_unsloth.trainer import UnslothTrainer
 
 from hegelion_core.errors import HegelionError, OptionsError
-from hegelion_core.scu import SCUConfig
-from hegelion_core.training import TrainConfig, load_train_config
+from hegelion_core.training.config import TrainConfig, load_train_config
+from hegelion_core.training.scu import SCUConfig
 
 OUT = Path("/runs/a")
 # Unsloth 2026.10's own defaults (FastLlamaModel.get_peft_model): Hegelion must not inherit them.

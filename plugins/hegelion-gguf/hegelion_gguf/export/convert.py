@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from hegelion_core.jsonl import atomic_output
+from hegelion_core import atomic_output
 from hegelion_gguf.export.errors import (
     ConverterFailed,
     ExportError,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from hegelion_core.errors import HegelionError, InputError
+from hegelion_core import HegelionError, InputError
 
 
 class ExportError(HegelionError):

@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import Field
 
-from hegelion_core.contracts import Exporter, ExportResult
-from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import OUTPUT_MARK, listed_in_manifest
+from hegelion_core import OUTPUT_MARK, Exporter, ExportResult, HegelionError, listed_in_manifest
 
 if TYPE_CHECKING:  # the converter's modules import numpy and gguf: loaded when an export runs
     from hegelion_gguf.export.tensors import OutType
@@ -114,13 +112,13 @@ earlier_export = listed_in_manifest("export")
 @contextmanager
 def staged_output(dest: Path, *, inputs: tuple[Path | None, ...] = (),
                   expect: tuple[str | None, ...] = (), name: str = "NAME") -> Iterator[Path]:
-    """`hegelion_core.jsonl.atomic_output` for an export directory: its files go into
+    """`hegelion_core.data.jsonl.atomic_output` for an export directory: its files go into
     ``dest`` beside whatever else is there, replacing only files an earlier export wrote
     (``expect``: the names known before the work, checked first); ``inputs`` inside
     ``dest`` are refused. A full disk is reported as `DiskFull` (naming the path, what
     was written and the free space) instead of a bare OSError; the check runs before the
     staging directory is removed."""
-    from hegelion_core.jsonl import atomic_output
+    from hegelion_core import atomic_output
 
     hint = (f"choose another --out (an export of its own: --out {dest / name}), or move "
             "those files away")

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import atomic_output
+from hegelion_core import HegelionError, atomic_output
 
 
 def gguf_to_hf(gguf_path: Path, out_dir: Path) -> Path:

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hegelion_core.jsonl import atomic_output
+from hegelion_core import atomic_output
 from hegelion_gguf.export.convert import ModelSpec, read_model_spec
 from hegelion_gguf.export.errors import AdapterBaseMismatch, AdapterError, ModelConfigError
 from hegelion_gguf.export.tensors import SafetensorsReader, encode, gguf_qtype, permute_qk

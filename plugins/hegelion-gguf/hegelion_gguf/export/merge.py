@@ -14,8 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any
 
-from hegelion_core.errors import HegelionError
-from hegelion_core.jsonl import atomic_output
+from hegelion_core import HegelionError, atomic_output
 from hegelion_gguf.export.errors import AdapterBaseMismatch, ModelConfigError
 
 ADAPTER_CONFIG = "adapter_config.json"
@@ -70,7 +69,7 @@ def check_adapter_base(model_dir: Path, adapter_dir: Path) -> dict[str, Any]:
     config = read_adapter_config(adapter_dir)
     weights = adapter_dir / ADAPTER_WEIGHTS[0]
     if not weights.is_file() and (adapter_dir / "adapter_model.bin").is_file():
-        from hegelion_core.training import pickled_adapter_message
+        from hegelion_core import pickled_adapter_message
 
         raise HegelionError(pickled_adapter_message(adapter_dir / "adapter_model.bin"))
     if not weights.is_file():

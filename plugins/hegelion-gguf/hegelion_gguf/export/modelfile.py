@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from hegelion_core.errors import HegelionError
+from hegelion_core import HegelionError
 
 Msg = dict[str, str]
 #: Renders a conversation as the tokenizer would: (messages, add_generation_prompt) -> text.

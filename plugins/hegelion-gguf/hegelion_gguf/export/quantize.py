@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from hegelion_core.jsonl import atomic_output
+from hegelion_core import atomic_output
 from hegelion_gguf.export.errors import QuantizeError
 
 __all__ = ["QTYPES", "QType", "quantize_gguf"]

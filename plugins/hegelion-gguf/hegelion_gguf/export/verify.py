@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from hegelion_core.errors import HegelionError
+from hegelion_core import HegelionError
 
 #: max |llama.cpp - HF| over the last-token logits, as a fraction of max |HF logit|.
 #: Measured on SmolLM2-135M (max |logit| 30): f32 4.4e-4, f16 1.5e-3, bf16 6.9e-3 of
@@ -88,7 +88,7 @@ class VerifyReport(BaseModel):
         return "\n".join(lines)
 
     def write(self, path: Path) -> Path:
-        from hegelion_core.jsonl import atomic_output
+        from hegelion_core import atomic_output
 
         with atomic_output(path) as tmp:
             tmp.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

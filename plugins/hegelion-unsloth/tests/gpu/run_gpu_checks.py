@@ -225,7 +225,7 @@ def _baseline_main(model: str, data: str, out: str, steps: int) -> None:
     from hegelion_unsloth.mapping import UnslothOptions, trainer_args
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 
-    from hegelion_core.training import load_train_config
+    from hegelion_core.training.config import load_train_config
 
     assert "unsloth" not in sys.modules
     cfg = load_train_config(

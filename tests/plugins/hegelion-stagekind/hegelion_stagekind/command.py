@@ -11,8 +11,7 @@ from pathlib import Path
 
 import click
 
-from hegelion_core.hookspecs import hookimpl
-from hegelion_core.jsonl import atomic_output
+from hegelion_core import atomic_output, hookimpl
 
 
 @click.command("shortlist")

@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar
 
-from hegelion_core.contracts import ModelScheme, StageKind
-from hegelion_core.pipeline.stages import Artifact, Invocation, Planning, StagePlan
+from hegelion_core import Artifact, Invocation, ModelScheme, Planning, StageKind, StagePlan
 
 MODELS = Path(__file__).resolve().parent / "models"
 

@@ -14,16 +14,19 @@ from hegelion_core import Invocation, Planning, StageKind, StagePlan, dataset_co
 
 
 class SimplexStage(StageKind):
-    """``hegelion simplex generate --out WORKDIR``: seeded data, no input stage."""
+    """``hegelion simplex generate --out WORKDIR/data``: seeded data, no input stage.
+
+    A directory of its own inside the stage's: `simplex generate` replaces its output
+    directory whole, and the stage directory holds the pipeline's mark, which it must keep."""
 
     name = "simplex"
     provides: ClassVar[dict[str, str]] = {"dataset": "data", "eval_items": "eval_data"}
 
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
-        argv = ["simplex", "generate", "--out", str(ctx.workdir),
+        out = ctx.workdir / "data"
+        argv = ["simplex", "generate", "--out", str(out),
                 *ctx.argv(ctx.command("simplex", "generate"), options, reserved={"out"})]
-        return ctx.plan([Invocation(argv)],
-                        {"data": str(ctx.workdir), "eval_data": str(ctx.workdir / "eval.jsonl")})
+        return ctx.plan([Invocation(argv)], {"data": str(out), "eval_data": str(out / "eval.jsonl")})
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
         return dataset_counts(Path(plan.artifact["data"]))

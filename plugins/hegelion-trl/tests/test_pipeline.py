@@ -106,4 +106,4 @@ stages:
     argv = record["commands"][0]
     assert argv[argv.index("--model") + 1] == str(tiny_model)  # the first stage's base
     assert f"init_adapter={tmp_path / 'w' / 'context-train' / 'adapter'}" in argv
-    assert argv[argv.index("--data") + 1] == str(tmp_path / "w" / "calibration-data")
+    assert argv[argv.index("--data") + 1] == str(tmp_path / "w" / "calibration-data" / "data")

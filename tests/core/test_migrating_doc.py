@@ -217,7 +217,7 @@ def test_train_dry_run_checks_the_data_and_trains_nothing(tmp_path: Path) -> Non
     data = tmp_path / "dpo.jsonl"
     subprocess.run([hegelion, "dataset", ROOT / "examples" / "traces.jsonl", data, "--format", "dpo", "-q"],
                    check=True)
-    ok = subprocess.run([hegelion, "train", "--trainer", "mlx-scu", "--model", "m", "--method", "dpo", "--data",
+    ok = subprocess.run([hegelion, "train", "--trainer", "trl", "--model", "m", "--method", "dpo", "--data",
                          data, "--output", tmp_path / "out", "-c", "training.max_steps=500", "--dry-run"],
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr

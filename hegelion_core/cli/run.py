@@ -12,17 +12,19 @@ import click
 
 @click.command("run")
 @click.argument("pipeline", type=click.Path(path_type=Path))
-@click.option("--stage", help="Run this stage only (its inputs must have run).")
-@click.option("--all", "force_all", is_flag=True, help="Run every stage, even unchanged ones.")
+@click.option("--stage", help="Run this stage only, in place: generate tops up, train resumes (its inputs must have run).")
+@click.option("--all", "force_all", is_flag=True, help="Start every stage afresh (old output moved aside, not deleted).")
 @click.option("--dry-run", is_flag=True, help="Check the file and print each stage's commands; run nothing.")
 @click.option("-c", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a key of the file (stages.generate.limit=4).")
 def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: bool,
                 overrides: tuple[str, ...]) -> None:
-    """Run PIPELINE.yaml: stages generate, format, train, export, eval (any may be left out).
+    """Run PIPELINE.yaml: its stages in order (generate, curate, format, train, export,
+    eval, or any kind a plugin adds), then write WORKDIR/report.html.
 
     A rerun skips the stages whose inputs and options are unchanged and resumes an
-    interrupted one; Ctrl-C or kill -9 at any point leaves valid files behind.
+    interrupted one; Ctrl-C or kill -9 at any point leaves valid files behind. Nothing
+    is deleted: a stage started afresh moves its old directory to STAGE.prev-TIMESTAMP.
 
     \b
       hegelion run examples/quickstart.yaml

@@ -91,22 +91,30 @@ def sample_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 Dataset = Callable[..., Path]
 
 
-@pytest.fixture(scope="session")
-def hegelion_dataset(sample_traces: Path, tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+#: Every dataset ``hegelion_dataset`` made in a session, by (traces, fmt, *args).
+_MADE = pytest.StashKey[dict[tuple[str, ...], Path]]()
+
+
+@pytest.fixture(scope="module")
+def hegelion_dataset(
+    sample_traces: Path, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> Dataset:
     """``hegelion_dataset(fmt, *args) -> Path``: the output of the real ``hegelion dataset
-    SAMPLE_TRACES OUT --format fmt *args`` (in process), made once per arguments in a
-    session. OUT is a split directory for ``mlx`` or a split option (``--valid-ratio``,
-    ``--test-ratio``, ``--seed``, ``--batch-size``), else ``FMT.jsonl``. The test fails
+    SAMPLE_TRACES OUT --format fmt *args`` (in process), made once per traces and
+    arguments in a session. Module scope, so each folder's own ``sample_traces`` override
+    holds when folders run together (a session-scoped fixture kept the first folder's
+    traces for all). OUT is a split directory for ``mlx`` or a split option
+    (``--valid-ratio``, ``--test-ratio``, ``--seed``, ``--batch-size``), else ``FMT.jsonl``. The test fails
     with the command's own output when it does not succeed. Treat the output as read-only:
     other tests get the same path."""
     from click.testing import CliRunner
 
     from hegelion_core.cli import cli
 
-    made: dict[tuple[str, ...], Path] = {}
+    made = request.config.stash.setdefault(_MADE, {})
 
     def run(fmt: str, *args: str) -> Path:
-        key = (fmt, *args)
+        key = (str(sample_traces), fmt, *args)
         if key not in made:
             split = fmt in _SPLIT_FORMATS or any(a.split("=")[0] in _SPLIT_OPTIONS for a in args)
             out = tmp_path_factory.mktemp(f"dataset-{fmt}") / ("data" if split else f"{fmt}.jsonl")

@@ -128,3 +128,27 @@ def test_every_fixture_of_the_plugin_is_documented() -> None:
     assert len(fixtures) == 8
     for name in fixtures:
         assert f"| `{name}` |" in docs, name
+
+
+def test_hegelion_dataset_uses_each_folders_own_sample_traces(tmp_path: Path) -> None:
+    """Two folders that override ``sample_traces`` differently, run together: each one's
+    datasets come from its own traces (a session-scoped ``hegelion_dataset`` kept the
+    first folder's traces for both)."""
+
+    for name, n in (("a", 3), ("b", 5)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "conftest.py").write_text(
+            "import pytest\n"
+            "from hegelion_core.testing.sample_traces import SAMPLE_TRACES, write_sample_traces\n"
+            "@pytest.fixture(scope='session')\n"
+            "def sample_traces(tmp_path_factory):\n"
+            f"    return write_sample_traces(tmp_path_factory.mktemp('t') / 't.jsonl',"
+            f" SAMPLE_TRACES[:{n}])\n")
+        (tmp_path / name / f"test_{name}.py").write_text(
+            "def test_rows(hegelion_dataset, sample_traces):\n"
+            "    rows = hegelion_dataset('chat').read_text().splitlines()\n"
+            "    assert len(rows) == len(sample_traces.read_text().splitlines())\n")
+    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "a", "b"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "2 passed" in run.stdout, run.stdout

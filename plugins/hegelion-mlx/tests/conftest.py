@@ -26,13 +26,13 @@ import pytest
 # real `hegelion dataset` on them).
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def make_dataset(hegelion_dataset: Callable[..., Path]) -> Callable[..., Path]:
     """``make_dataset(fmt, *args) -> Path``: the real ``hegelion dataset`` CLI's output."""
     return hegelion_dataset
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def mlx_data(hegelion_dataset: Callable[..., Path]) -> Path:
     """An mlx split directory: 16 train rows, 4 valid rows."""
     return hegelion_dataset("mlx", "--valid-ratio", "0.2", "--seed", "0")

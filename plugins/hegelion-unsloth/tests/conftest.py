@@ -42,7 +42,7 @@ def sample_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def formatted(hegelion_dataset: Formatted) -> Formatted:
     """``formatted(fmt, *args) -> Path``: the output of ``hegelion dataset`` on the traces."""
     return hegelion_dataset

@@ -93,7 +93,7 @@ def test_engines_that_cannot_run_are_refused_up_front() -> None:
 
 
 def test_two_cpu_processes_train_and_save(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     """``--num-processes 2`` runs two gloo ranks through accelerate's torchrun launcher."""
     out = tmp_path / "run"
@@ -104,7 +104,7 @@ def test_two_cpu_processes_train_and_save(
         "--model",
         str(tiny_model),
         "--data",
-        str(dataset("chat")),
+        str(hegelion_dataset("chat")),
         "--output",
         str(out),
         "--num-processes",

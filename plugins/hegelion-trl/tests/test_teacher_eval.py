@@ -23,14 +23,17 @@ from hegelion_core.testing.tiny_models import build_tiny_model
 
 
 @pytest.fixture(scope="module")
-def talking_adapter(tiny_model: Path, dataset, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def talking_adapter(
+    tiny_model: Path, hegelion_dataset, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """A LoRA adapter that makes the tiny model say something: the random model's greedy
     output is only newlines, and a teacher must return text. 40 steps, about 3 s."""
     from hegelion_trl.trainer import TRLTrainer
     from trl_helpers import train_config
 
     out = tmp_path_factory.mktemp("talking")
-    TRLTrainer().train(dataset("chat"), out, train_config(tiny_model, training={"max_steps": 40}))
+    config = train_config(tiny_model, training={"max_steps": 40})
+    TRLTrainer().train(hegelion_dataset("chat"), out, config)
     return out / "adapter"
 
 

@@ -40,7 +40,7 @@ def greedy_answers(model_dir: Path, tokenizer_dir: Path) -> list[str]:
 
 
 def test_sft_teaches_the_trace_format(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     before = greedy_answers(tiny_model, tiny_model)
     assert sum(parse_trace(a).ok for a in before) <= 1, before[:2]
@@ -58,7 +58,7 @@ def test_sft_teaches_the_trace_format(
         },
         lora={"r": 16, "lora_alpha": 32, "target_modules": "all-linear"},
     )
-    result = TRLTrainer().train(dataset("chat"), tmp_path, config)
+    result = TRLTrainer().train(hegelion_dataset("chat"), tmp_path, config)
     assert result.merged_dir is not None
 
     after = greedy_answers(result.merged_dir, result.merged_dir)

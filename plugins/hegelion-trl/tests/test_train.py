@@ -69,10 +69,10 @@ def check_adapter_and_merge(model_dir: Path, out: Path) -> None:
 
 @pytest.mark.parametrize("fmt", ["chat", "sft", "scu"])
 def test_sft_trains_saves_reloads_and_merges(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path, fmt: str
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path, fmt: str
 ) -> None:
     config = train_config(tiny_model, merge=True)
-    result = TRLTrainer().train(dataset(fmt), tmp_path, config)
+    result = TRLTrainer().train(hegelion_dataset(fmt), tmp_path, config)
     assert result.adapter_dir == tmp_path / "adapter" and result.merged_dir == tmp_path / "merged"
     assert result.metrics["steps"] == 4 and result.metrics["tokens"] > 0
     assert result.metrics["tokens_per_s"] > 0 and result.metrics["peak_rss_mb"] > 0
@@ -85,10 +85,10 @@ def test_sft_trains_saves_reloads_and_merges(
 
 @pytest.mark.parametrize("extra", [(), ("--conversational",)], ids=["standard", "conversational"])
 def test_dpo_trains_saves_reloads_and_merges(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path, extra: tuple[str, ...]
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path, extra: tuple[str, ...]
 ) -> None:
     config = train_config(tiny_model, method="dpo", merge=True)
-    result = TRLTrainer().train(dataset("dpo", *extra), tmp_path, config)
+    result = TRLTrainer().train(hegelion_dataset("dpo", *extra), tmp_path, config)
     assert result.metrics["steps"] == 4
     rows = read_jsonl(tmp_path / "metrics.jsonl")
     assert any("rewards/chosen" in r for r in rows), rows[0]
@@ -96,7 +96,7 @@ def test_dpo_trains_saves_reloads_and_merges(
 
 
 def test_dpo_rows_for_sft_fail_with_the_core_error(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     args = [
         "train",
@@ -107,7 +107,7 @@ def test_dpo_rows_for_sft_fail_with_the_core_error(
         "--model",
         str(tiny_model),
         "--data",
-        str(dataset("dpo")),
+        str(hegelion_dataset("dpo")),
         "--output",
         str(tmp_path / "run"),
     ]
@@ -115,22 +115,22 @@ def test_dpo_rows_for_sft_fail_with_the_core_error(
     assert result.exit_code != 0
     assert "holds dpo rows, but --method sft needs chat or sft or scu rows" in result.output
     with pytest.raises(HegelionError, match="--format chat"):  # the driver checks too, from Python
-        TRLTrainer().train(dataset("dpo"), tmp_path / "py", train_config(tiny_model))
+        TRLTrainer().train(hegelion_dataset("dpo"), tmp_path / "py", train_config(tiny_model))
     assert not (tmp_path / "run" / "adapter").exists()
 
 
 def test_scu_with_dpo_is_refused(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     config = train_config(tiny_model, method="dpo", scu={})
     with pytest.raises(HegelionError, match="--scu regularises the SFT cross-entropy"):
-        TRLTrainer().train(dataset("dpo"), tmp_path, config)
+        TRLTrainer().train(hegelion_dataset("dpo"), tmp_path, config)
 
 
 def test_cli_end_to_end_with_a_validation_split(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
-    data = dataset("chat", "--valid-ratio", "0.2", "--batch-size", "1")
+    data = hegelion_dataset("chat", "--valid-ratio", "0.2", "--batch-size", "1")
     assert (data / "valid.jsonl").is_file()
     out = tmp_path / "run"
     args = [
@@ -185,13 +185,13 @@ def test_cli_end_to_end_with_a_validation_split(
 
 @pytest.mark.parametrize("fmt", ["chat", "sft", "scu"])
 def test_only_the_answer_is_trained(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path, fmt: str
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path, fmt: str
 ) -> None:
     """Completion-only loss on every SFT format: the labels hold the assistant's
     <thought> trace and answer, closed by the end-of-turn token, and no prompt."""
     from hegelion_trl.engine import build_trainer
 
-    built = build_trainer(dataset(fmt), tmp_path, train_config(tiny_model))
+    built = build_trainer(hegelion_dataset(fmt), tmp_path, train_config(tiny_model))
     tokenizer = built.trainer.processing_class
     prepared = built.trainer.train_dataset
     assert len(prepared) == 10
@@ -204,14 +204,14 @@ def test_only_the_answer_is_trained(
 
 
 def test_packing_packs_and_trains(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     from hegelion_trl.engine import build_trainer
 
     config = train_config(
         tiny_model, training={"packing": True, "max_seq_length": 512, "max_steps": 2}
     )
-    built = build_trainer(dataset("chat"), tmp_path, config)
+    built = build_trainer(hegelion_dataset("chat"), tmp_path, config)
     lengths = [len(ids) for ids in built.trainer.train_dataset["input_ids"]]
     assert len(lengths) < 10 and max(lengths) <= 512  # rows were packed together
     result = built.trainer.train()
@@ -219,12 +219,13 @@ def test_packing_packs_and_trains(
 
 
 def test_a_stage_continues_from_the_previous_stages_adapter(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     """Simplex stages chain: stage 2 starts from stage 1's adapter, not from the base."""
-    first = TRLTrainer().train(dataset("chat"), tmp_path / "one", train_config(tiny_model))
+    data = hegelion_dataset("chat")
+    first = TRLTrainer().train(data, tmp_path / "one", train_config(tiny_model))
     second = TRLTrainer().train(
-        dataset("chat"),
+        data,
         tmp_path / "two",
         train_config(tiny_model).model_copy(update={"init_adapter": first.adapter_dir}),
     )
@@ -243,19 +244,19 @@ def test_a_stage_continues_from_the_previous_stages_adapter(
 
 
 def test_init_adapter_that_is_not_an_adapter_is_refused(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     config = train_config(tiny_model).model_copy(update={"init_adapter": tmp_path})
     with pytest.raises(HegelionError, match="not a PEFT adapter"):
-        TRLTrainer().train(dataset("chat"), tmp_path / "out", config)
+        TRLTrainer().train(hegelion_dataset("chat"), tmp_path / "out", config)
 
 
 def test_rows_longer_than_max_seq_length_are_a_clear_error(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     config = train_config(tiny_model)
     config = config.model_copy(
         update={"training": config.training.model_copy(update={"max_seq_length": 8})}
     )
     with pytest.raises(HegelionError, match="raise training.max_seq_length"):
-        TRLTrainer().train(dataset("chat"), tmp_path, config)
+        TRLTrainer().train(hegelion_dataset("chat"), tmp_path, config)

@@ -7,7 +7,6 @@ from typing import Any
 
 import orjson
 
-from hegelion_core.records import DialecticTrace, TraceRecord
 from hegelion_core.training.config import TrainConfig
 
 # Short canonical traces: (question, thesis, antithesis, synthesis). Ten, so that
@@ -76,13 +75,6 @@ TRACES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 MAX_LENGTH = 256
-
-
-def trace_records() -> list[TraceRecord]:
-    return [
-        TraceRecord.build(q, DialecticTrace(thesis=t, antithesis=a, synthesis=s))
-        for q, t, a, s in TRACES
-    ]
 
 
 def train_config(model: Path, **overrides: Any) -> TrainConfig:

@@ -20,13 +20,13 @@ from hegelion_core.training.scu import SCUConfig, SCUController
 
 
 def test_penalty_reaches_the_lora_gradients(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     """Through the trainer's own compute_loss: with SCU, each LoRA weight's gradient
     gains exactly 2·λ/(2σ²N)·w. (PEFT starts lora_B at zero, so without SCU lora_A's
     gradient is exactly zero: any gradient there comes from the penalty.)"""
     built = build_trainer(
-        dataset("chat"), tmp_path, train_config(tiny_model, scu={"lambda_init": 5.0})
+        hegelion_dataset("chat"), tmp_path, train_config(tiny_model, scu={"lambda_init": 5.0})
     )
     trainer, scu = built.trainer, built.scu
     assert scu is not None
@@ -75,14 +75,18 @@ def test_penalty_counts_once_per_step_under_gradient_accumulation() -> None:
 
 @pytest.mark.parametrize(("sigma", "direction"), [(0.001, "rises"), (100.0, "falls")])
 def test_lambda_follows_s(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path, sigma: float, direction: str
+    hegelion_dataset: Callable[..., Path],
+    tiny_model: Path,
+    tmp_path: Path,
+    sigma: float,
+    direction: str,
 ) -> None:
     """A tight prior (small σ) prices the weights high: S above target, λ rises. A
     loose one makes S tiny: λ falls. Logged every step with DataBPT and ParamBPT."""
     config = train_config(
         tiny_model, scu={"sigma": sigma, "lambda_init": 1.0}, training={"max_steps": 3}
     )
-    result = TRLTrainer().train(dataset("chat"), tmp_path, config)
+    result = TRLTrainer().train(hegelion_dataset("chat"), tmp_path, config)
     rows = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2, 3]
     for row in rows:
@@ -144,21 +148,21 @@ def test_s_settles_in_the_deadband_on_a_toy_model() -> None:
 
 
 def test_resume_continues_lambda(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     """The controller's state rides in each checkpoint; a run resumed from step 2
     computes step 3's λ from the saved state, exactly as the uninterrupted run did."""
     config = train_config(
         tiny_model, scu={"lambda_max": 1000.0}, training={"max_steps": 4, "save_steps": 2}
     )
-    TRLTrainer().train(dataset("chat"), tmp_path, config)
+    TRLTrainer().train(hegelion_dataset("chat"), tmp_path, config)
     full = read_jsonl(tmp_path / "metrics.jsonl")
     lambdas = [r["lambda"] for r in full]
     assert all(b > a for a, b in pairwise(lambdas))  # still moving: a restart would show
 
     shutil.rmtree(tmp_path / "checkpoints" / "checkpoint-4")  # as if killed before it was saved
     result = TRLTrainer().train(
-        dataset("chat"), tmp_path, config.model_copy(update={"resume": True})
+        hegelion_dataset("chat"), tmp_path, config.model_copy(update={"resume": True})
     )
     resumed = read_jsonl(tmp_path / "metrics.jsonl")
     assert [r["step"] for r in resumed] == [1, 2, 3, 4]

@@ -51,7 +51,7 @@ def test_a_torn_checkpoint_is_skipped_and_later_metrics_dropped(tmp_path: Path) 
 
 
 def test_resume_after_kill_9_continues_the_run(
-    dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
     cmd = [
@@ -64,7 +64,7 @@ def test_resume_after_kill_9_continues_the_run(
         "--model",
         str(tiny_model),
         "--data",
-        str(dataset("chat")),
+        str(hegelion_dataset("chat")),
         "--output",
         str(out),
         "-c",

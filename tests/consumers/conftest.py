@@ -1,9 +1,9 @@
 """Fixtures for consumer tests: Hegelion's formatted output fed to real trainers.
 
-Everything is offline: the model is a tiny random one built on the spot
-(`hegelion_core.testing.tiny_models`) and the data comes from Hegelion's own
-``hegelion dataset`` command run on a handful of short traces, so the tests check
-what users actually get, not rows written to please a trainer.
+Everything is offline: the models are core's pytest plugin's ``tiny_model`` and
+``tiny_qwen2`` (tiny random ones built on the spot) and the data is its
+``hegelion_dataset``, Hegelion's own ``hegelion dataset`` command run on the traces
+below, so the tests check what users actually get, not rows written to please a trainer.
 """
 
 from __future__ import annotations
@@ -16,14 +16,11 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-from click.testing import CliRunner  # noqa: E402
 
 from hegelion_core.testing.sample_traces import write_sample_traces  # noqa: E402
-from hegelion_core.testing.tiny_models import build_tiny_model  # noqa: E402
 
 # Short on purpose: the rendered rows must fit a 256-token window with room to spare.
 SAMPLE_TRACES: tuple[tuple[str, str, str, str], ...] = (
@@ -78,39 +75,8 @@ SAMPLE_TRACES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A saved tiny Llama + tokenizer, built once per session (about 30 ms)."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-llama"), arch="llama", seed=0)
-
-
-@pytest.fixture(scope="session")
-def tiny_qwen2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The same, as Qwen2 (its tokenizer reloads through a different class)."""
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-qwen2"), arch="qwen2", seed=0)
-
-
 @pytest.fixture(scope="session")
 def sample_traces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """These eight longer traces, for the plugin's ``hegelion_dataset``: rows nearer a
+    real answer's length, still inside a 256-token window."""
     return write_sample_traces(tmp_path_factory.mktemp("traces") / "traces.jsonl", SAMPLE_TRACES)
-
-
-@pytest.fixture
-def formatted(sample_traces: Path, tmp_path: Path) -> Callable[..., Path]:
-    """``formatted(fmt, *extra_args) -> Path``: run ``hegelion dataset`` on the sample traces.
-
-    Returns the output path (a JSONL file, or a directory for ``--format mlx``).
-    Fails the test with the CLI's own output when the command does not succeed.
-    """
-    from hegelion_core.cli import cli
-
-    def run(fmt: str, *extra_args: str) -> Path:
-        out = tmp_path / (f"{fmt}-out" if fmt == "mlx" else f"{fmt}.jsonl")
-        args = ["dataset", str(sample_traces), str(out), "--format", fmt, *extra_args]
-        result = CliRunner().invoke(cli, args, catch_exceptions=False)
-        assert result.exit_code == 0, f"hegelion {' '.join(args)} failed:\n{result.output}"
-        assert out.exists(), f"hegelion {' '.join(args)} wrote nothing at {out}"
-        return out
-
-    return run

@@ -22,7 +22,7 @@ import torch
 import trl
 from transformers import AutoTokenizer
 
-Formatted = Callable[..., Path]
+Dataset = Callable[..., Path]
 
 MAX_LENGTH = 256
 
@@ -99,9 +99,9 @@ def _assistant_texts(messages: list[dict[str, str]]) -> list[str]:
     return [m["content"] for m in messages if m["role"] == "assistant"]
 
 
-@pytest.mark.parametrize("model_fixture", ["tiny_model_dir", "tiny_qwen2_dir"])
+@pytest.mark.parametrize("model_fixture", ["tiny_model", "tiny_qwen2"])
 def test_chat_output_trains_in_sft_trainer(
-    formatted: Formatted,
+    hegelion_dataset: Dataset,
     sample_traces: Path,
     model_fixture: str,
     request: pytest.FixtureRequest,
@@ -109,17 +109,17 @@ def test_chat_output_trains_in_sft_trainer(
 ) -> None:
     # Qwen2 too: transformers reloads its tokenizer as `Qwen2Tokenizer`, a different
     # class from the one saved, and the generation markers must survive that.
-    tiny_model_dir: Path = request.getfixturevalue(model_fixture)
-    rows = read_rows(formatted("chat"))
+    model_dir: Path = request.getfixturevalue(model_fixture)
+    rows = read_rows(hegelion_dataset("chat"))
     assert len(rows) == len(read_rows(sample_traces)), "one chat row per trace"
     assert all(set(row) == {"messages"} for row in rows), rows[0].keys()
     assert all(_assistant_texts(row["messages"]) for row in rows)
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dataset = datasets.Dataset.from_list(rows)
     config = trl.SFTConfig(**_cpu_args(tmp_path), assistant_only_loss=True)
     trainer = trl.SFTTrainer(
-        model=str(tiny_model_dir),
+        model=str(model_dir),
         args=config,
         train_dataset=dataset,
         processing_class=tokenizer,
@@ -151,23 +151,23 @@ def test_chat_output_trains_in_sft_trainer(
     ],
 )
 def test_dpo_output_trains_in_dpo_trainer(
-    formatted: Formatted,
+    hegelion_dataset: Dataset,
     sample_traces: Path,
-    tiny_model_dir: Path,
+    tiny_model: Path,
     tmp_path: Path,
     extra_args: tuple[str, ...],
     rows_per_trace: int,
 ) -> None:
-    rows = read_rows(formatted("dpo", *extra_args))
+    rows = read_rows(hegelion_dataset("dpo", *extra_args))
     assert len(rows) == rows_per_trace * len(read_rows(sample_traces))
     for row in rows:
         assert {"prompt", "chosen", "rejected"} <= set(row)
         assert all(isinstance(row[k], str) for k in ("prompt", "chosen", "rejected")), row
         assert row["chosen"] != row["rejected"]
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     trainer = trl.DPOTrainer(
-        model=str(tiny_model_dir),
+        model=str(tiny_model),
         ref_model=None,  # with a LoRA, the adapter-disabled base is the reference
         args=trl.DPOConfig(**_cpu_args(tmp_path)),
         train_dataset=datasets.Dataset.from_list(rows),
@@ -184,9 +184,9 @@ def test_dpo_output_trains_in_dpo_trainer(
 
 
 def test_conversational_dpo_output_trains_in_dpo_trainer(
-    formatted: Formatted, sample_traces: Path, tiny_model_dir: Path, tmp_path: Path
+    hegelion_dataset: Dataset, sample_traces: Path, tiny_model: Path, tmp_path: Path
 ) -> None:
-    rows = read_rows(formatted("dpo", "--conversational"))
+    rows = read_rows(hegelion_dataset("dpo", "--conversational"))
     assert len(rows) == len(read_rows(sample_traces))
     for row in rows:
         assert isinstance(row["prompt"], list) and row["prompt"][-1]["role"] == "user", row["prompt"]
@@ -194,9 +194,9 @@ def test_conversational_dpo_output_trains_in_dpo_trainer(
         assert [m["role"] for m in row["rejected"]] == ["assistant"], row["rejected"]
         assert row["chosen"] != row["rejected"]
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     trainer = trl.DPOTrainer(
-        model=str(tiny_model_dir),
+        model=str(tiny_model),
         ref_model=None,
         args=trl.DPOConfig(**_cpu_args(tmp_path)),
         train_dataset=datasets.Dataset.from_list(rows),

@@ -18,13 +18,15 @@ from typing import Any
 
 import mlx.core as mx
 import pytest
-from click.testing import Result
+from click.testing import CliRunner
 from mlx_lm.lora import CONFIG_DEFAULTS
 from mlx_lm.tokenizer_utils import TokenizerWrapper
 from mlx_lm.tuner.datasets import CacheDataset, ChatDataset, load_dataset
 from mlx_lm.tuner.trainer import iterate_batches
 
-Formatted = Callable[..., Path]
+from hegelion_core.cli import cli
+
+Dataset = Callable[..., Path]
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -41,9 +43,9 @@ def _assistant(row: dict[str, Any]) -> str:
 
 
 def test_mlx_dir_loads_in_mlx_lm(
-    formatted: Formatted, sample_traces: Path, mlx_tokenizer: Any
+    hegelion_dataset: Dataset, sample_traces: Path, mlx_tokenizer: Any
 ) -> None:
-    out = formatted("mlx", "--valid-ratio", "0.2", "--seed", "0")
+    out = hegelion_dataset("mlx", "--valid-ratio", "0.2", "--seed", "0")
 
     assert (out / "train.jsonl").is_file() and (out / "valid.jsonl").is_file()
     train_rows = read_rows(out / "train.jsonl")
@@ -68,10 +70,10 @@ def test_mlx_dir_loads_in_mlx_lm(
             assert _assistant(row) + mlx_tokenizer.eos_token in text, "the answer is not closed by EOS"
 
 
-def test_mlx_rows_end_on_the_assistant_turn(formatted: Formatted, mlx_tokenizer: Any) -> None:
+def test_mlx_rows_end_on_the_assistant_turn(hegelion_dataset: Dataset, mlx_tokenizer: Any) -> None:
     """``--mask-prompt`` trains on what follows the last non-assistant turn, so that
     must be exactly the answer: mlx-lm assumes the last message is the assistant's."""
-    out = formatted("mlx", "--valid-ratio", "0.2", "--seed", "0")
+    out = hegelion_dataset("mlx", "--valid-ratio", "0.2", "--seed", "0")
     rows = read_rows(out / "train.jsonl")
 
     train, _, _ = load_dataset(_lora_args(out, mask_prompt=True), mlx_tokenizer)
@@ -85,10 +87,10 @@ def test_mlx_rows_end_on_the_assistant_turn(formatted: Formatted, mlx_tokenizer:
 
 
 def test_mlx_splits_batch_at_mlx_lm_default_batch_size(
-    formatted: Formatted, mlx_tokenizer: Any
+    hegelion_dataset: Dataset, mlx_tokenizer: Any
 ) -> None:
     """With mlx-lm's default batch size, every split yields full batches."""
-    out = formatted("mlx", "--valid-ratio", "0.2", "--seed", "0")
+    out = hegelion_dataset("mlx", "--valid-ratio", "0.2", "--seed", "0")
     train, valid, _ = load_dataset(_lora_args(out), mlx_tokenizer)
 
     batch_size = CONFIG_DEFAULTS["batch_size"]
@@ -101,17 +103,19 @@ def test_mlx_splits_batch_at_mlx_lm_default_batch_size(
 
 
 def test_hegelion_refuses_the_split_mlx_lm_would_reject(
-    run_dataset: Callable[..., tuple[Result, Path]], mlx_tokenizer: Any
+    hegelion_dataset: Dataset, sample_traces: Path, tmp_path: Path, mlx_tokenizer: Any
 ) -> None:
     """Hegelion's up-front check uses mlx-lm's own threshold: what it refuses at
     the default batch size, mlx-lm would reject; what it accepts, mlx-lm batches."""
-    result, out = run_dataset("mlx", "--valid-ratio", "0.1", "--seed", "0")  # 2 valid rows
+    out = tmp_path / "mlx-out"
+    argv = ["dataset", str(sample_traces), str(out), "--format", "mlx",
+            "--valid-ratio", "0.1", "--seed", "0"]  # 2 valid rows
+    result = CliRunner().invoke(cli, argv, catch_exceptions=False)
     assert result.exit_code != 0
     assert "batch size" in result.output, result.output
     assert not (out / "train.jsonl").exists(), "a refused split must not leave files behind"
 
-    result, out = run_dataset("mlx", "--valid-ratio", "0.1", "--seed", "0", "--batch-size", "2")
-    assert result.exit_code == 0, result.output
+    out = hegelion_dataset("mlx", "--valid-ratio", "0.1", "--seed", "0", "--batch-size", "2")
     _, valid, _ = load_dataset(_lora_args(out), mlx_tokenizer)
     assert len(valid) == 2
     with pytest.raises(ValueError, match="at least batch_size"):
@@ -120,8 +124,8 @@ def test_hegelion_refuses_the_split_mlx_lm_would_reject(
     assert batch.shape[0] == 2
 
 
-def test_mlx_test_split(formatted: Formatted, mlx_tokenizer: Any) -> None:
-    out = formatted("mlx", "--valid-ratio", "0.2", "--test-ratio", "0.2", "--seed", "0")
+def test_mlx_test_split(hegelion_dataset: Dataset, mlx_tokenizer: Any) -> None:
+    out = hegelion_dataset("mlx", "--valid-ratio", "0.2", "--test-ratio", "0.2", "--seed", "0")
     assert (out / "test.jsonl").is_file()
 
     train, valid, test = load_dataset(_lora_args(out, test=True), mlx_tokenizer)

@@ -141,8 +141,8 @@ def script_for(code: str, url: str, ultrafeedback: Path) -> tuple[str, list[str]
 
 
 def test_every_hegelion_form_runs(tmp_path: Path, ultrafeedback: Path) -> None:
-    pytest.importorskip("hegelion_openai")
-    pytest.importorskip("hegelion_simplex")
+    for plugin in ("hegelion_openai", "hegelion_simplex", "hegelion_gguf"):  # tox -e pipeline has all
+        pytest.importorskip(plugin)
     env = {k: v for k, v in os.environ.items() if k not in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD")}
     env |= {"OPENAI_API_KEY": "sk-migrating-test-0123456789", "HEGELION_CONFIG_DIR": str(tmp_path / "config"),
             "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}

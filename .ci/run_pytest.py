@@ -23,9 +23,11 @@ def main() -> int:
         if os.environ.get(MAY_BE_EMPTY, "").strip() not in ("", "0"):
             print(f"pytest collected no tests; {MAY_BE_EMPTY} says this environment may be empty")
             return 0
-        print(f"pytest collected no tests: a suite that tests nothing fails (check the paths "
-              f"given; set {MAY_BE_EMPTY}=1 in tox.ini for an environment meant to be empty)",
-              file=sys.stderr)
+        print(
+            f"pytest collected no tests: a suite that tests nothing fails (check the paths "
+            f"given; set {MAY_BE_EMPTY}=1 in tox.ini for an environment meant to be empty)",
+            file=sys.stderr,
+        )
     return int(code)
 
 

@@ -86,9 +86,15 @@ def one(run: str, src: Path, workdir: Path) -> tuple[int, int]:
     if run == "floor":
         n = floor(src, workdir / "floor.jsonl")
         return n, n
-    job = CurateJob(inputs=[src], output=workdir / "curated.jsonl", min_judge_score=5,
-                    min_chars=200, max_chars=200_000, decontaminate=[EVAL_PROMPTS],
-                    near_threshold=1 if run == "curate exact" else 0.8)
+    job = CurateJob(
+        inputs=[src],
+        output=workdir / "curated.jsonl",
+        min_judge_score=5,
+        min_chars=200,
+        max_chars=200_000,
+        decontaminate=[EVAL_PROMPTS],
+        near_threshold=1 if run == "curate exact" else 0.8,
+    )
     summary = curate(job)
     return summary.filters[0].rows_in, summary.filters[-1].rows_out
 
@@ -99,12 +105,24 @@ def child(run: str, src: Path) -> None:
         records, kept = one(run, src, Path(tmp))
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"run": run, "records": records, "kept": kept, "seconds": elapsed,
-                      "cpu_seconds": cpu, "peak_rss_mb": peak_mb}))
+    print(
+        json.dumps(
+            {
+                "run": run,
+                "records": records,
+                "kept": kept,
+                "seconds": elapsed,
+                "cpu_seconds": cpu,
+                "peak_rss_mb": peak_mb,
+            }
+        )
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--templated", action="store_true", help="prompts from 12 templates")
     parser.add_argument("--child", nargs=2, metavar=("RUN", "INPUT"), help=argparse.SUPPRESS)
@@ -117,20 +135,30 @@ def main() -> None:
         src = Path(tmp) / "traces.jsonl"
         make_input(src, args.records, args.templated)
         size_mb = src.stat().st_size / 1e6
-        print(f"input: {args.records} records, {size_mb:.0f} MB; load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        print(
+            f"input: {args.records} records, {size_mb:.0f} MB; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        )
         # CPU seconds too: on a shared machine, wall time also measures the neighbours.
-        print(f"{'run':<14}{'records/s':>11}{'vs floor':>9}{'seconds':>9}{'CPU rec/s':>11}"
-              f"{'vs floor':>9}{'peak RSS MB':>13}{'kept':>8}")
+        print(
+            f"{'run':<14}{'records/s':>11}{'vs floor':>9}{'seconds':>9}{'CPU rec/s':>11}"
+            f"{'vs floor':>9}{'peak RSS MB':>13}{'kept':>8}"
+        )
         floor_rate = floor_cpu = None
         for run in RUNS:
-            out = subprocess.run([sys.executable, __file__, "--child", run, str(src)],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", run, str(src)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             rate, cpu_rate = r["records"] / r["seconds"], r["records"] / r["cpu_seconds"]
             floor_rate, floor_cpu = floor_rate or rate, floor_cpu or cpu_rate
-            print(f"{run:<14}{rate:>11,.0f}{rate / floor_rate:>9.2f}{r['seconds']:>9.2f}"
-                  f"{cpu_rate:>11,.0f}{cpu_rate / floor_cpu:>9.2f}{r['peak_rss_mb']:>13.0f}{r['kept']:>8}")
+            print(
+                f"{run:<14}{rate:>11,.0f}{rate / floor_rate:>9.2f}{r['seconds']:>9.2f}"
+                f"{cpu_rate:>11,.0f}{cpu_rate / floor_cpu:>9.2f}{r['peak_rss_mb']:>13.0f}{r['kept']:>8}"
+            )
         print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

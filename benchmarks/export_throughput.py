@@ -67,10 +67,16 @@ def build_model(path: Path) -> Path:
 
     tokenizer = build_tiny_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=1024, intermediate_size=2816,
-        num_hidden_layers=8, num_attention_heads=16, num_key_value_heads=8,
-        max_position_embeddings=2048, tie_word_embeddings=False,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=1024,
+        intermediate_size=2816,
+        num_hidden_layers=8,
+        num_attention_heads=16,
+        num_key_value_heads=8,
+        max_position_embeddings=2048,
+        tie_word_embeddings=False,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -113,14 +119,20 @@ def bench(label: str, model_dir: Path, work: Path, repeats: int) -> list[tuple[s
     for outtype in ("f32", "f16"):
         out = work / f"m.{outtype}.gguf"
         t = timed(lambda o=out, ot=outtype: convert_hf_to_gguf(model_dir, o, ot), repeats)
-        rows.append((label, f"convert {outtype}",
-                     f"{mb / t:8.0f} MB/s  {t:6.2f} s  ({out.stat().st_size / 2**20:.0f} MB out)"))
+        rows.append(
+            (
+                label,
+                f"convert {outtype}",
+                f"{mb / t:8.0f} MB/s  {t:6.2f} s  ({out.stat().st_size / 2**20:.0f} MB out)",
+            )
+        )
     f16 = work / "m.f16.gguf"
     for q in KQUANTS:
         out = work / f"m.{q}.gguf"
         t = timed(lambda o=out, qq=q: quantize_gguf(f16, o, qq), repeats)
-        rows.append((label, f"quantize {q}",
-                     f"{t:8.2f} s     ({out.stat().st_size / 2**20:.0f} MB out)"))
+        rows.append(
+            (label, f"quantize {q}", f"{t:8.2f} s     ({out.stat().st_size / 2**20:.0f} MB out)")
+        )
         out.unlink()
     for p in work.glob("m.*.gguf"):
         p.unlink()

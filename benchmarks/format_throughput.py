@@ -67,11 +67,15 @@ def child(fmt: str, src: Path) -> None:
         records = one(fmt, src, Path(tmp))
         elapsed = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"format": fmt, "records": records, "seconds": elapsed, "peak_rss_mb": peak_mb}))
+    print(
+        json.dumps({"format": fmt, "records": records, "seconds": elapsed, "peak_rss_mb": peak_mb})
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--child", nargs=2, metavar=("FORMAT", "INPUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -87,12 +91,18 @@ def main() -> None:
         print(f"{'format':<10}{'records/s':>12}{'vs floor':>10}{'seconds':>10}{'peak RSS MB':>13}")
         floor_rate = None
         for fmt in ["floor", *FORMATS]:
-            out = subprocess.run([sys.executable, __file__, "--child", fmt, str(src)],
-                                 check=True, capture_output=True, text=True).stdout
+            out = subprocess.run(
+                [sys.executable, __file__, "--child", fmt, str(src)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
             r = json.loads(out.strip().splitlines()[-1])
             rate = r["records"] / r["seconds"]
             floor_rate = floor_rate or rate
-            print(f"{fmt:<10}{rate:>12,.0f}{rate / floor_rate:>10.2f}{r['seconds']:>10.2f}{r['peak_rss_mb']:>13.0f}")
+            print(
+                f"{fmt:<10}{rate:>12,.0f}{rate / floor_rate:>10.2f}{r['seconds']:>10.2f}{r['peak_rss_mb']:>13.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -59,8 +59,10 @@ def server_ceiling(latency: float, concurrency: int, requests: int) -> None:
             proc.wait()
         rate = requests / seconds
         share = f" ({rate / (concurrency / lat):.1%} of the limit)" if lat else ""
-        print(f"server alone, raw client, latency {lat:g}s, {concurrency} in flight: "
-              f"{rate:,.0f} requests/s{share}")
+        print(
+            f"server alone, raw client, latency {lat:g}s, {concurrency} in flight: "
+            f"{rate:,.0f} requests/s{share}"
+        )
 
 
 def child(args: argparse.Namespace) -> None:
@@ -74,13 +76,27 @@ def child(args: argparse.Namespace) -> None:
 
     teacher = make_driver("teachers", "openai", {"base_url": args.url, "model": "bench"})
     source = make_driver("prompt_sources", "file", {"path": args.prompts})
-    job = GenerateJob(output=args.output, limit=args.limit, concurrency=args.concurrency,
-                      dialectic=DialecticConfig(mode="single"), timeout=60)
+    job = GenerateJob(
+        output=args.output,
+        limit=args.limit,
+        concurrency=args.concurrency,
+        dialectic=DialecticConfig(mode="single"),
+        timeout=60,
+    )
     start, cpu = time.perf_counter(), time.process_time()
     stats = run_generate(job, teacher, source, progress=False)
     elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
-    print(json.dumps({"written": stats.written, "rejected": stats.rejected, "seconds": elapsed,
-                      "cpu_s": cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "written": stats.written,
+                "rejected": stats.rejected,
+                "seconds": elapsed,
+                "cpu_s": cpu,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def steady_rate(output: Path, concurrency: int) -> float | None:
@@ -89,8 +105,10 @@ def steady_rate(output: Path, concurrency: int) -> float | None:
     without the cold start (no latency known yet) and the final drain."""
     import orjson
 
-    stamps = sorted(datetime.fromisoformat(orjson.loads(line)["created_at"]).timestamp()
-                    for line in output.read_bytes().splitlines())
+    stamps = sorted(
+        datetime.fromisoformat(orjson.loads(line)["created_at"]).timestamp()
+        for line in output.read_bytes().splitlines()
+    )
     if len(stamps) <= 2 * concurrency + 1:
         return None
     span = stamps[-concurrency - 1] - stamps[concurrency]
@@ -99,9 +117,26 @@ def steady_rate(output: Path, concurrency: int) -> float | None:
 
 def run_child(url: str, prompts: Path, output: Path, limit: int, concurrency: int) -> dict:
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--child", "--url", url, "--prompts", str(prompts),
-                          "--output", str(output), "--limit", str(limit), "--concurrency", str(concurrency)],
-                         check=True, capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            "--url",
+            url,
+            "--prompts",
+            str(prompts),
+            "--output",
+            str(output),
+            "--limit",
+            str(limit),
+            "--concurrency",
+            str(concurrency),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     return json.loads(out.strip().splitlines()[-1]) | {"wall_s": time.perf_counter() - start}
 
 
@@ -117,11 +152,20 @@ def build_resume_output(output: Path, prompts: Path, n: int) -> None:
 
     from hegelion_core.records import DialecticTrace, TraceRecord, prompt_id
 
-    trace = DialecticTrace(thesis="A thesis. " * 10, antithesis="CONTRADICTION: x\nEVIDENCE: y. " * 3,
-                           synthesis="A synthesis. " * 15)
-    row = TraceRecord.build("placeholder question", trace, teacher="openai", model="bench").model_dump(mode="json")
+    trace = DialecticTrace(
+        thesis="A thesis. " * 10,
+        antithesis="CONTRADICTION: x\nEVIDENCE: y. " * 3,
+        synthesis="A synthesis. " * 15,
+    )
+    row = TraceRecord.build(
+        "placeholder question", trace, teacher="openai", model="bench"
+    ).model_dump(mode="json")
     offset = 0
-    with prompts.open() as src, output.open("wb") as out, output.with_name(output.name + ".index").open("wb") as idx:
+    with (
+        prompts.open() as src,
+        output.open("wb") as out,
+        output.with_name(output.name + ".index").open("wb") as idx,
+    ):
         for _, line in zip(range(n), src):
             text = line.strip()
             row["instruction"], row["prompt_id"] = text, prompt_id(text)
@@ -132,7 +176,9 @@ def build_resume_output(output: Path, prompts: Path, n: int) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--levels", default="1,8,64,256")
     parser.add_argument("--rounds", type=int, default=20, help="Requests per slot at each level.")
@@ -149,16 +195,22 @@ def main() -> None:
         return
 
     levels = [int(x) for x in args.levels.split(",")]
-    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
-          "(other work on this machine lowers every figure)")
+    print(
+        f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+        "(other work on this machine lowers every figure)"
+    )
     server_ceiling(args.latency, max(levels), max(levels) * 8)
     server, url = start_server(args.latency)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             tmp_path = Path(tmp)
-            print(f"server latency {args.latency}s, single mode, openai teacher, {args.rounds} rounds a slot")
-            print(f"{'concurrency':>11}{'samples':>9}{'samples/s':>11}{'limit/s':>9}{'of limit':>10}"
-                  f"{'steady':>9}{'CPU ms/sample':>15}{'peak RSS MB':>13}")
+            print(
+                f"server latency {args.latency}s, single mode, openai teacher, {args.rounds} rounds a slot"
+            )
+            print(
+                f"{'concurrency':>11}{'samples':>9}{'samples/s':>11}{'limit/s':>9}{'of limit':>10}"
+                f"{'steady':>9}{'CPU ms/sample':>15}{'peak RSS MB':>13}"
+            )
             for c in levels:
                 n = max(c * args.rounds, 8)
                 prompts = tmp_path / f"p{c}.txt"
@@ -168,8 +220,10 @@ def main() -> None:
                 rate, limit = r["written"] / r["seconds"], c / args.latency
                 steady_share = (steady_rate(output, c) or 0.0) / limit
                 steady = f"{steady_share:.1%}" if steady_share else "-"
-                print(f"{c:>11}{r['written']:>9}{rate:>11.1f}{limit:>9.0f}{rate / limit:>10.1%}"
-                      f"{steady:>9}{r['cpu_s'] / max(r['written'], 1) * 1000:>15.2f}{r['peak_rss_mb']:>13.0f}")
+                print(
+                    f"{c:>11}{r['written']:>9}{rate:>11.1f}{limit:>9.0f}{rate / limit:>10.1%}"
+                    f"{steady:>9}{r['cpu_s'] / max(r['written'], 1) * 1000:>15.2f}{r['peak_rss_mb']:>13.0f}"
+                )
 
             n = args.resume_records
             if n:
@@ -179,10 +233,12 @@ def main() -> None:
                 size_mb = output.stat().st_size / 1e6
                 r = run_child(url, prompts, output, n + 1, 1)
                 startup = r["seconds"] - args.latency
-                print(f"resume on {n:,} records ({size_mb:.0f} MB): the run took {r['seconds']:.2f}s "
-                      f"(start-up {startup:.2f}s plus one {args.latency}s request); the whole process "
-                      f"{r['wall_s']:.2f}s with Python start-up; wrote {r['written']}; peak RSS "
-                      f"{r['peak_rss_mb']:.0f} MB")
+                print(
+                    f"resume on {n:,} records ({size_mb:.0f} MB): the run took {r['seconds']:.2f}s "
+                    f"(start-up {startup:.2f}s plus one {args.latency}s request); the whole process "
+                    f"{r['wall_s']:.2f}s with Python start-up; wrote {r['written']}; peak RSS "
+                    f"{r['peak_rss_mb']:.0f} MB"
+                )
     finally:
         server.terminate()
         server.wait()

@@ -42,18 +42,31 @@ Keep the direct answer where its assumptions hold, and say where they do not."""
 
 
 def _completion(model: str) -> bytes:
-    body = json.dumps({
-        "id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()), "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": TRACE},
-                     "logprobs": None, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 120, "completion_tokens": 90, "total_tokens": 210},
-    }).encode()
+    body = json.dumps(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": TRACE},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 90, "total_tokens": 210},
+        }
+    ).encode()
     return _response(body)
 
 
 def _response(body: bytes, status: str = "200 OK") -> bytes:
-    return (f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            "Connection: keep-alive\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: keep-alive\r\n\r\n"
+    ).encode() + body
 
 
 class _Conn(asyncio.Protocol):
@@ -78,7 +91,7 @@ class _Conn(asyncio.Protocol):
             at = head.find(b"\r\ncontent-length:")
             if at >= 0:
                 stop = head.find(b"\r\n", at + 2)
-                length = int(head[at + 17: stop if stop >= 0 else len(head)])
+                length = int(head[at + 17 : stop if stop >= 0 else len(head)])
             if len(self.buf) < end + 4 + length:
                 return
             del self.buf[: end + 4 + length]
@@ -103,15 +116,22 @@ class LatencyServer:
     def __init__(self, latency: float, model: str = "bench") -> None:
         self.latency = latency
         self.answer = _completion(model)
-        self.models = _response(json.dumps({"object": "list", "data": [
-            {"id": model, "object": "model", "created": 0, "owned_by": "bench"}]}).encode())
+        self.models = _response(
+            json.dumps(
+                {
+                    "object": "list",
+                    "data": [{"id": model, "object": "model", "created": 0, "owned_by": "bench"}],
+                }
+            ).encode()
+        )
         self.served = 0
         self.loop = asyncio.get_event_loop_policy().get_event_loop()
 
     async def serve(self, port: int, ready: asyncio.Event | None = None) -> None:
         self.loop = asyncio.get_running_loop()
-        server = await self.loop.create_server(lambda: _Conn(self), "127.0.0.1", port, backlog=4096,
-                                               reuse_address=True)
+        server = await self.loop.create_server(
+            lambda: _Conn(self), "127.0.0.1", port, backlog=4096, reuse_address=True
+        )
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.add_signal_handler(sig, stop.set)
@@ -127,7 +147,9 @@ class LatencyServer:
 class _Load(asyncio.Protocol):
     """Sends a prebuilt request, waits for the whole response, repeats."""
 
-    def __init__(self, request: bytes, budget: list[int], done: asyncio.Future[None], counts: list[int]) -> None:
+    def __init__(
+        self, request: bytes, budget: list[int], done: asyncio.Future[None], counts: list[int]
+    ) -> None:
         self.request, self.budget, self.done, self.counts = request, budget, done, counts
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
@@ -150,7 +172,9 @@ class _Load(asyncio.Protocol):
             return
         head = bytes(self.buf[:end]).lower()
         at = head.find(b"content-length:")
-        length = int(head[at + 15: head.find(b"\r\n", at) if head.find(b"\r\n", at) >= 0 else len(head)])
+        length = int(
+            head[at + 15 : head.find(b"\r\n", at) if head.find(b"\r\n", at) >= 0 else len(head)]
+        )
         if len(self.buf) < end + 4 + length:
             return
         del self.buf[: end + 4 + length]
@@ -162,15 +186,23 @@ class _Load(asyncio.Protocol):
 
 async def load(port: int, concurrency: int, requests: int) -> float:
     """Seconds for ``requests`` completions with ``concurrency`` keep-alive connections."""
-    body = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Is this a good idea?"}]}).encode()
-    request = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-               f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+    body = json.dumps(
+        {"model": "bench", "messages": [{"role": "user", "content": "Is this a good idea?"}]}
+    ).encode()
+    request = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
     budget, counts = [requests], [0, requests]
     start = time.perf_counter()
-    conns = [await loop.create_connection(lambda: _Load(request, budget, done, counts), "127.0.0.1", port)
-             for _ in range(concurrency)]
+    conns = [
+        await loop.create_connection(
+            lambda: _Load(request, budget, done, counts), "127.0.0.1", port
+        )
+        for _ in range(concurrency)
+    ]
     await done
     elapsed = time.perf_counter() - start
     for transport, _ in conns:
@@ -187,8 +219,19 @@ def free_port() -> int:
 def start(latency: float) -> tuple[subprocess.Popen[bytes], int]:
     """This server as its own process; returns it and its port once it accepts."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "serve", "--port", str(port),
-                             "--latency", str(latency)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "serve",
+            "--port",
+            str(port),
+            "--latency",
+            str(latency),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -201,7 +244,9 @@ def start(latency: float) -> tuple[subprocess.Popen[bytes], int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     serve = sub.add_parser("serve")
     serve.add_argument("--port", type=int, default=8000)
@@ -222,9 +267,15 @@ def main() -> None:
             proc.send_signal(signal.SIGINT)
             proc.wait()
         rate = args.requests / seconds
-        limit = f", {rate / (args.concurrency / latency):.1%} of the {args.concurrency / latency:.0f}/s limit" if latency else ""
-        print(f"latency {latency:g}s, {args.concurrency} in flight, raw client: {args.requests} requests in "
-              f"{seconds:.2f}s = {rate:,.0f}/s{limit}")
+        limit = (
+            f", {rate / (args.concurrency / latency):.1%} of the {args.concurrency / latency:.0f}/s limit"
+            if latency
+            else ""
+        )
+        print(
+            f"latency {latency:g}s, {args.concurrency} in flight, raw client: {args.requests} requests in "
+            f"{seconds:.2f}s = {rate:,.0f}/s{limit}"
+        )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,9 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    print(f"{'stage':<16} {'gen s':>7} {'cli s':>7} {'rows/s':>9} {'dup rate':>9} {'templates':>10} {'user dup':>9}")
+    print(
+        f"{'stage':<16} {'gen s':>7} {'cli s':>7} {'rows/s':>9} {'dup rate':>9} {'templates':>10} {'user dup':>9}"
+    )
     for stage in STAGES:
         start = time.perf_counter()
         rows: set[int] = set()
@@ -51,12 +53,32 @@ def main() -> None:
         gen_s = time.perf_counter() - start
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "hegelion_core", "simplex", "generate", "--stage", stage,
-                            "-n", str(args.n), "--seed", str(args.seed), "--eval-n", "0",
-                            "--out", str(Path(tmp) / stage)], check=True, capture_output=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "hegelion_core",
+                    "simplex",
+                    "generate",
+                    "--stage",
+                    stage,
+                    "-n",
+                    str(args.n),
+                    "--seed",
+                    str(args.seed),
+                    "--eval-n",
+                    "0",
+                    "--out",
+                    str(Path(tmp) / stage),
+                ],
+                check=True,
+                capture_output=True,
+            )
             cli_s = time.perf_counter() - start
-        print(f"{stage:<16} {gen_s:>7.2f} {cli_s:>7.2f} {args.n / gen_s:>9.0f} {dups / args.n:>9.4%} "
-              f"{len(used):>4} of {len(templates(stage)):<3} {user_dups / args.n:>9.4%}")
+        print(
+            f"{stage:<16} {gen_s:>7.2f} {cli_s:>7.2f} {args.n / gen_s:>9.0f} {dups / args.n:>9.4%} "
+            f"{len(used):>4} of {len(templates(stage)):<3} {user_dups / args.n:>9.4%}"
+        )
 
 
 if __name__ == "__main__":

@@ -437,8 +437,12 @@ def _shared_args(out: Path, steps: int, t: dict[str, Any], gpu: bool) -> dict[st
 
 def _cpu_comparable(gpu: bool) -> dict[str, Any]:
     """What the transformers and raw-TRL baselines set as Hegelion's trl trainer does."""
-    return {"optim": "adamw_torch", "data_seed": 42, "use_cpu": not gpu,
-            "dataloader_num_workers": 0}
+    return {
+        "optim": "adamw_torch",
+        "data_seed": 42,
+        "use_cpu": not gpu,
+        "dataloader_num_workers": 0,
+    }
 
 
 def _counting(trainer_cls: Any) -> Any:
@@ -505,7 +509,9 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=6, help="copies of the 12 example traces")
     parser.add_argument("--threads", type=int, help="OMP_NUM_THREADS for every run (CPU)")
     parser.add_argument("--gpu", action="store_true", help="Qwen2-0.5B shape in bf16 on CUDA")
-    parser.add_argument("--vocab", type=int, help="CPU model's vocabulary (default: the tokenizer's 512)")
+    parser.add_argument(
+        "--vocab", type=int, help="CPU model's vocabulary (default: the tokenizer's 512)"
+    )
     parser.add_argument("--backends", default="trl,trl-raw,transformers,unsloth")
     parser.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)

@@ -47,10 +47,40 @@ BATCH = 4
 ROWS = 64  # 16 batches per epoch
 SIZES = {
     "tiny": None,  # hegelion_core.testing.tiny_models: hidden 64, 2 blocks
-    "small": {"hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 4,
-              "num_attention_heads": 8, "num_key_value_heads": 4},
+    "small": {
+        "hidden_size": 256,
+        "intermediate_size": 688,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 4,
+    },
 }
-WORDS = ["reason", "evidence", "claim", "doubt", "freedom", "market", "price", "rule", "habit", "history", "idea", "cause", "answer", "question", "truth", "power", "change", "care", "speed", "law", "mind", "art", "trust", "value"]
+WORDS = [
+    "reason",
+    "evidence",
+    "claim",
+    "doubt",
+    "freedom",
+    "market",
+    "price",
+    "rule",
+    "habit",
+    "history",
+    "idea",
+    "cause",
+    "answer",
+    "question",
+    "truth",
+    "power",
+    "change",
+    "care",
+    "speed",
+    "law",
+    "mind",
+    "art",
+    "trust",
+    "value",
+]
 
 
 def make_model(size: str, dest: Path) -> Path:
@@ -62,9 +92,15 @@ def make_model(size: str, dest: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tiny_tokenizer()
-    config = LlamaConfig(vocab_size=len(tokenizer), max_position_embeddings=2048, tie_word_embeddings=True,
-                         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=None, **SIZES[size])
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=2048,
+        tie_word_embeddings=True,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=None,
+        **SIZES[size],
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).save_pretrained(dest)
     tokenizer.save_pretrained(dest)
@@ -84,14 +120,32 @@ def make_data(dest: Path) -> Path:
     traces = dest / "traces.jsonl"
     with traces.open("wb") as fh:
         for i in range(ROWS + 4):
-            trace = DialecticTrace(thesis=_text(i, 8 + i % 17, 3), antithesis=_text(i, 10 + i % 13, 5),
-                                   synthesis=_text(i, 12 + i % 11, 7))
+            trace = DialecticTrace(
+                thesis=_text(i, 8 + i % 17, 3),
+                antithesis=_text(i, 10 + i % 13, 5),
+                synthesis=_text(i, 12 + i % 11, 7),
+            )
             record = TraceRecord.build(f"Question {i}: is {WORDS[i % len(WORDS)]} good?", trace)
             fh.write(orjson.dumps(record.model_dump(mode="json")) + b"\n")
     out = dest / "mlx"
-    subprocess.run([sys.executable, "-c", "from hegelion_core.cli import main; main()", "dataset", str(traces),
-                    str(out), "--format", "mlx", "--valid-ratio", str(4 / (ROWS + 4)), "--seed", "0"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from hegelion_core.cli import main; main()",
+            "dataset",
+            str(traces),
+            str(out),
+            "--format",
+            "mlx",
+            "--valid-ratio",
+            str(4 / (ROWS + 4)),
+            "--seed",
+            "0",
+        ],
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
@@ -111,12 +165,26 @@ def child_mlx_lm(model: str, data: str, steps: int, out: str) -> dict[str, float
         def on_train_loss_report(self, info: dict[str, float]) -> None:
             self.reports.append(info)
 
-    args = types.SimpleNamespace(**{
-        **CONFIG_DEFAULTS, "model": model, "data": data, "train": True, "iters": steps,
-        "batch_size": BATCH, "num_layers": -1, "learning_rate": 1e-5, "mask_prompt": True,
-        "steps_per_report": ROWS // BATCH, "steps_per_eval": 10**9, "save_every": 10**9,
-        "adapter_path": out, "val_batches": 1, "optimizer": "adam",
-        "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0}})
+    args = types.SimpleNamespace(
+        **{
+            **CONFIG_DEFAULTS,
+            "model": model,
+            "data": data,
+            "train": True,
+            "iters": steps,
+            "batch_size": BATCH,
+            "num_layers": -1,
+            "learning_rate": 1e-5,
+            "mask_prompt": True,
+            "steps_per_report": ROWS // BATCH,
+            "steps_per_eval": 10**9,
+            "save_every": 10**9,
+            "adapter_path": out,
+            "val_batches": 1,
+            "optimizer": "adam",
+            "lora_parameters": {"rank": 8, "scale": 20.0, "dropout": 0.0},
+        }
+    )
     model_, tokenizer = load(model)
     train_set, valid_set, _ = load_dataset(args, tokenizer)
     cb = Record()
@@ -124,9 +192,13 @@ def child_mlx_lm(model: str, data: str, steps: int, out: str) -> dict[str, float
     timed = cb.reports[1:]  # the first report window is epoch 1: warm-up
     window_s = [(ROWS // BATCH) / r["iterations_per_second"] for r in timed]
     seconds = sum(window_s)
-    return {"s_per_step": seconds / (len(timed) * (ROWS // BATCH)),
-            "own_tokens_per_s": sum(r["tokens_per_second"] * s for r, s in zip(timed, window_s)) / seconds,
-            "pad_targets_per_step": BATCH, "peak_memory_mb": mx.get_peak_memory() / 1e6}
+    return {
+        "s_per_step": seconds / (len(timed) * (ROWS // BATCH)),
+        "own_tokens_per_s": sum(r["tokens_per_second"] * s for r, s in zip(timed, window_s))
+        / seconds,
+        "pad_targets_per_step": BATCH,
+        "peak_memory_mb": mx.get_peak_memory() / 1e6,
+    }
 
 
 def child_hegelion(model: str, data: str, steps: int, out: str) -> dict[str, float]:
@@ -134,13 +206,45 @@ def child_hegelion(model: str, data: str, steps: int, out: str) -> dict[str, flo
 
     from hegelion_core.cli import cli
 
-    args = ["train", "--trainer", "mlx", "--model", model, "--data", data, "--output", out,
-            "-c", f"training.max_steps={steps}", "-c", "training.learning_rate=1e-5",
-            "-c", "training.lr_scheduler_type=constant", "-c", "training.warmup_ratio=0",
-            "-c", "training.optim=adam", "-c", f"training.per_device_train_batch_size={BATCH}",
-            "-c", "training.save_steps=1000000", "-c", "lora.r=8", "-c", "lora.lora_alpha=160",
-            "-c", "lora.lora_dropout=0.0", "-c", "lora.target_modules=all-linear",
-            "-o", "steps_per_eval=0", "-o", "val_batches=1", "-o", "progress=false"]
+    args = [
+        "train",
+        "--trainer",
+        "mlx",
+        "--model",
+        model,
+        "--data",
+        data,
+        "--output",
+        out,
+        "-c",
+        f"training.max_steps={steps}",
+        "-c",
+        "training.learning_rate=1e-5",
+        "-c",
+        "training.lr_scheduler_type=constant",
+        "-c",
+        "training.warmup_ratio=0",
+        "-c",
+        "training.optim=adam",
+        "-c",
+        f"training.per_device_train_batch_size={BATCH}",
+        "-c",
+        "training.save_steps=1000000",
+        "-c",
+        "lora.r=8",
+        "-c",
+        "lora.lora_alpha=160",
+        "-c",
+        "lora.lora_dropout=0.0",
+        "-c",
+        "lora.target_modules=all-linear",
+        "-o",
+        "steps_per_eval=0",
+        "-o",
+        "val_batches=1",
+        "-o",
+        "progress=false",
+    ]
     result = CliRunner().invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rows = [json.loads(x) for x in (Path(out) / "metrics.jsonl").read_text().splitlines()]
@@ -153,15 +257,34 @@ def child_hegelion(model: str, data: str, steps: int, out: str) -> dict[str, flo
         tokens += n
         seconds += n / r["tokens_per_s"]
     manifest = json.loads((Path(out) / "manifest.json").read_text())
-    return {"s_per_step": seconds / len(timed), "tokens_per_s": tokens / seconds,
-            "peak_memory_mb": manifest["metrics"]["peak_memory_mb"]}
+    return {
+        "s_per_step": seconds / len(timed),
+        "tokens_per_s": tokens / seconds,
+        "peak_memory_mb": manifest["metrics"]["peak_memory_mb"],
+    }
 
 
 def run_child(kind: str, model: Path, data: Path, steps: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as out:
-        proc = subprocess.run([sys.executable, __file__, "--child", kind, "--model", str(model), "--data", str(data),
-                               "--steps", str(steps), "--out", out], capture_output=True, text=True,
-                              check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                kind,
+                "--model",
+                str(model),
+                "--data",
+                str(data),
+                "--steps",
+                str(steps),
+                "--out",
+                out,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     if proc.returncode != 0:
         raise RuntimeError(f"{kind} run failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -169,7 +292,9 @@ def run_child(kind: str, model: Path, data: Path, steps: int) -> dict[str, float
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--sizes", default="tiny", help="tiny, small, or both (small: ~45 min on 2 cores)")
+    p.add_argument(
+        "--sizes", default="tiny", help="tiny, small, or both (small: ~45 min on 2 cores)"
+    )
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--epochs", type=int, default=3, help="timed epochs, after one warm-up epoch")
     p.add_argument("--child", choices=["mlx-lm", "hegelion"])
@@ -188,8 +313,10 @@ def main() -> None:
     steps = (1 + args.epochs) * (ROWS // BATCH)
     with tempfile.TemporaryDirectory() as tmp:
         data = make_data(Path(tmp))
-        print(f"{ROWS} train rows, batch {BATCH}, {steps} steps ({args.epochs} timed epochs after 1 warm-up), "
-              f"{args.repeats} alternating runs each; load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{ROWS} train rows, batch {BATCH}, {steps} steps ({args.epochs} timed epochs after 1 warm-up), "
+            f"{args.repeats} alternating runs each; load average {os.getloadavg()[0]:.1f}"
+        )
         for size in args.sizes.split(","):
             model = make_model(size, Path(tmp) / size)
             runs: dict[str, list[dict[str, float]]] = {"mlx-lm": [], "hegelion": []}
@@ -197,20 +324,34 @@ def main() -> None:
             for _ in range(args.repeats):
                 for kind in ("mlx-lm", "hegelion"):
                     runs[kind].append(run_child(kind, model, data, steps))
-            med = {k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()}
+            med = {
+                k: {m: statistics.median(r[m] for r in v) for m in v[0]} for k, v in runs.items()
+            }
             mlx, heg = med["mlx-lm"], med["hegelion"]
             # Same batches, so Hegelion's trained-token count per step applies to both.
             tokens_per_step = heg["tokens_per_s"] * heg["s_per_step"]
             overhead = heg["s_per_step"] / mlx["s_per_step"] - 1
-            print(f"\n[{size}] ({time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.1f})")
-            print(f"  {'':10} {'s/step':>8} {'tokens/s':>9} {'own tok/s':>9} {'MLX peak MB':>11} {'RSS MB':>7}")
-            print(f"  {'mlx-lm':10} {mlx['s_per_step']:8.4f} {tokens_per_step / mlx['s_per_step']:9.0f} "
-                  f"{mlx['own_tokens_per_s']:9.0f} {mlx['peak_memory_mb']:11.1f} {mlx['peak_rss_mb']:7.0f}")
-            print(f"  {'hegelion':10} {heg['s_per_step']:8.4f} {heg['tokens_per_s']:9.0f} "
-                  f"{heg['tokens_per_s']:9.0f} {heg['peak_memory_mb']:11.1f} {heg['peak_rss_mb']:7.0f}")
+            print(
+                f"\n[{size}] ({time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.1f})"
+            )
+            print(
+                f"  {'':10} {'s/step':>8} {'tokens/s':>9} {'own tok/s':>9} {'MLX peak MB':>11} {'RSS MB':>7}"
+            )
+            print(
+                f"  {'mlx-lm':10} {mlx['s_per_step']:8.4f} {tokens_per_step / mlx['s_per_step']:9.0f} "
+                f"{mlx['own_tokens_per_s']:9.0f} {mlx['peak_memory_mb']:11.1f} {mlx['peak_rss_mb']:7.0f}"
+            )
+            print(
+                f"  {'hegelion':10} {heg['s_per_step']:8.4f} {heg['tokens_per_s']:9.0f} "
+                f"{heg['tokens_per_s']:9.0f} {heg['peak_memory_mb']:11.1f} {heg['peak_rss_mb']:7.0f}"
+            )
             print(f"  overhead (time per step): {overhead:+.1%}  (target <= +5%)")
-            print("  per run s/step: mlx-lm " + " ".join(f"{r['s_per_step']:.4f}" for r in runs["mlx-lm"])
-                  + " | hegelion " + " ".join(f"{r['s_per_step']:.4f}" for r in runs["hegelion"]))
+            print(
+                "  per run s/step: mlx-lm "
+                + " ".join(f"{r['s_per_step']:.4f}" for r in runs["mlx-lm"])
+                + " | hegelion "
+                + " ".join(f"{r['s_per_step']:.4f}" for r in runs["hegelion"])
+            )
 
 
 if __name__ == "__main__":

@@ -125,70 +125,131 @@ if TYPE_CHECKING:
 #: name -> the module that defines it
 _HOMES: dict[str, str] = {
     # the roles: the base classes a driver subclasses, and what they return
-    **dict.fromkeys([
-        "Completion", "Driver", "DriverOptions", "ExportResult", "Exporter", "FinishReason",
-        "Formatter", "ModelScheme", "PromptSource", "Role", "SkipRecord", "SplitDefaults",
-        "StageKind", "Teacher", "TeacherError", "TrainResult", "Trainer", "finish_reason_of"
-    ], "hegelion_core.contracts"),
+    **dict.fromkeys(
+        [
+            "Completion",
+            "Driver",
+            "DriverOptions",
+            "ExportResult",
+            "Exporter",
+            "FinishReason",
+            "Formatter",
+            "ModelScheme",
+            "PromptSource",
+            "Role",
+            "SkipRecord",
+            "SplitDefaults",
+            "StageKind",
+            "Teacher",
+            "TeacherError",
+            "TrainResult",
+            "Trainer",
+            "finish_reason_of",
+        ],
+        "hegelion_core.contracts",
+    ),
     # the schemas every role reads and writes
-    **dict.fromkeys([
-        "Belief", "ChatRow", "Contradiction", "Critique", "DEFAULT_SYSTEM", "DPORow",
-        "DialecticTrace", "FileDigest", "HiveContext", "JudgeVerdict", "Message", "Prompt",
-        "ResearchProposal", "SFTRow", "SimplexContext", "StageManifest", "TextRow",
-        "TraceRecord", "Usage", "is_placeholder", "prompt_id", "render_output"
-    ], "hegelion_core.records"),
+    **dict.fromkeys(
+        [
+            "Belief",
+            "ChatRow",
+            "Contradiction",
+            "Critique",
+            "DEFAULT_SYSTEM",
+            "DPORow",
+            "DialecticTrace",
+            "FileDigest",
+            "HiveContext",
+            "JudgeVerdict",
+            "Message",
+            "Prompt",
+            "ResearchProposal",
+            "SFTRow",
+            "SimplexContext",
+            "StageManifest",
+            "TextRow",
+            "TraceRecord",
+            "Usage",
+            "is_placeholder",
+            "prompt_id",
+            "render_output",
+        ],
+        "hegelion_core.records",
+    ),
     # the errors users see (file:line: field: problem, and the fix)
-    **dict.fromkeys([
-        "DriverLoadError", "DriverNotFound", "HegelionError", "InputError", "OptionsError"
-    ], "hegelion_core.errors"),
+    **dict.fromkeys(
+        ["DriverLoadError", "DriverNotFound", "HegelionError", "InputError", "OptionsError"],
+        "hegelion_core.errors",
+    ),
     # hook plugins (pluggy), and firing the hooks from a plugin's own command
     **dict.fromkeys(["hookimpl"], "hegelion_core.hookspecs"),
     **dict.fromkeys(["admit", "command_run"], "hegelion_core.hooks"),
     # loading another driver by role and name
     **dict.fromkeys(["load_driver"], "hegelion_core.plugins"),
     # API keys: from the environment or secrets.toml, scrubbed from what is shown
-    **dict.fromkeys([
-        "get_secret", "remember", "require_secret", "scrub"
-    ], "hegelion_core.secrets"),
+    **dict.fromkeys(["get_secret", "remember", "require_secret", "scrub"], "hegelion_core.secrets"),
     # files: JSONL reads with file:line errors, atomic outputs Hegelion may replace
-    **dict.fromkeys([
-        "OUTPUT_MARK", "atomic_output", "listed_beside", "listed_in_manifest", "read_jsonl"
-    ], "hegelion_core.data.jsonl"),
+    **dict.fromkeys(
+        ["OUTPUT_MARK", "atomic_output", "listed_beside", "listed_in_manifest", "read_jsonl"],
+        "hegelion_core.data.jsonl",
+    ),
     **dict.fromkeys(["parse_trace"], "hegelion_core.data.parsing"),
     # teachers on an HTTP API
     **dict.fromkeys(["retryable_status"], "hegelion_core.generation.limits"),
     **dict.fromkeys(["SDKTeacher", "error_body"], "hegelion_core.generation.sdk_teacher"),
     # trainers: the one training config, the data checks, metrics and SCU
-    **dict.fromkeys([
-        "Method", "TrainConfig", "load_train_config", "pickled_adapter_message",
-        "require_peft_adapter"
-    ], "hegelion_core.training.config"),
-    **dict.fromkeys([
-        "check_data", "data_files", "detect_format"
-    ], "hegelion_core.training.data"),
+    **dict.fromkeys(
+        [
+            "Method",
+            "TrainConfig",
+            "load_train_config",
+            "pickled_adapter_message",
+            "require_peft_adapter",
+        ],
+        "hegelion_core.training.config",
+    ),
+    **dict.fromkeys(["check_data", "data_files", "detect_format"], "hegelion_core.training.data"),
     **dict.fromkeys(["MetricsLog"], "hegelion_core.training.metrics"),
     **dict.fromkeys(["SCUConfig", "SCUController", "SCUState"], "hegelion_core.training.scu"),
     # `hegelion run` stage kinds and model schemes: what a kind plans with
-    **dict.fromkeys([
-        "Artifact", "Invocation", "Planning", "StagePlan", "dataset_counts"
-    ], "hegelion_core.pipeline.stages"),
+    **dict.fromkeys(
+        ["Artifact", "Invocation", "Planning", "StagePlan", "dataset_counts"],
+        "hegelion_core.pipeline.stages",
+    ),
     # the Simplex formats core ships (its formatter and eval suites), for hegelion-simplex
-    **dict.fromkeys([
-        "ANIMA_THRESHOLD", "DIVINE_THRESHOLD", "HIVE_THRESHOLD", "SIMPLEX_SYSTEM",
-        "render_context", "with_confidence"
-    ], "hegelion_core.data.formatters.simplex"),
-    **dict.fromkeys([
-        "CONFIDENCE_CEILING", "CONFIDENCE_FLOOR", "EVIDENCE_RANGES"
-    ], "hegelion_core.evaluation.items"),
+    **dict.fromkeys(
+        [
+            "ANIMA_THRESHOLD",
+            "DIVINE_THRESHOLD",
+            "HIVE_THRESHOLD",
+            "SIMPLEX_SYSTEM",
+            "render_context",
+            "with_confidence",
+        ],
+        "hegelion_core.data.formatters.simplex",
+    ),
+    **dict.fromkeys(
+        ["CONFIDENCE_CEILING", "CONFIDENCE_FLOOR", "EVIDENCE_RANGES"],
+        "hegelion_core.evaluation.items",
+    ),
     **dict.fromkeys(["render_answer"], "hegelion_core.evaluation.scoring"),
 }
 #: the test kit's names, resolvable here too, kept out of `__all__` so that
 #: ``from hegelion_core import *`` never imports pytest
 _TESTING: dict[str, str] = {
-    **dict.fromkeys([
-        "DriverContract", "ExporterContract", "FormatterContract", "PromptSourceContract",
-        "SDKTeacherContract", "TeacherContract", "TrainerContract", "sample_records"
-    ], "hegelion_core.testing"),
+    **dict.fromkeys(
+        [
+            "DriverContract",
+            "ExporterContract",
+            "FormatterContract",
+            "PromptSourceContract",
+            "SDKTeacherContract",
+            "TeacherContract",
+            "TrainerContract",
+            "sample_records",
+        ],
+        "hegelion_core.testing",
+    ),
 }
 
 __all__ = [

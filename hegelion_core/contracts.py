@@ -24,10 +24,24 @@ if TYPE_CHECKING:
     from hegelion_core.pipeline.stages import Artifact, Planning, StagePlan
     from hegelion_core.training.config import TrainConfig
 
-Role = Literal["teachers", "prompt_sources", "formatters", "trainers", "exporters",
-               "stage_kinds", "model_schemes"]
-ROLES: tuple[Role, ...] = ("teachers", "prompt_sources", "formatters", "trainers", "exporters",
-                           "stage_kinds", "model_schemes")
+Role = Literal[
+    "teachers",
+    "prompt_sources",
+    "formatters",
+    "trainers",
+    "exporters",
+    "stage_kinds",
+    "model_schemes",
+]
+ROLES: tuple[Role, ...] = (
+    "teachers",
+    "prompt_sources",
+    "formatters",
+    "trainers",
+    "exporters",
+    "stage_kinds",
+    "model_schemes",
+)
 
 
 class DriverOptions(BaseModel):
@@ -81,12 +95,23 @@ class Driver(ABC):
 FinishReason = Literal["stop", "length", "content_filter", "tool_calls", "error"]
 
 _FINISH_ALIASES: dict[str, FinishReason] = {
-    "stop": "stop", "end_turn": "stop", "stop_sequence": "stop", "eos": "stop",
-    "eos_token": "stop", "pause_turn": "stop",
-    "length": "length", "max_tokens": "length", "model_length": "length",
-    "max_output_tokens": "length", "model_context_window_exceeded": "length",
-    "content_filter": "content_filter", "refusal": "content_filter", "safety": "content_filter",
-    "tool_calls": "tool_calls", "function_call": "tool_calls", "tool_use": "tool_calls",
+    "stop": "stop",
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "eos": "stop",
+    "eos_token": "stop",
+    "pause_turn": "stop",
+    "length": "length",
+    "max_tokens": "length",
+    "model_length": "length",
+    "max_output_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "content_filter": "content_filter",
+    "refusal": "content_filter",
+    "safety": "content_filter",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "tool_use": "tool_calls",
     "error": "error",
 }
 
@@ -154,8 +179,13 @@ class TeacherError(Exception):
     """
 
     def __init__(
-        self, message: str, *, retryable: bool, retry_after: float | None = None,
-        status: int | None = None, blame: Blame | None = None,
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
+        blame: Blame | None = None,
     ) -> None:
         super().__init__(message)
         self.retryable = retryable
@@ -291,7 +321,11 @@ class Exporter(Driver):
 
     @abstractmethod
     def export(
-        self, model_dir: Path, dest: Path, *, adapter_dir: Path | None = None,
+        self,
+        model_dir: Path,
+        dest: Path,
+        *,
+        adapter_dir: Path | None = None,
         name: str | None = None,
     ) -> ExportResult: ...
 

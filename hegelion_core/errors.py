@@ -37,7 +37,12 @@ class InputError(HegelionError):
     """Bad input data, located to file and line (and field, when there is one)."""
 
     def __init__(
-        self, path: str | Path, line: int | None, problem: str, *, field: str | None = None,
+        self,
+        path: str | Path,
+        line: int | None,
+        problem: str,
+        *,
+        field: str | None = None,
         hint: str | None = None,
     ) -> None:
         self.path, self.line, self.field, self.problem, self.hint = path, line, field, problem, hint

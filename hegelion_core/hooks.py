@@ -34,7 +34,8 @@ def run_started(command: str, config: dict[str, Any]) -> None:
 
 def run_finished(command: str, summary: dict[str, Any], error: str | None) -> None:
     get_plugin_manager().hook.hegelion_run_finished(
-        command=command, summary=redact(summary), error=secrets.scrub(error) if error else error)
+        command=command, summary=redact(summary), error=secrets.scrub(error) if error else error
+    )
 
 
 @dataclass
@@ -141,8 +142,11 @@ def _one_by_one(name: str) -> list[tuple[str, pluggy.HookCaller]]:
     caller of that plugin alone, in pluggy's call order."""
     pm = get_plugin_manager()
     impls = getattr(pm.hook, name).get_hookimpls()
-    return [(impl.plugin_name, pm.subset_hook_caller(name, [o.plugin for o in impls if o is not impl]))
-            for impl in reversed(impls) if not _is_wrapper(impl)]
+    return [
+        (impl.plugin_name, pm.subset_hook_caller(name, [o.plugin for o in impls if o is not impl]))
+        for impl in reversed(impls)
+        if not _is_wrapper(impl)
+    ]
 
 
 def _inside_wrappers(name: str, body: Callable[..., Any], **kwargs: Any) -> list[Any]:

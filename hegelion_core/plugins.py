@@ -233,8 +233,10 @@ def missing_message(role: Role, name: str) -> str | None:
     noun = role[:-1].replace("_", " ")
     hidden = sorted({_dist_of(ep)[0] for ep in entry_points(group=group(role)) if ep.name == name})
     if hidden:  # installed, but left out by the environment's plugin settings
-        return (f"{noun} {name!r} comes from {', '.join(hidden)}, which is installed but left "
-                f"out by {ALLOW_ENV} or {DISABLE_ENV}; add it to {ALLOW_ENV} or unset them")
+        return (
+            f"{noun} {name!r} comes from {', '.join(hidden)}, which is installed but left "
+            f"out by {ALLOW_ENV} or {DISABLE_ENV}; add it to {ALLOW_ENV} or unset them"
+        )
     known = KNOWN_DRIVERS.get(role, {}).get(name)
     if known:
         return f"{noun} {name!r} is not installed. Install it with: {install_hint(known)}"

@@ -44,21 +44,81 @@ _known: set[str] = set()
 _scrubbable: list[str] = []
 
 #: Last words that always name a credential.
-_CREDENTIAL_WORDS = frozenset({
-    "key", "apikey", "token", "secret", "password", "passwd", "pwd", "passphrase",
-    "authorization", "auth", "credential", "credentials", "cookie", "bearer",
-})
+_CREDENTIAL_WORDS = frozenset(
+    {
+        "key",
+        "apikey",
+        "token",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "passphrase",
+        "authorization",
+        "auth",
+        "credential",
+        "credentials",
+        "cookie",
+        "bearer",
+    }
+)
 #: ``<word>_token`` that is a tokenizer's token, not a credential.
-_TOKENIZER_WORDS = frozenset({
-    "eos", "bos", "pad", "unk", "sep", "cls", "mask", "stop", "start", "end", "eot",
-    "special", "image", "audio", "video", "think", "im", "chat", "separator",
-})
+_TOKENIZER_WORDS = frozenset(
+    {
+        "eos",
+        "bos",
+        "pad",
+        "unk",
+        "sep",
+        "cls",
+        "mask",
+        "stop",
+        "start",
+        "end",
+        "eot",
+        "special",
+        "image",
+        "audio",
+        "video",
+        "think",
+        "im",
+        "chat",
+        "separator",
+    }
+)
 #: ``<word>_key`` that names a field or an ordering, not a credential.
-_FIELD_WORDS = frozenset({
-    "sort", "cache", "dedupe", "group", "join", "prompt", "column", "primary", "partition",
-    "hash", "lookup", "text", "label", "message", "field", "dict", "row", "record", "id",
-    "index", "output", "input", "metric", "seed", "split", "answer", "question", "image",
-})
+_FIELD_WORDS = frozenset(
+    {
+        "sort",
+        "cache",
+        "dedupe",
+        "group",
+        "join",
+        "prompt",
+        "column",
+        "primary",
+        "partition",
+        "hash",
+        "lookup",
+        "text",
+        "label",
+        "message",
+        "field",
+        "dict",
+        "row",
+        "record",
+        "id",
+        "index",
+        "output",
+        "input",
+        "metric",
+        "seed",
+        "split",
+        "answer",
+        "question",
+        "image",
+    }
+)
 _WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 #: ``scheme://user:PASSWORD@host``: the password group.
 _URL_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]*:)(?P<pw>[^/\s@]+)(?=@)")
@@ -116,8 +176,9 @@ def remember(value: str) -> None:
     value = str(value)
     if value and value != MASK and value not in _known and not _SEALED.fullmatch(value):
         _known.add(value)
-        _scrubbable[:] = sorted((v for v in _known if len(v) >= MIN_SCRUB_LEN), key=len,
-                                reverse=True)
+        _scrubbable[:] = sorted(
+            (v for v in _known if len(v) >= MIN_SCRUB_LEN), key=len, reverse=True
+        )
 
 
 def known() -> bool:
@@ -167,8 +228,9 @@ def scrub_counted(text: str, *, urls: bool = False) -> tuple[str, int]:
             n += text.count(value)
             text = text.replace(value, MASK)
     if urls and "://" in text:
-        text, m = _URL_PASSWORD.subn(lambda g: g.group("head") + MASK
-                                     if g.group("pw") != MASK else g.group(0), text)
+        text, m = _URL_PASSWORD.subn(
+            lambda g: g.group("head") + MASK if g.group("pw") != MASK else g.group(0), text
+        )
         n += m
     return text, n
 
@@ -190,6 +252,7 @@ def mask_argv(argv: list[str]) -> list[str]:
 
 def learn_argv(argv: list[str]) -> None:
     """Remember the credentials a command line holds (see `mask_argv` for the forms)."""
+
     def keep(value: str) -> str:
         remember(value)
         return value
@@ -283,8 +346,13 @@ def _hide_in(text: str, hide: Callable[[str], str]) -> str:
             text = text.replace(value, hide(value))
     if "://" in text:
         text = _URL_PASSWORD.sub(
-            lambda g: g.group(0) if g.group("pw") == MASK or _SEALED.fullmatch(g.group("pw"))
-            else g.group("head") + hide(g.group("pw")), text)
+            lambda g: (
+                g.group(0)
+                if g.group("pw") == MASK or _SEALED.fullmatch(g.group("pw"))
+                else g.group("head") + hide(g.group("pw"))
+            ),
+            text,
+        )
     return text
 
 

@@ -58,10 +58,13 @@ def _check_aliases(path: Path, text: str) -> None:
             added += n
             if added > MAX_ALIAS_NODES:
                 mark = event.start_mark  # the parser marks every event; typed optional
-                raise InputError(path, mark.line + 1 if mark else None,
-                                 f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes "
-                                 f"(at *{event.anchor})",
-                                 hint="write the repeated part out, or nest fewer aliases")
+                raise InputError(
+                    path,
+                    mark.line + 1 if mark else None,
+                    f"YAML aliases expand to more than {MAX_ALIAS_NODES} nodes "
+                    f"(at *{event.anchor})",
+                    hint="write the repeated part out, or nest fewer aliases",
+                )
         else:
             continue
         if anchor:

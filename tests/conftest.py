@@ -30,13 +30,28 @@ def install_plugins(tmp_path_factory: pytest.TempPathFactory, *names: str) -> Pa
     checkouts' tests, or xdist) collide in the plugin's shared ``build/`` folder."""
     target = tmp_path_factory.mktemp("site")
     sources = tmp_path_factory.mktemp("plugin-src")
-    copies = [shutil.copytree(PLUGINS / name, sources / name,
-                              ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-              for name in names]
+    copies = [
+        shutil.copytree(
+            PLUGINS / name,
+            sources / name,
+            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+        )
+        for name in names
+    ]
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-         *map(str, copies)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            *map(str, copies),
+        ],
+        check=True,
+        capture_output=True,
     )
     return target
 
@@ -61,7 +76,9 @@ def left_out_message(noun: str, name: str, dist: str) -> str:
 
 
 def hegelion_env(site: Path, **env: str) -> dict[str, str]:
-    environ = os.environ | {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    environ = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    }
     for key in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD"):
         environ.pop(key, None)
     return environ | env
@@ -69,8 +86,13 @@ def hegelion_env(site: Path, **env: str) -> dict[str, str]:
 
 def hegelion(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
     """`hegelion ARGS` in a subprocess that sees the plugins installed in ``site``."""
-    return subprocess.run([sys.executable, "-m", "hegelion_core", *map(str, args)], capture_output=True,
-                          text=True, env=hegelion_env(site, **env), timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hegelion_core", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=hegelion_env(site, **env),
+        timeout=300,
+    )
 
 
 @pytest.fixture(autouse=True)

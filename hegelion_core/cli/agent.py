@@ -50,15 +50,34 @@ def extract_action(synthesis: str) -> str:
 @click.argument("observation")
 @click.option("--goal", help="The high-level goal.")
 @click.option("--coding", is_flag=True, help="Guidance for coding agents.")
-@click.option("--log-file", type=click.Path(path_type=Path), help="Append the step as a trace record (JSONL).")
-@click.option("--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True)
+@click.option(
+    "--log-file", type=click.Path(path_type=Path), help="Append the step as a trace record (JSONL)."
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["json", "text"]), default="text", show_default=True
+)
 @teacher_options
 @dialectic_options
-def agent_command(observation: str, goal: str | None, coding: bool, log_file: Path | None, fmt: str,
-                  teacher: str, model: str | None, base_url: str | None, teacher_pairs: tuple[str, ...],
-                  max_tokens: int | None, temperature: float | None, mode: str, council: str | None,
-                  critics: tuple[str, ...], judge: bool, min_judge_score: float | None, iterations: int,
-                  **policy: Any) -> None:
+def agent_command(
+    observation: str,
+    goal: str | None,
+    coding: bool,
+    log_file: Path | None,
+    fmt: str,
+    teacher: str,
+    model: str | None,
+    base_url: str | None,
+    teacher_pairs: tuple[str, ...],
+    max_tokens: int | None,
+    temperature: float | None,
+    mode: str,
+    council: str | None,
+    critics: tuple[str, ...],
+    judge: bool,
+    min_judge_score: float | None,
+    iterations: int,
+    **policy: Any,
+) -> None:
     """Deliberate on OBSERVATION (thesis, antithesis, synthesis), then print the action."""
     from hegelion_core.data.traces import append_records
     from hegelion_core.records import TraceRecord
@@ -66,18 +85,42 @@ def agent_command(observation: str, goal: str | None, coding: bool, log_file: Pa
     if log_file:  # before any teacher call: the earlier tool's scripts log to collected_data/...
         log_file.parent.mkdir(parents=True, exist_ok=True)
     query = agent_query(observation, goal, coding)
-    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens,
-                                   temperature, **policy)
+    config = make_dialectic_config(
+        mode,
+        council,
+        critics,
+        judge,
+        min_judge_score,
+        iterations,
+        max_tokens,
+        temperature,
+        **policy,
+    )
     t = make_teacher(teacher, model, base_url, teacher_pairs)
     result = run_once(t, config, query)
     action = extract_action(result.trace.synthesis)
-    record = TraceRecord.build(query, result.trace, source="agent", teacher=t.name,
-                               model=getattr(t.options, "model", None), usage=result.usage,
-                               timings=result.timings, truncated=result.truncated, observation=observation,
-                               goal=goal, action=action)
+    record = TraceRecord.build(
+        query,
+        result.trace,
+        source="agent",
+        teacher=t.name,
+        model=getattr(t.options, "model", None),
+        usage=result.usage,
+        timings=result.timings,
+        truncated=result.truncated,
+        observation=observation,
+        goal=goal,
+        action=action,
+    )
     if log_file:
         append_records(log_file, [record])
     if fmt == "json":
-        click.echo(json.dumps({"action": action, "record": record.model_dump(mode="json")}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"action": action, "record": record.model_dump(mode="json")},
+                indent=2,
+                ensure_ascii=False,
+            )
+        )
     else:
         click.echo(f"Action: {action}")

@@ -32,10 +32,18 @@ def cli() -> None:
 
 
 for _command in (
-    plugins.plugins_command, dataset.dataset_command, generate.generate_command,
-    status.status_command, dialectic.dialectic_command, agent.agent_command,
-    train.train_command, eval.eval_command, export.export_group, run.run_command,
-    report.report_command, curate.curate_command,
+    plugins.plugins_command,
+    dataset.dataset_command,
+    generate.generate_command,
+    status.status_command,
+    dialectic.dialectic_command,
+    agent.agent_command,
+    train.train_command,
+    eval.eval_command,
+    export.export_group,
+    run.run_command,
+    report.report_command,
+    curate.curate_command,
 ):
     cli.add_command(_command)
 
@@ -66,8 +74,11 @@ def dataset_main(argv: list[str] | None = None) -> None:
 
     args = dataset.earlier_dataset_args(sys.argv[1:] if argv is None else argv)
     if not {"-q", "--quiet", "-h", "--help"} & set(args):
-        click.echo(f"hegelion-dataset: running `hegelion {shlex.join(args)}` "
-                   "(the earlier defaults; see docs/migrating.md)", err=True)
+        click.echo(
+            f"hegelion-dataset: running `hegelion {shlex.join(args)}` "
+            "(the earlier defaults; see docs/migrating.md)",
+            err=True,
+        )
     cli.main(args=args, prog_name="hegelion")
 
 

@@ -11,34 +11,85 @@ from hegelion_core.cli.options import parse_pairs
 
 @click.command("curate")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
-              help="The curated traces file (JSONL); OUTPUT.manifest.json is written beside it.")
-@click.option("--no-dedupe", is_flag=True, help="Keep exact and near-duplicate prompts and syntheses.")
-@click.option("--near-threshold", type=click.FloatRange(0, 1, min_open=True), default=0.8,
-              show_default=True, help="Estimated Jaccard similarity at which two prompts or "
-              "syntheses are near duplicates (1: exact duplicates only).")
-@click.option("--shingle-size", type=click.IntRange(1, 16), default=3, show_default=True,
-              help="Words per shingle of the near-duplicate search.")
-@click.option("--num-perm", type=click.IntRange(16, 512), default=64, show_default=True,
-              help="MinHash permutations (more: slower, a closer similarity estimate).")
-@click.option("--decontaminate", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
-              help="Held-out prompts (.txt one a line, or .jsonl with a prompt/instruction/"
-              "question column): drop rows whose prompt shares an n-gram with one (repeatable).")
-@click.option("--ngram", type=click.IntRange(1, 64), default=13, show_default=True,
-              help="Decontamination n-gram, in words (a shorter held-out prompt is one gram).")
-@click.option("--min-judge-score", type=click.FloatRange(0, 10),
-              help="Drop rows the judge scored lower, and rows without a judge score.")
+@click.option(
+    "--output",
+    "-o",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The curated traces file (JSONL); OUTPUT.manifest.json is written beside it.",
+)
+@click.option(
+    "--no-dedupe", is_flag=True, help="Keep exact and near-duplicate prompts and syntheses."
+)
+@click.option(
+    "--near-threshold",
+    type=click.FloatRange(0, 1, min_open=True),
+    default=0.8,
+    show_default=True,
+    help="Estimated Jaccard similarity at which two prompts or "
+    "syntheses are near duplicates (1: exact duplicates only).",
+)
+@click.option(
+    "--shingle-size",
+    type=click.IntRange(1, 16),
+    default=3,
+    show_default=True,
+    help="Words per shingle of the near-duplicate search.",
+)
+@click.option(
+    "--num-perm",
+    type=click.IntRange(16, 512),
+    default=64,
+    show_default=True,
+    help="MinHash permutations (more: slower, a closer similarity estimate).",
+)
+@click.option(
+    "--decontaminate",
+    multiple=True,
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Held-out prompts (.txt one a line, or .jsonl with a prompt/instruction/"
+    "question column): drop rows whose prompt shares an n-gram with one (repeatable).",
+)
+@click.option(
+    "--ngram",
+    type=click.IntRange(1, 64),
+    default=13,
+    show_default=True,
+    help="Decontamination n-gram, in words (a shorter held-out prompt is one gram).",
+)
+@click.option(
+    "--min-judge-score",
+    type=click.FloatRange(0, 10),
+    help="Drop rows the judge scored lower, and rows without a judge score.",
+)
 @click.option("--min-chars", type=click.IntRange(0), help="Drop rows whose output is shorter.")
 @click.option("--max-chars", type=click.IntRange(1), help="Drop rows whose output is longer.")
-@click.option("--quality", multiple=True, metavar="KEY=VALUE",
-              help="Degenerate-output thresholds (docs/curation.md); enabled=false turns the check off.")
-@click.option("--skip-invalid", is_flag=True, help="Skip lines that are not JSON objects instead of stopping.")
+@click.option(
+    "--quality",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Degenerate-output thresholds (docs/curation.md); enabled=false turns the check off.",
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip lines that are not JSON objects instead of stopping."
+)
 @click.option("--quiet", "-q", is_flag=True)
 def curate_command(
-    inputs: tuple[Path, ...], output: Path, no_dedupe: bool, near_threshold: float,
-    shingle_size: int, num_perm: int, decontaminate: tuple[Path, ...], ngram: int,
-    min_judge_score: float | None, min_chars: int | None, max_chars: int | None,
-    quality: tuple[str, ...], skip_invalid: bool, quiet: bool,
+    inputs: tuple[Path, ...],
+    output: Path,
+    no_dedupe: bool,
+    near_threshold: float,
+    shingle_size: int,
+    num_perm: int,
+    decontaminate: tuple[Path, ...],
+    ngram: int,
+    min_judge_score: float | None,
+    min_chars: int | None,
+    max_chars: int | None,
+    quality: tuple[str, ...],
+    skip_invalid: bool,
+    quiet: bool,
 ) -> None:
     """Filter trace files (INPUTS) into OUTPUT: duplicates, held-out prompts, judge score,
     length, truncated and degenerate answers. Surviving rows are copied unchanged.
@@ -62,14 +113,24 @@ def curate_command(
         problem = exc.message if isinstance(exc, click.BadParameter) else describe_validation(exc)
         raise click.BadParameter(problem, param_hint="--quality") from None
     if min_chars is not None and max_chars is not None and min_chars > max_chars:
-        raise click.BadParameter(f"{min_chars} is above --max-chars {max_chars}",
-                                 param_hint="--min-chars")
+        raise click.BadParameter(
+            f"{min_chars} is above --max-chars {max_chars}", param_hint="--min-chars"
+        )
     try:
         job = CurateJob(
-            inputs=list(inputs), output=output, dedupe=not no_dedupe, near_threshold=near_threshold,
-            shingle=shingle_size, num_perm=num_perm, decontaminate=list(decontaminate), ngram=ngram,
-            min_judge_score=min_judge_score, min_chars=min_chars, max_chars=max_chars,
-            quality=quality_config, skip_invalid=skip_invalid,
+            inputs=list(inputs),
+            output=output,
+            dedupe=not no_dedupe,
+            near_threshold=near_threshold,
+            shingle=shingle_size,
+            num_perm=num_perm,
+            decontaminate=list(decontaminate),
+            ngram=ngram,
+            min_judge_score=min_judge_score,
+            min_chars=min_chars,
+            max_chars=max_chars,
+            quality=quality_config,
+            skip_invalid=skip_invalid,
         )
     except ValidationError as exc:
         raise click.BadParameter(describe_validation(exc)) from None

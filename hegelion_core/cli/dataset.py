@@ -13,29 +13,82 @@ from hegelion_core.cli.options import parse_pairs
 @click.command("dataset")
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--format", "-f", "fmt", required=True, help="Formatter: sft, chat, dpo, scu, mlx, simplex, or a plugin's.")
-@click.option("--rejected", type=click.Choice(["thesis", "antithesis", "both"]), help="dpo: the rejected side ('both' makes two rows).")
-@click.option("--conversational", is_flag=True, default=None, help="dpo: lists of messages instead of strings.")
-@click.option("--synthesis-only", is_flag=True, default=None, help="sft/chat/scu/mlx: answer with the synthesis alone.")
+@click.option(
+    "--format",
+    "-f",
+    "fmt",
+    required=True,
+    help="Formatter: sft, chat, dpo, scu, mlx, simplex, or a plugin's.",
+)
+@click.option(
+    "--rejected",
+    type=click.Choice(["thesis", "antithesis", "both"]),
+    help="dpo: the rejected side ('both' makes two rows).",
+)
+@click.option(
+    "--conversational",
+    is_flag=True,
+    default=None,
+    help="dpo: lists of messages instead of strings.",
+)
+@click.option(
+    "--synthesis-only",
+    is_flag=True,
+    default=None,
+    help="sft/chat/scu/mlx: answer with the synthesis alone.",
+)
 @click.option("--system", help="Replace each record's system prompt.")
-@click.option("-o", "--option", "extra", multiple=True, metavar="KEY=VALUE", help="Any formatter option (repeatable).")
-@click.option("--to", type=click.Choice(["jsonl", "parquet", "hf"]), help="Output layout (default: from OUTPUT's suffix; hf = datasets DatasetDict on disk).")
+@click.option(
+    "-o",
+    "--option",
+    "extra",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Any formatter option (repeatable).",
+)
+@click.option(
+    "--to",
+    type=click.Choice(["jsonl", "parquet", "hf"]),
+    help="Output layout (default: from OUTPUT's suffix; hf = datasets DatasetDict on disk).",
+)
 @click.option("--valid-ratio", type=float, help="Write a train/valid split directory.")
 @click.option("--test-ratio", type=float, help="Also hold out a test split.")
 @click.option("--seed", type=int, help="Seed of the split (default 0).")
-@click.option("--batch-size", type=int, help="Smallest allowed split (mlx-lm refuses smaller; mlx default 4).")
-@click.option("--skip-invalid", is_flag=True, help="Skip lines that are not JSON objects instead of stopping.")
+@click.option(
+    "--batch-size", type=int, help="Smallest allowed split (mlx-lm refuses smaller; mlx default 4)."
+)
+@click.option(
+    "--skip-invalid", is_flag=True, help="Skip lines that are not JSON objects instead of stopping."
+)
 @click.option("--no-dedupe", is_flag=True, help="Keep records whose prompt_id was already seen.")
 @click.option("--push-to-hub", metavar="REPO", help="Also upload to the Hugging Face Hub.")
 @click.option("--private", is_flag=True, help="With --push-to-hub: create a private dataset.")
-@click.option("--overwrite", is_flag=True, help="Write a split directory's files into a directory that holds other files (left alone).")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Write a split directory's files into a directory that holds other files (left alone).",
+)
 @click.option("--quiet", "-q", is_flag=True)
 def dataset_command(
-    inputs: tuple[Path, ...], output: Path, fmt: str, rejected: str | None,
-    conversational: bool | None, synthesis_only: bool | None, system: str | None,
-    extra: tuple[str, ...], to: str | None, valid_ratio: float | None, test_ratio: float | None,
-    seed: int | None, batch_size: int | None, skip_invalid: bool, no_dedupe: bool,
-    push_to_hub: str | None, private: bool, overwrite: bool, quiet: bool,
+    inputs: tuple[Path, ...],
+    output: Path,
+    fmt: str,
+    rejected: str | None,
+    conversational: bool | None,
+    synthesis_only: bool | None,
+    system: str | None,
+    extra: tuple[str, ...],
+    to: str | None,
+    valid_ratio: float | None,
+    test_ratio: float | None,
+    seed: int | None,
+    batch_size: int | None,
+    skip_invalid: bool,
+    no_dedupe: bool,
+    push_to_hub: str | None,
+    private: bool,
+    overwrite: bool,
+    quiet: bool,
 ) -> None:
     """Format trace files (INPUTS) into a training dataset at OUTPUT.
 
@@ -51,11 +104,20 @@ def dataset_command(
     from hegelion_core.errors import describe_validation
     from hegelion_core.plugins import load_driver
 
-    flags = {"rejected": rejected, "conversational": conversational,
-             "synthesis_only": synthesis_only, "system": system}
+    flags = {
+        "rejected": rejected,
+        "conversational": conversational,
+        "synthesis_only": synthesis_only,
+        "system": system,
+    }
     options = {k: v for k, v in flags.items() if v is not None} | parse_pairs(extra)
 
-    given = {"valid_ratio": valid_ratio, "test_ratio": test_ratio, "min_rows": batch_size, "seed": seed}
+    given = {
+        "valid_ratio": valid_ratio,
+        "test_ratio": test_ratio,
+        "min_rows": batch_size,
+        "seed": seed,
+    }
     given = {k: v for k, v in given.items() if v is not None}
     split = None
     if given:  # a split directory; start from the formatter's defaults (mlx's batch size)
@@ -67,8 +129,16 @@ def dataset_command(
             raise click.BadParameter(describe_validation(exc)) from None
 
     job = DatasetJob(
-        inputs=list(inputs), output=output, format=fmt, options=options, to=to, split=split,
-        skip_invalid=skip_invalid, dedupe=not no_dedupe, push_to_hub=push_to_hub, private=private,
+        inputs=list(inputs),
+        output=output,
+        format=fmt,
+        options=options,
+        to=to,
+        split=split,
+        skip_invalid=skip_invalid,
+        dedupe=not no_dedupe,
+        push_to_hub=push_to_hub,
+        private=private,
         overwrite=overwrite,
     )
     summary = build_dataset(job)
@@ -91,8 +161,12 @@ def earlier_dataset_args(argv: list[str]) -> list[str]:
     """``hegelion dataset`` arguments for an earlier ``hegelion-dataset`` command line:
     no ``--format`` is ``--format dpo`` (its default ``--rejected`` is the thesis), and
     ``--format instruction`` is ``--format sft --synthesis-only``."""
-    takes_value = {o for p in dataset_command.params if isinstance(p, click.Option) and not p.is_flag
-                   for o in p.opts}
+    takes_value = {
+        o
+        for p in dataset_command.params
+        if isinstance(p, click.Option) and not p.is_flag
+        for o in p.opts
+    }
     out: list[str] = []
     fmt_at: int | None = None
     i = 0
@@ -113,15 +187,15 @@ def earlier_dataset_args(argv: list[str]) -> list[str]:
             fmt_at = len(out)
             out += ["--format", value]
         elif name in takes_value and not eq:
-            out += argv[i:i + 2]
+            out += argv[i : i + 2]
             i += 1
         else:
             out.append(arg)
         i += 1
-    out += argv[i + (fmt_at == -1):]
+    out += argv[i + (fmt_at == -1) :]
     if fmt_at is None:
         end = out.index("--") if "--" in out else len(out)
         out[end:end] = ["--format", "dpo"]
     elif fmt_at >= 0 and out[fmt_at + 1] in EARLIER_FORMATS:
-        out[fmt_at + 1:fmt_at + 2] = EARLIER_FORMATS[out[fmt_at + 1]]
+        out[fmt_at + 1 : fmt_at + 2] = EARLIER_FORMATS[out[fmt_at + 1]]
     return ["dataset", *out]

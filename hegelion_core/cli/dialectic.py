@@ -29,28 +29,66 @@ def run_once(teacher: Any, config: Any, question: str) -> Any:
     try:
         return asyncio.run(go())
     except PhaseFailed as exc:
-        raise HegelionError(f"the dialectic failed in the {exc.phase} phase: {exc.reason}") from None
+        raise HegelionError(
+            f"the dialectic failed in the {exc.phase} phase: {exc.reason}"
+        ) from None
 
 
 @click.command("dialectic")
 @click.argument("query")
 @teacher_options
 @dialectic_options
-@click.option("--format", "fmt", type=click.Choice(["json", "summary", "rich"]), default="summary", show_default=True)
-def dialectic_command(query: str, teacher: str, model: str | None, base_url: str | None,
-                      teacher_pairs: tuple[str, ...], max_tokens: int | None, temperature: float | None,
-                      mode: str, council: str | None, critics: tuple[str, ...], judge: bool,
-                      min_judge_score: float | None, iterations: int, fmt: str, **policy: Any) -> None:
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "summary", "rich"]),
+    default="summary",
+    show_default=True,
+)
+def dialectic_command(
+    query: str,
+    teacher: str,
+    model: str | None,
+    base_url: str | None,
+    teacher_pairs: tuple[str, ...],
+    max_tokens: int | None,
+    temperature: float | None,
+    mode: str,
+    council: str | None,
+    critics: tuple[str, ...],
+    judge: bool,
+    min_judge_score: float | None,
+    iterations: int,
+    fmt: str,
+    **policy: Any,
+) -> None:
     """Print one dialectic for QUERY."""
-    config = make_dialectic_config(mode, council, critics, judge, min_judge_score, iterations, max_tokens,
-                                   temperature, **policy)
+    config = make_dialectic_config(
+        mode,
+        council,
+        critics,
+        judge,
+        min_judge_score,
+        iterations,
+        max_tokens,
+        temperature,
+        **policy,
+    )
     result = run_once(make_teacher(teacher, model, base_url, teacher_pairs), config, query)
     trace = result.trace
     if fmt == "json":
-        click.echo(json.dumps({"query": query, **result.model_dump(mode="json")}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {"query": query, **result.model_dump(mode="json")}, indent=2, ensure_ascii=False
+            )
+        )
         return
     styled = fmt == "rich"
-    for name, text in (("THESIS", trace.thesis), ("ANTITHESIS", trace.antithesis), ("SYNTHESIS", trace.synthesis)):
+    for name, text in (
+        ("THESIS", trace.thesis),
+        ("ANTITHESIS", trace.antithesis),
+        ("SYNTHESIS", trace.synthesis),
+    ):
         click.echo(click.style(name, bold=True, fg="cyan") if styled else f"== {name} ==")
         click.echo(text + "\n")
     if trace.judge:

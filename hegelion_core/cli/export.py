@@ -46,8 +46,11 @@ class ExportGroup(click.Group):
         super().format_commands(ctx, formatter)
         from hegelion_core.plugins import KNOWN_DRIVERS, install_hint
 
-        missing = [(n, d) for n, d in KNOWN_DRIVERS["exporters"].items()
-                   if n not in self.list_commands(ctx)]
+        missing = [
+            (n, d)
+            for n, d in KNOWN_DRIVERS["exporters"].items()
+            if n not in self.list_commands(ctx)
+        ]
         if missing:
             with formatter.section("Not installed"):
                 formatter.write_dl([(n, install_hint(d)) for n, d in missing])
@@ -60,9 +63,14 @@ def _failing_command(name: str, exc: Exception) -> click.Command:
         raise exc
 
     first = str(exc).splitlines()[0]
-    command = click.Command(name, callback=run, help=first, short_help=first[:70],
-                            context_settings={"ignore_unknown_options": True},
-                            params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)])
+    command = click.Command(
+        name,
+        callback=run,
+        help=first,
+        short_help=first[:70],
+        context_settings={"ignore_unknown_options": True},
+        params=[click.Argument(["args"], nargs=-1, type=click.UNPROCESSED)],
+    )
     command.unavailable = exc  # type: ignore[attr-defined]  # `hegelion run` checks before planning
     return command
 
@@ -108,8 +116,9 @@ def option_param(field_name: str, field: Any) -> click.Option | None:
     if origin is list and typing.get_args(annotation) in ((str,), (Path,), (int,), (float,)):
         (item,) = typing.get_args(annotation)
         kind = click.Path(path_type=Path) if item is Path else item
-        return click.Option([flag, field_name], type=kind, multiple=True,
-                            help=help_text + " (repeatable)")
+        return click.Option(
+            [flag, field_name], type=kind, multiple=True, help=help_text + " (repeatable)"
+        )
     if annotation is Path:
         return click.Option([flag, field_name], type=click.Path(path_type=Path), **common)
     if annotation in (int, float, str):
@@ -132,25 +141,46 @@ def exporter_command(cls: Any) -> click.Command:
     """``hegelion export NAME``: common flags, then one flag per ``cls.Options`` field."""
     fields = [p.name for p in options_params(cls.Options)]
 
-    def run(model: Path, adapter: Path | None, name: str | None, out: Path,
-            option: tuple[str, ...], **flags: Any) -> None:
+    def run(
+        model: Path,
+        adapter: Path | None,
+        name: str | None,
+        out: Path,
+        option: tuple[str, ...],
+        **flags: Any,
+    ) -> None:
         given = {k: v for k, v in flags.items() if k in fields and v not in (None, ())}
         given = {k: list(v) if isinstance(v, tuple) else v for k, v in given.items()}
         run_export(cls, model, adapter, name, out, {**parse_pairs(option), **given})
 
     params: list[click.Parameter] = [
-        click.Option(["--model"], required=True, type=click.Path(path_type=Path),
-                     help="The model directory (HF safetensors, config, tokenizer)."),
-        click.Option(["--adapter"], type=click.Path(path_type=Path),
-                     help="A PEFT LoRA adapter directory to apply (e.g. runs/a/adapter)."),
+        click.Option(
+            ["--model"],
+            required=True,
+            type=click.Path(path_type=Path),
+            help="The model directory (HF safetensors, config, tokenizer).",
+        ),
+        click.Option(
+            ["--adapter"],
+            type=click.Path(path_type=Path),
+            help="A PEFT LoRA adapter directory to apply (e.g. runs/a/adapter).",
+        ),
         click.Option(["--name"], help="Name of the exported model (files, ollama create)."),
-        click.Option(["--out"], required=True, type=click.Path(path_type=Path),
-                     help="Output directory; the export's files are moved in only when it "
-                          "succeeds, beside any other files there (never replacing one it "
-                          "did not write)."),
+        click.Option(
+            ["--out"],
+            required=True,
+            type=click.Path(path_type=Path),
+            help="Output directory; the export's files are moved in only when it "
+            "succeeds, beside any other files there (never replacing one it "
+            "did not write).",
+        ),
         *options_params(cls.Options),
-        click.Option(["-o", "--option"], multiple=True, metavar="KEY=VALUE",
-                     help="Any exporter option (repeatable)."),
+        click.Option(
+            ["-o", "--option"],
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Any exporter option (repeatable).",
+        ),
     ]
     doc = (cls.__doc__ or f"Export with {cls.name}.").strip().splitlines()
     return click.Command(cls.name, callback=run, params=params, help="\n".join(doc))
@@ -159,14 +189,26 @@ def exporter_command(cls: Any) -> click.Command:
 # ----- the run ---------------------------------------------------------------------------
 
 
-def run_export(cls: Any, model: Path, adapter: Path | None, name: str | None, out: Path,
-               options: dict[str, Any]) -> None:
+def run_export(
+    cls: Any,
+    model: Path,
+    adapter: Path | None,
+    name: str | None,
+    out: Path,
+    options: dict[str, Any],
+) -> None:
     from hegelion_core import hooks
 
     _check_out(out, model, adapter)
     driver = cls(options)
-    config = {"exporter": cls.name, "model": str(model), "adapter": str(adapter) if adapter else None,
-              "name": name, "out": str(out), **driver.options.model_dump(mode="json")}
+    config = {
+        "exporter": cls.name,
+        "model": str(model),
+        "adapter": str(adapter) if adapter else None,
+        "name": name,
+        "out": str(out),
+        **driver.options.model_dump(mode="json"),
+    }
     with hooks.command_run("export", config) as run:
         result = driver.export(model, out, adapter_dir=adapter, name=name)
         run.summary = result
@@ -191,13 +233,20 @@ def _check_out(out: Path, model: Path, adapter: Path | None) -> None:
 
     refuse_inputs_inside(out, [p for p in (model, adapter) if p is not None])
     if out.exists() and not out.is_dir():
-        raise HegelionError(f"{out}: exists and is not a directory; --out is a directory: give a "
-                            "new or empty directory path")
+        raise HegelionError(
+            f"{out}: exists and is not a directory; --out is a directory: give a "
+            "new or empty directory path"
+        )
     manifest = out / "manifest.json"
     if manifest.exists() and "manifest.json" not in (
-            owned_names(out, listed_in_manifest("export")) or set()):
-        raise NotOurs(out, ["manifest.json"], f"choose another --out (--out {out / 'export'}), "
-                      "or move that file away", replaced=False)
+        owned_names(out, listed_in_manifest("export")) or set()
+    ):
+        raise NotOurs(
+            out,
+            ["manifest.json"],
+            f"choose another --out (--out {out / 'export'}), or move that file away",
+            replaced=False,
+        )
 
 
 def _digests(directory: Path | None) -> list[Any]:
@@ -206,13 +255,18 @@ def _digests(directory: Path | None) -> list[Any]:
 
     if directory is None or not directory.is_dir():
         return []
-    return [FileDigest.of(p) for p in sorted(directory.iterdir())
-            if p.is_file() and not p.name.startswith(".")  # not Hegelion's mark, nor other dotfiles
-            and p.suffix in (".safetensors", ".json", ".model", ".jinja", ".txt")]
+    return [
+        FileDigest.of(p)
+        for p in sorted(directory.iterdir())
+        if p.is_file()
+        and not p.name.startswith(".")  # not Hegelion's mark, nor other dotfiles
+        and p.suffix in (".safetensors", ".json", ".model", ".jinja", ".txt")
+    ]
 
 
-def write_export_manifest(out: Path, model: Path, adapter: Path | None,
-                          config: dict[str, Any], result: Any) -> Path:
+def write_export_manifest(
+    out: Path, model: Path, adapter: Path | None, config: dict[str, Any], result: Any
+) -> Path:
     """``out/manifest.json``: the inputs' hashes, the settings, the files and versions;
     named in ``out``'s mark as Hegelion's, so the next export into ``out`` may replace it."""
     from hegelion_core.data.jsonl import atomic_output, claim_names, dumps
@@ -225,14 +279,14 @@ def write_export_manifest(out: Path, model: Path, adapter: Path | None,
         inputs=_digests(model) + _digests(adapter),
         outputs=[str(p) for p in files],
         config=redact(config),
-        counts={"files": len(files),
-                "bytes": sum(p.stat().st_size for p in files if p.is_file())},
+        counts={"files": len(files), "bytes": sum(p.stat().st_size for p in files if p.is_file())},
         versions=result.versions,
     )
     path = Path(result.out_dir or out) / "manifest.json"
     with atomic_output(path) as tmp:
-        tmp.write_bytes(dumps({**manifest.model_dump(mode="json"),
-                               "report": _brief(result.report)}))
+        tmp.write_bytes(
+            dumps({**manifest.model_dump(mode="json"), "report": _brief(result.report)})
+        )
     claim_names(path.parent, [path.name])
     return path
 

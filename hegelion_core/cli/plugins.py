@@ -15,7 +15,9 @@ def plugins_command(as_json: bool) -> None:
 
     drivers, hook_plugins = describe_drivers(), describe_hook_plugins()
     if as_json:
-        click.echo(json.dumps({"drivers": as_dicts(drivers), "hooks": as_dicts(hook_plugins)}, indent=2))
+        click.echo(
+            json.dumps({"drivers": as_dicts(drivers), "hooks": as_dicts(hook_plugins)}, indent=2)
+        )
         return
     role = None
     for d in drivers:

@@ -9,8 +9,11 @@ import click
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@click.option("--out", type=click.Path(path_type=Path, dir_okay=False),
-              help="Where to write the page (default: RUN_DIR/report.html).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the page (default: RUN_DIR/report.html).",
+)
 def report_command(run_dir: Path, out: Path | None) -> None:
     """Write RUN_DIR/report.html: each stage's time and figures, the loss curve, the eval
     table, the curate counts and three held-out answers before and after.

@@ -12,13 +12,30 @@ import click
 
 @click.command("run")
 @click.argument("pipeline", type=click.Path(path_type=Path))
-@click.option("--stage", help="Run this stage only, in place: generate tops up, train resumes (its inputs must have run).")
-@click.option("--all", "force_all", is_flag=True, help="Start every stage afresh (old output moved aside, not deleted).")
-@click.option("--dry-run", is_flag=True, help="Check the file and print each stage's commands; run nothing.")
-@click.option("-c", "--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a key of the file (stages.generate.limit=4).")
-def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: bool,
-                overrides: tuple[str, ...]) -> None:
+@click.option(
+    "--stage",
+    help="Run this stage only, in place: generate tops up, train resumes (its inputs must have run).",
+)
+@click.option(
+    "--all",
+    "force_all",
+    is_flag=True,
+    help="Start every stage afresh (old output moved aside, not deleted).",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Check the file and print each stage's commands; run nothing."
+)
+@click.option(
+    "-c",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a key of the file (stages.generate.limit=4).",
+)
+def run_command(
+    pipeline: Path, stage: str | None, force_all: bool, dry_run: bool, overrides: tuple[str, ...]
+) -> None:
     """Run PIPELINE.yaml: its stages in order (generate, curate, format, train, export,
     eval, or any kind a plugin adds), then write WORKDIR/report.html.
 
@@ -57,8 +74,13 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
     try:
         # Each stage is a command of its own, so it fires its own pair in its process too.
         with hooks.command_run("run", asked) as run:
-            records = run_pipeline(config, commands, only=stage, force_all=force_all,
-                                   echo=lambda line: click.echo(line, err=True))
+            records = run_pipeline(
+                config,
+                commands,
+                only=stage,
+                force_all=force_all,
+                echo=lambda line: click.echo(line, err=True),
+            )
             run.summary = {"stages": [r.model_dump(mode="json") for r in records]}
     except KeyboardInterrupt:
         click.echo(f"interrupted; rerun `hegelion run {pipeline}` to resume", err=True)
@@ -68,5 +90,6 @@ def run_command(pipeline: Path, stage: str | None, force_all: bool, dry_run: boo
         click.echo(line)
     from hegelion_core.pipeline import workdir_of
     from hegelion_core.pipeline.report import write_report
+
     click.echo(f"report: {write_report(workdir_of(config), order=config.stages)}")
     click.echo(f"total {time.monotonic() - started:.0f}s")

@@ -21,9 +21,15 @@ def write_train_manifest(output: Path, data: Path, trainer: str, config: Any, re
     manifest = StageManifest(
         stage="train",
         inputs=[FileDigest.of(p) for p in data_files(data).values()],
-        outputs=[str(p) for p in (result.adapter_dir, result.merged_dir, output / "metrics.jsonl", plot) if p],
+        outputs=[
+            str(p)
+            for p in (result.adapter_dir, result.merged_dir, output / "metrics.jsonl", plot)
+            if p
+        ],
         config=redact({"trainer": trainer, **config.model_dump(mode="json")}),
-        counts={k: int(v) for k, v in result.metrics.items() if k in ("steps", "tokens", "examples")},
+        counts={
+            k: int(v) for k, v in result.metrics.items() if k in ("steps", "tokens", "examples")
+        },
         versions=result.versions,
     )
     path = output / "manifest.json"
@@ -46,30 +52,70 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
     except HegelionError as exc:  # a Mac's or a GPU box's trainer, planned elsewhere
         here, accepts = f"not usable here: {str(exc).splitlines()[0]}", None
     fmt = check_data(data, config.method, accepts)
-    click.echo(f"would train: --trainer {trainer} ({here}), --method {config.method} on {data} "
-               f"({fmt} rows), model {config.model}, into {output}")
+    click.echo(
+        f"would train: --trainer {trainer} ({here}), --method {config.method} on {data} "
+        f"({fmt} rows), model {config.model}, into {output}"
+    )
     click.echo(json.dumps(config.model_dump(mode="json"), indent=2))
 
 
 @click.command("train")
 @click.option("--trainer", required=True, help="trl, mlx, mlx-scu, unsloth, or a plugin's.")
-@click.option("--method", type=click.Choice(["sft", "dpo"]), help="Default: from --config, else sft.")
+@click.option(
+    "--method", type=click.Choice(["sft", "dpo"]), help="Default: from --config, else sft."
+)
 @click.option("--model", help="Base model: a local directory or a hub id.")
-@click.option("--data", required=True, type=click.Path(path_type=Path), help="A dataset file or split directory from `hegelion dataset`.")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A dataset file or split directory from `hegelion dataset`.",
+)
 @click.option("--output", required=True, type=click.Path(path_type=Path))
-@click.option("--config", "config_path", type=click.Path(path_type=Path), help="Training YAML (the Simplex training_config.yaml layout works).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Training YAML (the Simplex training_config.yaml layout works).",
+)
 @click.option("--resume", is_flag=True, help="Continue from the last checkpoint in --output.")
 @click.option("--merge", is_flag=True, help="Also write merged weights.")
 @click.option("--scu", is_flag=True, help="Regularise with the Shannon Control Unit.")
-@click.option("--num-processes", type=int, help="Processes for a distributed launch (trl: accelerate).")
-@click.option("-c", "--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override a config key (training.learning_rate=1e-4).")
-@click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="A trainer option.")
-@click.option("--dry-run", is_flag=True, help="Check the config and the data and print the plan; "
-              "train nothing (works on a machine without the trainer or its GPU).")
-def train_command(trainer: str, method: str | None, model: str | None, data: Path, output: Path,
-                  config_path: Path | None, resume: bool, merge: bool, scu: bool,
-                  num_processes: int | None, overrides: tuple[str, ...], options: tuple[str, ...],
-                  dry_run: bool = False) -> None:
+@click.option(
+    "--num-processes", type=int, help="Processes for a distributed launch (trl: accelerate)."
+)
+@click.option(
+    "-c",
+    "--set",
+    "overrides",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a config key (training.learning_rate=1e-4).",
+)
+@click.option(
+    "-o", "--option", "options", multiple=True, metavar="KEY=VALUE", help="A trainer option."
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Check the config and the data and print the plan; "
+    "train nothing (works on a machine without the trainer or its GPU).",
+)
+def train_command(
+    trainer: str,
+    method: str | None,
+    model: str | None,
+    data: Path,
+    output: Path,
+    config_path: Path | None,
+    resume: bool,
+    merge: bool,
+    scu: bool,
+    num_processes: int | None,
+    overrides: tuple[str, ...],
+    options: tuple[str, ...],
+    dry_run: bool = False,
+) -> None:
     """Fine-tune a model on a Hegelion dataset; write the adapter, a manifest and metrics.
 
     \b
@@ -82,10 +128,16 @@ def train_command(trainer: str, method: str | None, model: str | None, data: Pat
     from hegelion_core.training.data import check_data
     from hegelion_core.training.scu import SCUConfig
 
-    given: dict[str, Any] = {"model": model, "method": method, "merge": merge or None,
-                             "resume": resume or None, "num_processes": num_processes}
-    config = load_train_config(config_path, {**{k: v for k, v in given.items() if v is not None},
-                                             **parse_pairs(overrides)})
+    given: dict[str, Any] = {
+        "model": model,
+        "method": method,
+        "merge": merge or None,
+        "resume": resume or None,
+        "num_processes": num_processes,
+    }
+    config = load_train_config(
+        config_path, {**{k: v for k, v in given.items() if v is not None}, **parse_pairs(overrides)}
+    )
     if scu and config.scu is None:
         config = config.model_copy(update={"scu": SCUConfig()})
     if config.model is None:
@@ -97,7 +149,9 @@ def train_command(trainer: str, method: str | None, model: str | None, data: Pat
     check_data(data, config.method, cls.accepts or None)
     driver = cls(parse_pairs(options))
     output.mkdir(parents=True, exist_ok=True)
-    with hooks.command_run("train", {"trainer": trainer, "data": str(data), **config.model_dump(mode="json")}) as run:
+    with hooks.command_run(
+        "train", {"trainer": trainer, "data": str(data), **config.model_dump(mode="json")}
+    ) as run:
         result = driver.train(data, output, config)
         run.summary = result
     manifest = write_train_manifest(output, data, trainer, config, result)

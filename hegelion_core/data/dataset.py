@@ -49,8 +49,12 @@ SPLIT_FILES = {"train": "train", "valid": "valid", "test": "test"}
 HF_SPLIT_NAMES = {"train": "train", "valid": "validation", "test": "test"}
 MANIFEST, CARD, HF_DATA = "manifest.json", "README.md", "data"
 # Every name a split directory may hold: the only ones `hegelion dataset` writes or removes.
-OWNED = (*(f"{s}{ext}" for s in SPLIT_FILES.values() for ext in (".jsonl", ".parquet")),
-         HF_DATA, CARD, MANIFEST)
+OWNED = (
+    *(f"{s}{ext}" for s in SPLIT_FILES.values() for ext in (".jsonl", ".parquet")),
+    HF_DATA,
+    CARD,
+    MANIFEST,
+)
 
 
 class SplitSpec(BaseModel):
@@ -250,7 +254,9 @@ def _check_output(job: DatasetJob, directory: bool) -> bool:
             ours = _check_split_dir(job)
     else:
         if out.is_dir():
-            raise HegelionError(f"{out}: is a directory; give a file path ending in .jsonl or .parquet")
+            raise HegelionError(
+                f"{out}: is a directory; give a file path ending in .jsonl or .parquet"
+            )
         targets = {out: "the output", _manifest_beside(out): "the manifest beside the output"}
     inputs = _file_ids(job.inputs)
     for target, what in targets.items():
@@ -364,7 +370,9 @@ def _write_splits(
     chosen = random.Random(spec.seed).sample(range(n), n_valid + n_test)
     which = {i: "valid" for i in chosen[:n_valid]} | {i: "test" for i in chosen[n_valid:]}
 
-    counts = Counter({"train": 0, **({"valid": 0} if n_valid else {}), **({"test": 0} if n_test else {})})
+    counts = Counter(
+        {"train": 0, **({"valid": 0} if n_valid else {}), **({"test": 0} if n_test else {})}
+    )
     for i, k in enumerate(rows_per_record):
         counts[which.get(i, "train")] += k
     too_small = {s: c for s, c in counts.items() if c < spec.min_rows}
@@ -484,7 +492,10 @@ def dataset_card(
     names = HF_SPLIT_NAMES if job.layout() == "hf" else SPLIT_FILES
     split_lines = "\n".join(f"| {names[s]} | {c} |" for s, c in counts.items())
     source_lines = "\n".join(f"- `{s}`: {c} records" for s, c in sources.most_common(10))
-    inputs = "\n".join(f"- `{Path(d.path).name}` (sha256 `{d.sha256[:16]}…`, {d.bytes} bytes)" for d in manifest.inputs)
+    inputs = "\n".join(
+        f"- `{Path(d.path).name}` (sha256 `{d.sha256[:16]}…`, {d.bytes} bytes)"
+        for d in manifest.inputs
+    )
     skipped = "\n".join(f"- {reason}: {n}" for reason, n in stats.invalid.most_common()) or "- none"
     options = dumps(formatter.options.model_dump(mode="json")).decode()
     return f"""---
@@ -543,10 +554,14 @@ def push_to_hub(job: DatasetJob, counts: dict[str, int], card: str) -> None:
         if job.layout() == "hf":
             dd = load_dataset_dict(job.output)
         elif job.output.is_dir():
-            files = {HF_SPLIT_NAMES[s]: str(job.output / f"{SPLIT_FILES[s]}{suffix}") for s in counts}
+            files = {
+                HF_SPLIT_NAMES[s]: str(job.output / f"{SPLIT_FILES[s]}{suffix}") for s in counts
+            }
             dd = load_dataset(builder, data_files=files)
         else:
-            dd = DatasetDict({"train": load_dataset(builder, data_files=str(job.output), split="train")})
+            dd = DatasetDict(
+                {"train": load_dataset(builder, data_files=str(job.output), split="train")}
+            )
         dd.push_to_hub(repo, private=job.private)
         DatasetCard(card).push_to_hub(repo, repo_type="dataset")
     except Exception as exc:

@@ -82,7 +82,9 @@ def read_jsonl_lines(
                 problem = f"expected a JSON object, got {type(obj).__name__}"
             if not skip_invalid:
                 raise InputError(
-                    path, lineno, problem,
+                    path,
+                    lineno,
+                    problem,
                     hint="fix or delete the line, or pass --skip-invalid to skip such lines",
                 )
             if on_invalid:
@@ -124,8 +126,11 @@ def atomic_output(
         return
     refuse_inputs_inside(dest, inputs)
     remove_stale_temporaries(dest)  # a swap cut short puts the old directory back first
-    check = (lambda: _owned_beside(dest, earlier)) if beside_others else (
-        lambda: _owned_whole(dest, earlier, hint))
+    check = (
+        (lambda: _owned_beside(dest, earlier))
+        if beside_others
+        else (lambda: _owned_whole(dest, earlier, hint))
+    )
     _in_the_way(dest, check(), expect, hint)
     with temporary_sibling(dest, directory=True) as tmp:
         yield tmp
@@ -151,9 +156,12 @@ OUTPUT_MARK = ".hegelion-output.json"
 class NotOurs(HegelionError):
     """An output directory holds entries Hegelion did not write: they are never replaced."""
 
-    def __init__(self, dest: Path, entries: list[str], hint: str = "", *,
-                 replaced: bool = True) -> None:
-        shown = ", ".join(entries[:5]) + (f" and {len(entries) - 5} more" if len(entries) > 5 else "")
+    def __init__(
+        self, dest: Path, entries: list[str], hint: str = "", *, replaced: bool = True
+    ) -> None:
+        shown = ", ".join(entries[:5]) + (
+            f" and {len(entries) - 5} more" if len(entries) > 5 else ""
+        )
         what = "it would be replaced whole" if replaced else "the output has files of those names"
         super().__init__(
             f"{dest}: holds files that Hegelion did not write ({shown}); {what}, and Hegelion "
@@ -163,8 +171,9 @@ class NotOurs(HegelionError):
         self.dest, self.entries = dest, entries
 
 
-def owned_names(dest: str | Path, earlier: Callable[[Path], set[str] | None] | None = None
-                ) -> set[str] | None:
+def owned_names(
+    dest: str | Path, earlier: Callable[[Path], set[str] | None] | None = None
+) -> set[str] | None:
     """The names inside directory ``dest`` that Hegelion wrote: its `OUTPUT_MARK`'s list
     (and the mark), else what ``earlier(dest)`` recognises; None when neither vouches."""
     dest = Path(dest)
@@ -225,8 +234,9 @@ def _entries(dest: Path) -> list[str] | None:
     return sorted(os.listdir(dest))
 
 
-def _owned_whole(dest: Path, earlier: Callable[[Path], set[str] | None] | None,
-                 hint: str) -> set[str]:
+def _owned_whole(
+    dest: Path, earlier: Callable[[Path], set[str] | None] | None, hint: str
+) -> set[str]:
     entries = _entries(dest)
     if not entries:
         return set()
@@ -287,11 +297,18 @@ def _write_mark(tmp_dir: Path, names: list[str]) -> None:
 def _write_mark_file(path: Path, names: list[str]) -> None:
     import datetime
 
-    path.write_bytes(orjson.dumps({
-        "written_by": "hegelion", "pid": os.getpid(),
-        "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "names": names,
-    }, option=orjson.OPT_INDENT_2) + b"\n")
+    path.write_bytes(
+        orjson.dumps(
+            {
+                "written_by": "hegelion",
+                "pid": os.getpid(),
+                "at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "names": names,
+            },
+            option=orjson.OPT_INDENT_2,
+        )
+        + b"\n"
+    )
 
 
 @contextlib.contextmanager
@@ -391,7 +408,11 @@ def remove_stale_temporaries(dest: str | Path) -> list[Path]:
     for entry in entries:
         if not (match := pattern.fullmatch(entry)):
             continue
-        host, pid = (match["host"], match["pid"]) if match["host"] else (match["old_host"], match["old_pid"])
+        host, pid = (
+            (match["host"], match["pid"])
+            if match["host"]
+            else (match["old_host"], match["old_pid"])
+        )
         if host != _HOST or pid_alive(int(pid)):
             continue
         path = dest.parent / entry
@@ -439,7 +460,7 @@ def _make_parent(dest: Path) -> None:
 
 _HINTS = {
     errno.EACCES: "permission denied: choose a path you may write to (or read, for an input), "
-                  "or change its permissions",
+    "or change its permissions",
     errno.EPERM: "operation not permitted: choose another path, or change its permissions",
     errno.ENOTDIR: "a part of the path is a file, not a directory: choose another path",
     errno.EISDIR: "it is a directory: give a file path",

@@ -257,9 +257,7 @@ def _markers(text: str, folded: str) -> list[tuple[str, str]]:
     return out
 
 
-def _pairs(
-    markers: list[tuple[str, str]], head: str, tail: str
-) -> list[tuple[str, str | None]]:
+def _pairs(markers: list[tuple[str, str]], head: str, tail: str) -> list[tuple[str, str | None]]:
     """(head text, tail text or None); a tail counts only right after its head."""
     pairs: list[tuple[str, str | None]] = []
     previous = ""

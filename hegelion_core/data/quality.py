@@ -53,21 +53,44 @@ class QualityConfig(BaseModel):
 
     enabled: bool = True
     ngram: int = Field(4, ge=2, le=8, description="words per n-gram")
-    min_words: int = Field(40, ge=1, description="sections shorter than this are not "
-                           "measured for repeated n-grams (too few to tell)")
-    max_repeated_share: float = Field(0.5, gt=0, le=1, description="repetitive above this "
-                                      "share of repeated n-grams")
-    loop_period: int = Field(8, ge=1, le=32, description="the longest phrase, in words, "
-                             "looked for in a back-to-back loop")
-    max_loop_words: int = Field(60, ge=2, description="repetitive when one phrase repeats "
-                                "back to back over more words than this")
-    max_copied_share: float = Field(0.5, gt=0, le=1, description="copied_section above "
-                                    "this share of a section's words and n-grams found in "
-                                    "an earlier section")
-    min_copy_ngrams: int = Field(8, ge=1, description="a section with fewer n-grams is a "
-                                 "copy only when its words are the same")
-    screen: bool = Field(True, description="skip the word measures on text the character "
-                         "probes clear (off: measure every text; slower)")
+    min_words: int = Field(
+        40,
+        ge=1,
+        description="sections shorter than this are not "
+        "measured for repeated n-grams (too few to tell)",
+    )
+    max_repeated_share: float = Field(
+        0.5, gt=0, le=1, description="repetitive above this share of repeated n-grams"
+    )
+    loop_period: int = Field(
+        8,
+        ge=1,
+        le=32,
+        description="the longest phrase, in words, looked for in a back-to-back loop",
+    )
+    max_loop_words: int = Field(
+        60,
+        ge=2,
+        description="repetitive when one phrase repeats back to back over more words than this",
+    )
+    max_copied_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="copied_section above "
+        "this share of a section's words and n-grams found in "
+        "an earlier section",
+    )
+    min_copy_ngrams: int = Field(
+        8,
+        ge=1,
+        description="a section with fewer n-grams is a copy only when its words are the same",
+    )
+    screen: bool = Field(
+        True,
+        description="skip the word measures on text the character "
+        "probes clear (off: measure every text; slower)",
+    )
 
 
 DEFAULT = QualityConfig()
@@ -145,11 +168,12 @@ def _may_repeat(text: str) -> bool:
         return False
     count = text.count
     for i in range(0, last + 1, _STEP):
-        if count(text[i:i + _PROBE], i, i + _SPAN) > 1:
+        if count(text[i : i + _PROBE], i, i + _SPAN) > 1:
             return True
     return len(text) > _SPAN and any(
-        count(text[i:i + _PROBE]) > 1
-        for i in range(0, last + 1, max(_STEP, last // _GLOBAL_PROBES + 1)))
+        count(text[i : i + _PROBE]) > 1
+        for i in range(0, last + 1, max(_STEP, last // _GLOBAL_PROBES + 1))
+    )
 
 
 def _may_copy(later: str, earlier: str, share: float) -> bool:
@@ -159,7 +183,7 @@ def _may_copy(later: str, earlier: str, share: float) -> bool:
     if last < _STEP:
         return True  # short: the word measures are cheap
     probes = range(0, last + 1, max(_STEP, last // _COPY_PROBES + 1))
-    found = sum(later[i:i + _PROBE] in earlier for i in probes)
+    found = sum(later[i : i + _PROBE] in earlier for i in probes)
     return found > share / 2 * len(probes)
 
 
@@ -198,14 +222,22 @@ def _repetition(sec: _Section, config: QualityConfig) -> Issue | None:
         if 1.0 - (len(sec.distinct) - (n - 1)) / total > config.max_repeated_share:
             share = repeated_share(tokens, n)
             if share > config.max_repeated_share:
-                return Issue(REPETITIVE, sec.name, f"{sec.name}: {share:.0%} of its {n}-grams "
-                             f"repeat; limit {config.max_repeated_share:.0%}")
+                return Issue(
+                    REPETITIVE,
+                    sec.name,
+                    f"{sec.name}: {share:.0%} of its {n}-grams "
+                    f"repeat; limit {config.max_repeated_share:.0%}",
+                )
     # A loop over L words holds at most `loop_period` distinct words among them.
     if len(sec.distinct) <= len(tokens) - config.max_loop_words + config.loop_period:
         loop, period = longest_loop(tokens, config.loop_period)
         if loop > config.max_loop_words:
-            return Issue(REPETITIVE, sec.name, f"{sec.name}: a {period}-word phrase repeats back "
-                         f"to back over {loop} words; limit {config.max_loop_words}")
+            return Issue(
+                REPETITIVE,
+                sec.name,
+                f"{sec.name}: a {period}-word phrase repeats back "
+                f"to back over {loop} words; limit {config.max_loop_words}",
+            )
     return None
 
 
@@ -223,8 +255,12 @@ def _copy(later: _Section, earlier: _Section, config: QualityConfig) -> Issue | 
         return None
     share = copied_share(later.tokens, earlier.tokens, n)
     if share > limit:
-        return Issue(COPIED_SECTION, later.name, f"{share:.0%} of the {later.name}'s {n}-grams "
-                     f"are in the {earlier.name}; limit {limit:.0%}")
+        return Issue(
+            COPIED_SECTION,
+            later.name,
+            f"{share:.0%} of the {later.name}'s {n}-grams "
+            f"are in the {earlier.name}; limit {limit:.0%}",
+        )
     return None
 
 
@@ -259,8 +295,11 @@ def trace_issues(trace: Any, config: QualityConfig = DEFAULT) -> list[Issue]:
     # After the first round the thesis is the previous synthesis, which a refinement
     # rightly keeps much of: only the antithesis must be new against it.
     refined = (_field(trace, "iterations") or 1) > 1
-    for later, earlier in (("antithesis", "thesis"), ("synthesis", "thesis"),
-                           ("synthesis", "antithesis")):
+    for later, earlier in (
+        ("antithesis", "thesis"),
+        ("synthesis", "thesis"),
+        ("synthesis", "antithesis"),
+    ):
         if refined and (later, earlier) == ("synthesis", "thesis"):
             continue
         if later in sections and earlier in sections:
@@ -284,11 +323,12 @@ def empty_answer(text: str) -> bool:
     if at < 0:
         return False
     close = text.find(">", at)
-    return close < 0 or is_placeholder(text[close + 1:])
+    return close < 0 or is_placeholder(text[close + 1 :])
 
 
-def response_issues(text: str, config: QualityConfig = DEFAULT,
-                    section: str = "single") -> list[Issue]:
+def response_issues(
+    text: str, config: QualityConfig = DEFAULT, section: str = "single"
+) -> list[Issue]:
     """The measures on one whole response in the ``<thought>`` format: repetition over
     all of it, and an empty final answer."""
     if not config.enabled:

@@ -75,7 +75,11 @@ def _from_legacy(obj: dict[str, Any]) -> TraceRecord:
         result = dict(row.pop("hegelion_trace"))
         instruction = row.pop("instruction", None) or result.get("query")
     elif any(k in row for k in PHASES):
-        result = {k: row.pop(k) for k in list(row) if k in _TRACE_KEYS or k in ("query", "mode", "metadata", "trace")}
+        result = {
+            k: row.pop(k)
+            for k in list(row)
+            if k in _TRACE_KEYS or k in ("query", "mode", "metadata", "trace")
+        }
         instruction = row.pop("instruction", None) or result.get("query")
     else:
         raise InvalidTrace(

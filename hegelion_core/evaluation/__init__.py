@@ -18,6 +18,14 @@ from hegelion_core.evaluation.metrics import Bin, expected_calibration_error, re
 from hegelion_core.evaluation.results import EvalResult, ItemRecord
 
 __all__ = [
-    "SUITES", "BeliefRevisionItem", "Bin", "CalibrationItem", "EvalResult",
-    "ItemRecord", "expected_calibration_error", "load_items", "parse_item", "reliability",
+    "SUITES",
+    "BeliefRevisionItem",
+    "Bin",
+    "CalibrationItem",
+    "EvalResult",
+    "ItemRecord",
+    "expected_calibration_error",
+    "load_items",
+    "parse_item",
+    "reliability",
 ]

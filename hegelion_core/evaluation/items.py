@@ -129,14 +129,24 @@ def load_items(path: Path, model: type[ItemT], *, limit: int | None = None) -> l
             break
         row.setdefault("suite", suite)
         if row["suite"] != suite:
-            raise InputError(path, lineno, f"item of suite {row['suite']!r}, expected {suite!r}",
-                             field="suite", hint=f"pass --suite {row['suite']}, or the {suite} eval file")
+            raise InputError(
+                path,
+                lineno,
+                f"item of suite {row['suite']!r}, expected {suite!r}",
+                field="suite",
+                hint=f"pass --suite {row['suite']}, or the {suite} eval file",
+            )
         try:
             items.append(model.model_validate(row))
         except ValidationError as exc:
             first = ".".join(str(p) for p in exc.errors()[0]["loc"]) or None
-            raise InputError(path, lineno, describe_validation(exc), field=first,
-                             hint="eval files come from `hegelion simplex generate` (eval.jsonl)") from None
+            raise InputError(
+                path,
+                lineno,
+                describe_validation(exc),
+                field=first,
+                hint="eval files come from `hegelion simplex generate` (eval.jsonl)",
+            ) from None
     if not items:
         raise InputError(path, None, "no items", hint="an eval file holds one JSON item per line")
     return items

@@ -33,7 +33,9 @@ def bin_index(confidence: float, bins: int = DEFAULT_BINS) -> int:
     return min(int(confidence * bins + 1e-9), bins - 1)
 
 
-def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int = DEFAULT_BINS) -> list[Bin]:
+def reliability(
+    confidences: Sequence[float], correct: Sequence[bool], bins: int = DEFAULT_BINS
+) -> list[Bin]:
     """Per-bin counts, mean confidence and accuracy, for ECE and the reliability diagram."""
     if len(confidences) != len(correct):
         raise ValueError("confidences and correct differ in length")
@@ -46,8 +48,13 @@ def reliability(confidences: Sequence[float], correct: Sequence[bool], bins: int
         s[1] += conf
         s[2] += bool(ok)
     return [
-        Bin(lower=i / bins, upper=(i + 1) / bins, count=n,
-            mean_confidence=total / n if n else None, accuracy=right / n if n else None)
+        Bin(
+            lower=i / bins,
+            upper=(i + 1) / bins,
+            count=n,
+            mean_confidence=total / n if n else None,
+            accuracy=right / n if n else None,
+        )
         for i, (n, total, right) in enumerate(sums)
     ]
 

@@ -72,8 +72,15 @@ def dialectic_conversation(system: str, prompt: str) -> list[Message]:
     return [Message(role="system", content=system), Message(role="user", content=prompt)]
 
 
-async def collect(teacher: Teacher, conversations: Sequence[list[Message]], *, max_tokens: int,
-                  temperature: float, concurrency: int = 1, progress: Progress | None = None) -> list[Answer]:
+async def collect(
+    teacher: Teacher,
+    conversations: Sequence[list[Message]],
+    *,
+    max_tokens: int,
+    temperature: float,
+    concurrency: int = 1,
+    progress: Progress | None = None,
+) -> list[Answer]:
     """One answer per conversation, in order; a failed call becomes an `Answer` with its error."""
     slots = asyncio.Semaphore(concurrency)
     done = 0
@@ -97,7 +104,9 @@ async def collect(teacher: Teacher, conversations: Sequence[list[Message]], *, m
     return list(await asyncio.gather(*(one(m) for m in conversations)))
 
 
-async def _judge_all(judge: Teacher, questions: Sequence[str], answers: Sequence[Answer]) -> list[float | None]:
+async def _judge_all(
+    judge: Teacher, questions: Sequence[str], answers: Sequence[Answer]
+) -> list[float | None]:
     from hegelion_core.data.parsing import parse_trace
     from hegelion_core.generation.dialectic import DialecticEngine, PhaseFailed
 
@@ -115,11 +124,18 @@ async def _judge_all(judge: Teacher, questions: Sequence[str], answers: Sequence
     return scores
 
 
-async def _run(job: EvalJob, teacher: Teacher, judge: Teacher | None,
-               progress: Progress | None) -> SuiteOutcome:
+async def _run(
+    job: EvalJob, teacher: Teacher, judge: Teacher | None, progress: Progress | None
+) -> SuiteOutcome:
     max_tokens = job.max_tokens or DEFAULT_MAX_TOKENS[job.suite]
-    ask = functools.partial(collect, teacher, max_tokens=max_tokens, temperature=job.temperature,
-                            concurrency=job.concurrency, progress=progress)
+    ask = functools.partial(
+        collect,
+        teacher,
+        max_tokens=max_tokens,
+        temperature=job.temperature,
+        concurrency=job.concurrency,
+        progress=progress,
+    )
     try:
         if job.suite == "dialectic":
             from hegelion_core.data.prompt_sources.file import FilePromptSource
@@ -144,8 +160,14 @@ async def _run(job: EvalJob, teacher: Teacher, judge: Teacher | None,
             await judge.aclose()
 
 
-def run_eval(job: EvalJob, *, teacher: Teacher | None = None, teacher_name: str | None = None,
-             judge: Teacher | None = None, progress: Progress | None = None) -> EvalResult:
+def run_eval(
+    job: EvalJob,
+    *,
+    teacher: Teacher | None = None,
+    teacher_name: str | None = None,
+    judge: Teacher | None = None,
+    progress: Progress | None = None,
+) -> EvalResult:
     """Evaluate and write ``results.json``, ``items.jsonl`` (and ``reliability.png``) to ``job.out``.
 
     ``teacher`` overrides the one `model_teacher` would pick (tests, other backends).
@@ -164,25 +186,39 @@ def run_eval(job: EvalJob, *, teacher: Teacher | None = None, teacher_name: str 
 
     job.out.mkdir(parents=True, exist_ok=True)
     result = EvalResult(
-        suite=job.suite, model=job.model, adapter=str(job.adapter) if job.adapter else None,
-        teacher=teacher_name or type(teacher).name, data=str(job.data), judge=job.judge_teacher,
-        counts=outcome.counts, metrics=outcome.metrics, by_category=outcome.by_category,
-        bins=outcome.bins, notes=outcome.notes,
-        generation={"max_tokens": job.max_tokens or DEFAULT_MAX_TOKENS[job.suite],
-                    "temperature": job.temperature,
-                    **({"system": job.system} if job.suite == "dialectic" else {})},
+        suite=job.suite,
+        model=job.model,
+        adapter=str(job.adapter) if job.adapter else None,
+        teacher=teacher_name or type(teacher).name,
+        data=str(job.data),
+        judge=job.judge_teacher,
+        counts=outcome.counts,
+        metrics=outcome.metrics,
+        by_category=outcome.by_category,
+        bins=outcome.bins,
+        notes=outcome.notes,
+        generation={
+            "max_tokens": job.max_tokens or DEFAULT_MAX_TOKENS[job.suite],
+            "temperature": job.temperature,
+            **({"system": job.system} if job.suite == "dialectic" else {}),
+        },
         files={"items": "items.jsonl"},
     )
     if job.suite == "calibration":
         from hegelion_core.evaluation.plot import reliability_diagram
 
         title = f"{Path(job.model).name}{' + ' + job.adapter.name if job.adapter else ''}"
-        if reliability_diagram(outcome.bins, job.out / "reliability.png", title=title,
-                               ece=float(outcome.metrics["ece"] or 0.0)):
+        if reliability_diagram(
+            outcome.bins,
+            job.out / "reliability.png",
+            title=title,
+            ece=float(outcome.metrics["ece"] or 0.0),
+        ):
             result.files["plot"] = "reliability.png"
         else:
-            result.notes.append("no reliability diagram: matplotlib is missing "
-                                "(pip install 'hegelion-core[plot]')")
+            result.notes.append(
+                "no reliability diagram: matplotlib is missing (pip install 'hegelion-core[plot]')"
+            )
     with atomic_output(job.out / "items.jsonl") as tmp:
         tmp.write_bytes(b"".join(dumps(r.model_dump(mode="json")) + b"\n" for r in outcome.records))
     with atomic_output(job.out / "results.json") as tmp:

@@ -25,7 +25,9 @@ from hegelion_core.evaluation.items import (
 
 ABSTAIN = "unknown"
 
-_ANSWER_LINE = re.compile(r"^\W{0,3}answer\W{0,3}\s*[:\-]\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE)
+_ANSWER_LINE = re.compile(
+    r"^\W{0,3}answer\W{0,3}\s*[:\-]\s*(.+?)\s*$", re.IGNORECASE | re.MULTILINE
+)
 _GUESS = re.compile(r"best\s+guess\s*[:\-]?\s*([^()\n]+?)\s*\)?\s*\.?\s*$", re.IGNORECASE)
 _ARTICLES = re.compile(r"^(the|a|an)\s+")
 _PUNCT = re.compile(r"[^\w\s.%-]|(?<!\d)\.|\.(?!\d)")

@@ -113,20 +113,41 @@ class Persona(BaseModel):
 PERSONAS: dict[str, Persona] = {
     p.name: p
     for p in [
-        Persona(name="logician", instruction="Attack the logic: invalid inferences, equivocation, "
-                "false dilemmas, circular or missing steps."),
-        Persona(name="empiricist", instruction="Attack the evidence: unsupported claims, "
-                "cherry-picked data, confounders, what measurements actually show."),
-        Persona(name="ethicist", instruction="Attack the ethics: who is harmed, whose interests "
-                "are ignored, what duties or rights the thesis overlooks."),
-        Persona(name="pragmatist", instruction="Attack the practice: cost, feasibility, second-order "
-                "effects, what happens when people actually try it."),
-        Persona(name="historian", instruction="Attack from history: precedents where this reasoning "
-                "failed, and how the context differs from today."),
-        Persona(name="security", instruction="Attack as an adversary: abuse cases, failure modes, "
-                "what breaks under hostile or unexpected input."),
-        Persona(name="user-advocate", instruction="Attack for the user: confusing outcomes, "
-                "accessibility, what a real user would actually need."),
+        Persona(
+            name="logician",
+            instruction="Attack the logic: invalid inferences, equivocation, "
+            "false dilemmas, circular or missing steps.",
+        ),
+        Persona(
+            name="empiricist",
+            instruction="Attack the evidence: unsupported claims, "
+            "cherry-picked data, confounders, what measurements actually show.",
+        ),
+        Persona(
+            name="ethicist",
+            instruction="Attack the ethics: who is harmed, whose interests "
+            "are ignored, what duties or rights the thesis overlooks.",
+        ),
+        Persona(
+            name="pragmatist",
+            instruction="Attack the practice: cost, feasibility, second-order "
+            "effects, what happens when people actually try it.",
+        ),
+        Persona(
+            name="historian",
+            instruction="Attack from history: precedents where this reasoning "
+            "failed, and how the context differs from today.",
+        ),
+        Persona(
+            name="security",
+            instruction="Attack as an adversary: abuse cases, failure modes, "
+            "what breaks under hostile or unexpected input.",
+        ),
+        Persona(
+            name="user-advocate",
+            instruction="Attack for the user: confusing outcomes, "
+            "accessibility, what a real user would actually need.",
+        ),
     ]
 }
 
@@ -151,7 +172,9 @@ def resolve_council(spec: Sequence[str]) -> list[Persona]:
             out.append(PERSONAS[item])
         else:
             known = ", ".join([*COUNCIL_PRESETS, *PERSONAS])
-            raise ValueError(f"unknown persona or preset {item!r}; known: {known}; or give name=instruction")
+            raise ValueError(
+                f"unknown persona or preset {item!r}; known: {known}; or give name=instruction"
+            )
     return list({p.name: p for p in out}.values())
 
 
@@ -210,7 +233,9 @@ class DialecticEngine:
     arguments ``phase``, ``max_tokens``, ``temperature`` and ``json_schema``.
     """
 
-    def __init__(self, teacher: Teacher, config: DialecticConfig | None = None, call: Call | None = None) -> None:
+    def __init__(
+        self, teacher: Teacher, config: DialecticConfig | None = None, call: Call | None = None
+    ) -> None:
         self.teacher = teacher
         self.config = config or DialecticConfig()
         self.council = resolve_council(self.config.council)
@@ -225,9 +250,14 @@ class DialecticEngine:
     async def run(self, question: str, system: str | None = None) -> DialecticResult:
         """The full dialectic for one question; raises `PhaseFailed`."""
         run = _Run(self)
-        for attempt in range(self.config.judge_attempts if self.config.min_judge_score is not None else 1):
-            trace = await (self._single(run, question) if self.config.mode == "single"
-                           else self._phased(run, question))
+        for attempt in range(
+            self.config.judge_attempts if self.config.min_judge_score is not None else 1
+        ):
+            trace = await (
+                self._single(run, question)
+                if self.config.mode == "single"
+                else self._phased(run, question)
+            )
             for _ in range(self.config.iterations - 1):
                 trace = await self._iterate(run, question, trace)
             run.check_trace(trace)
@@ -238,15 +268,25 @@ class DialecticEngine:
                 if floor is not None and verdict.score < floor:
                     if attempt + 1 < self.config.judge_attempts:
                         continue
-                    raise PhaseFailed("judge", f"score {verdict.score:g} below --min-judge-score {floor:g}")
-            return DialecticResult(trace=trace, usage=run.usage, timings=run.timings, calls=run.calls,
-                                   truncated=run.truncated)
+                    raise PhaseFailed(
+                        "judge", f"score {verdict.score:g} below --min-judge-score {floor:g}"
+                    )
+            return DialecticResult(
+                trace=trace,
+                usage=run.usage,
+                timings=run.timings,
+                calls=run.calls,
+                truncated=run.truncated,
+            )
         raise AssertionError("unreachable")  # pragma: no cover
 
     # ----- modes ------------------------------------------------------------------
 
     async def _single(self, run: _Run, question: str) -> DialecticTrace:
-        messages = [Message(role="system", content=SINGLE_SYSTEM), Message(role="user", content=question)]
+        messages = [
+            Message(role="system", content=SINGLE_SYSTEM),
+            Message(role="user", content=question),
+        ]
         text = await run.call("single", messages)
         parsed = parse_trace(text)
         if not parsed.ok:
@@ -255,23 +295,40 @@ class DialecticEngine:
                 + "; ".join(parsed.missing.values())
                 + f"). Rewrite it in exactly this format:\n{TRACE_FORMAT}"
             )
-            messages += [Message(role="assistant", content=text), Message(role="user", content=repair)]
+            messages += [
+                Message(role="assistant", content=text),
+                Message(role="user", content=repair),
+            ]
             text = await run.call("repair", messages)
             parsed = parse_trace(text)
             if not parsed.ok:
-                raise PhaseFailed("single", "unparseable trace after repair: " + "; ".join(parsed.missing.values()))
+                raise PhaseFailed(
+                    "single",
+                    "unparseable trace after repair: " + "; ".join(parsed.missing.values()),
+                )
         run.check_response(text)
         return parsed.to_trace()
 
     async def _phased(self, run: _Run, question: str, thesis: str | None = None) -> DialecticTrace:
         if thesis is None:
-            thesis = await run.call("thesis", [Message(role="system", content=THESIS_SYSTEM),
-                                               Message(role="user", content=question)])
+            thesis = await run.call(
+                "thesis",
+                [
+                    Message(role="system", content=THESIS_SYSTEM),
+                    Message(role="user", content=question),
+                ],
+            )
         antithesis, critiques = await self._antithesis(run, question, thesis)
-        synthesis = await run.call("synthesis", [
-            Message(role="system", content=SYNTHESIS_SYSTEM),
-            Message(role="user", content=f"Question:\n{question}\n\nThesis:\n{thesis}\n\nAntithesis:\n{antithesis}"),
-        ])
+        synthesis = await run.call(
+            "synthesis",
+            [
+                Message(role="system", content=SYNTHESIS_SYSTEM),
+                Message(
+                    role="user",
+                    content=f"Question:\n{question}\n\nThesis:\n{thesis}\n\nAntithesis:\n{antithesis}",
+                ),
+            ],
+        )
         return DialecticTrace(
             thesis=thesis,
             antithesis=antithesis,
@@ -281,18 +338,33 @@ class DialecticEngine:
             critiques=critiques,
         )
 
-    async def _antithesis(self, run: _Run, question: str, thesis: str) -> tuple[str, list[Critique]]:
+    async def _antithesis(
+        self, run: _Run, question: str, thesis: str
+    ) -> tuple[str, list[Critique]]:
         user = f"Question:\n{question}\n\nThesis:\n{thesis}"
         if not self.council:
-            return await run.call("antithesis", [Message(role="system", content=ANTITHESIS_SYSTEM),
-                                                 Message(role="user", content=user)]), []
-        texts = await asyncio.gather(*[
-            run.call(f"critic:{p.name}", [
-                Message(role="system", content=f"{ANTITHESIS_SYSTEM}\nYou are the {p.name}. {p.instruction}"),
-                Message(role="user", content=user),
-            ])
-            for p in self.council
-        ])
+            return await run.call(
+                "antithesis",
+                [
+                    Message(role="system", content=ANTITHESIS_SYSTEM),
+                    Message(role="user", content=user),
+                ],
+            ), []
+        texts = await asyncio.gather(
+            *[
+                run.call(
+                    f"critic:{p.name}",
+                    [
+                        Message(
+                            role="system",
+                            content=f"{ANTITHESIS_SYSTEM}\nYou are the {p.name}. {p.instruction}",
+                        ),
+                        Message(role="user", content=user),
+                    ],
+                )
+                for p in self.council
+            ]
+        )
         critiques = [Critique(persona=p.name, text=t) for p, t in zip(self.council, texts)]
         merged = "\n\n".join(f"[{c.persona}]\n{c.text}" for c in critiques)
         return merged, critiques
@@ -308,14 +380,22 @@ class DialecticEngine:
 
     async def _judge(self, run: _Run, question: str, trace: DialecticTrace) -> JudgeVerdict:
         content = f"Question:\n{question}\n\n{render_output(trace)}"
-        messages = [Message(role="system", content=JUDGE_SYSTEM), Message(role="user", content=content)]
+        messages = [
+            Message(role="system", content=JUDGE_SYSTEM),
+            Message(role="user", content=content),
+        ]
         schema = JudgeVerdict.model_json_schema()
         text = await run.call("judge", messages, json_schema=schema)
         try:
             return parse_verdict(text)
         except ValueError as first:
-            messages += [Message(role="assistant", content=text),
-                         Message(role="user", content=f"That was not valid ({first}). Reply with the JSON object only.")]
+            messages += [
+                Message(role="assistant", content=text),
+                Message(
+                    role="user",
+                    content=f"That was not valid ({first}). Reply with the JSON object only.",
+                ),
+            ]
             try:
                 return parse_verdict(await run.call("judge", messages, json_schema=schema))
             except ValueError as exc:
@@ -346,23 +426,31 @@ class _Run:
         self.calls = 0
         self.truncated = False
 
-    async def call(self, phase: str, messages: list[Message], *, json_schema: dict | None = None) -> str:
+    async def call(
+        self, phase: str, messages: list[Message], *, json_schema: dict | None = None
+    ) -> str:
         cfg = self.engine.config
         completion = await self._complete(phase, messages, cfg.max_tokens, json_schema)
         if is_placeholder(completion.text):
-            raise PhaseFailed(phase, f"empty or placeholder output ({completion.text.strip()[:40]!r})")
+            raise PhaseFailed(
+                phase, f"empty or placeholder output ({completion.text.strip()[:40]!r})"
+            )
         if phase != "judge":
             self._check(text_issues(completion.text, cfg.quality, phase))  # a loop is cut too
         if completion.truncated:
             completion = await self._cut(phase, messages, json_schema, completion)
         return completion.text.strip()
 
-    async def _complete(self, phase: str, messages: list[Message], max_tokens: int | None,
-                        json_schema: dict | None) -> Completion:
+    async def _complete(
+        self, phase: str, messages: list[Message], max_tokens: int | None, json_schema: dict | None
+    ) -> Completion:
         cfg = self.engine.config
         start = time.perf_counter()
         completion = await self.engine._call(
-            messages, phase=phase, max_tokens=max_tokens, temperature=cfg.temperature,
+            messages,
+            phase=phase,
+            max_tokens=max_tokens,
+            temperature=cfg.temperature,
             json_schema=json_schema,
         )
         key = phase.split(":")[0]
@@ -371,8 +459,9 @@ class _Run:
         self.calls += 1
         return completion
 
-    async def _cut(self, phase: str, messages: list[Message], json_schema: dict | None,
-                   completion: Completion) -> Completion:
+    async def _cut(
+        self, phase: str, messages: list[Message], json_schema: dict | None, completion: Completion
+    ) -> Completion:
         """What a cut answer becomes: kept (marked), retried once with a larger budget,
         or rejected with a reason starting ``truncated``."""
         cfg = self.engine.config
@@ -381,18 +470,25 @@ class _Run:
             return completion
         budget = self._budget(completion)
         if cfg.on_truncation == "reject":
-            raise PhaseFailed(phase, f"truncated: cut at max_tokens={budget} (--on-truncation reject)")
+            raise PhaseFailed(
+                phase, f"truncated: cut at max_tokens={budget} (--on-truncation reject)"
+            )
         larger = min(2 * budget, cfg.max_tokens_cap or 2 * budget)
         if larger <= budget:
-            raise PhaseFailed(phase, f"truncated: cut at max_tokens={budget}, and "
-                              f"--max-tokens-cap {cfg.max_tokens_cap} leaves no larger budget")
+            raise PhaseFailed(
+                phase,
+                f"truncated: cut at max_tokens={budget}, and "
+                f"--max-tokens-cap {cfg.max_tokens_cap} leaves no larger budget",
+            )
         retried = await self._complete(phase, messages, larger, json_schema)
         if is_placeholder(retried.text):
             raise PhaseFailed(phase, f"empty or placeholder output ({retried.text.strip()[:40]!r})")
         if phase != "judge":
             self._check(text_issues(retried.text, cfg.quality, phase))
         if retried.truncated:
-            raise PhaseFailed(phase, f"truncated: cut at max_tokens={budget}, and again at {larger}")
+            raise PhaseFailed(
+                phase, f"truncated: cut at max_tokens={budget}, and again at {larger}"
+            )
         return retried
 
     def _budget(self, completion: Completion) -> int:

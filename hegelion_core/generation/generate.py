@@ -148,8 +148,13 @@ def collector_tuned(gen0: int = 20_000) -> Iterator[None]:
 
 
 class Generator:
-    def __init__(self, job: GenerateJob, teacher: Teacher, source: PromptSource,
-                 progress: Progress | None = None) -> None:
+    def __init__(
+        self,
+        job: GenerateJob,
+        teacher: Teacher,
+        source: PromptSource,
+        progress: Progress | None = None,
+    ) -> None:
         self.job = job
         self.teacher = teacher
         self.source = source
@@ -159,8 +164,13 @@ class Generator:
         self.pacer = StartPacer(job.concurrency)
         self.engine = DialecticEngine(teacher, job.dialectic, call=self._call)
         lease = job.lease_s or job.timeout * (job.max_retries + 1) * 4 + 60
-        self.ledger = Ledger(job.output, job.rejects_path, max_attempts=max(job.max_retries, 1),
-                             lease_s=lease, limit=job.limit)
+        self.ledger = Ledger(
+            job.output,
+            job.rejects_path,
+            max_attempts=max(job.max_retries, 1),
+            lease_s=lease,
+            limit=job.limit,
+        )
         self.progress = progress
         self.model = getattr(teacher.options, "model", None)
         self.started = time.monotonic()
@@ -197,14 +207,22 @@ class Generator:
                 return completion
             if not error.retryable or attempt == job.max_retries:
                 tries = f" after {attempt + 1} attempts" if attempt else ""
-                raise TeacherFailed(phase, f"teacher error{tries}: {scrub(str(error))}", error.blame)
+                raise TeacherFailed(
+                    phase, f"teacher error{tries}: {scrub(str(error))}", error.blame
+                )
             wait = error.retry_after or 0.0
             if wait > job.max_retry_wait:
                 asked = "forever" if math.isinf(wait) else f"{wait:g}s"
-                self.stop(f"the teacher asked to wait {asked} (Retry-After), longer than "
-                          f"--max-retry-wait {job.max_retry_wait:g}s; rerun later")
-                raise TeacherFailed(phase, f"teacher error: {scrub(str(error))} (Retry-After "
-                                           f"{asked} past --max-retry-wait)", "service")
+                self.stop(
+                    f"the teacher asked to wait {asked} (Retry-After), longer than "
+                    f"--max-retry-wait {job.max_retry_wait:g}s; rerun later"
+                )
+                raise TeacherFailed(
+                    phase,
+                    f"teacher error: {scrub(str(error))} (Retry-After "
+                    f"{asked} past --max-retry-wait)",
+                    "service",
+                )
             self.stats.retried += 1
             if wait:
                 self.limiter.pause(wait)
@@ -230,9 +248,14 @@ class Generator:
             return
         self._failing = 0
         record = TraceRecord.build(
-            prompt.text, result.trace, system=prompt.system or self.job.system,
-            source=prompt.source, teacher=self.teacher.name, model=self.model,
-            timings={k: round(v, 3) for k, v in result.timings.items()}, usage=result.usage,
+            prompt.text,
+            result.trace,
+            system=prompt.system or self.job.system,
+            source=prompt.source,
+            teacher=self.teacher.name,
+            model=self.model,
+            timings={k: round(v, 3) for k, v in result.timings.items()},
+            usage=result.usage,
             truncated=result.truncated,
         )
         admitted = hooks.admit(record)
@@ -247,7 +270,9 @@ class Generator:
         else:
             self.stats.duplicates += 1
 
-    async def _reject(self, prompt: Prompt, phase: str, reason: str, blame: Blame = "prompt") -> None:
+    async def _reject(
+        self, prompt: Prompt, phase: str, reason: str, blame: Blame = "prompt"
+    ) -> None:
         self.stats.rejected += 1
         label = reject_label(phase, reason)  # a teacher error's first line, ids normalised
         if blame != "prompt":
@@ -255,12 +280,20 @@ class Generator:
             label += f" ({blame}, not counted)"
         self.reasons[label] += 1
         assert self.committer is not None
-        await self.committer.reject({
-            "prompt_id": prompt.id, "instruction": prompt.text, "source": prompt.source,
-            "phase": phase, "reason": reason, "blame": blame, "teacher": self.teacher.name,
-            "model": self.model, "created_at": datetime.now(UTC).isoformat(),
-            "hegelion_version": __version__,
-        })
+        await self.committer.reject(
+            {
+                "prompt_id": prompt.id,
+                "instruction": prompt.text,
+                "source": prompt.source,
+                "phase": phase,
+                "reason": reason,
+                "blame": blame,
+                "teacher": self.teacher.name,
+                "model": self.model,
+                "created_at": datetime.now(UTC).isoformat(),
+                "hegelion_version": __version__,
+            }
+        )
 
     def _count_failure(self, blame: Blame, what: str) -> None:
         """The breaker: a bad key stops the run at once (every request would fail the
@@ -274,8 +307,10 @@ class Generator:
         if blame == "auth":
             self.stop(f"the teacher refused the credentials ({what}); fix the key and rerun{keep}")
         elif self.job.stop_after_failures and self._failing >= self.job.stop_after_failures:
-            self.stop(f"{self._failing} prompts in a row failed for reasons not their own "
-                      f"(the last: {what}); fix the cause (is the server up?) and rerun{keep}")
+            self.stop(
+                f"{self._failing} prompts in a row failed for reasons not their own "
+                f"(the last: {what}); fix the cause (is the server up?) and rerun{keep}"
+            )
 
     # ----- the loop ------------------------------------------------------------------
 
@@ -440,8 +475,9 @@ class _Committer:
     async def reject(self, row: dict[str, Any]) -> None:
         await self._queue(self._rejects, row)
 
-    async def _queue(self, queue: list[tuple[dict[str, Any], asyncio.Future[bool]]],
-                     row: dict[str, Any]) -> bool:
+    async def _queue(
+        self, queue: list[tuple[dict[str, Any], asyncio.Future[bool]]], row: dict[str, Any]
+    ) -> bool:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[bool] = loop.create_future()
         queue.append((row, future))
@@ -460,8 +496,9 @@ class _Committer:
         if not records and not rejects:
             return
         try:
-            written = self.ledger.commit_many([r for r, _ in records], [r for r, _ in rejects],
-                                              fsync=False)
+            written = self.ledger.commit_many(
+                [r for r, _ in records], [r for r, _ in rejects], fsync=False
+            )
         except BaseException as exc:
             for _, future in records + rejects:
                 if not future.done():
@@ -477,10 +514,13 @@ class _Committer:
                 future.set_result(True)
         self._dirty = True
         if time.monotonic() - self._synced >= self.SYNC_EVERY_S and (
-                self._sync_task is None or self._sync_task.done()):
+            self._sync_task is None or self._sync_task.done()
+        ):
             self._synced = time.monotonic()
             self._dirty = False
-            self._sync_task = asyncio.get_running_loop().create_task(asyncio.to_thread(self.ledger.sync))
+            self._sync_task = asyncio.get_running_loop().create_task(
+                asyncio.to_thread(self.ledger.sync)
+            )
 
     async def close(self) -> None:
         """Write whatever is still queued, then fsync it."""
@@ -512,8 +552,10 @@ class Progress:
         if job.limit and rate > 0 and not final:
             eta = f" eta {_duration((job.limit - total) / rate)}"
         target = f"/{job.limit}" if job.limit else ""
-        line = (f"{total}{target} done (+{s.written} now), {s.rejected} rejected, {s.retried} retried, "
-                f"{s.in_flight} in flight, {rate * 60:.1f}/min{eta}, {s.usage.total_tokens} tokens")
+        line = (
+            f"{total}{target} done (+{s.written} now), {s.rejected} rejected, {s.retried} retried, "
+            f"{s.in_flight} in flight, {rate * 60:.1f}/min{eta}, {s.usage.total_tokens} tokens"
+        )
         if self.tty and not final:
             self.stream.write("\r\033[K" + line)
         else:
@@ -534,25 +576,41 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def write_manifest(job: GenerateJob, teacher: Teacher, source: PromptSource, stats: GenerateStats | None,
-                   exit_code: int | None = None) -> Path:
+def write_manifest(
+    job: GenerateJob,
+    teacher: Teacher,
+    source: PromptSource,
+    stats: GenerateStats | None,
+    exit_code: int | None = None,
+) -> Path:
     """The run's config beside the output: `hegelion status` reads the limit and model."""
     path = job.output.with_name(job.output.name + ".manifest.json")
     manifest = StageManifest(
         stage="generate",
         outputs=[str(job.output), str(job.rejects_path)],
-        config=redact({
-            "job": job.model_dump(mode="json"),
-            "teacher": teacher.name,
-            "teacher_options": teacher.options.model_dump(mode="json"),
-            "source": source.name,
-            "source_options": source.options.model_dump(mode="json"),
-        }),
-        counts=({"written": stats.written, "rejected": stats.rejected, "retried": stats.retried,
-                 "already_done": stats.already_done, "not_counted": stats.not_counted,
-                 "scrubbed": stats.scrubbed, "stopped": int(stats.stopped is not None),
-                 "exit_code": int(stats.exit_code if exit_code is None else exit_code)}
-                if stats else {}),
+        config=redact(
+            {
+                "job": job.model_dump(mode="json"),
+                "teacher": teacher.name,
+                "teacher_options": teacher.options.model_dump(mode="json"),
+                "source": source.name,
+                "source_options": source.options.model_dump(mode="json"),
+            }
+        ),
+        counts=(
+            {
+                "written": stats.written,
+                "rejected": stats.rejected,
+                "retried": stats.retried,
+                "already_done": stats.already_done,
+                "not_counted": stats.not_counted,
+                "scrubbed": stats.scrubbed,
+                "stopped": int(stats.stopped is not None),
+                "exit_code": int(stats.exit_code if exit_code is None else exit_code),
+            }
+            if stats
+            else {}
+        ),
         versions={"hegelion-core": __version__},
     )
     with atomic_output(path) as tmp:
@@ -560,7 +618,9 @@ def write_manifest(job: GenerateJob, teacher: Teacher, source: PromptSource, sta
     return path
 
 
-def run_generate(job: GenerateJob, teacher: Teacher, source: PromptSource, *, progress: bool = True) -> GenerateStats:
+def run_generate(
+    job: GenerateJob, teacher: Teacher, source: PromptSource, *, progress: bool = True
+) -> GenerateStats:
     """Run a generation job to the end, an early stop (``stats.stopped``), Ctrl-C
     (`KeyboardInterrupt`) or SIGTERM (`Terminated`), writing the manifest around it.
     Every way out leaves what finished written."""
@@ -572,7 +632,9 @@ def run_generate(job: GenerateJob, teacher: Teacher, source: PromptSource, *, pr
         try:
             return asyncio.run(_terminable(gen))
         except BaseException as exc:
-            code = {KeyboardInterrupt: ExitCode.INTERRUPTED, Terminated: ExitCode.TERMINATED}.get(type(exc), 1)
+            code = {KeyboardInterrupt: ExitCode.INTERRUPTED, Terminated: ExitCode.TERMINATED}.get(
+                type(exc), 1
+            )
             raise
         finally:
             write_manifest(job, teacher, source, gen.stats, code)

@@ -114,7 +114,9 @@ class Ledger:
         limit: int | None = None,
     ) -> None:
         self.output = Path(output)
-        self.rejects_path = Path(rejects) if rejects else self.output.with_name(self.output.name + ".rejects.jsonl")
+        self.rejects_path = (
+            Path(rejects) if rejects else self.output.with_name(self.output.name + ".rejects.jsonl")
+        )
         self.claims_path = self.output.with_name(self.output.name + ".claims")
         self.lock_path = self.output.with_name(self.output.name + ".lock")
         self.index_path = self.output.with_name(self.output.name + ".index")
@@ -126,8 +128,14 @@ class Ledger:
         self.attempts: Counter[int] = Counter()
         self.claims: dict[int, tuple[int, str, float]] = {}
         self._mine: set[int] = set()  # taken by this ledger: never taken twice in one run
-        self._tails = {name: _Tail(p) for name, p in
-                       (("out", self.output), ("rej", self.rejects_path), ("claims", self.claims_path))}
+        self._tails = {
+            name: _Tail(p)
+            for name, p in (
+                ("out", self.output),
+                ("rej", self.rejects_path),
+                ("claims", self.claims_path),
+            )
+        }
         self.pid = os.getpid()
         self.host = socket.gethostname()
         self.output.parent.mkdir(parents=True, exist_ok=True)
@@ -210,15 +218,22 @@ class Ledger:
             taken: list[str] = []
             for prompt_id in prompt_ids:
                 key = _key(prompt_id)
-                if (self.full or key in self._mine or self.settled(prompt_id)
-                        or self._claimed_by_other(key)):
+                if (
+                    self.full
+                    or key in self._mine
+                    or self.settled(prompt_id)
+                    or self._claimed_by_other(key)
+                ):
                     continue
                 self._mine.add(key)
                 taken.append(prompt_id)
             if taken:
                 t = time.time()
-                data = b"".join(orjson.dumps({"prompt_id": p, "pid": self.pid, "host": self.host, "t": t})
-                                + b"\n" for p in taken)
+                data = b"".join(
+                    orjson.dumps({"prompt_id": p, "pid": self.pid, "host": self.host, "t": t})
+                    + b"\n"
+                    for p in taken
+                )
                 self._append("claims", data, fsync=False)
                 for prompt_id in taken:
                     self.claims[_key(prompt_id)] = (self.pid, self.host, t)
@@ -229,8 +244,13 @@ class Ledger:
         or the limit is reached. True when this call wrote it."""
         return self.commit_many([record])[0]
 
-    def commit_many(self, records: Sequence[dict[str, Any]],
-                    rejects: Sequence[dict[str, Any]] = (), *, fsync: bool = True) -> list[bool]:
+    def commit_many(
+        self,
+        records: Sequence[dict[str, Any]],
+        rejects: Sequence[dict[str, Any]] = (),
+        *,
+        fsync: bool = True,
+    ) -> list[bool]:
         """Append finished records (one write) and reject rows, under one lock.
 
         A record is skipped when its prompt is already written (here, by another
@@ -244,8 +264,11 @@ class Ledger:
             lines: list[tuple[str, bytes]] = []
             for record in records:
                 key = _key(record["prompt_id"])
-                if (key in self.done or key in keys
-                        or (self.limit is not None and len(self.done) + len(keys) >= self.limit)):
+                if (
+                    key in self.done
+                    or key in keys
+                    or (self.limit is not None and len(self.done) + len(keys) >= self.limit)
+                ):
                     written.append(False)
                     continue
                 written.append(True)
@@ -262,8 +285,9 @@ class Ledger:
             if rejects:
                 data = b"".join(dumps(row) + b"\n" for row in rejects)
                 if self._append("rej", data, fsync=fsync)[1]:
-                    self.attempts.update(_key(row["prompt_id"]) for row in rejects
-                                         if counts_against_prompt(row))
+                    self.attempts.update(
+                        _key(row["prompt_id"]) for row in rejects if counts_against_prompt(row)
+                    )
             return written
 
     def reject(self, row: dict[str, Any]) -> None:
@@ -297,8 +321,12 @@ def _index_chunk(chunk: bytes) -> tuple[list[bytes], int] | None:
     a per-line regex made reading a million-line index take a second."""
     lines = chunk.count(b"\n")
     parts = chunk.split()
-    if (chunk.translate(None, _INDEX_ALPHABET) or chunk.count(b" ") != lines
-            or len(parts) != 2 * lines or not lines):
+    if (
+        chunk.translate(None, _INDEX_ALPHABET)
+        or chunk.count(b" ") != lines
+        or len(parts) != 2 * lines
+        or not lines
+    ):
         return None
     try:
         return parts[0::2], int(parts[-1], 10)

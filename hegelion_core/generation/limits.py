@@ -54,7 +54,11 @@ class RateLimiter:
 
     async def acquire(self, tokens: int = 0) -> None:
         """Wait until one more request (of about ``tokens`` tokens) fits the budgets."""
-        if self._requests is None and self._tokens is None and self._paused_until <= time.monotonic():
+        if (
+            self._requests is None
+            and self._tokens is None
+            and self._paused_until <= time.monotonic()
+        ):
             return  # no budgets and no pause: nothing to wait for, not even the lock
         async with self._lock:  # first come, first served
             while True:

@@ -32,5 +32,5 @@ def reject_label(phase: str, reason: str) -> str:
     first = (reason.strip().splitlines() or [""])[0].strip()
     first = _NUMBERS.sub("N", _IDS.sub("<id>", first))
     if len(first) > LABEL_CHARS:
-        first = first[:LABEL_CHARS - 3].rstrip() + "..."
+        first = first[: LABEL_CHARS - 3].rstrip() + "..."
     return f"{phase}: {first}"

@@ -59,11 +59,14 @@ class SDKTeacher(Teacher):
     class Options(DriverOptions):
         base_url: str | None = Field(None, description="another server that speaks the API")
         api_key_env: str = Field(
-            "API_KEY", description="where the key is read (environment, then secrets.toml)")
+            "API_KEY", description="where the key is read (environment, then secrets.toml)"
+        )
         timeout: float = Field(120.0, gt=0, description="seconds for one whole call")
         transport: Literal["auto", "httpx", "aiohttp"] = Field(
-            "auto", description="HTTP transport; auto takes aiohttp when the SDK's aiohttp "
-                                "extra is installed (half the client CPU per request)")
+            "auto",
+            description="HTTP transport; auto takes aiohttp when the SDK's aiohttp "
+            "extra is installed (half the client CPU per request)",
+        )
 
     def __init__(self, options: Any = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
@@ -86,8 +89,11 @@ class SDKTeacher(Teacher):
         if self._client is None or self._client_loop is not loop:
             make = getattr(self._sdk(), self.client_class)
             self._client = make(
-                api_key=self.api_key(), base_url=self.options.base_url,
-                timeout=self.options.timeout, max_retries=0, http_client=self._http_client(),
+                api_key=self.api_key(),
+                base_url=self.options.base_url,
+                timeout=self.options.timeout,
+                max_retries=0,
+                http_client=self._http_client(),
             )
             self._client_loop = loop
         return self._client
@@ -98,11 +104,15 @@ class SDKTeacher(Teacher):
         SDK's aiohttp client can be used; else the SDK's default, httpx."""
         if self.options.transport == "httpx":
             return "httpx"
-        available = (hasattr(self._sdk(), "DefaultAioHttpClient")
-                     and importlib.util.find_spec("aiohttp") is not None)
+        available = (
+            hasattr(self._sdk(), "DefaultAioHttpClient")
+            and importlib.util.find_spec("aiohttp") is not None
+        )
         if self.options.transport == "aiohttp" and not available:
-            raise HegelionError(f"the {self.name} teacher's transport=aiohttp needs the SDK's "
-                                f"aiohttp client: pip install '{self.sdk}[aiohttp]'")
+            raise HegelionError(
+                f"the {self.name} teacher's transport=aiohttp needs the SDK's "
+                f"aiohttp client: pip install '{self.sdk}[aiohttp]'"
+            )
         return "aiohttp" if available else "httpx"
 
     def _http_client(self) -> Any:
@@ -147,8 +157,9 @@ class SDKTeacher(Teacher):
         if isinstance(exc, sdk.APITimeoutError):
             refused = _connection_error_under(exc)  # aiohttp reports a refusal as a timeout
             if refused is not None:
-                return TeacherError(scrub(f"connection error: {refused}"), retryable=True,
-                                    blame="service")
+                return TeacherError(
+                    scrub(f"connection error: {refused}"), retryable=True, blame="service"
+                )
             return TeacherError(f"timed out after {self.options.timeout:g}s", retryable=True)
         if isinstance(exc, sdk.APIConnectionError):
             cause = exc.__cause__ or exc.__context__
@@ -158,22 +169,29 @@ class SDKTeacher(Teacher):
             status, message = self.status_detail(exc)
             headers = exc.response.headers if exc.response is not None else None
             return TeacherError(
-                scrub(message)[:1000], retryable=retryable_status(status),
-                retry_after=parse_retry_after(headers), status=status,
+                scrub(message)[:1000],
+                retryable=retryable_status(status),
+                retry_after=parse_retry_after(headers),
+                status=status,
             )
         if isinstance(exc, sdk.APIResponseValidationError):
-            return TeacherError(scrub(f"malformed response: {exc.message}"), retryable=True,
-                                status=exc.status_code)
+            return TeacherError(
+                scrub(f"malformed response: {exc.message}"), retryable=True, status=exc.status_code
+            )
         if isinstance(exc, sdk.APIError):  # an error without a status, e.g. inside a stream
             return TeacherError(scrub(f"API error: {exc.message}"), retryable=True)
         if isinstance(exc, json.JSONDecodeError):  # a 200 whose body is not JSON
             return TeacherError(scrub(f"malformed response: {exc}"), retryable=True)
         if type(exc).__module__.split(".")[0] in _TRANSPORT_MODULES:
-            return TeacherError(scrub(f"connection error: {type(exc).__name__}: {exc}"),
-                                retryable=True, blame="service")
+            return TeacherError(
+                scrub(f"connection error: {type(exc).__name__}: {exc}"),
+                retryable=True,
+                blame="service",
+            )
         if isinstance(exc, getattr(sdk, self.sdk_error)):  # the client's setup, not a prompt
-            return TeacherError(scrub(f"{type(exc).__name__}: {exc}"), retryable=False,
-                                blame="service")
+            return TeacherError(
+                scrub(f"{type(exc).__name__}: {exc}"), retryable=False, blame="service"
+            )
         return None
 
     def status_detail(self, exc: Any) -> tuple[int, str]:

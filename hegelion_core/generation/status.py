@@ -66,10 +66,13 @@ class RunStatus(BaseModel):
 
 def load_prices(path: Path | None = None) -> dict[str, tuple[float, float]]:
     prices = dict(DEFAULT_PRICES)
-    for candidate in ([path] if path else [config_dir() / "prices.toml"]):
+    for candidate in [path] if path else [config_dir() / "prices.toml"]:
         if candidate and candidate.is_file():
-            raw = (json.loads(candidate.read_text()) if candidate.suffix == ".json"
-                   else tomllib.loads(candidate.read_text()))
+            raw = (
+                json.loads(candidate.read_text())
+                if candidate.suffix == ".json"
+                else tomllib.loads(candidate.read_text())
+            )
             for model, p in raw.items():
                 prices[model] = (float(p["input"]), float(p["output"]))
     return prices
@@ -82,8 +85,13 @@ def price_for(model: str, prices: dict[str, tuple[float, float]]) -> tuple[float
     return prices[max(matches, key=len)] if matches else None
 
 
-def run_status(output: Path, *, rejects: Path | None = None, window_min: float = 10.0,
-               prices: dict[str, tuple[float, float]] | None = None) -> RunStatus:
+def run_status(
+    output: Path,
+    *,
+    rejects: Path | None = None,
+    window_min: float = 10.0,
+    prices: dict[str, tuple[float, float]] | None = None,
+) -> RunStatus:
     prices = prices if prices is not None else load_prices()
     status = RunStatus(output=str(output), window_min=window_min)
     manifest = output.with_name(output.name + ".manifest.json")
@@ -164,18 +172,25 @@ def _rows(path: Path) -> Any:
 
 def render(status: RunStatus) -> str:
     target = f" of {status.limit}" if status.limit else ""
-    lines = [f"{status.output}: {status.written}{target} written, {status.rejected_prompts} prompts rejected"]
+    lines = [
+        f"{status.output}: {status.written}{target} written, {status.rejected_prompts} prompts rejected"
+    ]
     if status.open_prompts:
-        lines[0] += (f", {status.open_prompts} failed for reasons not their own "
-                     "(a rerun tries them again)")
+        lines[0] += (
+            f", {status.open_prompts} failed for reasons not their own (a rerun tries them again)"
+        )
     lines.append(f"rate: {status.rate_per_min:.1f}/min over the last {status.window_min:g} min")
     if status.eta_s is not None:
         lines.append(f"eta to the limit: {timedelta(seconds=int(status.eta_s))}")
     if status.last_record_at:
         lines.append(f"last record: {status.last_record_at.isoformat(timespec='seconds')}")
     for model, m in status.by_model.items():
-        cost = f", ${m.cost_usd:.4f}" if m.cost_usd is not None else ", price unknown (see --prices)"
-        lines.append(f"  {model}: {m.records} records, {m.prompt_tokens} in + {m.completion_tokens} out tokens{cost}")
+        cost = (
+            f", ${m.cost_usd:.4f}" if m.cost_usd is not None else ", price unknown (see --prices)"
+        )
+        lines.append(
+            f"  {model}: {m.records} records, {m.prompt_tokens} in + {m.completion_tokens} out tokens{cost}"
+        )
     if status.cost_usd is not None:
         lines.append(f"total cost: ${status.cost_usd:.4f}")
     if status.reject_reasons:

@@ -66,8 +66,13 @@ class PipelineConfig(BaseModel):
         return self.source.parent
 
     def error(self, loc: tuple[Any, ...], problem: str, hint: str | None = None) -> InputError:
-        return InputError(self.source, line_of(self.lines, loc), problem,
-                          field=".".join(str(p) for p in loc) or None, hint=hint)
+        return InputError(
+            self.source,
+            line_of(self.lines, loc),
+            problem,
+            field=".".join(str(p) for p in loc) or None,
+            hint=hint,
+        )
 
 
 def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> PipelineConfig:
@@ -79,9 +84,13 @@ def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> Pipeli
         config = PipelineConfig.model_validate({**data, "source": path, "lines": lines})
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InputError(path, line_of(lines, first["loc"]), describe_validation(exc),
-                         field=".".join(str(p) for p in first["loc"]),
-                         hint="see docs/pipeline.md for the file's layout") from None
+        raise InputError(
+            path,
+            line_of(lines, first["loc"]),
+            describe_validation(exc),
+            field=".".join(str(p) for p in first["loc"]),
+            hint="see docs/pipeline.md for the file's layout",
+        ) from None
     if not config.stages:
         raise config.error(("stages",), "declare at least one stage")
     if config.workdir is not None:
@@ -91,15 +100,20 @@ def load_pipeline(path: Path, overrides: dict[str, Any] | None = None) -> Pipeli
     kinds = driver_names("stage_kinds")
     for name, spec in config.stages.items():
         if not STAGE_NAME.fullmatch(name):
-            raise config.error(("stages", name), f"stage name {name!r} is not a plain name",
-                               hint="a stage's name is its directory under the workdir: use letters, "
-                                    "digits, `_`, `.` and `-`, starting with a letter, digit or `_`")
+            raise config.error(
+                ("stages", name),
+                f"stage name {name!r} is not a plain name",
+                hint="a stage's name is its directory under the workdir: use letters, "
+                "digits, `_`, `.` and `-`, starting with a letter, digit or `_`",
+            )
         if (kind := config.kind(name)) not in kinds:
             # A first-party kind not installed here: its pip command; else the kinds there are.
             why = missing_message("stage_kinds", kind)
-            raise config.error(("stages", name), f"unknown kind {kind!r}" + (f": {why}" if why else ""),
-                               hint=f"a stage is one of {', '.join(kinds)}: name it so, or add "
-                                    "`uses: KIND`")
+            raise config.error(
+                ("stages", name),
+                f"unknown kind {kind!r}" + (f": {why}" if why else ""),
+                hint=f"a stage is one of {', '.join(kinds)}: name it so, or add `uses: KIND`",
+            )
         if spec.after is not None and spec.after not in config.stages:
             raise config.error(("stages", name, "from"), f"`from: {spec.after}` names no stage")
     return config

@@ -46,21 +46,32 @@ class GenerateStage(StageKind):
         from hegelion_core.generation.generate import GenerateJob
 
         traces = ctx.workdir / "traces.jsonl"
-        argv = ["generate", "--output", str(traces),
-                *ctx.argv(ctx.command("generate"), options, reserved={"output"})]
+        argv = [
+            "generate",
+            "--output",
+            str(traces),
+            *ctx.argv(ctx.command("generate"), options, reserved={"output"}),
+        ]
         given = options.get("rejects")
         rejects = GenerateJob(output=traces, rejects=ctx.path(str(given)) if given else None)
-        return ctx.plan([Invocation(argv)],
-                        {"traces": str(traces), "rejects": str(rejects.rejects_path)}, resume=True)
+        return ctx.plan(
+            [Invocation(argv)],
+            {"traces": str(traces), "rejects": str(rejects.rejects_path)},
+            resume=True,
+        )
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
-        return {"records": count_lines(Path(plan.artifact["traces"])),
-                "rejected": count_lines(Path(plan.artifact["rejects"]))}
+        return {
+            "records": count_lines(Path(plan.artifact["traces"])),
+            "rejected": count_lines(Path(plan.artifact["rejects"])),
+        }
 
     def check(self, plan: StagePlan, figures: dict[str, Any]) -> None:
         if not figures["records"]:
-            raise StageFailed(f"`hegelion generate` wrote no records ({figures['rejected']} "
-                              f"rejected, see {plan.artifact['rejects']})")
+            raise StageFailed(
+                f"`hegelion generate` wrote no records ({figures['rejected']} "
+                f"rejected, see {plan.artifact['rejects']})"
+            )
 
     def failure(self, status: int) -> str:
         return self._FAILED.get(status, "failed")
@@ -78,10 +89,18 @@ class CurateStage(StageKind):
         if given is None:
             sources = [ctx.input("traces", usual="generate or curate")]
         else:
-            sources = [str(ctx.path(str(p))) for p in (given if isinstance(given, list) else [given])]
+            sources = [
+                str(ctx.path(str(p))) for p in (given if isinstance(given, list) else [given])
+            ]
         out = ctx.workdir / "curated.jsonl"
-        argv = ["curate", *sources, "--output", str(out), "--quiet",
-                *ctx.argv(ctx.command("curate"), options, reserved={"output"})]
+        argv = [
+            "curate",
+            *sources,
+            "--output",
+            str(out),
+            "--quiet",
+            *ctx.argv(ctx.command("curate"), options, reserved={"output"}),
+        ]
         return ctx.plan([Invocation(argv)], {"traces": str(out)}, inputs=[Path(s) for s in sources])
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
@@ -89,8 +108,11 @@ class CurateStage(StageKind):
         out = Path(plan.artifact["traces"])
         manifest = read_json(out.with_name(out.name + ".manifest.json"))
         counts = manifest.get("counts", {})
-        figures = {"rows_in": counts.get("lines"), "rows_out": counts.get("rows_out"),
-                   "dropped": counts.get("dropped")}
+        figures = {
+            "rows_in": counts.get("lines"),
+            "rows_out": counts.get("rows_out"),
+            "dropped": counts.get("dropped"),
+        }
         by_reason: dict[str, int] = {}
         for report in manifest.get("filters") or []:
             for reason, n in (report.get("dropped") or {}).items():
@@ -108,13 +130,23 @@ class FormatStage(StageKind):
 
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
         given = options.pop("input", None)
-        source = str(ctx.path(given)) if given is not None else \
-            ctx.input("traces", usual="generate or curate")
+        source = (
+            str(ctx.path(given))
+            if given is not None
+            else ctx.input("traces", usual="generate or curate")
+        )
         fmt = options.get("format", "sft")
-        split = any(k in options for k in ("valid_ratio", "test_ratio")) or options.get("to") == "hf"
+        split = (
+            any(k in options for k in ("valid_ratio", "test_ratio")) or options.get("to") == "hf"
+        )
         out = ctx.workdir / ("data" if split else f"{fmt}.jsonl")
-        argv = ["dataset", source, str(out), "--quiet",
-                *ctx.argv(ctx.command("dataset"), {"format": fmt, **options})]
+        argv = [
+            "dataset",
+            source,
+            str(out),
+            "--quiet",
+            *ctx.argv(ctx.command("dataset"), {"format": fmt, **options}),
+        ]
         return ctx.plan([Invocation(argv)], {"data": str(out)}, inputs=[Path(source)])
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
@@ -130,7 +162,9 @@ class TrainStage(StageKind):
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
         given = options.pop("input", None)
         data = str(ctx.path(given)) if given else ctx.input("dataset", usual="format")
-        base = ctx.model("model", str(options.pop("model")))["model"] if "model" in options else None
+        base = (
+            ctx.model("model", str(options.pop("model")))["model"] if "model" in options else None
+        )
         settings = options.pop("config", None)
         overrides: dict[str, Any] = {}
         if (init := options.pop("init_adapter", None)) is not None:
@@ -151,15 +185,26 @@ class TrainStage(StageKind):
         for key, value in overrides.items():
             argv += ["--set", f"{key}={value}"]
         argv += ctx.argv(ctx.command("train"), options, reserved={"data", "output", "resume"})
-        artifact = {"adapter": str(ctx.workdir / "adapter"), "model": str(ctx.workdir / "adapter"),
-                    "base": base or "", "merged": str(ctx.workdir / "merged")}
-        return ctx.plan([Invocation(argv)], artifact, resume=True,
-                        inputs=[Path(data)] + ([Path(base)] if base and Path(base).exists() else []))
+        artifact = {
+            "adapter": str(ctx.workdir / "adapter"),
+            "model": str(ctx.workdir / "adapter"),
+            "base": base or "",
+            "merged": str(ctx.workdir / "merged"),
+        }
+        return ctx.plan(
+            [Invocation(argv)],
+            artifact,
+            resume=True,
+            inputs=[Path(data)] + ([Path(base)] if base and Path(base).exists() else []),
+        )
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
         metrics = read_json(plan.workdir / "manifest.json").get("metrics", {})
-        return {k: round(v, 4) for k, v in metrics.items()
-                if k in ("train_loss", "steps", "tokens_per_s", "runtime_s")}
+        return {
+            k: round(v, 4)
+            for k, v in metrics.items()
+            if k in ("train_loss", "steps", "tokens_per_s", "runtime_s")
+        }
 
     def resume(self, plan: StagePlan) -> None:
         if (plan.workdir / "checkpoints").is_dir():
@@ -182,20 +227,33 @@ class ExportStage(StageKind):
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
         exporter = str(options.pop("exporter", DEFAULT_EXPORTER))
         _, trained = ctx.upstream("adapter", usual="train")
-        argv = ["export", exporter, "--model", trained["base"], "--adapter", trained["adapter"],
-                "--out", str(ctx.workdir)]
+        argv = [
+            "export",
+            exporter,
+            "--model",
+            trained["base"],
+            "--adapter",
+            trained["adapter"],
+            "--out",
+            str(ctx.workdir),
+        ]
         options.setdefault("name", ctx.config.name)
-        argv += ctx.argv(ctx.command("export", exporter), options,
-                         reserved={"model", "adapter", "out"})
-        return ctx.plan([Invocation(argv)],
-                        {"export_dir": str(ctx.workdir), "name": str(options["name"])},
-                        inputs=[Path(trained["adapter"])])
+        argv += ctx.argv(
+            ctx.command("export", exporter), options, reserved={"model", "adapter", "out"}
+        )
+        return ctx.plan(
+            [Invocation(argv)],
+            {"export_dir": str(ctx.workdir), "name": str(options["name"])},
+            inputs=[Path(trained["adapter"])],
+        )
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
         w = plan.workdir
         report = read_json(w / "report.json") or read_json(w / "manifest.json").get("report", {})
-        figures: dict[str, Any] = {"quantization": report.get("quantization"),
-                                   "verified": report.get("passed")}
+        figures: dict[str, Any] = {
+            "quantization": report.get("quantization"),
+            "verified": report.get("passed"),
+        }
         for check in report.get("checks", []):
             for key in ("agreement", "max_abs_diff"):
                 if key in check.get("figures", {}):
@@ -231,8 +289,11 @@ class EvalStage(StageKind):
             name, _ = ctx.upstream("model", usual="export or train")
             models = {"trained": f"stage:{name}"}
         if not isinstance(models, dict) or not models:
-            raise ctx.error("models", "expected a mapping of label: model",
-                            hint="models: {before: 'packaged:smollm2', after: 'stage:export'}")
+            raise ctx.error(
+                "models",
+                "expected a mapping of label: model",
+                hint="models: {before: 'packaged:smollm2', after: 'stage:export'}",
+            )
         if "data" not in options:
             options["data"] = ctx.input("eval_items")
         common = ctx.argv(ctx.command("eval"), options, reserved={"model", "adapter", "out"})
@@ -250,5 +311,7 @@ class EvalStage(StageKind):
         return ctx.plan(invocations, {"results": str(ctx.workdir)})
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
-        return {inv.label: read_json(plan.workdir / inv.label / "results.json").get("metrics", {})
-                for inv in plan.invocations}
+        return {
+            inv.label: read_json(plan.workdir / inv.label / "results.json").get("metrics", {})
+            for inv in plan.invocations
+        }

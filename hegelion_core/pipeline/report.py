@@ -96,8 +96,12 @@ def load_stages(run_dir: Path, order: Sequence[str] | None = None) -> list[Stage
     """Every stage directory of ``run_dir``: those named in ``order`` first, in that order
     (the pipeline file's), then the rest in the order they finished."""
     if not run_dir.is_dir():
-        raise InputError(run_dir, None, "no such run directory",
-                         hint="the run directory is runs/NAME, or the pipeline file's workdir:")
+        raise InputError(
+            run_dir,
+            None,
+            "no such run directory",
+            hint="the run directory is runs/NAME, or the pipeline file's workdir:",
+        )
     stages = []
     for d in sorted(p for p in run_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if _MOVED_ASIDE.search(d.name):
@@ -111,14 +115,22 @@ def load_stages(run_dir: Path, order: Sequence[str] | None = None) -> list[Stage
             if record.stage == d.name:  # else a copy of another stage's directory
                 stages.append(Stage(d.name, d, record))
         elif (d / STARTED).is_file():
-            stages.append(Stage(d.name, d, None, "did not finish (no stage.json): rerun the pipeline"))
+            stages.append(
+                Stage(d.name, d, None, "did not finish (no stage.json): rerun the pipeline")
+            )
     if not stages:
-        raise InputError(run_dir, None, f"no pipeline stage here (no STAGE/{RECORD})",
-                         hint="run `hegelion run PIPELINE.yaml` first, and give its work directory")
+        raise InputError(
+            run_dir,
+            None,
+            f"no pipeline stage here (no STAGE/{RECORD})",
+            hint="run `hegelion run PIPELINE.yaml` first, and give its work directory",
+        )
     rank = {name: i for i, name in enumerate(order or ())}
     far = datetime.max.replace(tzinfo=UTC)
-    return sorted(stages, key=lambda s: (rank.get(s.name, len(rank)),
-                                         s.record.created_at if s.record else far))
+    return sorted(
+        stages,
+        key=lambda s: (rank.get(s.name, len(rank)), s.record.created_at if s.record else far),
+    )
 
 
 def loss_curves(stage: Stage) -> dict[str, list[tuple[float, float]]]:
@@ -130,7 +142,10 @@ def loss_curves(stage: Stage) -> dict[str, list[tuple[float, float]]]:
         step = row.get("step")
         if not _finite(step):
             continue
-        for name, keys in (("loss", ("loss", "train_loss")), ("validation loss", ("eval_loss", "val_loss"))):
+        for name, keys in (
+            ("loss", ("loss", "train_loss")),
+            ("validation loss", ("eval_loss", "val_loss")),
+        ):
             value = next((row[k] for k in keys if _finite(row.get(k))), None)
             if value is not None:
                 curves[name][float(step)] = float(value)
@@ -162,11 +177,19 @@ def curate_filters(stage: Stage) -> tuple[Path | None, list[dict[str, Any]]]:
 def _filter_rows(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``{name (or filter), rows_in, dropped, examples, rows_out}`` rows, wherever the
     manifest keeps their list (``filters``, or one level down)."""
-    for value in [manifest.get("filters"), *manifest.values(),
-                  *(v.get("filters") for v in manifest.values() if isinstance(v, dict))]:
-        if isinstance(value, list) and value and all(
+    for value in [
+        manifest.get("filters"),
+        *manifest.values(),
+        *(v.get("filters") for v in manifest.values() if isinstance(v, dict)),
+    ]:
+        if (
+            isinstance(value, list)
+            and value
+            and all(
                 isinstance(r, dict) and "rows_in" in r and ("name" in r or "filter" in r)
-                for r in value):
+                for r in value
+            )
+        ):
             return value
     return []
 
@@ -184,8 +207,14 @@ def eval_runs(stage: Stage) -> list[EvalRun]:
         if not isinstance(results, dict):
             continue
         items_name = (results.get("files") or {}).get("items", "items.jsonl")
-        runs.append(EvalRun(label, results, _read_jsonl(stage.dir / label / items_name),
-                            Path(data) if data else None))
+        runs.append(
+            EvalRun(
+                label,
+                results,
+                _read_jsonl(stage.dir / label / items_name),
+                Path(data) if data else None,
+            )
+        )
     return runs
 
 
@@ -233,7 +262,9 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds:.0f} s" if seconds >= 1 else f"{seconds:.1f} s"
     minutes, s = divmod(round(seconds), 60)
-    return f"{minutes} min {s:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+    return (
+        f"{minutes} min {s:02d} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
+    )
 
 
 def _e(text: Any) -> str:
@@ -263,7 +294,9 @@ def _tick_label(v: float) -> str:
     return f"{v:.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.1e}"
 
 
-def loss_svg(curves: dict[str, list[tuple[float, float]]], width: int = 720, height: int = 280) -> str:
+def loss_svg(
+    curves: dict[str, list[tuple[float, float]]], width: int = 720, height: int = 280
+) -> str:
     """An SVG line chart of the loss by step (and the validation loss, dashed)."""
     left, right, top, bottom = 64, 16, 16, 40
     points = [p for c in curves.values() for p in c]
@@ -277,8 +310,11 @@ def loss_svg(curves: dict[str, list[tuple[float, float]]], width: int = 720, hei
     def sy(y: float) -> float:
         return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
 
-    parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-             f'role="img" aria-label="training loss by step">']
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="training loss by step">'
+    ]
+
     def line(x1: float, x2: float, y1: float, y2: float) -> str:
         return f'<line class="grid" x1="{x1:.1f}" x2="{x2:.1f}" y1="{y1:.1f}" y2="{y2:.1f}"/>'
 
@@ -286,23 +322,32 @@ def loss_svg(curves: dict[str, list[tuple[float, float]]], width: int = 720, hei
         return f'<text class="{cls}" x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}">{text}</text>'
 
     for y in yt:
-        parts += [line(left, width - right, sy(y), sy(y)),
-                  label(left - 6, sy(y) + 4, "end", _tick_label(y))]
+        parts += [
+            line(left, width - right, sy(y), sy(y)),
+            label(left - 6, sy(y) + 4, "end", _tick_label(y)),
+        ]
     for x in xt:
-        parts += [line(sx(x), sx(x), top, height - bottom),
-                  label(sx(x), height - bottom + 16, "middle", _tick_label(x))]
+        parts += [
+            line(sx(x), sx(x), top, height - bottom),
+            label(sx(x), height - bottom + 16, "middle", _tick_label(x)),
+        ]
     parts.append(label((left + width - right) / 2, height - 6, "middle", "step", "axis"))
     for i, (name, curve) in enumerate(curves.items()):
         cls = "series" if i == 0 else "series alt"
         if len(curve) > 2000:  # a long run: every k-th step (and the last) draws the same line
-            curve = [*curve[:-1:len(curve) // 1000], curve[-1]]
+            curve = [*curve[: -1 : len(curve) // 1000], curve[-1]]
         coords = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in curve)
         parts.append(f'<polyline class="{cls}" points="{coords}"/>')
         if len(curve) <= 60:
-            parts += [f'<circle class="{cls}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5">'
-                      f'<title>{_e(name)} at step {x:g}: {y:.4g}</title></circle>' for x, y in curve]
-        parts.append(f'<text class="legend {cls}" x="{width - right - 4}" y="{top + 14 + 16 * i}" '
-                     f'text-anchor="end">{_e(name)}</text>')
+            parts += [
+                f'<circle class="{cls}" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5">'
+                f"<title>{_e(name)} at step {x:g}: {y:.4g}</title></circle>"
+                for x, y in curve
+            ]
+        parts.append(
+            f'<text class="legend {cls}" x="{width - right - 4}" y="{top + 14 + 16 * i}" '
+            f'text-anchor="end">{_e(name)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -333,7 +378,7 @@ def highlight(response: str) -> str:
         out.append(f'<mark class="{part}" title="{part}">{_e(response[start:end])}</mark>')
         at = end
     out.append(_e(response[at:]))
-    notes = "".join(f'<li>{_e(why)}</li>' for why in parsed.missing.values())
+    notes = "".join(f"<li>{_e(why)}</li>" for why in parsed.missing.values())
     text = f'<pre class="answer">{"".join(out)}</pre>'
     if not any(bodies[p] for p in PARTS):
         return f'{text}<p class="note">no THESIS, ANTITHESIS or SYNTHESIS section: shown as written</p>'
@@ -346,9 +391,13 @@ def _blocks(parsed: Any, response: str) -> str:
     for part in (*PARTS, "answer"):
         body = getattr(parsed, part)
         if body:
-            out.append(f'<div class="block {part}"><b>{part.upper()}</b><pre>{_e(body)}</pre></div>')
+            out.append(
+                f'<div class="block {part}"><b>{part.upper()}</b><pre>{_e(body)}</pre></div>'
+            )
     out += [f'<p class="note">{_e(why)}</p>' for why in parsed.missing.values()]
-    out.append(f'<details><summary>as written</summary><pre class="answer">{_e(response)}</pre></details>')
+    out.append(
+        f'<details><summary>as written</summary><pre class="answer">{_e(response)}</pre></details>'
+    )
     return "".join(out)
 
 
@@ -417,30 +466,46 @@ ul.missing { margin: 6px 0 0; padding-left: 18px; color: var(--muted); font-size
 
 
 def _figures(figures: dict[str, Any]) -> str:
-    items = [f"<li><b>{_e(k)}</b> <span class=\"num\">{_e(_fmt(v))}</span></li>"
-             for k, v in figures.items()]
-    return f'<ul class="figures">{"".join(items)}</ul>' if items else '<span class="muted">none</span>'
+    items = [
+        f'<li><b>{_e(k)}</b> <span class="num">{_e(_fmt(v))}</span></li>'
+        for k, v in figures.items()
+    ]
+    return (
+        f'<ul class="figures">{"".join(items)}</ul>' if items else '<span class="muted">none</span>'
+    )
 
 
 def _stages_section(stages: list[Stage]) -> str:
     rows = []
     for s in stages:
         if s.record is None:
-            rows.append(f'<tr data-stage="{_e(s.name)}"><td>{_e(s.name)}</td><td>?</td>'
-                        f'<td class="num">-</td><td class="note">{_e(s.note)}</td></tr>')
+            rows.append(
+                f'<tr data-stage="{_e(s.name)}"><td>{_e(s.name)}</td><td>?</td>'
+                f'<td class="num">-</td><td class="note">{_e(s.note)}</td></tr>'
+            )
             continue
         r = s.record
         commands = "\n".join("hegelion " + " ".join(argv) for argv in r.commands)
-        main = next((r.artifact[k] for k in ("gguf", "adapter", "data", "traces", "results")
-                     if r.artifact.get(k)), "")
+        main = next(
+            (
+                r.artifact[k]
+                for k in ("gguf", "adapter", "data", "traces", "results")
+                if r.artifact.get(k)
+            ),
+            "",
+        )
         rows.append(
             f'<tr data-stage="{_e(s.name)}"><td>{_e(s.name)}</td><td>{_e(r.kind)}</td>'
             f'<td class="num">{_duration(r.elapsed_s)}</td><td>{_figures(r.figures)}'
-            + (f'<div class="meta"><code>{_e(main)}</code></div>' if main else "") +
-            f'<details><summary>commands</summary><pre>{_e(commands)}</pre></details></td></tr>')
-    return ('<h2>Stages</h2><table class="stages"><thead><tr><th>stage</th><th>kind</th>'
-            '<th class="num">time</th><th>figures</th></tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+            + (f'<div class="meta"><code>{_e(main)}</code></div>' if main else "")
+            + f"<details><summary>commands</summary><pre>{_e(commands)}</pre></details></td></tr>"
+        )
+    return (
+        '<h2>Stages</h2><table class="stages"><thead><tr><th>stage</th><th>kind</th>'
+        '<th class="num">time</th><th>figures</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>"
+    )
 
 
 def _train_section(stages: list[Stage]) -> str:
@@ -449,11 +514,15 @@ def _train_section(stages: list[Stage]) -> str:
         curves = loss_curves(s)
         title = f"<h3>{_e(s.name)}</h3>" if len(stages) > 1 else ""
         if not curves:
-            out.append(f'{title}<p class="note">no loss logged in {_e(s.dir / "metrics.jsonl")}</p>')
+            out.append(
+                f'{title}<p class="note">no loss logged in {_e(s.dir / "metrics.jsonl")}</p>'
+            )
             continue
         loss = curves.get("loss") or next(iter(curves.values()))
-        summary = (f'{len(loss)} logged steps; loss {loss[0][1]:.4g} at step {loss[0][0]:g}, '
-                   f'{loss[-1][1]:.4g} at step {loss[-1][0]:g}')
+        summary = (
+            f"{len(loss)} logged steps; loss {loss[0][1]:.4g} at step {loss[0][0]:g}, "
+            f"{loss[-1][1]:.4g} at step {loss[-1][0]:g}"
+        )
         out.append(f'{title}<p class="meta">{summary}</p>{loss_svg(curves)}')
     return "<h2>Training loss</h2>" + "".join(out) if out else ""
 
@@ -464,27 +533,47 @@ def _curate_section(stages: list[Stage]) -> str:
         path, filters = curate_filters(s)
         title = f"<h3>{_e(s.name)}</h3>" if len(stages) > 1 else ""
         if not filters:
-            out.append(f'{title}<p class="note">no filter counts found (curate manifest: '
-                       f'{_e(path or "none")})</p>')
+            out.append(
+                f'{title}<p class="note">no filter counts found (curate manifest: '
+                f"{_e(path or 'none')})</p>"
+            )
             continue
         rows = []
         for f in filters:
             dropped = f.get("dropped") or {}
-            reasons = ", ".join(f"{_e(k)} {_e(v)}" for k, v in dropped.items()) if isinstance(dropped, dict) \
+            reasons = (
+                ", ".join(f"{_e(k)} {_e(v)}" for k, v in dropped.items())
+                if isinstance(dropped, dict)
                 else _e(dropped)
-            total = sum(v for v in dropped.values() if isinstance(v, int)) if isinstance(dropped, dict) else ""
+            )
+            total = (
+                sum(v for v in dropped.values() if isinstance(v, int))
+                if isinstance(dropped, dict)
+                else ""
+            )
             examples = f.get("examples") or {}
-            shown = "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in examples.items()) \
-                if isinstance(examples, dict) else f"<li>{_e(examples)}</li>"
-            details = f'<details><summary>examples</summary><ul>{shown}</ul></details>' if examples else ""
+            shown = (
+                "".join(f"<li><b>{_e(k)}</b>: {_e(v)}</li>" for k, v in examples.items())
+                if isinstance(examples, dict)
+                else f"<li>{_e(examples)}</li>"
+            )
+            details = (
+                f"<details><summary>examples</summary><ul>{shown}</ul></details>"
+                if examples
+                else ""
+            )
             name = f.get("name", f.get("filter"))
-            rows.append(f'<tr data-filter="{_e(name)}"><td>{_e(name)}</td>'
-                        f'<td class="num">{_e(f.get("rows_in", ""))}</td>'
-                        f'<td class="num">{_e(total)}</td><td>{reasons or "-"}{details}</td>'
-                        f'<td class="num">{_e(f.get("rows_out", ""))}</td></tr>')
-        out.append(f'{title}<table class="curate"><thead><tr><th>filter</th><th class="num">rows in</th>'
-                   '<th class="num">dropped</th><th>why</th><th class="num">rows out</th></tr></thead>'
-                   f'<tbody>{"".join(rows)}</tbody></table>')
+            rows.append(
+                f'<tr data-filter="{_e(name)}"><td>{_e(name)}</td>'
+                f'<td class="num">{_e(f.get("rows_in", ""))}</td>'
+                f'<td class="num">{_e(total)}</td><td>{reasons or "-"}{details}</td>'
+                f'<td class="num">{_e(f.get("rows_out", ""))}</td></tr>'
+            )
+        out.append(
+            f'{title}<table class="curate"><thead><tr><th>filter</th><th class="num">rows in</th>'
+            '<th class="num">dropped</th><th>why</th><th class="num">rows out</th></tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>"
+        )
     return "<h2>Curation</h2>" + "".join(out) if out else ""
 
 
@@ -498,8 +587,10 @@ def _eval_table(runs: list[EvalRun]) -> str:
     rows = []
     for name in names:
         values = [r.results.get("metrics", {}).get(name) for r in runs]
-        cells = "".join(f'<td class="num" data-label="{_e(r.label)}">{fmt_metric(v)}</td>'
-                        for r, v in zip(runs, values))
+        cells = "".join(
+            f'<td class="num" data-label="{_e(r.label)}">{fmt_metric(v)}</td>'
+            for r, v in zip(runs, values)
+        )
         if change:
             a, b = values
             if _finite(a) and _finite(b):
@@ -508,23 +599,37 @@ def _eval_table(runs: list[EvalRun]) -> str:
             else:
                 cells += '<td class="num">-</td>'
         rows.append(f'<tr data-metric="{_e(name)}"><td>{_e(name)}</td>{cells}</tr>')
-    counts = "".join(f'<td class="num">{_e(r.results.get("counts", {}).get("items", "?"))}</td>' for r in runs)
+    counts = "".join(
+        f'<td class="num">{_e(r.results.get("counts", {}).get("items", "?"))}</td>' for r in runs
+    )
     rows.append(f'<tr class="muted"><td>items</td>{counts}{"<td></td>" if change else ""}</tr>')
     models = "".join(
-        f'<li><b>{_e(r.label)}</b>: <code>{_e(r.results.get("model", "?"))}</code>'
-        + (f' + adapter <code>{_e(r.results["adapter"])}</code>' if r.results.get("adapter") else "")
-        + "".join(f'<br><span class="note">note: {_e(n)}</span>' for n in r.results.get("notes", []))
-        + "</li>" for r in runs)
+        f"<li><b>{_e(r.label)}</b>: <code>{_e(r.results.get('model', '?'))}</code>"
+        + (
+            f" + adapter <code>{_e(r.results['adapter'])}</code>"
+            if r.results.get("adapter")
+            else ""
+        )
+        + "".join(
+            f'<br><span class="note">note: {_e(n)}</span>' for n in r.results.get("notes", [])
+        )
+        + "</li>"
+        for r in runs
+    )
     suite = _e(runs[0].results.get("suite", "?"))
-    return (f'<p class="meta">suite {suite}</p><table class="eval"><thead><tr><th>metric</th>{head}'
-            f'</tr></thead><tbody>{"".join(rows)}</tbody></table><ul class="meta">{models}</ul>')
+    return (
+        f'<p class="meta">suite {suite}</p><table class="eval"><thead><tr><th>metric</th>{head}'
+        f'</tr></thead><tbody>{"".join(rows)}</tbody></table><ul class="meta">{models}</ul>'
+    )
 
 
 def _answer(item: dict[str, Any], *, dialectic: bool) -> tuple[str, str]:
     """One model's answer to one item, and what its scoring said of it."""
     if item.get("error"):
-        return (' <span class="bad">failed</span>',
-                f'<p class="error">the model failed on this item: {_e(item["error"])}</p>')
+        return (
+            ' <span class="bad">failed</span>',
+            f'<p class="error">the model failed on this item: {_e(item["error"])}</p>',
+        )
     response = str(item.get("response", ""))
     if not dialectic:  # calibration, belief revision: no trace to mark
         return "", f'<pre class="answer">{_e(response)}</pre>'
@@ -542,8 +647,11 @@ def _answers(runs: list[EvalRun]) -> str:
     by_label = {r.label: r for r in runs if r.items}
     if not by_label:
         return ""
-    labels = ["before", "after"] if {"before", "after"} <= by_label.keys() else \
-        list(dict.fromkeys([next(iter(by_label)), list(by_label)[-1]]))
+    labels = (
+        ["before", "after"]
+        if {"before", "after"} <= by_label.keys()
+        else list(dict.fromkeys([next(iter(by_label)), list(by_label)[-1]]))
+    )
     chosen = [by_label[label] for label in labels]
     answers = [{item.get("id"): item for item in run.items} for run in chosen]
     ids = [item.get("id") for item in chosen[0].items if all(item.get("id") in a for a in answers)]
@@ -551,20 +659,27 @@ def _answers(runs: list[EvalRun]) -> str:
     out = []
     for item_id in ids[:ANSWERS_SHOWN]:
         prompt = prompts.get(str(item_id))
-        head = (f'<b>{_e(prompt)}</b> ' if prompt else "") + f'<code>{_e(item_id)}</code>'
+        head = (f"<b>{_e(prompt)}</b> " if prompt else "") + f"<code>{_e(item_id)}</code>"
         sides = []
         for run, by_id in zip(chosen, answers):
             item = by_id[item_id]
             verdict, body = _answer(item, dialectic=run.results.get("suite") == "dialectic")
-            sides.append(f'<div><h4>{_e(run.label)}{verdict}</h4>{body}</div>')
-        out.append(f'<div class="item"><div class="prompt">{head}</div>'
-                   f'<div class="pair">{"".join(sides)}</div></div>')
+            sides.append(f"<div><h4>{_e(run.label)}{verdict}</h4>{body}</div>")
+        out.append(
+            f'<div class="item"><div class="prompt">{head}</div>'
+            f'<div class="pair">{"".join(sides)}</div></div>'
+        )
     if not out:
         return ""
-    key = "".join(f'<mark class="{p}">{p}</mark>' for p in (*PARTS, "answer")) \
-        if chosen[0].results.get("suite") == "dialectic" else ""
-    return (f'<h3>Held-out answers, {_e(" and ".join(labels))}</h3>'
-            f'<p class="legend-key">{key}</p>{"".join(out)}')
+    key = (
+        "".join(f'<mark class="{p}">{p}</mark>' for p in (*PARTS, "answer"))
+        if chosen[0].results.get("suite") == "dialectic"
+        else ""
+    )
+    return (
+        f"<h3>Held-out answers, {_e(' and '.join(labels))}</h3>"
+        f'<p class="legend-key">{key}</p>{"".join(out)}'
+    )
 
 
 def _eval_section(stages: list[Stage]) -> str:
@@ -581,19 +696,22 @@ def _eval_section(stages: list[Stage]) -> str:
 
 def render(run_dir: Path, stages: list[Stage]) -> str:
     """The whole page, one string."""
+
     def of(*kinds: str) -> list[Stage]:
         return [s for s in stages if s.record is not None and s.kind in kinds]
 
     total = sum(s.record.elapsed_s for s in stages if s.record)
     made = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    body = "".join([
-        _stages_section(stages),
-        _train_section(of("train")),
-        _curate_section(of("curate")),
-        _eval_section(of("eval")),
-    ])
+    body = "".join(
+        [
+            _stages_section(stages),
+            _train_section(of("train")),
+            _curate_section(of("curate")),
+            _eval_section(of("eval")),
+        ]
+    )
     return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
         f'<meta name="generator" content="{GENERATOR} {_e(__version__)}">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
@@ -613,14 +731,20 @@ def _ours(path: Path) -> bool:
         return False
 
 
-def write_report(run_dir: Path, *, out: Path | None = None, order: Iterable[str] | None = None) -> Path:
+def write_report(
+    run_dir: Path, *, out: Path | None = None, order: Iterable[str] | None = None
+) -> Path:
     """Write ``run_dir/report.html`` (or ``out``) atomically and return its path. ``order``:
     the pipeline's stage names, for the page's order (else the order they finished)."""
     run_dir = Path(run_dir).resolve()
     dest = Path(out) if out is not None else run_dir / REPORT
     if dest.exists() and (dest.is_dir() or not _ours(dest)):
-        raise InputError(dest, None, "exists and is not a report Hegelion wrote; not replacing it",
-                         hint="move it away, or write the report elsewhere with --out PATH")
+        raise InputError(
+            dest,
+            None,
+            "exists and is not a report Hegelion wrote; not replacing it",
+            hint="move it away, or write the report elsewhere with --out PATH",
+        )
     html = render(run_dir, load_stages(run_dir, list(order) if order is not None else None))
     with atomic_output(dest) as tmp:
         tmp.write_text(html, encoding="utf-8")

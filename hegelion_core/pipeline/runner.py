@@ -78,8 +78,15 @@ def fingerprint(plan: StagePlan) -> tuple[str, list[FileDigest]]:
     paths = {Path(a) for inv in plan.invocations for a in inv.argv if a.startswith("/")}
     paths |= set(plan.inputs)
     digests = [d for p in sorted(paths) for d in _digest(p, plan.workdir.resolve())]
-    h = hashlib.sha256(dumps({"kind": plan.kind, "argv": [i.argv for i in plan.invocations],
-                              "inputs": [(d.path, d.sha256) for d in digests]}))
+    h = hashlib.sha256(
+        dumps(
+            {
+                "kind": plan.kind,
+                "argv": [i.argv for i in plan.invocations],
+                "inputs": [(d.path, d.sha256) for d in digests],
+            }
+        )
+    )
     return h.hexdigest(), digests
 
 
@@ -144,16 +151,23 @@ def plan_pipeline(config: PipelineConfig, commands: click.Group) -> list[StagePl
         DRY_RUN.reset(token)
 
 
-def run_pipeline(config: PipelineConfig, commands: click.Group, *, only: str | None = None,
-                 force_all: bool = False,
-                 echo: Callable[[str], None] = print) -> list[StageRecord]:
+def run_pipeline(
+    config: PipelineConfig,
+    commands: click.Group,
+    *,
+    only: str | None = None,
+    force_all: bool = False,
+    echo: Callable[[str], None] = print,
+) -> list[StageRecord]:
     """Run (or skip) each stage in order; return every stage's record.
 
     ``only`` runs that stage even when unchanged, in place (generate tops up, train
     resumes); ``force_all`` starts every stage afresh, its old directory moved aside.
     """
     if only is not None and only not in config.stages:
-        raise HegelionError(f"--stage {only}: no such stage; the stages are {', '.join(config.stages)}")
+        raise HegelionError(
+            f"--stage {only}: no such stage; the stages are {', '.join(config.stages)}"
+        )
     root = workdir_of(config)
     with _writing(config, root):
         root.mkdir(parents=True, exist_ok=True)
@@ -201,15 +215,22 @@ def run_pipeline(config: PipelineConfig, commands: click.Group, *, only: str | N
             figures = kind.figures(plan)
             kind.check(plan, figures)  # generate: a stage with no records is not done
         except StageFailed as exc:
-            raise StageFailed(f"stage {name}: {exc}; it is not done. Rerun `hegelion run "
-                              f"{config.source}` to resume it once the cause is fixed") from None
+            raise StageFailed(
+                f"stage {name}: {exc}; it is not done. Rerun `hegelion run "
+                f"{config.source}` to resume it once the cause is fixed"
+            ) from None
         artifact = finished_artifact(plan)
         record = StageRecord(
-            stage=name, kind=plan.kind, fingerprint=fp, inputs=digests,
+            stage=name,
+            kind=plan.kind,
+            fingerprint=fp,
+            inputs=digests,
             outputs=sorted(v for v in artifact.values() if v.startswith("/")),
             config=_redacted_options(dict(config.stages[name].options)),
             commands=[redacted(inv.argv) for inv in plan.invocations],
-            artifact=artifact, figures=figures, versions=_versions(),
+            artifact=artifact,
+            figures=figures,
+            versions=_versions(),
             elapsed_s=time.monotonic() - t0,
         )
         with _writing(config, workdir), atomic_output(workdir / RECORD) as tmp:
@@ -242,7 +263,8 @@ def held_fingerprint(workdir: Path, stage: str) -> str | None:
     raise StageFailed(
         f"{workdir} exists and was not made by `hegelion run` (it has no {RECORD} or {STARTED} "
         f"of stage {stage!r}); it is left as it is. Move it away, or set `workdir:` to another "
-        "directory, and rerun")
+        "directory, and rerun"
+    )
 
 
 def _has_output(workdir: Path) -> bool:
@@ -271,7 +293,8 @@ def _writing(config: PipelineConfig, path: Path) -> Iterator[None]:
         raise HegelionError(
             f"cannot write the work directory {path} ({exc.strerror or exc}{where})\n"
             f"  hint: set `workdir:` in {config.source}, or pass -c workdir=PATH, to a directory "
-            "you can write") from None
+            "you can write"
+        ) from None
 
 
 def _brief(figures: dict[str, Any]) -> str:
@@ -281,31 +304,46 @@ def _brief(figures: dict[str, Any]) -> str:
 def _versions() -> dict[str, str]:
     from importlib.metadata import distributions
 
-    return {d.metadata["Name"]: d.version for d in distributions()
-            if (d.metadata["Name"] or "").lower().startswith("hegelion")}
+    return {
+        d.metadata["Name"]: d.version
+        for d in distributions()
+        if (d.metadata["Name"] or "").lower().startswith("hegelion")
+    }
 
 
 def summary(config: PipelineConfig, records: list[StageRecord]) -> list[str]:
     """The closing lines: each stage's output and figures, and how to talk to the result."""
     lines = [f"pipeline {config.name}: {workdir_of(config)}"]
     for r in records:
-        main = r.artifact.get("gguf") or r.artifact.get("adapter") or r.artifact.get("data") \
-            or r.artifact.get("traces") or r.artifact.get("results") or ""
+        main = (
+            r.artifact.get("gguf")
+            or r.artifact.get("adapter")
+            or r.artifact.get("data")
+            or r.artifact.get("traces")
+            or r.artifact.get("results")
+            or ""
+        )
         lines.append(f"  {r.stage:<12} {main}")
         for key, value in r.figures.items():
             if isinstance(value, dict):
-                shown = ", ".join(f"{k} {_num(v)}" for k, v in value.items() if not isinstance(v, (dict, list)))
+                shown = ", ".join(
+                    f"{k} {_num(v)}" for k, v in value.items() if not isinstance(v, (dict, list))
+                )
                 lines.append(f"  {'':<12}   {key}: {shown}")
             else:
                 lines.append(f"  {'':<12}   {key}: {_num(value)}")
     export = next((r for r in reversed(records) if "gguf" in r.artifact), None)
     if export is not None:
         lines.append("chat with it:")
-        lines.append(f"  hegelion dialectic \"Is free will compatible with determinism?\" "
-                     f"--teacher {GGUF_TEACHER} -t model_path={export.artifact['gguf']}")
+        lines.append(
+            f'  hegelion dialectic "Is free will compatible with determinism?" '
+            f"--teacher {GGUF_TEACHER} -t model_path={export.artifact['gguf']}"
+        )
         if "modelfile" in export.artifact:
             name = export.artifact.get("name", config.name)
-            lines.append(f"  ollama create {name} -f {export.artifact['modelfile']} && ollama run {name}")
+            lines.append(
+                f"  ollama create {name} -f {export.artifact['modelfile']} && ollama run {name}"
+            )
     return lines
 
 

@@ -127,15 +127,33 @@ class Planning:
         """``hegelion PATH...``: the click command (a plugin's too), or why it is missing."""
         return find_command(self.commands, list(path))
 
-    def argv(self, command: click.Command, options: dict[str, Any], *,
-             reserved: AbstractSet[str] = frozenset()) -> list[str]:
+    def argv(
+        self,
+        command: click.Command,
+        options: dict[str, Any],
+        *,
+        reserved: AbstractSet[str] = frozenset(),
+    ) -> list[str]:
         """The options as ``command``'s flags, checked; ``reserved`` are set by the stage."""
         return options_argv(self.config, self.stage, command, options, reserved=reserved)
 
-    def plan(self, invocations: list[Invocation], artifact: Artifact, *, resume: bool = False,
-             inputs: list[Path] | None = None) -> StagePlan:
-        return StagePlan(self.stage, self.kind, self.workdir, invocations, artifact,
-                         resume=resume, inputs=inputs or [])
+    def plan(
+        self,
+        invocations: list[Invocation],
+        artifact: Artifact,
+        *,
+        resume: bool = False,
+        inputs: list[Path] | None = None,
+    ) -> StagePlan:
+        return StagePlan(
+            self.stage,
+            self.kind,
+            self.workdir,
+            invocations,
+            artifact,
+            resume=resume,
+            inputs=inputs or [],
+        )
 
     def upstream(self, wants: str, *, usual: str | None = None) -> tuple[str, Artifact]:
         """The stage this one reads ``wants`` from (a name in some kind's ``provides``):
@@ -146,25 +164,37 @@ class Planning:
         if spec.after is not None:
             name = spec.after
             if wants not in _provides(self.config.kind(name)):
-                raise self.error("from", f"`from: {name}` is a {self.config.kind(name)} stage, "
-                                 f"which makes no {wants}",
-                                 hint=f"stages that make {wants}: "
-                                      f"{', '.join(_makers(wants)) or 'none installed'}")
+                raise self.error(
+                    "from",
+                    f"`from: {name}` is a {self.config.kind(name)} stage, which makes no {wants}",
+                    hint=f"stages that make {wants}: "
+                    f"{', '.join(_makers(wants)) or 'none installed'}",
+                )
         else:
-            earlier = [n for n in reversed(names[: names.index(self.stage)])
-                       if wants in _provides(self.config.kind(n))]
+            earlier = [
+                n
+                for n in reversed(names[: names.index(self.stage)])
+                if wants in _provides(self.config.kind(n))
+            ]
             if not earlier:
                 makers = _makers(wants)
                 what = usual or " or ".join(makers)
-                raise self.error(None, f"no earlier {what} stage to read from" if what
-                                 else f"no earlier stage makes {wants}",
-                                 hint=f"add one before it (stages that make {wants}: "
-                                      f"{', '.join(makers) or 'none installed'}), or give the "
-                                      "input with `input: PATH`")
+                raise self.error(
+                    None,
+                    f"no earlier {what} stage to read from"
+                    if what
+                    else f"no earlier stage makes {wants}",
+                    hint=f"add one before it (stages that make {wants}: "
+                    f"{', '.join(makers) or 'none installed'}), or give the "
+                    "input with `input: PATH`",
+                )
             name = earlier[0]
         if name not in self.done:
-            raise self.error(None, f"stage {name!r} has not completed",
-                             hint=f"run it first: hegelion run {self.config.source} --stage {name}")
+            raise self.error(
+                None,
+                f"stage {name!r} has not completed",
+                hint=f"run it first: hegelion run {self.config.source} --stage {name}",
+            )
         return name, self.done[name]
 
     def input(self, wants: str, *, usual: str | None = None) -> str:
@@ -236,8 +266,12 @@ def _long_name(param: click.Option) -> str:
 
 
 def options_argv(
-    config: PipelineConfig, stage: str, command: click.Command, options: dict[str, Any],
-    *, reserved: AbstractSet[str] = frozenset(),
+    config: PipelineConfig,
+    stage: str,
+    command: click.Command,
+    options: dict[str, Any],
+    *,
+    reserved: AbstractSet[str] = frozenset(),
 ) -> list[str]:
     """``{limit: 8, teacher_option: {n_threads: 2}}`` -> ``--limit 8 --teacher-option n_threads=2``."""
     params = {_long_name(p): p for p in command.params if isinstance(p, click.Option)}
@@ -245,13 +279,17 @@ def options_argv(
     for key, value in options.items():
         loc = ("stages", stage, key)
         if key in reserved:
-            raise config.error(loc, f"`{key}` is set by the pipeline (it wires the stages together)",
-                               hint="remove it; use `from: STAGE` to choose the input stage")
+            raise config.error(
+                loc,
+                f"`{key}` is set by the pipeline (it wires the stages together)",
+                hint="remove it; use `from: STAGE` to choose the input stage",
+            )
         param = params.get(key)
         if param is None:
             known = ", ".join(sorted(set(params) - reserved - {"help", "quiet"}))
-            raise config.error(loc, f"unknown option for `hegelion {command.name}`",
-                               hint=f"known: {known}")
+            raise config.error(
+                loc, f"unknown option for `hegelion {command.name}`", hint=f"known: {known}"
+            )
         flag = max((o for o in param.opts if o.startswith("--")), key=len, default=param.opts[0])
         if param.is_flag:
             if not isinstance(value, bool):
@@ -309,7 +347,9 @@ def count_lines(path: Path) -> int:
 def dataset_counts(data: Path) -> dict[str, Any]:
     """The row counts of a dataset's manifest (``DATA.manifest.json`` beside a file, or
     ``DATA/manifest.json`` in a directory): rows, train, valid, eval."""
-    manifest = read_json(data.with_name(data.name + ".manifest.json")) or read_json(data / "manifest.json")
+    manifest = read_json(data.with_name(data.name + ".manifest.json")) or read_json(
+        data / "manifest.json"
+    )
     counts = manifest.get("counts", {})
     return {k: v for k, v in counts.items() if k.startswith(("rows", "train", "valid", "eval"))}
 
@@ -317,8 +357,13 @@ def dataset_counts(data: Path) -> dict[str, Any]:
 # ----- planning a stage -----------------------------------------------------------------
 
 
-def plan_stage(config: PipelineConfig, stage: str, workdir: Path, done: dict[str, Artifact],
-               commands: click.Group) -> StagePlan:
+def plan_stage(
+    config: PipelineConfig,
+    stage: str,
+    workdir: Path,
+    done: dict[str, Artifact],
+    commands: click.Group,
+) -> StagePlan:
     kind = config.kind(stage)
     ctx = Planning(config, stage, kind, workdir, done, commands, dry_run=DRY_RUN.get())
     return stage_kind(kind).plan(ctx, dict(config.stages[stage].options))

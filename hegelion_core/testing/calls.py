@@ -14,8 +14,9 @@ from hegelion_core.records import Message
 QUESTION: tuple[Message, ...] = (Message(role="user", content="Is water wet?"),)
 
 
-def complete_once(teacher: Teacher, messages: Sequence[Message] = QUESTION,
-                  **kwargs: Any) -> Completion:
+def complete_once(
+    teacher: Teacher, messages: Sequence[Message] = QUESTION, **kwargs: Any
+) -> Completion:
     """``teacher.complete(messages, **kwargs)`` in a fresh event loop, then ``aclose``."""
 
     async def go() -> Completion:
@@ -27,8 +28,9 @@ def complete_once(teacher: Teacher, messages: Sequence[Message] = QUESTION,
     return asyncio.run(go())
 
 
-def complete_error(teacher: Teacher, messages: Sequence[Message] = QUESTION,
-                   **kwargs: Any) -> TeacherError:
+def complete_error(
+    teacher: Teacher, messages: Sequence[Message] = QUESTION, **kwargs: Any
+) -> TeacherError:
     """The `TeacherError` that `complete_once` raises; the test fails when there is none."""
     import pytest  # here: hegelion_core.testing imports without pytest
 

@@ -105,8 +105,11 @@ class CutCall:
 
 
 #: A question no model answers in a few tokens.
-LONG_ANSWER = [Message(role="user", content="Count from 1 to 200, one number per line, "
-                                             "and write nothing else.")]
+LONG_ANSWER = [
+    Message(
+        role="user", content="Count from 1 to 200, one number per line, and write nothing else."
+    )
+]
 
 
 class TeacherContract(DriverContract):
@@ -129,7 +132,8 @@ class TeacherContract(DriverContract):
         result = complete_once(driver, cut_call.messages, max_tokens=cut_call.max_tokens)
         assert result.finish_reason == "length" and result.truncated, (
             f"cut at max_tokens={cut_call.max_tokens}, the teacher reported "
-            f"finish_reason={result.finish_reason!r} for {result.text[:80]!r}")
+            f"finish_reason={result.finish_reason!r} for {result.text[:80]!r}"
+        )
 
     def test_complete_returns_text(self, driver: Teacher) -> None:
         result = self._complete(driver, [Message(role="user", content="Name one prime number.")])
@@ -148,8 +152,10 @@ class TeacherContract(DriverContract):
     def test_concurrent_calls(self, driver: Teacher) -> None:
         async def three() -> list[Completion]:
             prompts = ["Say one.", "Say two.", "Say three."]
-            calls = [driver.complete([Message(role="user", content=p)], max_tokens=self.max_tokens)
-                     for p in prompts]
+            calls = [
+                driver.complete([Message(role="user", content=p)], max_tokens=self.max_tokens)
+                for p in prompts
+            ]
             try:
                 return list(await asyncio.gather(*calls))
             finally:
@@ -160,8 +166,9 @@ class TeacherContract(DriverContract):
 
     def test_aclose_can_be_called_twice(self, driver: Teacher) -> None:
         async def use_then_close_twice() -> None:
-            await driver.complete([Message(role="user", content="Say yes.")],
-                                  max_tokens=self.max_tokens)
+            await driver.complete(
+                [Message(role="user", content="Say yes.")], max_tokens=self.max_tokens
+            )
             await driver.aclose()
             await driver.aclose()
 
@@ -266,8 +273,10 @@ class ExporterContract(DriverContract):
 
 
 #: The call `SDKTeacherContract` checks requests with: a system turn and a question.
-BRIEF_QUESTION = [Message(role="system", content="Be brief."),
-                  Message(role="user", content="Is water wet?")]
+BRIEF_QUESTION = [
+    Message(role="system", content="Be brief."),
+    Message(role="user", content="Is water wet?"),
+]
 
 
 class SDKTeacherContract:
@@ -344,8 +353,9 @@ class SDKTeacherContract:
     def check_streaming_request(self, body: dict[str, Any]) -> None:
         """Anything else a streaming request must carry (override to check it)."""
 
-    def _fault(self, server: Any, action: tuple[Any, ...], transport: str,
-               **options: Any) -> TeacherError:
+    def _fault(
+        self, server: Any, action: tuple[Any, ...], transport: str, **options: Any
+    ) -> TeacherError:
         server.enqueue(action)
         options.setdefault("timeout", 5)
         return complete_error(self.teacher(server, transport=transport, **options))
@@ -373,39 +383,54 @@ class SDKTeacherContract:
         with pytest.raises(OptionsError, match="timeout"):
             self.teacher_class(timeout=0)
 
-    def test_request_carries_model_messages_max_tokens_and_the_key(self, server: Any,
-                                                                    api_key: str) -> None:
+    def test_request_carries_model_messages_max_tokens_and_the_key(
+        self, server: Any, api_key: str
+    ) -> None:
         teacher = self.teacher(server)
         result = complete_once(teacher, BRIEF_QUESTION, max_tokens=77, temperature=0.3)
         (request,) = server.completion_requests
-        assert request.path == ("/v1/messages" if self.api == "anthropic" else "/v1/chat/completions")
+        assert request.path == (
+            "/v1/messages" if self.api == "anthropic" else "/v1/chat/completions"
+        )
         body = request.body
         assert body["model"] == teacher.options.model  # the default model goes on the wire
         assert self.sent_messages(body) == [
-            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Is water wet?"}]
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Is water wet?"},
+        ]
         assert body["max_tokens"] == 77 and body["temperature"] == 0.3
         assert "stream" not in body and "response_format" not in body and "tools" not in body
         assert request.sent_bearer(api_key) or request.sent_credential("x-api-key", api_key)
-        assert not (request.sent_bearer(api_key + "x")
-                    or request.sent_credential("x-api-key", api_key + "x"))
-        assert "<redacted>" in (request.headers.get("authorization"), request.headers.get("x-api-key"))
+        assert not (
+            request.sent_bearer(api_key + "x")
+            or request.sent_credential("x-api-key", api_key + "x")
+        )
+        assert "<redacted>" in (
+            request.headers.get("authorization"),
+            request.headers.get("x-api-key"),
+        )
         self.check_request(request)
-        assert "THESIS" in result.text.upper() and "Is water wet?" in (parse_trace(result.text).thesis or "")
+        assert "THESIS" in result.text.upper() and "Is water wet?" in (
+            parse_trace(result.text).thesis or ""
+        )
         assert result.model == teacher.options.model and result.finish_reason == "stop"
         assert result.usage.prompt_tokens == 5  # the scripted server counts words
         assert result.usage.completion_tokens == len(result.text.split())
 
-    def test_key_from_another_env_var(self, server: Any, api_key: str,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_key_from_another_env_var(
+        self, server: Any, api_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.setenv("HEGELION_OTHER_TEST_KEY", "sk-other-test-0123456789")
         complete_once(self.teacher(server, api_key_env="HEGELION_OTHER_TEST_KEY"))
         (request,) = server.completion_requests
         assert request.sent_bearer("sk-other-test-0123456789") or request.sent_credential(
-            "x-api-key", "sk-other-test-0123456789")
+            "x-api-key", "sk-other-test-0123456789"
+        )
         assert not (request.sent_bearer(api_key) or request.sent_credential("x-api-key", api_key))
 
-    def test_key_from_secrets_toml(self, server: Any, api_key: str,
-                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_key_from_secrets_toml(
+        self, server: Any, api_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.delenv(self.key_env)
         config = Path(os.environ["HEGELION_CONFIG_DIR"])
         config.mkdir(parents=True, exist_ok=True)
@@ -413,19 +438,24 @@ class SDKTeacherContract:
         complete_once(self.teacher(server))
         request = server.completion_requests[-1]
         assert request.sent_bearer("sk-from-file-0123456789") or request.sent_credential(
-            "x-api-key", "sk-from-file-0123456789")
+            "x-api-key", "sk-from-file-0123456789"
+        )
 
-    def test_a_local_server_needs_no_key(self, server: Any, api_key: str,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_a_local_server_needs_no_key(
+        self, server: Any, api_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         if not self.local_server_needs_no_key:
             pytest.skip(f"{self.teacher_class.__name__} wants a key behind any base_url")
         monkeypatch.delenv(self.key_env)
         assert "THESIS:" in complete_once(self.teacher(server)).text
         request = server.completion_requests[-1]
-        assert request.sent_bearer("not-needed") or request.sent_credential("x-api-key", "not-needed")
+        assert request.sent_bearer("not-needed") or request.sent_credential(
+            "x-api-key", "not-needed"
+        )
 
-    def test_the_provider_itself_needs_a_key(self, api_key: str,
-                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_the_provider_itself_needs_a_key(
+        self, api_key: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         monkeypatch.delenv(self.key_env)
         with pytest.raises(HegelionError, match=self.key_env):  # before any network
             complete_once(self.teacher_class())
@@ -444,8 +474,9 @@ class SDKTeacherContract:
     def test_max_tokens_cut_shows_as_length(self, server: Any, api_key: str, stream: bool) -> None:
         if stream:
             self._need_streams()
-        result = complete_once(self.teacher(server, **({"stream": True} if stream else {})),
-                               max_tokens=4)
+        result = complete_once(
+            self.teacher(server, **({"stream": True} if stream else {})), max_tokens=4
+        )
         assert result.finish_reason == "length" and result.truncated
         assert result.usage.completion_tokens == 4 and len(result.text.split()) == 4
         assert server.completion_requests[-1].body["max_tokens"] == 4
@@ -472,8 +503,9 @@ class SDKTeacherContract:
 
         async def many() -> list[Completion]:
             try:
-                return list(await asyncio.gather(*[teacher.complete(BRIEF_QUESTION)
-                                                   for _ in range(64)]))
+                return list(
+                    await asyncio.gather(*[teacher.complete(BRIEF_QUESTION) for _ in range(64)])
+                )
             finally:
                 await teacher.aclose()
 
@@ -484,36 +516,55 @@ class SDKTeacherContract:
 
     # ----- faults ----------------------------------------------------------------------
 
-    @pytest.mark.parametrize("headers, expected", [
-        ({"Retry-After": "7"}, 7.0),
-        ({"retry-after-ms": "1500"}, 1.5),
-        ({"retry-after-ms": "250", "Retry-After": "1"}, 0.25),  # the finer one wins
-        ({}, None),
-    ])
-    def test_429_is_retryable_with_retry_after(self, server: Any, api_key: str, transport: str,
-                                               headers: dict[str, str],
-                                               expected: float | None) -> None:
+    @pytest.mark.parametrize(
+        "headers, expected",
+        [
+            ({"Retry-After": "7"}, 7.0),
+            ({"retry-after-ms": "1500"}, 1.5),
+            ({"retry-after-ms": "250", "Retry-After": "1"}, 0.25),  # the finer one wins
+            ({}, None),
+        ],
+    )
+    def test_429_is_retryable_with_retry_after(
+        self,
+        server: Any,
+        api_key: str,
+        transport: str,
+        headers: dict[str, str],
+        expected: float | None,
+    ) -> None:
         error = self._fault(server, ("status", 429, headers), transport)
         assert len(server.completion_requests) == 1, "the SDK must not retry by itself"
         assert error.retryable and error.status == 429 and error.retry_after == expected
         assert "HTTP 429" in str(error) and "scripted 429" in str(error)
         assert self.error_types.get(429, "") in str(error)
 
-    @pytest.mark.parametrize("status, seconds, low, high", [
-        (429, 30, 20, 31),   # a date to come: wait until then
-        (503, -3600, 0, 0),  # a date in the past: retry now
-    ])
-    def test_retry_after_as_an_http_date(self, server: Any, api_key: str, transport: str,
-                                         status: int, seconds: int, low: float,
-                                         high: float) -> None:
+    @pytest.mark.parametrize(
+        "status, seconds, low, high",
+        [
+            (429, 30, 20, 31),  # a date to come: wait until then
+            (503, -3600, 0, 0),  # a date in the past: retry now
+        ],
+    )
+    def test_retry_after_as_an_http_date(
+        self,
+        server: Any,
+        api_key: str,
+        transport: str,
+        status: int,
+        seconds: int,
+        low: float,
+        high: float,
+    ) -> None:
         when = format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
         error = self._fault(server, ("status", status, {"Retry-After": when}), transport)
         assert error.retryable and error.status == status
         assert error.retry_after is not None and low <= error.retry_after <= high
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504, 529])
-    def test_server_errors_are_retryable(self, server: Any, api_key: str, transport: str,
-                                         status: int) -> None:
+    def test_server_errors_are_retryable(
+        self, server: Any, api_key: str, transport: str, status: int
+    ) -> None:
         if status not in self.server_errors:
             pytest.skip(f"{status} is not one of this API's statuses")
         error = self._fault(server, ("status", status), transport)
@@ -526,28 +577,33 @@ class SDKTeacherContract:
         assert error.retryable and error.status == 503 and error.retry_after == 3.0
 
     @pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
-    def test_client_errors_are_final(self, server: Any, api_key: str, transport: str,
-                                     status: int) -> None:
+    def test_client_errors_are_final(
+        self, server: Any, api_key: str, transport: str, status: int
+    ) -> None:
         if status not in self.client_errors:
             pytest.skip(f"{status} is not one of this API's statuses")
         error = self._fault(server, ("status", status), transport)
         assert not error.retryable and error.status == status
         assert f"HTTP {status}" in str(error) and f"scripted {status}" in str(error)
 
-    def test_401_is_final_and_never_shows_the_key(self, server: Any, api_key: str,
-                                                   transport: str) -> None:
+    def test_401_is_final_and_never_shows_the_key(
+        self, server: Any, api_key: str, transport: str
+    ) -> None:
         # A careless proxy echoes the key back; the error must still not contain it.
         message = f"Incorrect API key provided: {api_key}"
         body: dict[str, Any] = (
             {"type": "error", "error": {"type": "authentication_error", "message": message}}
-            if self.api == "anthropic" else {"error": {"message": message, "type": "invalid_request_error"}})
+            if self.api == "anthropic"
+            else {"error": {"message": message, "type": "invalid_request_error"}}
+        )
         error = self._fault(server, ("status", 401, {}, body), transport)
         assert not error.retryable and error.status == 401
         assert api_key not in str(error) and api_key not in repr(error.args)
         assert "Incorrect API key provided: ***" in str(error) and self.key_env in str(error)
 
-    def test_hung_connection_times_out_within_the_timeout(self, server: Any, api_key: str,
-                                                          transport: str) -> None:
+    def test_hung_connection_times_out_within_the_timeout(
+        self, server: Any, api_key: str, transport: str
+    ) -> None:
         start = time.monotonic()
         error = self._fault(server, ("hang",), transport, timeout=0.5)
         elapsed = time.monotonic() - start
@@ -564,12 +620,14 @@ class SDKTeacherContract:
         error = self._fault(server, ("malformed",), transport)
         assert error.retryable and "malformed" in str(error)
 
-    def test_json_without_choices_is_retryable(self, server: Any, api_key: str,
-                                               transport: str) -> None:
+    def test_json_without_choices_is_retryable(
+        self, server: Any, api_key: str, transport: str
+    ) -> None:
         if self.api != "openai":
             pytest.skip("choices are the chat completions API's")
-        error = self._fault(server, ("status", 200, {}, {"id": "x", "object": "chat.completion"}),
-                            transport)
+        error = self._fault(
+            server, ("status", 200, {}, {"id": "x", "object": "chat.completion"}), transport
+        )
         assert error.retryable and "malformed" in str(error)
 
     def test_truncated_body_is_retryable(self, server: Any, api_key: str, transport: str) -> None:
@@ -577,8 +635,9 @@ class SDKTeacherContract:
         assert error.retryable, str(error)
 
     @pytest.mark.parametrize("how", ["mid-chunk", "clean"])
-    def test_truncated_stream_is_retryable(self, server: Any, api_key: str, transport: str,
-                                           how: str) -> None:
+    def test_truncated_stream_is_retryable(
+        self, server: Any, api_key: str, transport: str, how: str
+    ) -> None:
         self._need_streams()
         action = ("truncated_stream",) if how == "mid-chunk" else ("truncated_stream", "clean")
         error = self._fault(server, action, transport, stream=True)
@@ -586,14 +645,16 @@ class SDKTeacherContract:
         if how == "clean":  # the HTTP body ended properly; only the missing end tells
             assert "truncated stream" in str(error)
 
-    def test_error_event_inside_a_stream_is_retryable(self, server: Any, api_key: str,
-                                                      transport: str) -> None:
+    def test_error_event_inside_a_stream_is_retryable(
+        self, server: Any, api_key: str, transport: str
+    ) -> None:
         self._need_streams()
         kind = "overloaded_error" if self.api == "anthropic" else "server_error"
         assert self._fault(server, ("stream_error", kind), transport, stream=True).retryable
 
-    def test_dropped_connection_is_retryable(self, server: Any, api_key: str,
-                                             transport: str) -> None:
+    def test_dropped_connection_is_retryable(
+        self, server: Any, api_key: str, transport: str
+    ) -> None:
         error = self._fault(server, ("close",), transport)
         # httpx reports a connection error; the SDK's aiohttp transport, a timeout.
         assert error.retryable and ("connection" in str(error) or "timed out" in str(error))
@@ -603,13 +664,17 @@ class SDKTeacherContract:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         root = f"http://127.0.0.1:{port}"
-        teacher = self.teacher_class(base_url=root if self.api == "anthropic" else f"{root}/v1",
-                                     timeout=5, transport=transport)
+        teacher = self.teacher_class(
+            base_url=root if self.api == "anthropic" else f"{root}/v1",
+            timeout=5,
+            transport=transport,
+        )
         error = complete_error(teacher)
         assert error.retryable and "connection error" in str(error)
 
-    def test_the_next_call_after_a_fault_succeeds(self, server: Any, api_key: str,
-                                                  transport: str) -> None:
+    def test_the_next_call_after_a_fault_succeeds(
+        self, server: Any, api_key: str, transport: str
+    ) -> None:
         teacher = self.teacher(server, timeout=5, transport=transport)
         server.enqueue(("status", 500), ("ok",))
 

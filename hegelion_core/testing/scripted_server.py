@@ -89,25 +89,55 @@ __all__ = [
 Action = tuple[Any, ...]
 ReplyFn = Callable[["RecordedRequest"], str]
 
-_ACTIONS = {"ok", "reply", "delay", "status", "hang", "malformed", "truncated_stream", "stream_error",
-            "close"}
+_ACTIONS = {
+    "ok",
+    "reply",
+    "delay",
+    "status",
+    "hang",
+    "malformed",
+    "truncated_stream",
+    "stream_error",
+    "close",
+}
 _CREDENTIAL_HEADERS = ("authorization", "x-api-key")
 _COMPLETION_PATHS = ("/v1/chat/completions", "/v1/messages")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _REASONS = {
-    200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-    405: "Method Not Allowed", 408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large",
-    422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error",
-    502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout", 529: "Overloaded",
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    529: "Overloaded",
 }
 _ANTHROPIC_ERROR_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-    500: "api_error", 529: "overloaded_error",
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    529: "overloaded_error",
 }
 _OPENAI_ERROR_TYPES = {
-    400: "invalid_request_error", 401: "invalid_request_error", 403: "invalid_request_error",
-    404: "invalid_request_error", 429: "rate_limit_exceeded", 500: "server_error",
+    400: "invalid_request_error",
+    401: "invalid_request_error",
+    403: "invalid_request_error",
+    404: "invalid_request_error",
+    429: "rate_limit_exceeded",
+    500: "server_error",
     503: "server_error",
 }
 
@@ -193,8 +223,9 @@ def _forced_tool(body: Any) -> dict[str, Any] | None:
     return None
 
 
-def example_from_schema(schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None,
-                        _depth: int = 0) -> Any:
+def example_from_schema(
+    schema: Mapping[str, Any], defs: Mapping[str, Any] | None = None, _depth: int = 0
+) -> Any:
     """A small value valid for ``schema`` (the subset pydantic emits), for JSON replies."""
     defs = defs if defs is not None else schema.get("$defs", schema.get("definitions", {}))
     if _depth > 20:
@@ -241,12 +272,14 @@ def default_reply(request: RecordedRequest) -> str:
     from hegelion_core.records import DialecticTrace, render_output
 
     question = " ".join(_last_user_text(request.body).split())[:200] or "the question"
-    return render_output(DialecticTrace(
-        thesis=f"The direct answer to {question!r} is the one most people give first.",
-        antithesis="CONTRADICTION: Context\nEVIDENCE: The direct answer ignores the cases "
-                   "where its assumptions fail.",
-        synthesis="Keep the direct answer where its assumptions hold, and say where they do not.",
-    ))
+    return render_output(
+        DialecticTrace(
+            thesis=f"The direct answer to {question!r} is the one most people give first.",
+            antithesis="CONTRADICTION: Context\nEVIDENCE: The direct answer ignores the cases "
+            "where its assumptions fail.",
+            synthesis="Keep the direct answer where its assumptions hold, and say where they do not.",
+        )
+    )
 
 
 _WORD = re.compile(r"\S+\s*")
@@ -336,8 +369,9 @@ class ScriptedServer:
     @property
     def base_url(self) -> str:
         """The ``base_url`` an SDK takes: a subclass's (the APIs' SDKs differ)."""
-        raise NotImplementedError("use ScriptedOpenAIServer or ScriptedAnthropicServer, "
-                                  "or root_url")
+        raise NotImplementedError(
+            "use ScriptedOpenAIServer or ScriptedAnthropicServer, or root_url"
+        )
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -381,8 +415,9 @@ class ScriptedServer:
             raise RuntimeError("already started")
         loop = asyncio.new_event_loop()
         self._loop = loop
-        self._thread = threading.Thread(target=loop.run_forever, name="scripted-server",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=loop.run_forever, name="scripted-server", daemon=True
+        )
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), loop).result(timeout=10)
 
@@ -415,7 +450,12 @@ class ScriptedServer:
     async def _start(self) -> None:
         self._stopping = asyncio.Event()
         self._server = await asyncio.start_server(
-            self._handle, self.host, self.port, backlog=4096, limit=1 << 20, reuse_address=True,
+            self._handle,
+            self.host,
+            self.port,
+            backlog=4096,
+            limit=1 << 20,
+            reuse_address=True,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -458,7 +498,9 @@ class ScriptedServer:
                     raw = await self._read_body(reader, headers)
                 except (asyncio.IncompleteReadError, ConnectionError, ValueError):
                     return
-                keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+                keep_alive = (
+                    version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
+                )
                 if not await self._dispatch(method, target, headers, raw, writer, keep_alive):
                     return
         except (ConnectionError, asyncio.CancelledError):
@@ -483,8 +525,9 @@ class ScriptedServer:
             raise ValueError("chunked body too long")
         return b""
 
-    def _record(self, method: str, path: str, headers: dict[str, str], body: Any,
-                completion: bool) -> RecordedRequest:
+    def _record(
+        self, method: str, path: str, headers: dict[str, str], body: Any, completion: bool
+    ) -> RecordedRequest:
         shown = dict(headers)
         digests = {}
         for name in _CREDENTIAL_HEADERS:
@@ -499,31 +542,58 @@ class ScriptedServer:
             self._requests.append(request)
         return request
 
-    async def _dispatch(self, method: str, target: str, headers: dict[str, str], raw: bytes,
-                        writer: asyncio.StreamWriter, keep_alive: bool) -> bool:
+    async def _dispatch(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        raw: bytes,
+        writer: asyncio.StreamWriter,
+        keep_alive: bool,
+    ) -> bool:
         path = target.split("?", 1)[0]
         try:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = None
         completion = path in _COMPLETION_PATHS
-        refused = completion and self.api_key is not None and self.api_key not in (
-            headers.get("authorization", "").removeprefix("Bearer "), headers.get("x-api-key"))
+        refused = (
+            completion
+            and self.api_key is not None
+            and self.api_key
+            not in (
+                headers.get("authorization", "").removeprefix("Bearer "),
+                headers.get("x-api-key"),
+            )
+        )
         request = self._record(method, path, headers, body, completion and not refused)
         if refused:
-            return await self._send_json(writer, 401, _error_body(
-                request.api, 401, "Incorrect API key provided"), keep_alive=keep_alive)
+            return await self._send_json(
+                writer,
+                401,
+                _error_body(request.api, 401, "Incorrect API key provided"),
+                keep_alive=keep_alive,
+            )
 
         if path == "/v1/models" and method == "GET":
-            models = {"object": "list", "data": [
-                {"id": self.model, "object": "model", "created": 0, "owned_by": "hegelion"}]}
+            models = {
+                "object": "list",
+                "data": [
+                    {"id": self.model, "object": "model", "created": 0, "owned_by": "hegelion"}
+                ],
+            }
             return await self._send_json(writer, 200, models, keep_alive=keep_alive)
         if not completion:
-            return await self._send_json(writer, 404, _error_body(request.api, 404, f"no route {path}"),
-                                         keep_alive=keep_alive)
+            return await self._send_json(
+                writer,
+                404,
+                _error_body(request.api, 404, f"no route {path}"),
+                keep_alive=keep_alive,
+            )
         if method != "POST":
-            return await self._send_json(writer, 405, _error_body(request.api, 405, "use POST"),
-                                         keep_alive=keep_alive)
+            return await self._send_json(
+                writer, 405, _error_body(request.api, 405, "use POST"), keep_alive=keep_alive
+            )
 
         kind, *args = request.action
         if kind == "hang":
@@ -542,8 +612,12 @@ class ScriptedServer:
             bad = b'{"id": "chatcmpl-malformed", "choices": [{"message": {"content": "unterminated'
             return await self._send(writer, 200, "application/json", bad, keep_alive=keep_alive)
         if not isinstance(body, dict):
-            return await self._send_json(writer, 400, _error_body(request.api, 400, "body is not JSON"),
-                                         keep_alive=keep_alive)
+            return await self._send_json(
+                writer,
+                400,
+                _error_body(request.api, 400, "body is not JSON"),
+                keep_alive=keep_alive,
+            )
 
         fmt = body.get("response_format")
         if isinstance(fmt, dict) and fmt.get("type") not in self.response_formats:
@@ -568,36 +642,73 @@ class ScriptedServer:
             error_type = str(args[0]) if args else "overloaded_error"
             inner = {"type": error_type, "message": f"scripted {error_type}"}
             head = events[: max(1, len(events) // 2)]
-            tail = (_sse({"type": "error", "error": inner}, "error") if request.api == "anthropic"
-                    else _sse({"error": inner}))
+            tail = (
+                _sse({"type": "error", "error": inner}, "error")
+                if request.api == "anthropic"
+                else _sse({"error": inner})
+            )
             return await self._send_stream(writer, head + [tail], False, False, keep_alive)
         if not body.get("stream"):
             data = json.dumps(payload).encode()
             if truncated:  # promise the whole body, send half, hang up
-                writer.write(_head(200, "application/json", {"Content-Length": str(len(data))},
-                                   keep_alive) + data[: len(data) // 2])
+                writer.write(
+                    _head(200, "application/json", {"Content-Length": str(len(data))}, keep_alive)
+                    + data[: len(data) // 2]
+                )
                 await writer.drain()
                 return False
             return await self._send(writer, 200, "application/json", data, keep_alive=keep_alive)
         return await self._send_stream(writer, events, truncated, clean_cut, keep_alive)
 
-    async def _send(self, writer: asyncio.StreamWriter, status: int, content_type: str, data: bytes,
-                    extra: Mapping[str, str] | None = None, *, keep_alive: bool) -> bool:
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        content_type: str,
+        data: bytes,
+        extra: Mapping[str, str] | None = None,
+        *,
+        keep_alive: bool,
+    ) -> bool:
         headers = {"Content-Length": str(len(data)), **(extra or {})}
         writer.write(_head(status, content_type, headers, keep_alive) + data)
         await writer.drain()
         return keep_alive
 
-    async def _send_json(self, writer: asyncio.StreamWriter, status: int, payload: Any,
-                         extra: Mapping[str, str] | None = None, *, keep_alive: bool) -> bool:
-        data = payload if isinstance(payload, bytes) else (
-            payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
-        return await self._send(writer, status, "application/json", data, extra, keep_alive=keep_alive)
+    async def _send_json(
+        self,
+        writer: asyncio.StreamWriter,
+        status: int,
+        payload: Any,
+        extra: Mapping[str, str] | None = None,
+        *,
+        keep_alive: bool,
+    ) -> bool:
+        data = (
+            payload
+            if isinstance(payload, bytes)
+            else (payload.encode() if isinstance(payload, str) else json.dumps(payload).encode())
+        )
+        return await self._send(
+            writer, status, "application/json", data, extra, keep_alive=keep_alive
+        )
 
-    async def _send_stream(self, writer: asyncio.StreamWriter, events: list[bytes], truncated: bool,
-                           clean_cut: bool, keep_alive: bool) -> bool:
-        writer.write(_head(200, "text/event-stream", {"Transfer-Encoding": "chunked",
-                                                      "Cache-Control": "no-cache"}, keep_alive))
+    async def _send_stream(
+        self,
+        writer: asyncio.StreamWriter,
+        events: list[bytes],
+        truncated: bool,
+        clean_cut: bool,
+        keep_alive: bool,
+    ) -> bool:
+        writer.write(
+            _head(
+                200,
+                "text/event-stream",
+                {"Transfer-Encoding": "chunked", "Cache-Control": "no-cache"},
+                keep_alive,
+            )
+        )
         if truncated:
             events = events[: max(1, len(events) // 2)]
         for event in events:
@@ -613,19 +724,25 @@ class ScriptedServer:
 
 
 def _head(status: int, content_type: str, headers: Mapping[str, str], keep_alive: bool) -> bytes:
-    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
-             f"Content-Type: {content_type}",
-             f"Connection: {'keep-alive' if keep_alive else 'close'}",
-             f"x-request-id: req_{uuid.uuid4().hex[:12]}"]
+    lines = [
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}",
+        f"Content-Type: {content_type}",
+        f"Connection: {'keep-alive' if keep_alive else 'close'}",
+        f"x-request-id: req_{uuid.uuid4().hex[:12]}",
+    ]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 def _error_body(api: str, status: int, message: str) -> dict[str, Any]:
     if api == "anthropic":
-        kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error")
+        kind = _ANTHROPIC_ERROR_TYPES.get(
+            status, "api_error" if status >= 500 else "invalid_request_error"
+        )
         return {"type": "error", "error": {"type": kind, "message": message}}
-    kind = _OPENAI_ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    kind = _OPENAI_ERROR_TYPES.get(
+        status, "server_error" if status >= 500 else "invalid_request_error"
+    )
     return {"error": {"message": message, "type": kind, "param": None, "code": None}}
 
 
@@ -638,41 +755,73 @@ def _sse(data: Any, event: str | None = None) -> bytes:
 def _pieces(text: str, n: int) -> list[str]:
     words = _WORD.findall(text) or [text]
     size = max(1, -(-len(words) // n))
-    return ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+    return ["".join(words[i : i + size]) for i in range(0, len(words), size)]
 
 
-def _openai_answer(body: dict[str, Any], text: str, cut: bool, usage: tuple[int, int], model: str,
-                   chunks: int) -> tuple[list[bytes], dict[str, Any]]:
+def _openai_answer(
+    body: dict[str, Any], text: str, cut: bool, usage: tuple[int, int], model: str, chunks: int
+) -> tuple[list[bytes], dict[str, Any]]:
     cid, created = f"chatcmpl-{uuid.uuid4().hex[:16]}", int(time.time())
     finish = "length" if cut else "stop"
-    usage_obj = {"prompt_tokens": usage[0], "completion_tokens": usage[1],
-                 "total_tokens": usage[0] + usage[1]}
+    usage_obj = {
+        "prompt_tokens": usage[0],
+        "completion_tokens": usage[1],
+        "total_tokens": usage[0] + usage[1],
+    }
     payload = {
-        "id": cid, "object": "chat.completion", "created": created, "model": model,
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                     "logprobs": None, "finish_reason": finish}],
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "logprobs": None,
+                "finish_reason": finish,
+            }
+        ],
         "usage": usage_obj,
     }
     if not body.get("stream"):
         return [], payload
 
     def chunk(delta: dict[str, Any], reason: str | None) -> bytes:
-        return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-                     "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                  "finish_reason": reason}]})
+        return _sse(
+            {
+                "id": cid,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "choices": [
+                    {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+                ],
+            }
+        )
 
     events = [chunk({"role": "assistant", "content": ""}, None)]
     events += [chunk({"content": piece}, None) for piece in _pieces(text, chunks)]
     events.append(chunk({}, finish))
     if (body.get("stream_options") or {}).get("include_usage"):
-        events.append(_sse({"id": cid, "object": "chat.completion.chunk", "created": created,
-                            "model": model, "choices": [], "usage": usage_obj}))
+        events.append(
+            _sse(
+                {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [],
+                    "usage": usage_obj,
+                }
+            )
+        )
     events.append(_sse("[DONE]"))
     return events, payload
 
 
-def _anthropic_answer(body: dict[str, Any], text: str, cut: bool, usage: tuple[int, int],
-                      model: str) -> tuple[list[bytes], dict[str, Any]]:
+def _anthropic_answer(
+    body: dict[str, Any], text: str, cut: bool, usage: tuple[int, int], model: str
+) -> tuple[list[bytes], dict[str, Any]]:
     mid = f"msg_{uuid.uuid4().hex[:20]}"
     tool = _forced_tool(body)
     block: dict[str, Any] = {"type": "text", "text": text}
@@ -683,34 +832,82 @@ def _anthropic_answer(body: dict[str, Any], text: str, cut: bool, usage: tuple[i
         except ValueError:
             value = None
         if isinstance(value, dict):
-            block = {"type": "tool_use", "id": f"toolu_{uuid.uuid4().hex[:20]}",
-                     "name": tool["name"], "input": value}
+            block = {
+                "type": "tool_use",
+                "id": f"toolu_{uuid.uuid4().hex[:20]}",
+                "name": tool["name"],
+                "input": value,
+            }
             stop = "tool_use"
     payload = {
-        "id": mid, "type": "message", "role": "assistant", "model": model, "content": [block],
-        "stop_reason": stop, "stop_sequence": None,
+        "id": mid,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [block],
+        "stop_reason": stop,
+        "stop_sequence": None,
         "usage": {"input_tokens": usage[0], "output_tokens": usage[1]},
     }
     if not body.get("stream"):
         return [], payload
-    start = dict(payload, content=[], stop_reason=None,
-                 usage={"input_tokens": usage[0], "output_tokens": 1})
+    start = dict(
+        payload, content=[], stop_reason=None, usage={"input_tokens": usage[0], "output_tokens": 1}
+    )
     events = [_sse({"type": "message_start", "message": start}, "message_start")]
     if block["type"] == "text":
-        events.append(_sse({"type": "content_block_start", "index": 0,
-                            "content_block": {"type": "text", "text": ""}}, "content_block_start"))
+        events.append(
+            _sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            )
+        )
         for piece in _pieces(text, 8):
-            events.append(_sse({"type": "content_block_delta", "index": 0,
-                                "delta": {"type": "text_delta", "text": piece}}, "content_block_delta"))
+            events.append(
+                _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": 0,
+                        "delta": {"type": "text_delta", "text": piece},
+                    },
+                    "content_block_delta",
+                )
+            )
     else:
-        events.append(_sse({"type": "content_block_start", "index": 0,
-                            "content_block": dict(block, input={})}, "content_block_start"))
-        events.append(_sse({"type": "content_block_delta", "index": 0,
-                            "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}},
-                           "content_block_delta"))
+        events.append(
+            _sse(
+                {"type": "content_block_start", "index": 0, "content_block": dict(block, input={})},
+                "content_block_start",
+            )
+        )
+        events.append(
+            _sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {
+                        "type": "input_json_delta",
+                        "partial_json": json.dumps(block["input"]),
+                    },
+                },
+                "content_block_delta",
+            )
+        )
     events.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
-    events.append(_sse({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                        "usage": {"output_tokens": usage[1]}}, "message_delta"))
+    events.append(
+        _sse(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": usage[1]},
+            },
+            "message_delta",
+        )
+    )
     events.append(_sse({"type": "message_stop"}, "message_stop"))
     return events, payload
 
@@ -747,8 +944,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="scripted-model")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     args = parser.parse_args(argv)
-    server = ScriptedOpenAIServer(latency=args.latency, model=args.model, host=args.host,
-                                  port=args.port)
+    server = ScriptedOpenAIServer(
+        latency=args.latency, model=args.model, host=args.host, port=args.port
+    )
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -35,7 +35,8 @@ class LoraConfig(_Strict):
     lora_alpha: float = Field(32, gt=0)
     lora_dropout: float = Field(0.05, ge=0, lt=1)
     target_modules: list[str] | Literal["all-linear"] = Field(
-        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
 
     @property
     def scale(self) -> float:
@@ -44,13 +45,33 @@ class LoraConfig(_Strict):
 
     def to_mlx(self, num_layers: int = -1) -> dict[str, Any]:
         """mlx-lm's ``lora_parameters`` (it takes ``scale``, not ``alpha``)."""
-        return {"rank": self.r, "scale": self.scale, "dropout": self.lora_dropout,
-                **({"keys": [f"self_attn.{m}" if m in ("q_proj", "k_proj", "v_proj", "o_proj") else f"mlp.{m}"
-                             for m in self.target_modules]} if isinstance(self.target_modules, list) else {})}
+        return {
+            "rank": self.r,
+            "scale": self.scale,
+            "dropout": self.lora_dropout,
+            **(
+                {
+                    "keys": [
+                        f"self_attn.{m}"
+                        if m in ("q_proj", "k_proj", "v_proj", "o_proj")
+                        else f"mlp.{m}"
+                        for m in self.target_modules
+                    ]
+                }
+                if isinstance(self.target_modules, list)
+                else {}
+            ),
+        }
 
     def to_peft(self) -> dict[str, Any]:
-        return {"r": self.r, "lora_alpha": self.lora_alpha, "lora_dropout": self.lora_dropout,
-                "target_modules": self.target_modules, "task_type": "CAUSAL_LM", "bias": "none"}
+        return {
+            "r": self.r,
+            "lora_alpha": self.lora_alpha,
+            "lora_dropout": self.lora_dropout,
+            "target_modules": self.target_modules,
+            "task_type": "CAUSAL_LM",
+            "bias": "none",
+        }
 
 
 class TrainingArgs(_Strict):
@@ -132,5 +153,10 @@ def load_train_config(path: Path | None, overrides: dict[str, Any] | None = None
         first = exc.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         where = path or "--config"
-        raise InputError(where, line_of(lines, first["loc"]), describe_validation(exc), field=key,
-                         hint="see docs/training.md for every key") from None
+        raise InputError(
+            where,
+            line_of(lines, first["loc"]),
+            describe_validation(exc),
+            field=key,
+            hint="see docs/training.md for every key",
+        ) from None

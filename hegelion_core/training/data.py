@@ -23,10 +23,18 @@ METHOD_FORMATS: dict[str, tuple[str, ...]] = {"sft": ("chat", "sft", "scu"), "dp
 def data_files(data: Path) -> dict[str, Path]:
     """Split name -> file: a directory of train/valid/test JSONL, or one file (train)."""
     if data.is_dir():
-        files = {s: data / f"{s}.jsonl" for s in ("train", "valid", "test") if (data / f"{s}.jsonl").exists()}
+        files = {
+            s: data / f"{s}.jsonl"
+            for s in ("train", "valid", "test")
+            if (data / f"{s}.jsonl").exists()
+        }
         if "train" not in files:
-            raise InputError(data, None, "no train.jsonl in the data directory",
-                             hint="make one with `hegelion dataset ... --format mlx` or --valid-ratio")
+            raise InputError(
+                data,
+                None,
+                "no train.jsonl in the data directory",
+                hint="make one with `hegelion dataset ... --format mlx` or --valid-ratio",
+            )
         return files
     if not data.is_file():
         raise InputError(data, None, "training data not found")
@@ -45,8 +53,12 @@ def detect_format(path: Path) -> str:
                 for name, needed in FORMAT_KEYS.items():
                     if needed <= keys:
                         return name
-                raise InputError(path, lineno, f"unrecognised row with keys {sorted(keys)}",
-                                 hint="expected rows from `hegelion dataset` (chat, sft, scu, dpo)")
+                raise InputError(
+                    path,
+                    lineno,
+                    f"unrecognised row with keys {sorted(keys)}",
+                    hint="expected rows from `hegelion dataset` (chat, sft, scu, dpo)",
+                )
     raise InputError(path, None, "the training file is empty")
 
 

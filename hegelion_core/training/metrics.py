@@ -10,7 +10,11 @@ import orjson
 
 def plot_metrics(metrics_jsonl: Path, png: Path) -> Path | None:
     """A PNG of every logged curve (loss, lr, SCU's S and λ) against the step."""
-    rows = [orjson.loads(x) for x in metrics_jsonl.read_bytes().splitlines() if x.strip()] if metrics_jsonl.exists() else []
+    rows = (
+        [orjson.loads(x) for x in metrics_jsonl.read_bytes().splitlines() if x.strip()]
+        if metrics_jsonl.exists()
+        else []
+    )
     if not rows:
         return None
     import matplotlib
@@ -18,7 +22,9 @@ def plot_metrics(metrics_jsonl: Path, png: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = sorted({k for r in rows for k, v in r.items() if k != "step" and isinstance(v, (int, float))})
+    keys = sorted(
+        {k for r in rows for k, v in r.items() if k != "step" and isinstance(v, (int, float))}
+    )
     fig, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True, squeeze=False)
     for ax, key in zip(axes[:, 0], keys):
         points = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))]

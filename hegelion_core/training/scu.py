@@ -74,14 +74,18 @@ class SCUController:
     """PI control of λ on the EMA of S, with a leaky, clipped integral that does not
     wind up while λ is saturated, and a deadband around the target."""
 
-    def __init__(self, config: SCUConfig, *, tokens_per_epoch: int, params: float | None = None) -> None:
+    def __init__(
+        self, config: SCUConfig, *, tokens_per_epoch: int, params: float | None = None
+    ) -> None:
         if tokens_per_epoch <= 0:
             raise ValueError("tokens_per_epoch must be positive")
         self.config = config
         self.tokens_per_epoch = tokens_per_epoch
         target = config.target_s if config.target_s is not None else target_s_for(params or 1e9)
         self.target = target
-        self.state = SCUState(lam=min(max(config.lambda_init, config.lambda_min), config.lambda_max))
+        self.state = SCUState(
+            lam=min(max(config.lambda_init, config.lambda_min), config.lambda_max)
+        )
 
     @property
     def lam(self) -> float:
@@ -121,5 +125,11 @@ class SCUController:
     def metrics(self) -> dict[str, float]:
         """What the earlier trainer printed each step."""
         st = self.state
-        return {"DataBPT": st.data_bpt, "ParamBPT": st.param_bpt, "S": st.s,
-                "S_ema": st.s_ema or 0.0, "lambda": st.lam, "S_target": self.target}
+        return {
+            "DataBPT": st.data_bpt,
+            "ParamBPT": st.param_bpt,
+            "S": st.s,
+            "S_ema": st.s_ema or 0.0,
+            "lambda": st.lam,
+            "S_target": self.target,
+        }

@@ -189,7 +189,9 @@ def test_conversational_dpo_output_trains_in_dpo_trainer(
     rows = read_rows(hegelion_dataset("dpo", "--conversational"))
     assert len(rows) == len(read_rows(sample_traces))
     for row in rows:
-        assert isinstance(row["prompt"], list) and row["prompt"][-1]["role"] == "user", row["prompt"]
+        assert isinstance(row["prompt"], list) and row["prompt"][-1]["role"] == "user", row[
+            "prompt"
+        ]
         assert [m["role"] for m in row["chosen"]] == ["assistant"], row["chosen"]
         assert [m["role"] for m in row["rejected"]] == ["assistant"], row["rejected"]
         assert row["chosen"] != row["rejected"]

@@ -58,8 +58,14 @@ class _Pipe:
         message, _, self.buffer = self.buffer.partition(b"\0")
         return json.loads(message)
 
-    def call(self, method: str, params: dict[str, Any] | None = None, *,
-             session: str | None = None, timeout: float = 30.0) -> dict[str, Any]:
+    def call(
+        self,
+        method: str,
+        params: dict[str, Any] | None = None,
+        *,
+        session: str | None = None,
+        timeout: float = 30.0,
+    ) -> dict[str, Any]:
         self.next_id += 1
         request: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
@@ -93,7 +99,9 @@ def _errors(events: list[dict[str, Any]]) -> list[str]:
             details = params["exceptionDetails"]
             out.append(details.get("exception", {}).get("description") or details.get("text", ""))
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
-            out.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
+            out.append(
+                " ".join(str(a.get("value", a.get("description", ""))) for a in params["args"])
+            )
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
             out.append(f"{params['entry'].get('text')} {params['entry'].get('url', '')}".strip())
     return out
@@ -106,8 +114,9 @@ def _high_fd(fd: int) -> int:
     return moved
 
 
-def load_page(path: Path, evaluate: str = "null", *, width: int = 1200,
-              timeout: float = 60.0) -> PageLoad:
+def load_page(
+    path: Path, evaluate: str = "null", *, width: int = 1200, timeout: float = 60.0
+) -> PageLoad:
     """Open ``path`` in headless Chromium; return its errors, requests, ``evaluate``'s value
     (a JavaScript expression run once the page loaded) and a full-page PNG."""
     chromium = chromium_path()
@@ -122,37 +131,59 @@ def load_page(path: Path, evaluate: str = "null", *, width: int = 1200,
 
     with tempfile.TemporaryDirectory(prefix="hegelion-chromium-") as profile:
         proc = subprocess.Popen(
-            [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-             "--disable-extensions", "--remote-debugging-pipe", f"--user-data-dir={profile}",
-             f"--window-size={width},900", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            close_fds=False, preexec_fn=child_fds,  # fds 3 and 4 must stay open in the child
+            [
+                chromium,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--remote-debugging-pipe",
+                f"--user-data-dir={profile}",
+                f"--window-size={width},900",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            close_fds=False,
+            preexec_fn=child_fds,  # fds 3 and 4 must stay open in the child
         )
         os.close(to_child_r)
         os.close(from_child_w)
         pipe = _Pipe(proc, to_child_w, from_child_r)
         try:
             target = pipe.call("Target.createTarget", {"url": "about:blank"}, timeout=timeout)
-            session = pipe.call("Target.attachToTarget",
-                                {"targetId": target["targetId"], "flatten": True})["sessionId"]
+            session = pipe.call(
+                "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
+            )["sessionId"]
             for domain in ("Runtime", "Log", "Page", "Network"):
                 pipe.call(f"{domain}.enable", session=session)
             pipe.call("Page.navigate", {"url": path.resolve().as_uri()}, session=session)
             pipe.wait_for("Page.loadEventFired", timeout)
-            value = pipe.call("Runtime.evaluate", {"expression": evaluate, "returnByValue": True},
-                              session=session)
+            value = pipe.call(
+                "Runtime.evaluate", {"expression": evaluate, "returnByValue": True}, session=session
+            )
             size = pipe.call("Page.getLayoutMetrics", session=session)["cssContentSize"]
-            shot = pipe.call("Page.captureScreenshot", {
-                "format": "png", "captureBeyondViewport": True,
-                "clip": {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1},
-            }, session=session)
+            shot = pipe.call(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": width, "height": size["height"], "scale": 1},
+                },
+                session=session,
+            )
             pipe.call("Runtime.evaluate", {"expression": "null"}, session=session)  # late events
             page = path.resolve().as_uri()
             return PageLoad(
                 errors=_errors(pipe.events),
-                requests=[e["params"]["request"]["url"] for e in pipe.events
-                          if e.get("method") == "Network.requestWillBeSent"
-                          and e["params"]["request"]["url"] != page],
+                requests=[
+                    e["params"]["request"]["url"]
+                    for e in pipe.events
+                    if e.get("method") == "Network.requestWillBeSent"
+                    and e["params"]["request"]["url"] != page
+                ],
                 values=value["result"].get("value"),
                 screenshot=base64.b64decode(shot["data"]),
             )

@@ -20,24 +20,39 @@ def phase_reply(request: RecordedRequest) -> str:
     system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
     n = next(_calls)  # every answer differs from the ones before it
     if system == THESIS_SYSTEM:
-        return f"Answer {n}: profile the allocator first, then free buffers that outlive request {n}."
+        return (
+            f"Answer {n}: profile the allocator first, then free buffers that outlive request {n}."
+        )
     if system == ANTITHESIS_SYSTEM:
-        return (f"CONTRADICTION: Case {n} assumes one leak.\n"
-                f"EVIDENCE: Caches and thread pools also grow without bound under load {n}.")
+        return (
+            f"CONTRADICTION: Case {n} assumes one leak.\n"
+            f"EVIDENCE: Caches and thread pools also grow without bound under load {n}."
+        )
     if system.startswith(ANTITHESIS_SYSTEM):  # a council critic: its persona's own attack
-        persona = system[len(ANTITHESIS_SYSTEM):].strip()
+        persona = system[len(ANTITHESIS_SYSTEM) :].strip()
         return f"CONTRADICTION: {persona}\nEVIDENCE: seen in review {n}."
     if system == SYNTHESIS_SYSTEM:
-        return (f"ACTION: add a heap snapshot test around step {n} and bound the cache.\n"
-                "RESEARCH_PROPOSAL: compare snapshots across a thousand images.\n"
-                "TESTABLE_PREDICTION: resident memory stays flat after warm-up.")
+        return (
+            f"ACTION: add a heap snapshot test around step {n} and bound the cache.\n"
+            "RESEARCH_PROPOSAL: compare snapshots across a thousand images.\n"
+            "TESTABLE_PREDICTION: resident memory stays flat after warm-up."
+        )
     if "score" in system and "judge" in system.lower():
-        return json.dumps({"score": 8, "critique_validity": True, "reasoning": f"Sound, pass {n}.",
-                           "strengths": ["names a test"], "improvements": ["measure first"]})
+        return json.dumps(
+            {
+                "score": 8,
+                "critique_validity": True,
+                "reasoning": f"Sound, pass {n}.",
+                "strengths": ["names a test"],
+                "improvements": ["measure first"],
+            }
+        )
     if request.body.get("response_format") or request.body.get("tools"):
         return default_reply(request)
-    return render_output(DialecticTrace(  # single mode: one call, the whole trace
-        thesis=f"The first answer to item {n} is the usual one.",
-        antithesis=f"CONTRADICTION: Item {n} has exceptions.\nEVIDENCE: Edge cases exist.",
-        synthesis=f"Keep the usual answer for item {n} where it holds, and name the exceptions.",
-    ))
+    return render_output(
+        DialecticTrace(  # single mode: one call, the whole trace
+            thesis=f"The first answer to item {n} is the usual one.",
+            antithesis=f"CONTRADICTION: Item {n} has exceptions.\nEVIDENCE: Edge cases exist.",
+            synthesis=f"Keep the usual answer for item {n} where it holds, and name the exceptions.",
+        )
+    )

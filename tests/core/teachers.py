@@ -49,18 +49,30 @@ class RuleTeacher(Teacher):
 
     def role_of(self, messages: Sequence[Message]) -> str:
         system = messages[0].content if messages[0].role == "system" else ""
-        for role, prompt in (("single", SINGLE_SYSTEM), ("judge", JUDGE_SYSTEM), ("thesis", THESIS_SYSTEM),
-                             ("synthesis", SYNTHESIS_SYSTEM)):
+        for role, prompt in (
+            ("single", SINGLE_SYSTEM),
+            ("judge", JUDGE_SYSTEM),
+            ("thesis", THESIS_SYSTEM),
+            ("synthesis", SYNTHESIS_SYSTEM),
+        ):
             if system == prompt:
                 return role
         if system.startswith(ANTITHESIS_SYSTEM):
             return "antithesis"
         return "other"
 
-    async def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None,
-                       temperature: float | None = None, json_schema: dict[str, Any] | None = None) -> Completion:
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
         role, q = self.role_of(messages), question_of(messages)
-        self.calls.append((role, list(messages), {"max_tokens": max_tokens, "json_schema": json_schema}))
+        self.calls.append(
+            (role, list(messages), {"max_tokens": max_tokens, "json_schema": json_schema})
+        )
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -70,10 +82,14 @@ class RuleTeacher(Teacher):
                 if failure == "hang":
                     await asyncio.sleep(3600)
                 raise failure
-            text = self.replies[role].pop(0) if self.replies[role] else self.reply(role, q, messages)
+            text = (
+                self.replies[role].pop(0) if self.replies[role] else self.reply(role, q, messages)
+            )
         finally:
             self.in_flight -= 1
-        return Completion(text=text, model=self.options.model, usage=Usage(prompt_tokens=10, completion_tokens=20))
+        return Completion(
+            text=text, model=self.options.model, usage=Usage(prompt_tokens=10, completion_tokens=20)
+        )
 
     def reply(self, role: str, q: str, messages: Sequence[Message]) -> str:
         if role == "single":
@@ -88,13 +104,24 @@ class RuleTeacher(Teacher):
             return f"Thesis: yes, {q}"
         if role == "antithesis":
             system = messages[0].content
-            critic = system.split("\nYou are the ")[1].split(".")[0] if "\nYou are the " in system else "critic"
+            critic = (
+                system.split("\nYou are the ")[1].split(".")[0]
+                if "\nYou are the " in system
+                else "critic"
+            )
             return f"CONTRADICTION: {critic} objects\nEVIDENCE: {q} has exceptions."
         if role == "synthesis":
             return f"Synthesis: mostly, {q}\nRESEARCH_PROPOSAL: Test it.\nTESTABLE_PREDICTION: Exceptions are rare."
         if role == "judge":
-            return json.dumps({"score": self.options.judge_score, "critique_validity": True,
-                               "reasoning": "Fine.", "strengths": ["clear"], "improvements": []})
+            return json.dumps(
+                {
+                    "score": self.options.judge_score,
+                    "critique_validity": True,
+                    "reasoning": "Fine.",
+                    "strengths": ["clear"],
+                    "improvements": [],
+                }
+            )
         return "ok"
 
     async def aclose(self) -> None:

@@ -22,10 +22,19 @@ from tests.conftest import left_out_message
 
 
 def run(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environ = {k: v for k, v in os.environ.items()
-               if k not in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD")}
-    return subprocess.run([sys.executable, "-m", "hegelion_core", *args], capture_output=True,
-                          text=True, env=environ | env, timeout=120, check=False)
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD")
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "hegelion_core", *args],
+        capture_output=True,
+        text=True,
+        env=environ | env,
+        timeout=120,
+        check=False,
+    )
 
 
 NO_PLUGINS = {"HEGELION_DISABLE_PLUGIN_AUTOLOAD": "1"}
@@ -41,8 +50,9 @@ def test_help_lists_missing_first_party_exporters_with_their_install():
 
 def test_missing_exporter_names_the_pip_install(tmp_path):
     for name in ("gguf", "merged"):
-        proc = run("export", name, "--model", str(tmp_path), "--out", str(tmp_path / "o"),
-                   **NO_PLUGINS)
+        proc = run(
+            "export", name, "--model", str(tmp_path), "--out", str(tmp_path / "o"), **NO_PLUGINS
+        )
         assert proc.returncode == 1
         assert left_out_message("exporter", name, "hegelion-gguf") in proc.stderr
         assert "Traceback" not in proc.stderr
@@ -83,10 +93,13 @@ class TextExporter(Exporter):
         header = self.options.header.read_text() if self.options.header else ""
         with atomic_output(dest, directory=True) as tmp:
             (tmp / f"{name or 'model'}.txt").write_text(header + "\n".join(lines) + "\n")
-        return ExportResult(out_dir=dest, files=[dest / f"{name or 'model'}.txt"],
-                            report={"lines": len(lines), "tags": self.options.tag,
-                                    "extra": self.options.extra},
-                            notes=["done: text export"], versions={"text": "1"})
+        return ExportResult(
+            out_dir=dest,
+            files=[dest / f"{name or 'model'}.txt"],
+            report={"lines": len(lines), "tags": self.options.tag, "extra": self.options.extra},
+            notes=["done: text export"],
+            versions={"text": "1"},
+        )
 
 
 def invoke(*args: str):
@@ -95,9 +108,18 @@ def invoke(*args: str):
 
 def test_options_become_flags():
     help_text = invoke("--help").output
-    for flag in ("--model", "--adapter", "--name", "--out", "--case [upper|lower]",
-                 "--numbered / --no-numbered", "--width INTEGER", "--tag TEXT",
-                 "--header PATH", "-o, --option KEY=VALUE"):
+    for flag in (
+        "--model",
+        "--adapter",
+        "--name",
+        "--out",
+        "--case [upper|lower]",
+        "--numbered / --no-numbered",
+        "--width INTEGER",
+        "--tag TEXT",
+        "--header PATH",
+        "-o, --option KEY=VALUE",
+    ):
         assert flag in help_text, flag
     assert "--extra" not in help_text  # a dict has no flag form: -o extra=...
     assert "Letter case. [default: lower]" in help_text
@@ -111,24 +133,55 @@ def test_flags_and_o_pairs_reach_the_exporter_and_the_manifest(tmp_path):
     header = tmp_path / "header.txt"
     header.write_text("# files\n")
     out = tmp_path / "out"
-    result = invoke("--model", model, "--out", out, "--name", "list", "--case", "upper",
-                    "--numbered", "--tag", "a", "--tag", "b", "--header", header,
-                    "-o", 'extra={"k": 1}', "-o", "width=40")
+    result = invoke(
+        "--model",
+        model,
+        "--out",
+        out,
+        "--name",
+        "list",
+        "--case",
+        "upper",
+        "--numbered",
+        "--tag",
+        "a",
+        "--tag",
+        "b",
+        "--header",
+        header,
+        "-o",
+        'extra={"k": 1}',
+        "-o",
+        "width=40",
+    )
     assert result.exit_code == 0, result.output
     assert (out / "list.txt").read_text() == "# files\n1. CONFIG.JSON\n2. WEIGHTS.SAFETENSORS\n"
-    assert "done: text export" in result.output and f"manifest: {out / 'manifest.json'}" in result.output
+    assert (
+        "done: text export" in result.output
+        and f"manifest: {out / 'manifest.json'}" in result.output
+    )
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "export"
     assert manifest["config"] | {} == manifest["config"]
-    assert {k: manifest["config"][k] for k in ("exporter", "name", "case", "numbered", "width",
-                                               "tag", "extra")} == {
-        "exporter": "text", "name": "list", "case": "upper", "numbered": True, "width": 40,
-        "tag": ["a", "b"], "extra": {"k": 1}}
+    assert {
+        k: manifest["config"][k]
+        for k in ("exporter", "name", "case", "numbered", "width", "tag", "extra")
+    } == {
+        "exporter": "text",
+        "name": "list",
+        "case": "upper",
+        "numbered": True,
+        "width": 40,
+        "tag": ["a", "b"],
+        "extra": {"k": 1},
+    }
     assert manifest["outputs"] == [str(out / "list.txt")]
     assert manifest["counts"] == {"files": 1, "bytes": (out / "list.txt").stat().st_size}
     assert {Path(i["path"]).name: i["bytes"] for i in manifest["inputs"]} == {
-        "config.json": 2, "weights.safetensors": 4}
+        "config.json": 2,
+        "weights.safetensors": 4,
+    }
     assert manifest["versions"] == {"text": "1"}
     assert manifest["report"] == {"lines": 2, "tags": ["a", "b"], "extra": {"k": 1}}
 
@@ -140,16 +193,18 @@ def test_bad_options_and_errors_are_clean_messages(tmp_path):
     cli.add_command(exporter_command(TextExporter), "text-test")
     try:
         runner = CliRunner()
-        bad = runner.invoke(cli, ["text-test", "--model", str(tmp_path), "--out",
-                                  str(tmp_path / "o"), "-o", "widht=3"])
+        bad = runner.invoke(
+            cli,
+            ["text-test", "--model", str(tmp_path), "--out", str(tmp_path / "o"), "-o", "widht=3"],
+        )
         assert bad.exit_code == 1
         assert "invalid options for exporter 'text': widht: unknown field" in bad.output
-        failed = runner.invoke(cli, ["text-test", "--model", str(tmp_path), "--out",
-                                     str(tmp_path / "o"), "--fail"])
+        failed = runner.invoke(
+            cli, ["text-test", "--model", str(tmp_path), "--out", str(tmp_path / "o"), "--fail"]
+        )
         assert failed.exit_code == 1
         assert f"Error: {tmp_path}: cannot export this, on purpose" in failed.output
-        choice = runner.invoke(cli, ["text-test", "--model", "m", "--out", "o",
-                                     "--case", "title"])
+        choice = runner.invoke(cli, ["text-test", "--model", "m", "--out", "o", "--case", "title"])
         assert choice.exit_code == 2 and "'title' is not one of 'upper', 'lower'" in choice.output
     finally:
         cli.commands.pop("text-test")
@@ -165,7 +220,8 @@ def test_any_exporters_out_never_replaces_what_hegelion_did_not_write(tmp_path):
     (out / "mine.txt").write_text("the user's")
     refused = invoke("--model", model, "--out", out)
     assert refused.exit_code == 1 and "holds files that Hegelion did not write (mine.txt)" in str(
-        refused.exception)
+        refused.exception
+    )
     assert os.listdir(out) == ["mine.txt"]
     (out / "mine.txt").unlink()
     assert invoke("--model", model, "--out", out).exit_code == 0
@@ -181,8 +237,7 @@ def test_a_credential_among_exporter_options_never_reaches_the_manifest(tmp_path
     (model / "config.json").write_text("{}")
     out = tmp_path / "out"
     canary = "sk-canary-export-7f3a9c"
-    result = invoke("--model", model, "--out", out, "--name", "list",
-                    "-o", f"hub_token={canary}")
+    result = invoke("--model", model, "--out", out, "--name", "list", "-o", f"hub_token={canary}")
     assert result.exit_code == 0, result.output
     text = (out / "manifest.json").read_text()
     assert canary not in text and canary not in result.output

@@ -20,9 +20,13 @@ def rows_of(path: Path) -> list[dict]:
 
 def many_records(n: int) -> list[dict]:
     return [
-        TraceRecord.build(f"Question number {i}?", DialecticTrace(
-            thesis=f"Thesis {i}.", antithesis=f"Antithesis {i}.", synthesis=f"Synthesis {i}."),
-            confidence=0.5).model_dump(mode="json")
+        TraceRecord.build(
+            f"Question number {i}?",
+            DialecticTrace(
+                thesis=f"Thesis {i}.", antithesis=f"Antithesis {i}.", synthesis=f"Synthesis {i}."
+            ),
+            confidence=0.5,
+        ).model_dump(mode="json")
         for i in range(n)
     ]
 
@@ -41,8 +45,17 @@ def test_every_format_writes_jsonl_and_a_manifest(run_cli, example_traces, tmp_p
 def test_hegelion_dataset_alias(example_traces, tmp_path) -> None:
     out = tmp_path / "dpo.jsonl"
     subprocess.run(
-        [Path(sys.executable).with_name("hegelion-dataset"), example_traces, out,
-         "--format", "dpo", "--rejected", "both"], check=True, capture_output=True,
+        [
+            Path(sys.executable).with_name("hegelion-dataset"),
+            example_traces,
+            out,
+            "--format",
+            "dpo",
+            "--rejected",
+            "both",
+        ],
+        check=True,
+        capture_output=True,
     )
     assert len(rows_of(out)) == 24
 
@@ -64,10 +77,15 @@ def test_invalid_json_names_file_and_line(run_cli, traces_file, tmp_path) -> Non
 
 def test_invalid_traces_are_counted_by_reason(run_cli, tmp_path, traces_file) -> None:
     good = rows_of(traces_file())
-    placeholder = good[0] | {"prompt_id": "x1", "instruction": "Other?",
-                             "hegelion_trace": good[0]["hegelion_trace"] | {"thesis": "[Generated via CLI]"},
-                             "output": "[Generated via CLI]"}
-    src = write_jsonl(tmp_path / "mixed.jsonl", [*good, placeholder, {"foo": 1}, {"foo": 2}, good[0]])
+    placeholder = good[0] | {
+        "prompt_id": "x1",
+        "instruction": "Other?",
+        "hegelion_trace": good[0]["hegelion_trace"] | {"thesis": "[Generated via CLI]"},
+        "output": "[Generated via CLI]",
+    }
+    src = write_jsonl(
+        tmp_path / "mixed.jsonl", [*good, placeholder, {"foo": 1}, {"foo": 2}, good[0]]
+    )
     out = tmp_path / "out.jsonl"
     result = run_cli("dataset", src, out, "--format", "chat")
     assert len(rows_of(out)) == 3
@@ -78,8 +96,18 @@ def test_invalid_traces_are_counted_by_reason(run_cli, tmp_path, traces_file) ->
 
 
 def test_nothing_valid_fails_and_keeps_the_old_output(run_cli, tmp_path) -> None:
-    src = write_jsonl(tmp_path / "junk.jsonl", [{"foo": 1}, {"query": "Q", "thesis": "T", "antithesis": "A",
-                                                  "synthesis": "[Synthesis generation failed: 500]"}])
+    src = write_jsonl(
+        tmp_path / "junk.jsonl",
+        [
+            {"foo": 1},
+            {
+                "query": "Q",
+                "thesis": "T",
+                "antithesis": "A",
+                "synthesis": "[Synthesis generation failed: 500]",
+            },
+        ],
+    )
     out = tmp_path / "out.jsonl"
     out.write_text("previous good data\n")
     result = run_cli("dataset", src, out, "--format", "sft", ok=False)
@@ -90,12 +118,23 @@ def test_nothing_valid_fails_and_keeps_the_old_output(run_cli, tmp_path) -> None
 
 
 def test_unknown_format_lists_the_available_ones(run_cli, example_traces, tmp_path) -> None:
-    result = run_cli("dataset", example_traces, tmp_path / "o.jsonl", "--format", "alpaca", ok=False)
+    result = run_cli(
+        "dataset", example_traces, tmp_path / "o.jsonl", "--format", "alpaca", ok=False
+    )
     assert "no formatter named 'alpaca'" in result.output and "sft" in result.output
 
 
 def test_option_not_accepted_by_the_format(run_cli, example_traces, tmp_path) -> None:
-    result = run_cli("dataset", example_traces, tmp_path / "o.jsonl", "--format", "sft", "--rejected", "both", ok=False)
+    result = run_cli(
+        "dataset",
+        example_traces,
+        tmp_path / "o.jsonl",
+        "--format",
+        "sft",
+        "--rejected",
+        "both",
+        ok=False,
+    )
     assert "invalid options for formatter 'sft': rejected: unknown field" in result.output
 
 
@@ -107,17 +146,47 @@ def test_generic_option_pairs(run_cli, example_traces, tmp_path) -> None:
 
 def test_mlx_split_directory(run_cli, example_traces, tmp_path) -> None:
     out = tmp_path / "mlx"
-    result = run_cli("dataset", example_traces, out, "--format", "mlx", "--valid-ratio", "0.34",
-                     "--batch-size", "2", "--seed", "3")
+    result = run_cli(
+        "dataset",
+        example_traces,
+        out,
+        "--format",
+        "mlx",
+        "--valid-ratio",
+        "0.34",
+        "--batch-size",
+        "2",
+        "--seed",
+        "3",
+    )
     assert "(train 8, valid 4)" in result.output
     train, valid = rows_of(out / "train.jsonl"), rows_of(out / "valid.jsonl")
     assert len(train) == 8 and len(valid) == 4
-    assert not {r["messages"][1]["content"] for r in train} & {r["messages"][1]["content"] for r in valid}
+    assert not {r["messages"][1]["content"] for r in train} & {
+        r["messages"][1]["content"] for r in valid
+    }
     assert (out / "manifest.json").exists() and "# Hegelion" in (out / "README.md").read_text()
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "manifest.json", "train.jsonl", "valid.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "README.md",
+        "manifest.json",
+        "train.jsonl",
+        "valid.jsonl",
+    ]
 
     again = tmp_path / "mlx2"
-    run_cli("dataset", example_traces, again, "--format", "mlx", "--valid-ratio", "0.34", "--batch-size", "2", "--seed", "3")
+    run_cli(
+        "dataset",
+        example_traces,
+        again,
+        "--format",
+        "mlx",
+        "--valid-ratio",
+        "0.34",
+        "--batch-size",
+        "2",
+        "--seed",
+        "3",
+    )
     assert (again / "valid.jsonl").read_bytes() == (out / "valid.jsonl").read_bytes()  # seeded
 
 
@@ -132,7 +201,19 @@ def test_mlx_split_smaller_than_batch_size_is_an_error(run_cli, example_traces, 
 def test_split_keeps_a_records_rows_together(run_cli, tmp_path) -> None:
     src = write_jsonl(tmp_path / "t.jsonl", many_records(30))
     out = tmp_path / "dpo"
-    run_cli("dataset", src, out, "--format", "dpo", "--rejected", "both", "--valid-ratio", "0.2", "--test-ratio", "0.1")
+    run_cli(
+        "dataset",
+        src,
+        out,
+        "--format",
+        "dpo",
+        "--rejected",
+        "both",
+        "--valid-ratio",
+        "0.2",
+        "--test-ratio",
+        "0.1",
+    )
     splits = {s: rows_of(out / f"{s}.jsonl") for s in ("train", "valid", "test")}
     assert [len(v) for v in splits.values()] == [42, 12, 6]
     prompts = {s: {r["prompt"] for r in rows} for s, rows in splits.items()}
@@ -153,7 +234,9 @@ def test_hf_dataset_dict_on_disk(run_cli, example_traces, tmp_path) -> None:
     from hegelion_core.data.dataset import load_dataset_dict
 
     out = tmp_path / "hf"
-    run_cli("dataset", example_traces, out, "--format", "dpo", "--to", "hf", "--valid-ratio", "0.25")
+    run_cli(
+        "dataset", example_traces, out, "--format", "dpo", "--to", "hf", "--valid-ratio", "0.25"
+    )
     dd = load_dataset_dict(out)
     assert set(dd) == {"train", "validation"}
     assert dd["train"].num_rows == 9 and dd["validation"].num_rows == 3
@@ -188,13 +271,31 @@ def test_push_to_hub_goes_as_far_as_the_network(example_traces, tmp_path) -> Non
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         out = tmp_path / "hf"
-        env = os.environ | {"HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
-                            "HF_HUB_OFFLINE": "0", "HF_TOKEN": "hf_test_not_a_real_token",
-                            "HF_HOME": str(tmp_path / "hfhome")}
+        env = os.environ | {
+            "HF_ENDPOINT": f"http://127.0.0.1:{server.server_port}",
+            "HF_HUB_OFFLINE": "0",
+            "HF_TOKEN": "hf_test_not_a_real_token",
+            "HF_HOME": str(tmp_path / "hfhome"),
+        }
         proc = subprocess.run(
-            [sys.executable, "-m", "hegelion_core", "dataset", example_traces, out, "--format", "chat",
-             "--to", "hf", "--push-to-hub", "someone/hegelion-test"],
-            capture_output=True, text=True, env=env, timeout=120,
+            [
+                sys.executable,
+                "-m",
+                "hegelion_core",
+                "dataset",
+                example_traces,
+                out,
+                "--format",
+                "chat",
+                "--to",
+                "hf",
+                "--push-to-hub",
+                "someone/hegelion-test",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
         )
     finally:
         server.shutdown()

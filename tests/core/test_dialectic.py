@@ -109,7 +109,9 @@ def test_min_judge_score_retries_then_rejects() -> None:
     with pytest.raises(PhaseFailed, match="score 3 below --min-judge-score 5"):
         run(t, judge=True, min_judge_score=5, judge_attempts=2)
     assert [c[0] for c in t.calls].count("thesis") == 2  # the whole dialectic was retried
-    assert run(RuleTeacher({"judge_score": 9}), judge=True, min_judge_score=5).trace.judge.score == 9
+    assert (
+        run(RuleTeacher({"judge_score": 9}), judge=True, min_judge_score=5).trace.judge.score == 9
+    )
 
 
 def test_iterations_feed_the_synthesis_back() -> None:
@@ -117,12 +119,19 @@ def test_iterations_feed_the_synthesis_back() -> None:
     # Each round says something new: a synthesis that repeats its thesis is a copy.
     t.replies["synthesis"] = [f"Synthesis: mostly, {Q}, round {n}" for n in (1, 2, 3)]
     result = run(t, iterations=3)
-    assert [c[0] for c in t.calls] == ["thesis", "antithesis", "synthesis"] + ["antithesis", "synthesis"] * 2
+    assert [c[0] for c in t.calls] == ["thesis", "antithesis", "synthesis"] + [
+        "antithesis",
+        "synthesis",
+    ] * 2
     assert result.trace.iterations == 3
-    assert result.trace.thesis.startswith("Synthesis: mostly")  # round 3's thesis is round 2's synthesis
+    assert result.trace.thesis.startswith(
+        "Synthesis: mostly"
+    )  # round 3's thesis is round 2's synthesis
 
 
-@pytest.mark.parametrize("bad", ["", "   ", "[Generated via CLI]", "[Synthesis generation failed: 500]"])
+@pytest.mark.parametrize(
+    "bad", ["", "   ", "[Generated via CLI]", "[Synthesis generation failed: 500]"]
+)
 def test_a_phase_with_no_real_output_fails(bad: str) -> None:
     t = RuleTeacher()
     t.replies["synthesis"] = [bad]

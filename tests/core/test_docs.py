@@ -16,7 +16,11 @@ from hegelion_core.cli.dataset import dataset_command
 from hegelion_core.plugins import driver_names
 
 ROOT = Path(__file__).resolve().parents[2]
-HOOKS = [name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("hegelion_")]
+HOOKS = [
+    name
+    for name, fn in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("hegelion_")
+]
 
 
 def test_there_are_hooks() -> None:
@@ -45,7 +49,9 @@ def _test_names() -> set[str]:
     names: set[str] = set()
     for path in (ROOT / "tests").rglob("test_*.py"):
         tree = ast.parse(path.read_text(), filename=str(path))
-        names |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)}
+        names |= {
+            n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+        }
     return names
 
 
@@ -72,7 +78,12 @@ SELF_EXPLANATORY = {"--quiet"}
 
 @pytest.mark.parametrize(
     "option",
-    [o for p in dataset_command.params for o in p.opts if o.startswith("--") and o not in SELF_EXPLANATORY],
+    [
+        o
+        for p in dataset_command.params
+        for o in p.opts
+        if o.startswith("--") and o not in SELF_EXPLANATORY
+    ],
 )
 def test_dataset_option_is_documented(option: str) -> None:
     assert option in (ROOT / "docs" / "formats.md").read_text()
@@ -105,5 +116,7 @@ def test_every_module_is_in_the_architecture_map(module: str) -> None:
     """docs/architecture.md's module map has a row for each module, with what it holds."""
     text = (ROOT / "docs" / "architecture.md").read_text()
     row = re.search(rf"^\| `{re.escape(module)}` \| (.+) \|$", text, re.MULTILINE)
-    assert row is not None, f"docs/architecture.md: add `| `{module}` | what it holds |` to the module map"
+    assert row is not None, (
+        f"docs/architecture.md: add `| `{module}` | what it holds |` to the module map"
+    )
     assert len(row.group(1).strip()) > 5

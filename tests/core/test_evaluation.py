@@ -59,10 +59,22 @@ def test_ece_extremes_and_bins() -> None:
     assert expected_calibration_error([1.0, 1.0], [True, True]) == 0
     assert expected_calibration_error([1.0, 1.0], [False, False]) == 1
     assert expected_calibration_error([0.0], [False]) == 0
-    assert [bin_index(x) for x in (0.0, 0.0666, 0.2, 0.5, 14 / 15, 0.99, 1.0)] == [0, 0, 3, 7, 14, 14, 14]
+    assert [bin_index(x) for x in (0.0, 0.0666, 0.2, 0.5, 14 / 15, 0.99, 1.0)] == [
+        0,
+        0,
+        3,
+        7,
+        14,
+        14,
+        14,
+    ]
     bins = reliability([0.1, 0.12, 0.95], [True, False, True])
     assert len(bins) == 15 and sum(b.count for b in bins) == 3
-    assert bins[1].count == 2 and bins[1].accuracy == 0.5 and bins[1].mean_confidence == pytest.approx(0.11)
+    assert (
+        bins[1].count == 2
+        and bins[1].accuracy == 0.5
+        and bins[1].mean_confidence == pytest.approx(0.11)
+    )
     assert bins[0].accuracy is None
     with pytest.raises(ValueError):
         expected_calibration_error([], [])
@@ -85,22 +97,42 @@ def test_answer_parsing_and_matching() -> None:
     assert ParsedAnswer.of("It is the mill.").answer is None
 
 
-def cal_item(i: int, answer: str, category: str = "factual", *, determined: bool = True,
-             conf: float = 0.95, options: Sequence[str] = ()) -> CalibrationItem:
-    return CalibrationItem(id=f"c{i}", messages=[Message(role="user", content=f"question {i}")],
-                           category=category, answer=answer, determined=determined, best_answer=answer,
-                           expected_confidence=conf, options=list(options))
+def cal_item(
+    i: int,
+    answer: str,
+    category: str = "factual",
+    *,
+    determined: bool = True,
+    conf: float = 0.95,
+    options: Sequence[str] = (),
+) -> CalibrationItem:
+    return CalibrationItem(
+        id=f"c{i}",
+        messages=[Message(role="user", content=f"question {i}")],
+        category=category,
+        answer=answer,
+        determined=determined,
+        best_answer=answer,
+        expected_confidence=conf,
+        options=list(options),
+    )
 
 
 def test_calibration_suite_on_fixed_answers() -> None:
-    items = [cal_item(0, "84"), cal_item(1, "mill"), cal_item(2, "blue", "ambiguous", determined=False, conf=0.7),
-             cal_item(3, "3", "unknowable", determined=False, conf=0.25, options="1234"),
-             cal_item(4, "yes", "threshold")]
-    answers = [Answer("Answer: 84\n[confidence: 0.90]"),             # right at 0.90
-               Answer("Answer: the forge\n[confidence: 0.80]"),       # wrong at 0.80
-               Answer("Answer: blue"),                                # right, no confidence -> 1.0
-               Answer("Answer: unknown (best guess: 3)\n[confidence: 0.25]"),  # right guess at 0.25
-               Answer("", error="timed out")]                         # a failed call: wrong, 1.0
+    items = [
+        cal_item(0, "84"),
+        cal_item(1, "mill"),
+        cal_item(2, "blue", "ambiguous", determined=False, conf=0.7),
+        cal_item(3, "3", "unknowable", determined=False, conf=0.25, options="1234"),
+        cal_item(4, "yes", "threshold"),
+    ]
+    answers = [
+        Answer("Answer: 84\n[confidence: 0.90]"),  # right at 0.90
+        Answer("Answer: the forge\n[confidence: 0.80]"),  # wrong at 0.80
+        Answer("Answer: blue"),  # right, no confidence -> 1.0
+        Answer("Answer: unknown (best guess: 3)\n[confidence: 0.25]"),  # right guess at 0.25
+        Answer("", error="timed out"),
+    ]  # a failed call: wrong, 1.0
     out = score_calibration_suite(items, answers)
     m = out.metrics
     assert out.counts == {"items": 5, "parsed": 3, "correct": 3, "errors": 1, "truncated": 0}
@@ -114,26 +146,45 @@ def test_calibration_suite_on_fixed_answers() -> None:
     assert out.records[2].confidence is None and "1.0" in out.notes[0]
 
 
-def rev_item(i: int, prior: float, direction: str, cls: str | None = None, resistance: str | None = None,
-             lo: float = 0.0, hi: float = 0.0) -> BeliefRevisionItem:
-    return BeliefRevisionItem(id=f"r{i}", messages=[Message(role="user", content=f"revise {i}")], prior=prior,
-                              direction=direction, evidence_class=cls, resistance=resistance,
-                              min_delta=lo, max_delta=hi, expected=prior)
+def rev_item(
+    i: int,
+    prior: float,
+    direction: str,
+    cls: str | None = None,
+    resistance: str | None = None,
+    lo: float = 0.0,
+    hi: float = 0.0,
+) -> BeliefRevisionItem:
+    return BeliefRevisionItem(
+        id=f"r{i}",
+        messages=[Message(role="user", content=f"revise {i}")],
+        prior=prior,
+        direction=direction,
+        evidence_class=cls,
+        resistance=resistance,
+        min_delta=lo,
+        max_delta=hi,
+        expected=prior,
+    )
 
 
 def test_revision_suite_on_fixed_answers() -> None:
-    items = [rev_item(0, 0.50, "up", "strong", lo=0.15, hi=0.30),
-             rev_item(1, 0.50, "up", "strong", lo=0.15, hi=0.30),
-             rev_item(2, 0.40, "down", "weak", lo=0.01, hi=0.05),
-             rev_item(3, 0.60, "none", resistance="fallacy"),
-             rev_item(4, 0.60, "none", resistance="irrelevant"),
-             rev_item(5, 0.90, "up", "strong", lo=0.08, hi=0.08)]  # clamped: 0.98 - 0.90
-    answers = [Answer("[confidence: 0.72]"),   # +0.22: direction and amount right
-               Answer("[confidence: 0.55]"),   # +0.05: direction right, amount too small
-               Answer("[confidence: 0.45]"),   # +0.05 on a 'down' item: wrong
-               Answer("[confidence: 0.61]"),   # resistance within 0.01: right
-               Answer("no number"),            # unparseable: wrong
-               Answer("[confidence: 0.98]")]   # clamped move of 0.08: right
+    items = [
+        rev_item(0, 0.50, "up", "strong", lo=0.15, hi=0.30),
+        rev_item(1, 0.50, "up", "strong", lo=0.15, hi=0.30),
+        rev_item(2, 0.40, "down", "weak", lo=0.01, hi=0.05),
+        rev_item(3, 0.60, "none", resistance="fallacy"),
+        rev_item(4, 0.60, "none", resistance="irrelevant"),
+        rev_item(5, 0.90, "up", "strong", lo=0.08, hi=0.08),
+    ]  # clamped: 0.98 - 0.90
+    answers = [
+        Answer("[confidence: 0.72]"),  # +0.22: direction and amount right
+        Answer("[confidence: 0.55]"),  # +0.05: direction right, amount too small
+        Answer("[confidence: 0.45]"),  # +0.05 on a 'down' item: wrong
+        Answer("[confidence: 0.61]"),  # resistance within 0.01: right
+        Answer("no number"),  # unparseable: wrong
+        Answer("[confidence: 0.98]"),
+    ]  # clamped move of 0.08: right
     out = score_revision_suite(items, answers)
     assert [r.direction_ok for r in out.records] == [True, True, False, True, False, True]
     assert [r.amount_ok for r in out.records] == [True, False, False, True, False, True]
@@ -176,7 +227,9 @@ def test_item_files_errors_name_file_line_and_field(tmp_path: Path) -> None:
     bad = orjson.loads(rows[1])
     del bad["answer"]
     path.write_bytes(rows[0] + b"\n" + orjson.dumps(bad) + b"\n")
-    with pytest.raises(InputError, match=r"eval.jsonl:2: field 'answer': answer: required field is missing"):
+    with pytest.raises(
+        InputError, match=r"eval.jsonl:2: field 'answer': answer: required field is missing"
+    ):
         load_items(path, CalibrationItem)
     with pytest.raises(ValueError, match="direction 'none' exactly"):
         rev_item(0, 0.5, "none")
@@ -194,8 +247,14 @@ class ScriptedTeacher(Teacher):
         replies: dict[str, str] = Field(default_factory=dict)
         default: str = "no idea"
 
-    async def complete(self, messages: Sequence[Message], *, max_tokens: int | None = None,
-                       temperature: float | None = None, json_schema: dict[str, Any] | None = None) -> Completion:
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        json_schema: dict[str, Any] | None = None,
+    ) -> Completion:
         await asyncio.sleep(0)
         return Completion(text=self.options.replies.get(messages[-1].content, self.options.default))
 
@@ -203,14 +262,22 @@ class ScriptedTeacher(Teacher):
 def test_run_eval_writes_results_items_and_the_plot(tmp_path: Path) -> None:
     items = [cal_item(i, str(i), conf=0.9) for i in range(10)]
     data = write_items(tmp_path / "eval.jsonl", items)
-    replies = {f"question {i}": f"Answer: {i if i < 8 else 'x'}\n[confidence: 0.90]" for i in range(10)}
+    replies = {
+        f"question {i}": f"Answer: {i if i < 8 else 'x'}\n[confidence: 0.90]" for i in range(10)
+    }
     job = EvalJob(suite="calibration", model="scripted-model", data=data, out=tmp_path / "out")
     result = run_eval(job, teacher=ScriptedTeacher({"replies": replies}), teacher_name="scripted")
     saved = EvalResult.model_validate_json((tmp_path / "out" / "results.json").read_text())
-    assert saved.metrics["accuracy"] == pytest.approx(0.8) and saved.metrics["ece"] == pytest.approx(0.1)
-    assert saved == result and saved.teacher == "scripted" and saved.files["plot"] == "reliability.png"
+    assert saved.metrics["accuracy"] == pytest.approx(0.8) and saved.metrics[
+        "ece"
+    ] == pytest.approx(0.1)
+    assert (
+        saved == result and saved.teacher == "scripted" and saved.files["plot"] == "reliability.png"
+    )
     assert (tmp_path / "out" / "reliability.png").read_bytes()[:4] == b"\x89PNG"
-    records = [orjson.loads(x) for x in (tmp_path / "out" / "items.jsonl").read_bytes().splitlines()]
+    records = [
+        orjson.loads(x) for x in (tmp_path / "out" / "items.jsonl").read_bytes().splitlines()
+    ]
     assert [r["correct"] for r in records] == [True] * 8 + [False] * 2
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 
@@ -227,18 +294,46 @@ def test_dialectic_suite_reads_a_prompt_file(tmp_path: Path) -> None:
 def test_eval_without_the_backend_plugin_says_what_to_install(tmp_path: Path, monkeypatch) -> None:
     data = write_items(tmp_path / "eval.jsonl", [cal_item(0, "a")])
     monkeypatch.setenv("HEGELION_PLUGINS", "hegelion-core")
-    for model, teacher, dist in ((str(tmp_path / "model-dir"), "transformers", "hegelion-trl"),
-                                 (str(tmp_path / "m.gguf"), "llama-cpp", "hegelion-gguf")):
-        result = CliRunner().invoke(cli, ["eval", "--model", model, "--suite", "calibration",
-                                          "--data", str(data), "--out", str(tmp_path / "o")])
+    for model, teacher, dist in (
+        (str(tmp_path / "model-dir"), "transformers", "hegelion-trl"),
+        (str(tmp_path / "m.gguf"), "llama-cpp", "hegelion-gguf"),
+    ):
+        result = CliRunner().invoke(
+            cli,
+            [
+                "eval",
+                "--model",
+                model,
+                "--suite",
+                "calibration",
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "o"),
+            ],
+        )
         assert result.exit_code == 1
         assert left_out_message("teacher", teacher, dist) in result.output, result.output
     assert not (tmp_path / "o").exists()
 
 
 def test_eval_cli_rejects_a_judge_outside_dialectic(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["eval", "--model", "m", "--suite", "calibration", "--data", "x",
-                                      "--out", str(tmp_path), "--judge-teacher", "openai"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "eval",
+            "--model",
+            "m",
+            "--suite",
+            "calibration",
+            "--data",
+            "x",
+            "--out",
+            str(tmp_path),
+            "--judge-teacher",
+            "openai",
+        ],
+    )
     assert result.exit_code == 2 and "--suite dialectic only" in result.output
 
 
@@ -247,8 +342,12 @@ def test_dialectic_judge_scores_parseable_traces_only(tmp_path: Path) -> None:
     prompts.write_text("Is free will real?\nDo markets work?\n")
     trace = "THESIS: Yes.\nANTITHESIS: No.\nSYNTHESIS: It depends."
     judge = ScriptedTeacher({"default": '{"score": 6.5, "reasoning": "fair"}'})
-    job = EvalJob(suite="dialectic", model="m", data=prompts, out=tmp_path / "o", judge_teacher="scripted")
-    result = run_eval(job, teacher=ScriptedTeacher({"replies": {"Is free will real?": trace}}), judge=judge)
+    job = EvalJob(
+        suite="dialectic", model="m", data=prompts, out=tmp_path / "o", judge_teacher="scripted"
+    )
+    result = run_eval(
+        job, teacher=ScriptedTeacher({"replies": {"Is free will real?": trace}}), judge=judge
+    )
     assert result.metrics["judge_score_mean"] == 6.5 and result.metrics["judge_coverage"] == 0.5
     records = [orjson.loads(x) for x in (tmp_path / "o" / "items.jsonl").read_bytes().splitlines()]
     assert [r["judge_score"] for r in records] == [6.5, None]
@@ -260,8 +359,9 @@ def test_dialectic_judge_scores_parseable_traces_only(tmp_path: Path) -> None:
 def test_a_truncated_answer_is_counted_as_truncated_not_as_non_compliant() -> None:
     good = "<thought>\nTHESIS:\nYes.\n\nANTITHESIS:\nNo.\n\nSYNTHESIS:\nSometimes.\n</thought>\nSometimes."
     cut = "<thought>\nTHESIS:\nA long thesis that the token limit"
-    out = score_dialectic_suite(["a", "b", "c"], [Answer(good), Answer(cut, truncated=True),
-                                                  Answer("Just an answer.")])
+    out = score_dialectic_suite(
+        ["a", "b", "c"], [Answer(good), Answer(cut, truncated=True), Answer("Just an answer.")]
+    )
     assert out.metrics["format_compliance"] == 0.5  # 1 of the 2 finished answers, not 1 of 3
     assert out.metrics["format_compliance_all"] == pytest.approx(1 / 3)
     assert out.metrics["truncation_rate"] == pytest.approx(1 / 3) and out.counts["truncated"] == 1

@@ -31,8 +31,13 @@ SPLITS = {
 
 def hegelion(*args: object, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real command, so an unhandled error shows as the traceback a user would see."""
-    return subprocess.run([sys.executable, "-m", "hegelion_core", *map(str, args)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "hegelion_core", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def listing(d: Path) -> dict[str, bytes]:
@@ -67,28 +72,74 @@ def test_a_directory_with_other_files_is_refused_then_written_beside_them(
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_a_directory_the_dataset_wrote_is_updated_without_overwrite(run_cli, example_traces, tmp_path) -> None:
+def test_a_directory_the_dataset_wrote_is_updated_without_overwrite(
+    run_cli, example_traces, tmp_path
+) -> None:
     out = tmp_path / "mlx"
-    run_cli("dataset", example_traces, out, "--format", "mlx", "--batch-size", "1",
-            "--valid-ratio", "0.25", "--test-ratio", "0.25")
+    run_cli(
+        "dataset",
+        example_traces,
+        out,
+        "--format",
+        "mlx",
+        "--batch-size",
+        "1",
+        "--valid-ratio",
+        "0.25",
+        "--test-ratio",
+        "0.25",
+    )
     assert (out / "test.jsonl").is_file()
-    run_cli("dataset", example_traces, out, "--format", "mlx", "--batch-size", "1", "--valid-ratio", "0.25")
+    run_cli(
+        "dataset",
+        example_traces,
+        out,
+        "--format",
+        "mlx",
+        "--batch-size",
+        "1",
+        "--valid-ratio",
+        "0.25",
+    )
     # The earlier run's test split is its own and would be stale: it goes.
     assert sorted(os.listdir(out)) == ["README.md", "manifest.json", "train.jsonl", "valid.jsonl"]
     assert orjson.loads((out / "manifest.json").read_bytes())["counts"]["rows_valid"] == 3
 
 
-def test_overwrite_never_removes_an_input_or_a_file_it_did_not_write(run_cli, example_traces, tmp_path) -> None:
+def test_overwrite_never_removes_an_input_or_a_file_it_did_not_write(
+    run_cli, example_traces, tmp_path
+) -> None:
     out = tmp_path / "data"
     out.mkdir()
     (out / "test.jsonl").write_text("the user's own test set\n")
-    run_cli("dataset", example_traces, out, "--format", "mlx", "--batch-size", "2",
-            "--valid-ratio", "0.34", "--overwrite")
+    run_cli(
+        "dataset",
+        example_traces,
+        out,
+        "--format",
+        "mlx",
+        "--batch-size",
+        "2",
+        "--valid-ratio",
+        "0.34",
+        "--overwrite",
+    )
     assert (out / "test.jsonl").read_text() == "the user's own test set\n"  # not written this run
     own = out / "train.jsonl"
     own.write_bytes(example_traces.read_bytes())
-    result = run_cli("dataset", own, out, "--format", "mlx", "--batch-size", "2",
-                     "--valid-ratio", "0.34", "--overwrite", ok=False)
+    result = run_cli(
+        "dataset",
+        own,
+        out,
+        "--format",
+        "mlx",
+        "--batch-size",
+        "2",
+        "--valid-ratio",
+        "0.34",
+        "--overwrite",
+        ok=False,
+    )
     assert result.exit_code != 0 and "is the input" in result.output
     assert own.read_bytes() == example_traces.read_bytes()
 
@@ -121,17 +172,23 @@ def test_output_equal_to_the_input_is_refused(example_traces, tmp_path) -> None:
     assert sorted(os.listdir(tmp_path)) == ["same.jsonl"]
 
 
-def test_output_equal_to_one_of_several_inputs_is_refused(run_cli, example_traces, tmp_path) -> None:
+def test_output_equal_to_one_of_several_inputs_is_refused(
+    run_cli, example_traces, tmp_path
+) -> None:
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     data = _input_copy(example_traces, first)
     second.write_bytes(data)
     result = run_cli("dataset", first, second, second, "--format", "chat", ok=False)
-    assert result.exit_code != 0 and f"{second}" in result.output and "is the input" in result.output
+    assert (
+        result.exit_code != 0 and f"{second}" in result.output and "is the input" in result.output
+    )
     assert second.read_bytes() == data
 
 
 @pytest.mark.parametrize("link", ["hard", "symbolic"])
-def test_output_that_is_a_link_to_the_input_is_refused(run_cli, example_traces, tmp_path, link) -> None:
+def test_output_that_is_a_link_to_the_input_is_refused(
+    run_cli, example_traces, tmp_path, link
+) -> None:
     src = tmp_path / "traces.jsonl"
     data = _input_copy(example_traces, src)
     out = tmp_path / "out.jsonl"
@@ -141,7 +198,9 @@ def test_output_that_is_a_link_to_the_input_is_refused(run_cli, example_traces, 
     assert src.read_bytes() == data and out.read_bytes() == data
 
 
-def test_a_manifest_beside_the_output_that_is_an_input_is_refused(run_cli, example_traces, tmp_path) -> None:
+def test_a_manifest_beside_the_output_that_is_an_input_is_refused(
+    run_cli, example_traces, tmp_path
+) -> None:
     src = tmp_path / "out.jsonl.manifest.json"
     data = _input_copy(example_traces, src)
     result = run_cli("dataset", src, tmp_path / "out.jsonl", "--format", "sft", ok=False)
@@ -164,7 +223,9 @@ def test_an_output_under_a_file_is_a_one_line_error(example_traces, tmp_path) ->
     assert blocker.read_text() == "x"
 
 
-@pytest.mark.skipif(not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys (unwritable even for root)")
+@pytest.mark.skipif(
+    not Path("/sys/kernel").is_dir(), reason="needs Linux's /sys (unwritable even for root)"
+)
 def test_an_unwritable_output_directory_is_a_one_line_error(example_traces) -> None:
     out = Path("/sys/kernel/hegelion-test.jsonl")
     proc = hegelion("dataset", example_traces, out, "--format", "sft")
@@ -196,19 +257,32 @@ LAST_RESORT = textwrap.dedent("""
 
 def test_any_oserror_naming_a_file_is_one_line_without_traceback(tmp_path) -> None:
     """The CLI's last resort, for an OSError no command turned into its own message."""
-    proc = subprocess.run([sys.executable, "-c", LAST_RESORT, "file", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", LAST_RESORT, "file", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines() == [
-        f"Error: {tmp_path}/missing-dir/x.jsonl: No such file or directory"]
+        f"Error: {tmp_path}/missing-dir/x.jsonl: No such file or directory"
+    ]
 
 
 def test_other_exceptions_keep_their_traceback(tmp_path) -> None:
     """Real bugs stay visible: only OSErrors that name a file are shortened."""
-    proc = subprocess.run([sys.executable, "-c", LAST_RESORT, "other", str(tmp_path)],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ConnectionResetError" in proc.stderr
+    proc = subprocess.run(
+        [sys.executable, "-c", LAST_RESORT, "other", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        proc.returncode != 0
+        and "Traceback" in proc.stderr
+        and "ConnectionResetError" in proc.stderr
+    )
 
 
 def test_a_pickled_adapter_is_refused_with_what_to_do(tmp_path) -> None:
@@ -222,7 +296,9 @@ def test_a_pickled_adapter_is_refused_with_what_to_do(tmp_path) -> None:
         require_peft_adapter(adapter)
     message = str(info.value)
     assert str(adapter / "adapter_model.bin") in message
-    assert "pickled" in message and "safetensors" in message and "safe_serialization=True" in message
+    assert (
+        "pickled" in message and "safetensors" in message and "safe_serialization=True" in message
+    )
     (adapter / "adapter_model.safetensors").write_bytes(b"")  # both: PEFT reads the safetensors
     assert require_peft_adapter(adapter) == adapter
 
@@ -240,7 +316,9 @@ KILLED_WRITER = textwrap.dedent("""
 
 
 def _start_writer(dest: Path) -> tuple[subprocess.Popen, Path]:
-    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(dest)], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, str(dest)], stdout=subprocess.PIPE, text=True
+    )
     tmp = Path(proc.stdout.readline().strip())
     assert tmp.is_file() and tmp.parent == dest.parent
     return proc, tmp
@@ -276,7 +354,9 @@ def test_a_live_writers_temporary_is_never_removed(tmp_path) -> None:
         proc.wait()
 
 
-def test_kill_9_of_hegelion_dataset_leaves_nothing_after_the_next_run(example_traces, tmp_path) -> None:
+def test_kill_9_of_hegelion_dataset_leaves_nothing_after_the_next_run(
+    example_traces, tmp_path
+) -> None:
     record = example_traces.read_bytes().splitlines()[0]
     src = tmp_path / "traces.jsonl"
     src.write_bytes((record + b"\n") * 300_000)  # long enough to kill it mid-write

@@ -18,7 +18,9 @@ from hegelion_core.testing import FormatterContract, sample_records
 PLAIN, WITH_INPUT, RICH = sample_records()
 
 
-@pytest.mark.parametrize("cls", [SFTFormatter, ChatFormatter, DPOFormatter, SCUFormatter, MLXFormatter, SimplexFormatter])
+@pytest.mark.parametrize(
+    "cls", [SFTFormatter, ChatFormatter, DPOFormatter, SCUFormatter, MLXFormatter, SimplexFormatter]
+)
 class TestBuiltinContract(FormatterContract):
     @pytest.fixture
     def driver(self, cls):
@@ -27,9 +29,15 @@ class TestBuiltinContract(FormatterContract):
 
 def test_sft_row_keeps_the_earlier_layout() -> None:
     (row,) = SFTFormatter().format(WITH_INPUT)
-    assert row == {"instruction": WITH_INPUT.instruction, "input": WITH_INPUT.input,
-                   "output": WITH_INPUT.output, "system": WITH_INPUT.system}
-    assert row["output"].startswith("<thought>") and row["output"].endswith(WITH_INPUT.hegelion_trace.answer)
+    assert row == {
+        "instruction": WITH_INPUT.instruction,
+        "input": WITH_INPUT.input,
+        "output": WITH_INPUT.output,
+        "system": WITH_INPUT.system,
+    }
+    assert row["output"].startswith("<thought>") and row["output"].endswith(
+        WITH_INPUT.hegelion_trace.answer
+    )
 
 
 def test_sft_synthesis_only() -> None:
@@ -57,7 +65,11 @@ def test_dpo_synthesis_is_chosen(side: str, expected: int) -> None:
     for row in rows:
         assert row["chosen"] == trace.synthesis and row["prompt"] == PLAIN.prompt
     rejected = [r["rejected"] for r in rows]
-    wanted = {"thesis": [trace.thesis], "antithesis": [trace.antithesis], "both": [trace.thesis, trace.antithesis]}
+    wanted = {
+        "thesis": [trace.thesis],
+        "antithesis": [trace.antithesis],
+        "both": [trace.thesis, trace.antithesis],
+    }
     assert rejected == wanted[side]
 
 
@@ -99,7 +111,9 @@ def test_simplex_row_from_a_derived_context() -> None:
     (row,) = SimplexFormatter().format(RICH)
     system, user, assistant = (m["content"] for m in row["messages"])
     assert "70%" in system and "Divine" in system
-    assert user.startswith("<context>\nRecent experiences:\n- Considered: Nuclear power is low-carbon")
+    assert user.startswith(
+        "<context>\nRecent experiences:\n- Considered: Nuclear power is low-carbon"
+    )
     assert "- Challenged by: Cost" in user
     assert "Known facts:\n- Plants ran over budget." in user
     assert "Current beliefs (confidence > 30%):\n- (none)" in user
@@ -112,12 +126,18 @@ def test_simplex_context_thresholds_and_hive() -> None:
     ctx = SimplexContext(
         experiences=["Saw the test fail twice."],
         facts=["The CI runner has 2 cores."],
-        beliefs=[Belief(text="The test is flaky", confidence=0.8), Belief(text="It is the cache", confidence=0.25)],
+        beliefs=[
+            Belief(text="The test is flaky", confidence=0.8),
+            Belief(text="It is the cache", confidence=0.25),
+        ],
         hive=HiveContext(
             name="build-team",
             experiences=["Flakes rose after the upgrade."],
             knowledge=["Upgrade changed the scheduler."],
-            beliefs=[Belief(text="Scheduler causes flakes", confidence=0.6), Belief(text="Disk is full", confidence=0.4)],
+            beliefs=[
+                Belief(text="Scheduler causes flakes", confidence=0.6),
+                Belief(text="Disk is full", confidence=0.4),
+            ],
         ),
     )
     text = render_context(ctx)
@@ -134,7 +154,9 @@ def test_simplex_context_thresholds_and_hive() -> None:
     assert row["messages"][2]["content"].endswith("[confidence: 0.82]")
 
 
-@pytest.mark.parametrize("cls", [SFTFormatter, ChatFormatter, DPOFormatter, SCUFormatter, MLXFormatter, SimplexFormatter])
+@pytest.mark.parametrize(
+    "cls", [SFTFormatter, ChatFormatter, DPOFormatter, SCUFormatter, MLXFormatter, SimplexFormatter]
+)
 def test_a_truncated_record_is_skipped_as_truncated(cls) -> None:
     record = RICH.model_copy(update={"truncated": True, "confidence": 0.8})
     with pytest.raises(SkipRecord) as info:

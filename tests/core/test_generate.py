@@ -30,10 +30,16 @@ def lines(path: Path) -> list[dict]:
     return [orjson.loads(x) for x in path.read_bytes().splitlines()] if path.exists() else []
 
 
-def generate(tmp_path: Path, teacher: RuleTeacher, n_prompts: int = 10, **job) -> tuple[Generator, Path]:
+def generate(
+    tmp_path: Path, teacher: RuleTeacher, n_prompts: int = 10, **job
+) -> tuple[Generator, Path]:
     out = tmp_path / "traces.jsonl"
     job.setdefault("backoff_base", 0.0)
-    gen = Generator(GenerateJob(output=out, **job), teacher, FilePromptSource({"path": prompts_file(tmp_path, n_prompts)}))
+    gen = Generator(
+        GenerateJob(output=out, **job),
+        teacher,
+        FilePromptSource({"path": prompts_file(tmp_path, n_prompts)}),
+    )
     asyncio.run(gen.run())
     return gen, out
 
@@ -44,9 +50,13 @@ def test_writes_valid_records_up_to_the_limit(tmp_path) -> None:
     assert len(rows) == 6 == gen.stats.written
     records = [TraceRecord.model_validate(r) for r in rows]
     assert {r.prompt_id for r in records} == {prompt_id(f"question {i}") for i in range(6)}
-    assert all(r.teacher == "rule" and r.model == "rule-1" and r.usage.total_tokens == 90 for r in records)
+    assert all(
+        r.teacher == "rule" and r.model == "rule-1" and r.usage.total_tokens == 90 for r in records
+    )
     assert set(records[0].timings) == {"thesis", "antithesis", "synthesis"}
-    first = next(r for r in records if r.instruction == "question 0")  # records land in finishing order
+    first = next(
+        r for r in records if r.instruction == "question 0"
+    )  # records land in finishing order
     assert first.source == "prompts.txt:1"
 
 
@@ -59,7 +69,9 @@ def test_rerun_resumes_where_it_stopped(tmp_path) -> None:
     assert out.read_bytes().startswith(first)
     assert gen.stats.already_done == 4 and gen.stats.written == 3
     assert len({r["prompt_id"] for r in lines(out)}) == 7
-    assert {question for _, msgs, _ in t2.calls for question in [msgs[-1].content]} >= {"question 4"}
+    assert {question for _, msgs, _ in t2.calls for question in [msgs[-1].content]} >= {
+        "question 4"
+    }
     assert not any(msgs[-1].content == "question 0" for _, msgs, _ in t2.calls)  # no work redone
 
 
@@ -70,8 +82,10 @@ def test_no_limit_runs_the_whole_source(tmp_path) -> None:
 
 def test_retries_honour_retry_after_then_succeed(tmp_path) -> None:
     t = RuleTeacher()
-    t.failures["question 0"] = [TeacherError("429", retryable=True, retry_after=0.3),
-                                TeacherError("503", retryable=True)]
+    t.failures["question 0"] = [
+        TeacherError("429", retryable=True, retry_after=0.3),
+        TeacherError("503", retryable=True),
+    ]
     start = time.monotonic()
     gen, out = generate(tmp_path, t, n_prompts=1, max_retries=3)
     assert time.monotonic() - start >= 0.3
@@ -92,11 +106,16 @@ def test_failures_go_to_rejects_with_a_reason_never_to_the_output(tmp_path) -> N
     assert gen.stats.written == 2 and gen.stats.rejected == 3
     assert b"generation failed" not in out.read_bytes()
     assert {r["instruction"]: r["blame"] for r in rejects} == {
-        "question 0": "prompt", "question 1": "prompt", "question 2": "service"}
+        "question 0": "prompt",
+        "question 1": "prompt",
+        "question 2": "service",
+    }
     assert gen.stats.not_counted == 1
-    assert gen.stats.reasons == {"thesis: teacher error: HTTP 401 bad key": 1,
-                                 "thesis: teacher error after 3 attempts: 500 (service, not counted)": 1,
-                                 "synthesis: empty or placeholder output (\'[Synthesis generation failed": 1}
+    assert gen.stats.reasons == {
+        "thesis: teacher error: HTTP 401 bad key": 1,
+        "thesis: teacher error after 3 attempts: 500 (service, not counted)": 1,
+        "synthesis: empty or placeholder output ('[Synthesis generation failed": 1,
+    }
 
 
 def test_rejected_prompts_are_retried_until_max_attempts(tmp_path) -> None:
@@ -124,7 +143,9 @@ def test_concurrency_is_bounded(tmp_path) -> None:
 def test_requests_per_minute_are_paced(tmp_path) -> None:
     t = RuleTeacher()
     start = time.monotonic()
-    generate(tmp_path, t, n_prompts=7, rpm=600, concurrency=8)  # 21 calls at 10 a second, 10 may burst
+    generate(
+        tmp_path, t, n_prompts=7, rpm=600, concurrency=8
+    )  # 21 calls at 10 a second, 10 may burst
     assert time.monotonic() - start >= 1.0
 
 
@@ -132,14 +153,20 @@ def test_council_judge_and_iterations_reach_the_record(tmp_path) -> None:
     config = DialecticConfig(council=["science"], judge=True, iterations=2)
     _, out = generate(tmp_path, RuleTeacher(), n_prompts=1, dialectic=config)
     record = TraceRecord.model_validate(lines(out)[0])
-    assert [c.persona for c in record.hegelion_trace.critiques] == ["logician", "empiricist", "historian"]
+    assert [c.persona for c in record.hegelion_trace.critiques] == [
+        "logician",
+        "empiricist",
+        "historian",
+    ]
     assert record.hegelion_trace.judge.score == 8 and record.hegelion_trace.iterations == 2
 
 
 def test_run_generate_writes_a_manifest_without_secrets(tmp_path, monkeypatch) -> None:
     out = tmp_path / "t.jsonl"
     job = GenerateJob(output=out, limit=2)
-    stats = run_generate(job, RuleTeacher(), FilePromptSource({"path": prompts_file(tmp_path, 3)}), progress=False)
+    stats = run_generate(
+        job, RuleTeacher(), FilePromptSource({"path": prompts_file(tmp_path, 3)}), progress=False
+    )
     manifest = orjson.loads((tmp_path / "t.jsonl.manifest.json").read_bytes())
     assert manifest["stage"] == "generate" and manifest["counts"]["written"] == stats.written == 2
     assert manifest["config"]["job"]["limit"] == 2 and manifest["config"]["teacher"] == "rule"
@@ -201,7 +228,14 @@ def test_retry_after_and_retryable_statuses() -> None:
     assert parse_retry_after({"retry-after-ms": "1500", "retry-after": "9"}) == 1.5
     assert parse_retry_after({"retry-after": "soon"}) is None and parse_retry_after(None) is None
     assert parse_retry_after({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
-    assert [s for s in (400, 401, 404, 408, 409, 425, 429, 500, 529) if retryable_status(s)] == [408, 409, 425, 429, 500, 529]
+    assert [s for s in (400, 401, 404, 408, 409, 425, 429, 500, 529) if retryable_status(s)] == [
+        408,
+        409,
+        425,
+        429,
+        500,
+        529,
+    ]
     assert not retryable_status(None)
 
 
@@ -223,8 +257,11 @@ def test_a_cancelled_run_still_writes_what_finished(tmp_path) -> None:
     out = tmp_path / "traces.jsonl"
     t = RuleTeacher({"delay": 0.05})
     t.failures["question 7"] = ["hang"]
-    gen = Generator(GenerateJob(output=out, concurrency=4, backoff_base=0.0), t,
-                    FilePromptSource({"path": prompts_file(tmp_path, 8)}))
+    gen = Generator(
+        GenerateJob(output=out, concurrency=4, backoff_base=0.0),
+        t,
+        FilePromptSource({"path": prompts_file(tmp_path, 8)}),
+    )
 
     async def interrupted() -> None:
         task = asyncio.create_task(gen.run())
@@ -257,15 +294,21 @@ class _PlainSource(PromptSource):
 def test_resume_skips_the_same_prompts_with_or_without_the_fast_path(tmp_path, source_cls) -> None:
     out = tmp_path / "traces.jsonl"
     prompts = prompts_file(tmp_path, 10)
-    first = Generator(GenerateJob(output=out, limit=5), RuleTeacher(), FilePromptSource({"path": prompts}))
+    first = Generator(
+        GenerateJob(output=out, limit=5), RuleTeacher(), FilePromptSource({"path": prompts})
+    )
     asyncio.run(first.run())
     t = RuleTeacher()
     t.failures["question 6"] = [TeacherError("bad", retryable=False)] * 5
-    asyncio.run(Generator(GenerateJob(output=out, max_retries=1), t, source_cls({"path": prompts})).run())
+    asyncio.run(
+        Generator(GenerateJob(output=out, max_retries=1), t, source_cls({"path": prompts})).run()
+    )
     t2 = RuleTeacher()
     again = Generator(GenerateJob(output=out, max_retries=1), t2, source_cls({"path": prompts}))
     asyncio.run(again.run())
-    assert again.stats.skipped == 10 and again.stats.written == 0 and not t2.calls  # 9 written, 1 settled
+    assert (
+        again.stats.skipped == 10 and again.stats.written == 0 and not t2.calls
+    )  # 9 written, 1 settled
     assert again.stats.already_done == 9
 
 
@@ -287,8 +330,11 @@ def test_the_pacer_spreads_a_burst_and_stays_out_of_the_way_otherwise() -> None:
 
 def test_a_failed_write_stops_the_run_with_its_error(tmp_path) -> None:
     out = tmp_path / "traces.jsonl"
-    gen = Generator(GenerateJob(output=out, concurrency=4), RuleTeacher(),
-                    FilePromptSource({"path": prompts_file(tmp_path, 6)}))
+    gen = Generator(
+        GenerateJob(output=out, concurrency=4),
+        RuleTeacher(),
+        FilePromptSource({"path": prompts_file(tmp_path, 6)}),
+    )
 
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -317,8 +363,12 @@ def test_the_collector_is_tuned_during_a_run_and_restored_after_it(tmp_path) -> 
     assert teacher.seen and all(t[0] == 20_000 and frozen > 0 for t, frozen in teacher.seen)
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
-    gen = Generator(GenerateJob(output=tmp_path / "second.jsonl", concurrency=2), RuleTeacher(),
-                    FilePromptSource({"path": prompts_file(tmp_path, 2)}))
+    gen = Generator(
+        GenerateJob(output=tmp_path / "second.jsonl", concurrency=2),
+        RuleTeacher(),
+        FilePromptSource({"path": prompts_file(tmp_path, 2)}),
+    )
+
     def full_disk(*args, **kwargs):
         raise OSError(28, "No space left on device")
 

@@ -52,8 +52,11 @@ class BrokenTeacher(RuleTeacher):
 
 def run(tmp_path: Path, teacher: RuleTeacher, n: int = 10, **job: Any) -> Generator:
     job.setdefault("backoff_base", 0.0)
-    gen = Generator(GenerateJob(output=tmp_path / "traces.jsonl", **job), teacher,
-                    FilePromptSource({"path": prompts_file(tmp_path, n)}))
+    gen = Generator(
+        GenerateJob(output=tmp_path / "traces.jsonl", **job),
+        teacher,
+        FilePromptSource({"path": prompts_file(tmp_path, n)}),
+    )
     asyncio.run(gen.run())
     return gen
 
@@ -82,8 +85,12 @@ def test_an_auth_failure_stops_the_run_and_uses_up_no_prompt(tmp_path: Path) -> 
     rejects = lines(tmp_path / "traces.jsonl.rejects.jsonl")
     assert rejects and {r["blame"] for r in rejects} == {"auth"}
     status = run_status(tmp_path / "traces.jsonl", prices={})
-    assert status.rejected_prompts == 0 and status.open_prompts == len({r["prompt_id"] for r in rejects})
-    assert list(status.reject_reasons) == ["thesis: teacher error: HTTP 401: Incorrect API key (auth, not counted)"]
+    assert status.rejected_prompts == 0 and status.open_prompts == len(
+        {r["prompt_id"] for r in rejects}
+    )
+    assert list(status.reject_reasons) == [
+        "thesis: teacher error: HTTP 401: Incorrect API key (auth, not counted)"
+    ]
     assert "failed for reasons not their own (a rerun tries them again)" in render(status)
     teacher.error = None  # the key is fixed
     gen = run(tmp_path, teacher, max_retries=2)
@@ -103,8 +110,9 @@ def test_the_breaker_stops_after_n_prompts_fail_for_the_service(tmp_path: Path) 
 
 def test_prompt_failures_still_use_up_their_attempts(tmp_path: Path) -> None:
     teacher = RuleTeacher()
-    teacher.failures["question 0"] = [TeacherError("HTTP 400: too long", retryable=False,
-                                                   status=400)] * 5
+    teacher.failures["question 0"] = [
+        TeacherError("HTTP 400: too long", retryable=False, status=400)
+    ] * 5
     for expected in (1, 0):  # max_attempts 1: settled after one reject
         gen = run(tmp_path, teacher, n=3, max_retries=1)
         assert gen.stats.rejected == expected and gen.stats.stopped is None
@@ -112,12 +120,14 @@ def test_prompt_failures_still_use_up_their_attempts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("header", ["3600", "inf"])
-def test_a_retry_after_past_the_cap_stops_the_run_instead_of_sleeping(tmp_path: Path,
-                                                                      header: str) -> None:
+def test_a_retry_after_past_the_cap_stops_the_run_instead_of_sleeping(
+    tmp_path: Path, header: str
+) -> None:
     wait = parse_retry_after({"Retry-After": header})
     teacher = RuleTeacher()
-    teacher.failures["question 3"] = [TeacherError("HTTP 429", retryable=True, status=429,
-                                                   retry_after=wait)]
+    teacher.failures["question 3"] = [
+        TeacherError("HTTP 429", retryable=True, status=429, retry_after=wait)
+    ]
     start = time.monotonic()
     gen = run(tmp_path, teacher, n=6, concurrency=1, max_retry_wait=5)
     assert time.monotonic() - start < 30
@@ -138,12 +148,15 @@ def test_keys_echoed_in_answers_are_scrubbed_and_counted(tmp_path: Path, monkeyp
     teacher = RuleTeacher()
     teacher.replies["synthesis"] = [f"Synthesis: fine. (Authorization: Bearer {key})"] * 2
     job = GenerateJob(output=tmp_path / "t.jsonl", backoff_base=0)
-    stats = run_generate(job, teacher, FilePromptSource({"path": prompts_file(tmp_path, 3)}),
-                         progress=False)
+    stats = run_generate(
+        job, teacher, FilePromptSource({"path": prompts_file(tmp_path, 3)}), progress=False
+    )
     data = (tmp_path / "t.jsonl").read_bytes()
     assert key.encode() not in data and b"Bearer ***" in data
     assert stats.scrubbed == 2 and stats.written == 3
-    assert orjson.loads((tmp_path / "t.jsonl.manifest.json").read_bytes())["counts"]["scrubbed"] == 2
+    assert (
+        orjson.loads((tmp_path / "t.jsonl.manifest.json").read_bytes())["counts"]["scrubbed"] == 2
+    )
 
 
 class KeyedTeacher(RuleTeacher):
@@ -158,11 +171,17 @@ class KeyedTeacher(RuleTeacher):
 
 
 def test_the_manifest_masks_keys_anywhere_but_not_max_tokens(tmp_path: Path) -> None:
-    teacher = KeyedTeacher({"base_url": "https://user:sk-url-key-777777@api.example/v1",
-                            "api_key": "sk-option-key-888888",
-                            "extra_body": {"api_key": "sk-body-key-999999"}})
+    teacher = KeyedTeacher(
+        {
+            "base_url": "https://user:sk-url-key-777777@api.example/v1",
+            "api_key": "sk-option-key-888888",
+            "extra_body": {"api_key": "sk-body-key-999999"},
+        }
+    )
     job = GenerateJob(output=tmp_path / "t.jsonl", limit=1)
-    run_generate(job, teacher, FilePromptSource({"path": prompts_file(tmp_path, 2)}), progress=False)
+    run_generate(
+        job, teacher, FilePromptSource({"path": prompts_file(tmp_path, 2)}), progress=False
+    )
     raw = (tmp_path / "t.jsonl.manifest.json").read_bytes()
     for key in (b"sk-url-key-777777", b"sk-option-key-888888", b"sk-body-key-999999"):
         assert key not in raw
@@ -177,30 +196,74 @@ def test_the_manifest_masks_keys_anywhere_but_not_max_tokens(tmp_path: Path) -> 
 
 def test_exit_statuses_0_3_4(plugin_site: Path, tmp_path: Path) -> None:
     base = ["generate", "--teacher", "echo", "--mode", "single", "--quiet"]
-    ok = hegelion(plugin_site, *base, "--prompt-file", prompts_file(tmp_path, 3), "-o", tmp_path / "a.jsonl")
+    ok = hegelion(
+        plugin_site, *base, "--prompt-file", prompts_file(tmp_path, 3), "-o", tmp_path / "a.jsonl"
+    )
     assert ok.returncode == ExitCode.OK, ok.stderr
-    again = hegelion(plugin_site, *base, "--prompt-file", prompts_file(tmp_path, 3), "-o", tmp_path / "a.jsonl")
+    again = hegelion(
+        plugin_site, *base, "--prompt-file", prompts_file(tmp_path, 3), "-o", tmp_path / "a.jsonl"
+    )
     assert again.returncode == ExitCode.OK and "(0 new)" in again.stdout  # nothing left to do
-    some = hegelion(plugin_site, *base, "--prompt-file", prompts_file(tmp_path, 4, " [echo-drop]"),
-                    "-o", tmp_path / "b.jsonl")
+    some = hegelion(
+        plugin_site,
+        *base,
+        "--prompt-file",
+        prompts_file(tmp_path, 4, " [echo-drop]"),
+        "-o",
+        tmp_path / "b.jsonl",
+    )
     assert some.returncode == ExitCode.SOME_REJECTED, some.stderr
     assert "2 records (2 new), 2 rejected" in some.stdout
-    none = hegelion(plugin_site, *base, "-t", "style=plain", "--prompt-file", prompts_file(tmp_path, 3),
-                    "-o", tmp_path / "c.jsonl")
-    assert none.returncode == ExitCode.ALL_REJECTED and "0 records (0 new), 3 rejected" in none.stdout
+    none = hegelion(
+        plugin_site,
+        *base,
+        "-t",
+        "style=plain",
+        "--prompt-file",
+        prompts_file(tmp_path, 3),
+        "-o",
+        tmp_path / "c.jsonl",
+    )
+    assert (
+        none.returncode == ExitCode.ALL_REJECTED and "0 records (0 new), 3 rejected" in none.stdout
+    )
 
 
-@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"),
-                                                   (signal.SIGTERM, 143, "terminated")])
-def test_signals_exit_130_and_143_leaving_valid_files(plugin_site: Path, tmp_path: Path,
-                                                      sig: signal.Signals, code: int, word: str) -> None:
+@pytest.mark.parametrize(
+    ("sig", "code", "word"),
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+)
+def test_signals_exit_130_and_143_leaving_valid_files(
+    plugin_site: Path, tmp_path: Path, sig: signal.Signals, code: int, word: str
+) -> None:
     out = tmp_path / "traces.jsonl"
     (tmp_path / "p.txt").write_text("fast\n" + "".join(f"slow {i}\n" for i in range(6)))
-    args = [sys.executable, "-m", "hegelion_core", "generate", "--prompt-file", str(tmp_path / "p.txt"),
-            "-o", str(out), "--teacher", "echo", "-t", "delay=0.5", "--mode", "single",
-            "--concurrency", "1", "--quiet"]
-    proc = subprocess.Popen(args, env=hegelion_env(plugin_site), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    args = [
+        sys.executable,
+        "-m",
+        "hegelion_core",
+        "generate",
+        "--prompt-file",
+        str(tmp_path / "p.txt"),
+        "-o",
+        str(out),
+        "--teacher",
+        "echo",
+        "-t",
+        "delay=0.5",
+        "--mode",
+        "single",
+        "--concurrency",
+        "1",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(
+        args,
+        env=hegelion_env(plugin_site),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while not (out.exists() and out.read_bytes().count(b"\n") >= 1) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -228,15 +291,30 @@ def generate_cli(tmp_path: Path, base_url: str, *extra: str, n: int = 6, **env: 
 
     from hegelion_core.cli import cli
 
-    args = ["generate", "--prompt-file", str(prompts_file(tmp_path, n)), "-o", str(tmp_path / "t.jsonl"),
-            "--teacher", "openai", "--base-url", base_url, "-m", "scripted-model", "--mode", "single",
-            "--quiet", *extra]
+    args = [
+        "generate",
+        "--prompt-file",
+        str(prompts_file(tmp_path, n)),
+        "-o",
+        str(tmp_path / "t.jsonl"),
+        "--teacher",
+        "openai",
+        "--base-url",
+        base_url,
+        "-m",
+        "scripted-model",
+        "--mode",
+        "single",
+        "--quiet",
+        *extra,
+    ]
     env = {"HEGELION_CONFIG_DIR": str(tmp_path / "config"), **env}
     return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
 
 
 def test_cli_three_runs_on_a_bad_key_then_the_good_key_generates_everything(
-        tmp_path: Path, openai_plugin: None) -> None:
+    tmp_path: Path, openai_plugin: None
+) -> None:
     with ScriptedOpenAIServer(api_key="sk-good-key-123456") as server:
         for _ in range(3):
             bad = generate_cli(tmp_path, server.base_url, OPENAI_API_KEY="sk-bad-key-654321")
@@ -264,14 +342,32 @@ def test_cli_server_down_with_max_retries_1_then_up(tmp_path: Path, openai_plugi
 
 def test_cli_breaker_stops_a_5xx_storm_early(tmp_path: Path, openai_plugin: None) -> None:
     with ScriptedOpenAIServer(script=[("status", 500)] * 200) as server:
-        stormed = generate_cli(tmp_path, server.base_url, "--max-retries", "0", "--stop-after-failures",
-                               "3", "--concurrency", "1", n=30, OPENAI_API_KEY="sk-any-key-000000")
+        stormed = generate_cli(
+            tmp_path,
+            server.base_url,
+            "--max-retries",
+            "0",
+            "--stop-after-failures",
+            "3",
+            "--concurrency",
+            "1",
+            n=30,
+            OPENAI_API_KEY="sk-any-key-000000",
+        )
         assert stormed.exit_code == ExitCode.STOPPED, stormed.output
-        assert "stopped early: 3 prompts in a row failed for reasons not their own" in stormed.stderr
+        assert (
+            "stopped early: 3 prompts in a row failed for reasons not their own" in stormed.stderr
+        )
         assert len(server.completion_requests) == 3
         server.reset()
-        healed = generate_cli(tmp_path, server.base_url, "--max-retries", "0", n=30,
-                              OPENAI_API_KEY="sk-any-key-000000")
+        healed = generate_cli(
+            tmp_path,
+            server.base_url,
+            "--max-retries",
+            "0",
+            n=30,
+            OPENAI_API_KEY="sk-any-key-000000",
+        )
     assert healed.exit_code == ExitCode.OK and "30 records (30 new)" in healed.stdout, healed.output
 
 
@@ -279,15 +375,24 @@ def test_cli_retry_after_3600_stops_cleanly(tmp_path: Path, openai_plugin: None)
     script = [("ok",), ("ok",), *[("status", 429, {"Retry-After": "3600"})] * 20]
     with ScriptedOpenAIServer(script=script) as server:
         start = time.monotonic()
-        result = generate_cli(tmp_path, server.base_url, "--concurrency", "1", "--timeout", "10",
-                              OPENAI_API_KEY="sk-any-key-000000")
+        result = generate_cli(
+            tmp_path,
+            server.base_url,
+            "--concurrency",
+            "1",
+            "--timeout",
+            "10",
+            OPENAI_API_KEY="sk-any-key-000000",
+        )
     assert time.monotonic() - start < 60
     assert result.exit_code == ExitCode.STOPPED, result.output
     assert "asked to wait 3600s (Retry-After), longer than --max-retry-wait 300s" in result.stderr
     assert len(lines(tmp_path / "t.jsonl")) == 2
 
 
-def test_cli_an_answer_echoing_the_key_is_stored_scrubbed(tmp_path: Path, openai_plugin: None) -> None:
+def test_cli_an_answer_echoing_the_key_is_stored_scrubbed(
+    tmp_path: Path, openai_plugin: None
+) -> None:
     key = "sk-echo-me-" + "7" * 20
     with ScriptedOpenAIServer(echo_credentials=True) as server:
         result = generate_cli(tmp_path, server.base_url, n=3, OPENAI_API_KEY=key)
@@ -295,18 +400,23 @@ def test_cli_an_answer_echoing_the_key_is_stored_scrubbed(tmp_path: Path, openai
     data = (tmp_path / "t.jsonl").read_bytes()
     assert key.encode() not in data and b"Authorization: Bearer ***" in data
     assert ", 3 keys scrubbed from answers" in result.stdout
-    assert orjson.loads((tmp_path / "t.jsonl.manifest.json").read_bytes())["counts"]["scrubbed"] == 3
+    assert (
+        orjson.loads((tmp_path / "t.jsonl.manifest.json").read_bytes())["counts"]["scrubbed"] == 3
+    )
 
 
-def test_the_openai_teacher_classifies_auth_and_connection_failures(openai_plugin: None,
-                                                                    monkeypatch) -> None:
+def test_the_openai_teacher_classifies_auth_and_connection_failures(
+    openai_plugin: None, monkeypatch
+) -> None:
     from hegelion_openai.teacher import OpenAITeacher
 
     from hegelion_core.testing.calls import complete_error
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-000000")
     with ScriptedOpenAIServer(api_key="sk-right-000000") as server:
-        refused = complete_error(OpenAITeacher(base_url=server.base_url), [Message(role="user", content="q")])
+        refused = complete_error(
+            OpenAITeacher(base_url=server.base_url), [Message(role="user", content="q")]
+        )
         url = server.base_url
     assert refused.status == 401 and refused.blame == "auth"
     down = complete_error(OpenAITeacher(base_url=url), [Message(role="user", content="q")])

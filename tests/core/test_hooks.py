@@ -25,7 +25,9 @@ class RunRecorder:
         self.events.append(("started", command, config))
 
     @hookimpl
-    def hegelion_run_finished(self, command: str, summary: dict[str, Any], error: str | None) -> None:
+    def hegelion_run_finished(
+        self, command: str, summary: dict[str, Any], error: str | None
+    ) -> None:
         self.events.append(("finished", command, summary, error))
 
 
@@ -39,22 +41,37 @@ def runs() -> RunRecorder:
 def _simplex(run_cli, tmp_path: Path) -> tuple[str, Any]:
     pytest.importorskip("hegelion_simplex")
     out = tmp_path / "cal"
-    run_cli("simplex", "generate", "--stage", "calibration", "-n", "4", "--eval-n", "2", "--out", out)
-    return "simplex generate", lambda config, summary: (
-        config["stage"] == "calibration" and config["n"] == 4 and config["out"] == str(out)
-        and summary["counts"]["eval"] == 2)
+    run_cli(
+        "simplex", "generate", "--stage", "calibration", "-n", "4", "--eval-n", "2", "--out", out
+    )
+    return (
+        "simplex generate",
+        lambda config, summary: (
+            config["stage"] == "calibration"
+            and config["n"] == 4
+            and config["out"] == str(out)
+            and summary["counts"]["eval"] == 2
+        ),
+    )
 
 
 def _run(run_cli, tmp_path: Path) -> tuple[str, Any]:
     shutil.copy(EXAMPLES / "traces.jsonl", tmp_path / "traces.jsonl")
     pipeline = tmp_path / "pipe.yaml"
-    pipeline.write_text(f"name: demo\nworkdir: {tmp_path / 'w'}\n"
-                        "stages:\n  format: {format: sft, input: traces.jsonl}\n")
+    pipeline.write_text(
+        f"name: demo\nworkdir: {tmp_path / 'w'}\n"
+        "stages:\n  format: {format: sft, input: traces.jsonl}\n"
+    )
     run_cli("run", pipeline)
     # The stage itself is `hegelion dataset` in a process of its own, which fires its own pair.
-    return "run", lambda config, summary: (
-        config["name"] == "demo" and config["stage"] is None
-        and [s["stage"] for s in summary["stages"]] == ["format"])
+    return (
+        "run",
+        lambda config, summary: (
+            config["name"] == "demo"
+            and config["stage"] is None
+            and [s["stage"] for s in summary["stages"]] == ["format"]
+        ),
+    )
 
 
 def _dataset(run_cli, tmp_path: Path) -> tuple[str, Any]:
@@ -74,12 +91,20 @@ def _generate(run_cli, tmp_path: Path) -> tuple[str, Any]:
 
     (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")
     job = GenerateJob(output=tmp_path / "t.jsonl", backoff_base=0.0)
-    run_generate(job, RuleTeacher(), FilePromptSource({"path": tmp_path / "prompts.txt"}), progress=False)
-    return "generate", lambda config, summary: config["teacher"] == "rule" and summary["written"] == 2
+    run_generate(
+        job, RuleTeacher(), FilePromptSource({"path": tmp_path / "prompts.txt"}), progress=False
+    )
+    return (
+        "generate",
+        lambda config, summary: config["teacher"] == "rule" and summary["written"] == 2,
+    )
 
 
-@pytest.mark.parametrize("command", [_simplex, _run, _dataset, _curate, _generate],
-                         ids=["simplex generate", "run", "dataset", "curate", "generate"])
+@pytest.mark.parametrize(
+    "command",
+    [_simplex, _run, _dataset, _curate, _generate],
+    ids=["simplex generate", "run", "dataset", "curate", "generate"],
+)
 def test_hook_run_started(command, runs: RunRecorder, run_cli, tmp_path: Path) -> None:
     """Each command fires run-started before its work and run-finished after it, once."""
     name, fits = command(run_cli, tmp_path)
@@ -88,15 +113,26 @@ def test_hook_run_started(command, runs: RunRecorder, run_cli, tmp_path: Path) -
     assert error is None and fits(config, summary), runs.events
 
 
-def test_hook_run_finished(runs: RunRecorder, run_cli, tmp_path: Path,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hook_run_finished(
+    runs: RunRecorder, run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A command that fails still fires run-finished, with the error's message: here
     `hegelion eval` whose model's teacher plugin is left out."""
     data = tmp_path / "eval.jsonl"
     data.write_text("")
     monkeypatch.setenv("HEGELION_PLUGINS", "hegelion-core")
-    result = run_cli("eval", "--model", tmp_path / "model-dir", "--suite", "calibration", "--data", data,
-                     "--out", tmp_path / "o", ok=False)
+    result = run_cli(
+        "eval",
+        "--model",
+        tmp_path / "model-dir",
+        "--suite",
+        "calibration",
+        "--data",
+        data,
+        "--out",
+        tmp_path / "o",
+        ok=False,
+    )
     assert result.exit_code == 1
     assert [e[:2] for e in runs.events] == [("started", "eval"), ("finished", "eval")]
     (_, _, config), (_, _, summary, error) = runs.events
@@ -195,7 +231,9 @@ def _admitted_by_generate(tmp_path: Path) -> list[str]:
 
     (tmp_path / "prompts.txt").write_text("one?\ntwo?\n")
     job = GenerateJob(output=tmp_path / "t.jsonl", backoff_base=0.0)
-    run_generate(job, RuleTeacher(), FilePromptSource({"path": tmp_path / "prompts.txt"}), progress=False)
+    run_generate(
+        job, RuleTeacher(), FilePromptSource({"path": tmp_path / "prompts.txt"}), progress=False
+    )
     return [line for line in (tmp_path / "t.jsonl").read_text().splitlines() if line]
 
 
@@ -205,12 +243,16 @@ def _admitted_by_dataset(tmp_path: Path) -> list[str]:
     from hegelion_core.cli import cli
 
     out = tmp_path / "o.jsonl"
-    result = CliRunner().invoke(cli, ["dataset", str(EXAMPLES / "traces.jsonl"), str(out), "--format", "sft"])
+    result = CliRunner().invoke(
+        cli, ["dataset", str(EXAMPLES / "traces.jsonl"), str(out), "--format", "sft"]
+    )
     assert result.exit_code == 0, result.output
     return out.read_text().splitlines()
 
 
-@pytest.mark.parametrize("admitted_by", [_admitted_by_generate, _admitted_by_dataset], ids=["generate", "dataset"])
+@pytest.mark.parametrize(
+    "admitted_by", [_admitted_by_generate, _admitted_by_dataset], ids=["generate", "dataset"]
+)
 def test_hook_accept_record(admitted_by, tmp_path: Path) -> None:
     """Generation and `hegelion dataset` admit a record in one order: the transforms
     first, then the votes, on the transformed record."""
@@ -247,7 +289,10 @@ def test_hook_record_written(tmp_path: Path) -> None:
     get_plugin_manager().register(Plugin(), name="p")
     rows = _admitted_by_generate(tmp_path)
     assert len(rows) == 2
-    assert sorted(seen) == [("one?", tmp_path / "t.jsonl", True), ("two?", tmp_path / "t.jsonl", True)]
+    assert sorted(seen) == [
+        ("one?", tmp_path / "t.jsonl", True),
+        ("two?", tmp_path / "t.jsonl", True),
+    ]
 
 
 def test_hook_train_metrics(tmp_path: Path) -> None:

@@ -33,7 +33,11 @@ def imported_modules(source: str) -> list[tuple[int, str]]:
             fn = node.func
             name = fn.attr if isinstance(fn, ast.Attribute) else getattr(fn, "id", None)
             first = node.args[0] if node.args else None
-            if name in _BY_NAME and isinstance(first, ast.Constant) and isinstance(first.value, str):
+            if (
+                name in _BY_NAME
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+            ):
                 found.append((node.lineno, first.value))
     return found
 
@@ -48,7 +52,11 @@ def test_the_walk_sees_function_level_and_by_name_imports() -> None:
         "from hegelion_core.pipeline import stages\n"
     )
     plugins = [(line, m) for line, m in imported_modules(source) if is_plugin_package(m)]
-    assert plugins == [(3, "hegelion_gguf"), (4, "hegelion_simplex.stage"), (5, "hegelion_echo.teacher")]
+    assert plugins == [
+        (3, "hegelion_gguf"),
+        (4, "hegelion_simplex.stage"),
+        (5, "hegelion_echo.teacher"),
+    ]
 
 
 def test_the_walk_covers_core() -> None:
@@ -59,9 +67,11 @@ def test_the_walk_covers_core() -> None:
 
 @pytest.mark.parametrize("path", sorted(CORE.rglob("*.py")), ids=lambda p: str(p.relative_to(CORE)))
 def test_core_imports_no_plugin(path: Path) -> None:
-    bad = [f"{path.relative_to(CORE.parent)}:{line}: imports {module}"
-           for line, module in imported_modules(path.read_text(encoding="utf-8"))
-           if is_plugin_package(module)]
+    bad = [
+        f"{path.relative_to(CORE.parent)}:{line}: imports {module}"
+        for line, module in imported_modules(path.read_text(encoding="utf-8"))
+        if is_plugin_package(module)
+    ]
     assert not bad, "core must reach plugins through entry points only:\n" + "\n".join(bad)
 
 
@@ -108,14 +118,24 @@ def core_imports(path: Path, *, import_time_only: bool = False) -> set[str]:
 
 def test_core_imports_sees_submodules_and_skips_type_checking(tmp_path: Path) -> None:
     f = tmp_path / "m.py"
-    f.write_text("from typing import TYPE_CHECKING\nfrom hegelion_core.data import jsonl\n"
-                 "from hegelion_core import records, __version__\n"
-                 "if TYPE_CHECKING:\n    from hegelion_core.pipeline.stages import Planning\n"
-                 "def f():\n    from hegelion_core.cli import cli\n")
-    assert core_imports(f) == {"hegelion_core.data.jsonl", "hegelion_core.records", "hegelion_core",
-                               "hegelion_core.pipeline.stages", "hegelion_core.cli"}
+    f.write_text(
+        "from typing import TYPE_CHECKING\nfrom hegelion_core.data import jsonl\n"
+        "from hegelion_core import records, __version__\n"
+        "if TYPE_CHECKING:\n    from hegelion_core.pipeline.stages import Planning\n"
+        "def f():\n    from hegelion_core.cli import cli\n"
+    )
+    assert core_imports(f) == {
+        "hegelion_core.data.jsonl",
+        "hegelion_core.records",
+        "hegelion_core",
+        "hegelion_core.pipeline.stages",
+        "hegelion_core.cli",
+    }
     assert core_imports(f, import_time_only=True) == {
-        "hegelion_core.data.jsonl", "hegelion_core.records", "hegelion_core"}
+        "hegelion_core.data.jsonl",
+        "hegelion_core.records",
+        "hegelion_core",
+    }
 
 
 def test_records_and_parsing_do_not_import_each_other() -> None:
@@ -130,10 +150,14 @@ def test_nothing_imports_the_cli() -> None:
     """Commands call the library, never the reverse. The only importers of `cli` are its
     own modules, ``python -m hegelion_core``, and the test kit (`testing`), which runs the
     commands as a user does."""
-    bad = [f"{name} imports {target}" for name, path in MODULES.items()
-           if not name.startswith(("hegelion_core.cli", "hegelion_core.testing"))
-           and name != "hegelion_core.__main__"
-           for target in core_imports(path) if target.startswith("hegelion_core.cli")]
+    bad = [
+        f"{name} imports {target}"
+        for name, path in MODULES.items()
+        if not name.startswith(("hegelion_core.cli", "hegelion_core.testing"))
+        and name != "hegelion_core.__main__"
+        for target in core_imports(path)
+        if target.startswith("hegelion_core.cli")
+    ]
     assert not bad, "\n".join(bad)
 
 
@@ -146,7 +170,7 @@ def test_no_import_cycle_at_import_time() -> None:
 
     def visit(name: str, stack: list[str]) -> None:
         if name in stack:
-            pytest.fail("import cycle: " + " -> ".join([*stack[stack.index(name):], name]))
+            pytest.fail("import cycle: " + " -> ".join([*stack[stack.index(name) :], name]))
         if name in done:
             return
         for target in sorted(edges.get(name, ())):
@@ -172,15 +196,23 @@ def test_plugins_import_only_the_public_api(path: Path) -> None:
     bad = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
-            bad += [f"line {node.lineno}: import {a.name}" for a in node.names
-                    if a.name.split(".")[0] == "hegelion_core"]
+            bad += [
+                f"line {node.lineno}: import {a.name}"
+                for a in node.names
+                if a.name.split(".")[0] == "hegelion_core"
+            ]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             if node.module.startswith("hegelion_core."):
                 bad.append(f"line {node.lineno}: from {node.module} import ...")
             elif node.module == "hegelion_core":
-                bad += [f"line {node.lineno}: {a.name} is not in hegelion_core.__all__"
-                        for a in node.names if a.name not in public]
-    assert not bad, f"{path.relative_to(CORE.parent)}: import from `hegelion_core`:\n" + "\n".join(bad)
+                bad += [
+                    f"line {node.lineno}: {a.name} is not in hegelion_core.__all__"
+                    for a in node.names
+                    if a.name not in public
+                ]
+    assert not bad, f"{path.relative_to(CORE.parent)}: import from `hegelion_core`:\n" + "\n".join(
+        bad
+    )
 
 
 def test_every_public_name_resolves_to_the_module_that_types_it() -> None:
@@ -191,10 +223,14 @@ def test_every_public_name_resolves_to_the_module_that_types_it() -> None:
     import hegelion_core
 
     tree = ast.parse((CORE / "__init__.py").read_text(encoding="utf-8"))
-    typed = {alias.asname or alias.name: node.module
-             for stmt in tree.body if isinstance(stmt, ast.If)
-             for node in ast.walk(stmt) if isinstance(node, ast.ImportFrom)
-             for alias in node.names}
+    typed = {
+        alias.asname or alias.name: node.module
+        for stmt in tree.body
+        if isinstance(stmt, ast.If)
+        for node in ast.walk(stmt)
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
     homes = {**hegelion_core._HOMES, **hegelion_core._TESTING}
     assert typed == homes
     assert set(hegelion_core.__all__) == {"__version__", *hegelion_core._HOMES}
@@ -212,11 +248,15 @@ def test_importing_hegelion_core_is_cheap() -> None:
     import sys
 
     heavy = ("pydantic", "click", "pytest", "torch", "pluggy", "orjson")
-    code = ("import sys, hegelion_core; print(sorted({m.split('.')[0] for m in sys.modules} & "
-            f"set({heavy!r})))")
+    code = (
+        "import sys, hegelion_core; print(sorted({m.split('.')[0] for m in sys.modules} & "
+        f"set({heavy!r})))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
-    code = ("import sys, hegelion_core; hegelion_core.Teacher; assert 'pytest' not in sys.modules; "
-            "hegelion_core.TeacherContract; assert 'pytest' in sys.modules; print('ok')")
+    code = (
+        "import sys, hegelion_core; hegelion_core.Teacher; assert 'pytest' not in sys.modules; "
+        "hegelion_core.TeacherContract; assert 'pytest' in sys.modules; print('ok')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"

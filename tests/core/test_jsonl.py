@@ -32,7 +32,9 @@ def test_read_reports_file_line_and_problem(tmp_path) -> None:
         list(read_jsonl(p))
     assert str(info.value).startswith(f"{p}:3: expected a JSON object, got list")
     problems: list[tuple[int, str]] = []
-    rows = list(read_jsonl(p, skip_invalid=True, on_invalid=lambda n, why: problems.append((n, why))))
+    rows = list(
+        read_jsonl(p, skip_invalid=True, on_invalid=lambda n, why: problems.append((n, why)))
+    )
     assert rows == [(1, {"a": 1})]
     assert [n for n, _ in problems] == [3, 4] and "invalid JSON" in problems[1][1]
 
@@ -69,8 +71,11 @@ def test_atomic_output_never_replaces_a_directory_holding_files_it_did_not_write
     dest = tmp_path / "models"
     dest.mkdir()
     (dest / "my-model.gguf").write_text("the user's")
-    with pytest.raises(NotOurs, match=r"models: holds files that Hegelion did not write "
-                                      r"\(my-model.gguf\).*\n  hint: use --out models/x"):
+    with pytest.raises(
+        NotOurs,
+        match=r"models: holds files that Hegelion did not write "
+        r"\(my-model.gguf\).*\n  hint: use --out models/x",
+    ):
         with atomic_output(dest, directory=True, hint="use --out models/x") as tmp:
             (tmp / "new.gguf").write_text("x")
     assert os.listdir(dest) == ["my-model.gguf"] and os.listdir(tmp_path) == ["models"]
@@ -120,10 +125,15 @@ def test_beside_others_moves_in_only_its_names(tmp_path) -> None:
     with atomic_output(dest, directory=True, beside_others=True) as tmp:  # its own: replaced
         (tmp / "a.gguf").write_text("2")
         (tmp / "Modelfile").write_text("FROM ./a.gguf")
-    assert (dest / "other.gguf").read_text() == "the user's" and (dest / "a.gguf").read_text() == "2"
+    assert (dest / "other.gguf").read_text() == "the user's" and (
+        dest / "a.gguf"
+    ).read_text() == "2"
     assert json.loads((dest / OUTPUT_MARK).read_text())["names"] == ["Modelfile", "a.gguf"]
-    with pytest.raises(NotOurs, match=r"holds files that Hegelion did not write \(other.gguf\); "
-                                      "the output has files of those names"):
+    with pytest.raises(
+        NotOurs,
+        match=r"holds files that Hegelion did not write \(other.gguf\); "
+        "the output has files of those names",
+    ):
         with atomic_output(dest, directory=True, beside_others=True) as tmp:
             (tmp / "other.gguf").write_text("x")
     assert (dest / "other.gguf").read_text() == "the user's"
@@ -134,8 +144,9 @@ def test_an_output_directory_never_holds_an_input(tmp_path) -> None:
     model.mkdir(parents=True)
     for dest, where in ((tmp_path / "out", "holds"), (model, "is")):
         with pytest.raises(HegelionError, match=f"the output directory {where} the input"):
-            with atomic_output(dest, directory=True, beside_others=True,
-                               inputs=[tmp_path / "out" / "." / "base"]):
+            with atomic_output(
+                dest, directory=True, beside_others=True, inputs=[tmp_path / "out" / "." / "base"]
+            ):
                 pass
     assert os.listdir(model) == []
 
@@ -189,7 +200,9 @@ WRITER = textwrap.dedent(
 
 def test_concurrent_appends_never_interleave(tmp_path) -> None:
     path = tmp_path / "shared.jsonl"
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w), "40"]) for w in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(w), "40"]) for w in range(4)
+    ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     lines = path.read_bytes().splitlines()
     rows = [orjson.loads(line) for line in lines]
@@ -220,7 +233,10 @@ def test_a_torn_tail_is_ignored_then_repaired(tmp_path) -> None:
     path = tmp_path / "t.jsonl"
     path.write_bytes(b'{"a": 1}\n{"b": 2}\n{"c": "half a rec')
     torn: list[tuple[int, str]] = []
-    assert [r for _, r in read_jsonl(path, on_invalid=lambda n, why: torn.append((n, why)))] == [{"a": 1}, {"b": 2}]
+    assert [r for _, r in read_jsonl(path, on_invalid=lambda n, why: torn.append((n, why)))] == [
+        {"a": 1},
+        {"b": 2},
+    ]
     assert torn == [(3, TORN_TAIL)]
     append_jsonl(path, [{"d": 4}])
     assert path.read_bytes() == b'{"a": 1}\n{"b": 2}\n{"d":4}\n'

@@ -76,11 +76,17 @@ def test_claim_many_takes_only_free_prompts_once(tmp_path) -> None:
     out = tmp_path / "o.jsonl"
     other = Ledger(out)
     other.pid = 1  # alive on every Linux: "another process"
-    assert other.claim_many([prompt_id("q1"), prompt_id("q2")]) == [prompt_id("q1"), prompt_id("q2")]
+    assert other.claim_many([prompt_id("q1"), prompt_id("q2")]) == [
+        prompt_id("q1"),
+        prompt_id("q2"),
+    ]
     mine = Ledger(out)
     mine.commit(record(3))
     ids = [prompt_id(f"q{i}") for i in (0, 1, 2, 3, 4, 0)]
-    assert mine.claim_many(ids) == [prompt_id("q0"), prompt_id("q4")]  # taken, done, repeated: skipped
+    assert mine.claim_many(ids) == [
+        prompt_id("q0"),
+        prompt_id("q4"),
+    ]  # taken, done, repeated: skipped
     assert mine.claim_many([prompt_id("q0")]) == []  # taken by this ledger already
     claims = (tmp_path / "o.jsonl.claims").read_bytes().splitlines()
     assert len(claims) == 4  # one line per prompt taken, the batch written at once
@@ -97,7 +103,8 @@ def test_commit_many_skips_repeats_and_stops_at_the_limit(tmp_path) -> None:
     index = (tmp_path / "o.jsonl.index").read_bytes().splitlines()
     ends = [sum(len(r) for r in rows[: i + 1]) for i in range(3)]
     assert [(x.split()[0].decode(), int(x.split()[1])) for x in index] == list(
-        zip([prompt_id(f"q{i}") for i in (0, 1, 2)], ends))
+        zip([prompt_id(f"q{i}") for i in (0, 1, 2)], ends)
+    )
 
 
 def test_rejects_in_a_batch_count_once_each(tmp_path) -> None:
@@ -120,10 +127,15 @@ def test_only_the_prompts_own_failures_count_toward_its_attempts(tmp_path) -> No
     out = tmp_path / "o.jsonl"
     led = Ledger(out, max_attempts=1)
     q0, q1, q2 = (prompt_id(f"q{i}") for i in range(3))
-    led.commit_many([], [{"prompt_id": q0, "reason": "401", "blame": "auth"},
-                         {"prompt_id": q0, "reason": "503", "blame": "service"},
-                         {"prompt_id": q1, "reason": "unparseable", "blame": "prompt"},
-                         {"prompt_id": q2, "reason": "old row, says \"blame\":\"service\""}])
+    led.commit_many(
+        [],
+        [
+            {"prompt_id": q0, "reason": "401", "blame": "auth"},
+            {"prompt_id": q0, "reason": "503", "blame": "service"},
+            {"prompt_id": q1, "reason": "unparseable", "blame": "prompt"},
+            {"prompt_id": q2, "reason": 'old row, says "blame":"service"'},
+        ],
+    )
     for ledger in (led, Ledger(out, max_attempts=1)):
         ledger.refresh()
         assert not ledger.settled(q0) and ledger.settled(q1) and ledger.settled(q2)
@@ -145,7 +157,9 @@ def test_the_index_gives_the_same_done_set_as_scanning_the_output(tmp_path) -> N
     assert indexed._tails["out"].offset == scanned._tails["out"].offset == out.stat().st_size
 
 
-@pytest.mark.parametrize("damage", [b"ABCDEF 12\n", b"abc\n", b"abc 12 13\n", b"abc 1x\n", b"abc  12\n"])
+@pytest.mark.parametrize(
+    "damage", [b"ABCDEF 12\n", b"abc\n", b"abc 12 13\n", b"abc 1x\n", b"abc  12\n"]
+)
 def test_any_malformed_index_line_means_scanning(tmp_path, damage: bytes) -> None:
     out = tmp_path / "o.jsonl"
     Ledger(out).commit_many([record(0), record(1)])

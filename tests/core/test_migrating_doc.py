@@ -33,17 +33,31 @@ BIN = Path(sys.executable).parent
 
 #: The earlier documents' commands (issue 14): each must be on the page, in an earlier block.
 EARLIER = [
-    "python -m hegelion.training.generator", "python -m hegelion.training.mlx_scu_trainer",
-    "python -m hegelion.training.mlx_trainer", "python -m hegelion.training.unsloth_trainer",
-    "python -m hegelion.scripts.hegelion_cli", "python -m hegelion.scripts.hegelion_dataset",
-    "python scripts/convert_for_scu.py", "hegelion-agent", "hegelion-dataset", "prime-intellect deploy",
+    "python -m hegelion.training.generator",
+    "python -m hegelion.training.mlx_scu_trainer",
+    "python -m hegelion.training.mlx_trainer",
+    "python -m hegelion.training.unsloth_trainer",
+    "python -m hegelion.scripts.hegelion_cli",
+    "python -m hegelion.scripts.hegelion_dataset",
+    "python scripts/convert_for_scu.py",
+    "hegelion-agent",
+    "hegelion-dataset",
+    "prime-intellect deploy",
     "python scripts/train_context_protocol.py --local-test --generate-data",
-    "python scripts/run_full_training.py --all", "python scripts/train_confidence_calibration.py",
-    "python scripts/train_belief_revision.py", "python scripts/export_to_gguf.py", "ollama create",
+    "python scripts/run_full_training.py --all",
+    "python scripts/train_confidence_calibration.py",
+    "python scripts/train_belief_revision.py",
+    "python scripts/export_to_gguf.py",
+    "ollama create",
 ]
 #: ... and these in the monitoring table, each with its Hegelion form.
-WATCHED = ["watch -n 30 'wc -l", "./CHECK_STATUS.sh", "tail -f generator_ultrafeedback.log",
-           'ps aux \\| grep "hegelion.training.generator"', "tail -50 generator_ultrafeedback.log"]
+WATCHED = [
+    "watch -n 30 'wc -l",
+    "./CHECK_STATUS.sh",
+    "tail -f generator_ultrafeedback.log",
+    'ps aux \\| grep "hegelion.training.generator"',
+    "tail -50 generator_ultrafeedback.log",
+]
 
 
 def sections() -> list[tuple[str, list[tuple[str, str]], str]]:
@@ -54,7 +68,13 @@ def sections() -> list[tuple[str, list[tuple[str, str]], str]]:
     for line in DOC.read_text().splitlines():
         if code is not None:
             if line.startswith("```"):
-                kind = "hegelion" if last.startswith("Hegelion") else "earlier" if last.startswith("Earlier") else "other"
+                kind = (
+                    "hegelion"
+                    if last.startswith("Hegelion")
+                    else "earlier"
+                    if last.startswith("Earlier")
+                    else "other"
+                )
                 blocks.append((kind, "\n".join(code)))
                 code = None
             else:
@@ -91,7 +111,9 @@ def test_every_earlier_command_is_on_the_page(command: str) -> None:
 
 @pytest.mark.parametrize("command", WATCHED)
 def test_every_monitoring_command_has_its_hegelion_form(command: str) -> None:
-    rows = [line for line in DOC.read_text().splitlines() if line.startswith("|") and command in line]
+    rows = [
+        line for line in DOC.read_text().splitlines() if line.startswith("|") and command in line
+    ]
     assert rows and all(row.split("|")[2].strip("` ") for row in rows), command  # a form beside it
 
 
@@ -127,7 +149,9 @@ def script_for(code: str, url: str, ultrafeedback: Path) -> tuple[str, list[str]
     """The block as a bash script with the substitutions above, and the export lines."""
     exports, lines = [], []
     for line in joined(code):
-        line = re.sub(r"--teacher kimi(-cli)?\b", f"--teacher openai --base-url {url} -m scripted-model", line)
+        line = re.sub(
+            r"--teacher kimi(-cli)?\b", f"--teacher openai --base-url {url} -m scripted-model", line
+        )
         line = line.replace("HuggingFaceH4/ultrafeedback_binarized", str(ultrafeedback))
         line = line.replace(" examples/", f" {ROOT}/examples/")
         if line.startswith("hegelion export "):
@@ -141,11 +165,24 @@ def script_for(code: str, url: str, ultrafeedback: Path) -> tuple[str, list[str]
 
 
 def test_every_hegelion_form_runs(tmp_path: Path, ultrafeedback: Path) -> None:
-    for plugin in ("hegelion_openai", "hegelion_simplex", "hegelion_gguf"):  # tox -e pipeline has all
+    for plugin in (
+        "hegelion_openai",
+        "hegelion_simplex",
+        "hegelion_gguf",
+    ):  # tox -e pipeline has all
         pytest.importorskip(plugin)
-    env = {k: v for k, v in os.environ.items() if k not in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD")}
-    env |= {"OPENAI_API_KEY": "sk-migrating-test-0123456789", "HEGELION_CONFIG_DIR": str(tmp_path / "config"),
-            "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("HEGELION_PLUGINS", "HEGELION_DISABLE_PLUGIN_AUTOLOAD")
+    }
+    env |= {
+        "OPENAI_API_KEY": "sk-migrating-test-0123456789",
+        "HEGELION_CONFIG_DIR": str(tmp_path / "config"),
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+    }
     work = tmp_path / "work"
     work.mkdir()
     exports: list[str] = []
@@ -154,8 +191,14 @@ def test_every_hegelion_form_runs(tmp_path: Path, ultrafeedback: Path) -> None:
         for code in blocks("hegelion"):
             script, more = script_for(code, srv.base_url, ultrafeedback)
             exports += more
-            proc = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True,
-                                  timeout=600)
+            proc = subprocess.run(
+                ["bash", "-c", script],
+                cwd=work,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
             assert proc.returncode == 0, f"{code}\n---\n{proc.stdout}\n{proc.stderr}"
             outputs.append(proc.stdout + proc.stderr)
     everything = "\n".join(outputs)
@@ -207,7 +250,9 @@ def check_export_lines(lines: list[str]) -> None:
         group = cli.get_command(ctx, argv[0])
         sub = group.get_command(ctx, argv[1])
         params = sub.make_context(argv[1], argv[2:]).params
-        assert params["quantization"] == "q4_k_m" and params["name"] == "simplex-cognitive-8b", params
+        assert params["quantization"] == "q4_k_m" and params["name"] == "simplex-cognitive-8b", (
+            params
+        )
         assert isinstance(sub, click.Command)
 
 
@@ -215,15 +260,50 @@ def test_train_dry_run_checks_the_data_and_trains_nothing(tmp_path: Path) -> Non
     """The dry run the page relies on: a wrong format is the same error as a real run's."""
     hegelion = str(BIN / "hegelion")
     data = tmp_path / "dpo.jsonl"
-    subprocess.run([hegelion, "dataset", ROOT / "examples" / "traces.jsonl", data, "--format", "dpo", "-q"],
-                   check=True)
-    ok = subprocess.run([hegelion, "train", "--trainer", "trl", "--model", "m", "--method", "dpo", "--data",
-                         data, "--output", tmp_path / "out", "-c", "training.max_steps=500", "--dry-run"],
-                        capture_output=True, text=True)
+    subprocess.run(
+        [hegelion, "dataset", ROOT / "examples" / "traces.jsonl", data, "--format", "dpo", "-q"],
+        check=True,
+    )
+    ok = subprocess.run(
+        [
+            hegelion,
+            "train",
+            "--trainer",
+            "trl",
+            "--model",
+            "m",
+            "--method",
+            "dpo",
+            "--data",
+            data,
+            "--output",
+            tmp_path / "out",
+            "-c",
+            "training.max_steps=500",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert f"--method dpo on {data} (dpo rows), model m, into {tmp_path / 'out'}" in ok.stdout
     assert '"max_steps": 500' in ok.stdout
-    sft = subprocess.run([hegelion, "train", "--trainer", "trl", "--model", "m", "--data", data,
-                          "--output", tmp_path / "out", "--dry-run"], capture_output=True, text=True)
+    sft = subprocess.run(
+        [
+            hegelion,
+            "train",
+            "--trainer",
+            "trl",
+            "--model",
+            "m",
+            "--data",
+            data,
+            "--output",
+            tmp_path / "out",
+            "--dry-run",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert sft.returncode == 1 and "holds dpo rows, but --method sft needs" in sft.stderr
     assert not (tmp_path / "out").exists()

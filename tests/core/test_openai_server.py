@@ -27,12 +27,20 @@ from hegelion_core.testing.openai_server import (
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Is water wet?"}]}
 
 
-def call(server: ScriptedOpenAIServer, method: str, path: str, body: Any = None,
-         headers: dict[str, str] | None = None, timeout: float = 5) -> tuple[int, dict[str, str], bytes]:
+def call(
+    server: ScriptedOpenAIServer,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = 5,
+) -> tuple[int, dict[str, str], bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=timeout)
     try:
         data = json.dumps(body).encode() if body is not None else None
-        conn.request(method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})})
+        conn.request(
+            method, path, body=data, headers={"Content-Type": "application/json", **(headers or {})}
+        )
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
@@ -82,8 +90,12 @@ def test_custom_reply_function_and_max_tokens_cut() -> None:
 
 def test_stream_matches_the_plain_answer(server: ScriptedOpenAIServer) -> None:
     plain = json.loads(call(server, "POST", "/v1/chat/completions", CHAT)[2])
-    status, headers, raw = call(server, "POST", "/v1/chat/completions",
-                                {**CHAT, "stream": True, "stream_options": {"include_usage": True}})
+    status, headers, raw = call(
+        server,
+        "POST",
+        "/v1/chat/completions",
+        {**CHAT, "stream": True, "stream_options": {"include_usage": True}},
+    )
     assert status == 200 and headers["content-type"] == "text/event-stream"
     events = sse_data(raw)
     assert events[-1] == "[DONE]"
@@ -102,7 +114,10 @@ def test_requests_are_recorded_without_credentials(server: ScriptedOpenAIServer)
     assert first.headers["authorization"] == "<redacted>"
     assert "sk-secret-123" not in repr(first)
     assert first.sent_bearer("sk-secret-123") and not first.sent_bearer("sk-other")
-    assert first.credential_sha256["authorization"] == hashlib.sha256(b"Bearer sk-secret-123").hexdigest()
+    assert (
+        first.credential_sha256["authorization"]
+        == hashlib.sha256(b"Bearer sk-secret-123").hexdigest()
+    )
     assert second.path == "/v1/models" and server.completion_requests == [first]
 
 
@@ -114,7 +129,12 @@ def test_script_is_consumed_in_order_then_ok(server: ScriptedOpenAIServer) -> No
     assert json.loads(raw)["error"]["type"] == "rate_limit_exceeded"
     call(server, "GET", "/v1/models")  # not a completion: uses no action
     assert call(server, "POST", "/v1/chat/completions", CHAT)[0] == 500
-    assert json.loads(call(server, "POST", "/v1/chat/completions", CHAT)[2])["choices"][0]["message"]["content"] == "fine"
+    assert (
+        json.loads(call(server, "POST", "/v1/chat/completions", CHAT)[2])["choices"][0]["message"][
+            "content"
+        ]
+        == "fine"
+    )
     assert call(server, "POST", "/v1/chat/completions", CHAT)[0] == 200
     assert [r.action[0] for r in server.completion_requests] == ["status", "status", "reply", "ok"]
     assert server.pending == 0
@@ -190,14 +210,21 @@ def test_anthropic_messages_and_errors() -> None:
         assert srv.base_url == srv.root_url
         status, _, raw = call(srv, "POST", "/v1/messages", {**CHAT, "max_tokens": 100})
         assert status == 529 and json.loads(raw) == {
-            "type": "error", "error": {"type": "overloaded_error", "message": "scripted 529"}}
-        body = json.loads(call(srv, "POST", "/v1/messages", {**CHAT, "max_tokens": 100, "system": "Be brief."})[2])
+            "type": "error",
+            "error": {"type": "overloaded_error", "message": "scripted 529"},
+        }
+        body = json.loads(
+            call(srv, "POST", "/v1/messages", {**CHAT, "max_tokens": 100, "system": "Be brief."})[2]
+        )
         assert body["type"] == "message" and body["stop_reason"] == "end_turn"
         assert parse_trace(body["content"][0]["text"]).thesis
         assert body["usage"]["input_tokens"] == 5
-        events = call(srv, "POST", "/v1/messages", {**CHAT, "max_tokens": 100, "stream": True})[2].decode()
+        events = call(srv, "POST", "/v1/messages", {**CHAT, "max_tokens": 100, "stream": True})[
+            2
+        ].decode()
         assert events.count("event: content_block_delta") >= 1 and events.rstrip().endswith(
-            'data: {"type": "message_stop"}')
+            'data: {"type": "message_stop"}'
+        )
 
 
 def test_256_concurrent_connections_are_served_in_one_latency() -> None:
@@ -228,8 +255,12 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: ScriptedOp
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
     try:
         for _ in range(3):
-            conn.request("POST", "/v1/chat/completions", body=json.dumps(CHAT),
-                         headers={"Content-Type": "application/json"})
+            conn.request(
+                "POST",
+                "/v1/chat/completions",
+                body=json.dumps(CHAT),
+                headers={"Content-Type": "application/json"},
+            )
             resp = conn.getresponse()
             assert resp.status == 200 and json.loads(resp.read())["choices"]
     finally:
@@ -242,15 +273,31 @@ def test_command_line_serves_then_stops_by_itself() -> None:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hegelion_core.testing.openai_server", "--port", str(port),
-         "--latency", "0.1", "--duration", "4"], stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-m",
+            "hegelion_core.testing.openai_server",
+            "--port",
+            str(port),
+            "--latency",
+            "0.1",
+            "--duration",
+            "4",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline()
         assert line.startswith(f"serving http://127.0.0.1:{port}/v1")
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         start = time.perf_counter()
-        conn.request("POST", "/v1/chat/completions", body=json.dumps(CHAT),
-                     headers={"Content-Type": "application/json"})
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=json.dumps(CHAT),
+            headers={"Content-Type": "application/json"},
+        )
         resp = conn.getresponse()
         assert resp.status == 200 and time.perf_counter() - start >= 0.1
         conn.close()

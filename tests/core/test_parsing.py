@@ -43,8 +43,7 @@ LABEL_FORMS = {
         "**Synthesis (Resolution):** S body"
     ),
     "xml tags": (
-        "<thesis>T body</thesis>\n<antithesis>A body</antithesis>\n"
-        "<synthesis>S body</synthesis>"
+        "<thesis>T body</thesis>\n<antithesis>A body</antithesis>\n<synthesis>S body</synthesis>"
     ),
     "xml tags one line": (
         "<thesis>T body</thesis><antithesis>A body</antithesis><synthesis>S body</synthesis>"
@@ -153,8 +152,7 @@ def test_thought_wrapper_and_answer() -> None:
 
 def test_sections_are_searched_inside_the_thought_block_only() -> None:
     text = (
-        "Preamble THESIS\n<thought>\nTHESIS: T\nANTITHESIS: A\n"
-        "</thought>\nSYNTHESIS: not a section"
+        "Preamble THESIS\n<thought>\nTHESIS: T\nANTITHESIS: A\n</thought>\nSYNTHESIS: not a section"
     )
     parsed = parse_trace(text)
     assert parsed.thesis == "T"
@@ -171,10 +169,10 @@ def test_thought_tags_any_case_and_label_on_same_line() -> None:
 
 
 def test_empty_answer_after_thought_is_none() -> None:
-    assert parse_trace(
-        "<thought>THESIS: T\nANTITHESIS: A\n"
-        "SYNTHESIS: S</thought>\n  \n"
-    ).answer is None
+    assert (
+        parse_trace("<thought>THESIS: T\nANTITHESIS: A\nSYNTHESIS: S</thought>\n  \n").answer
+        is None
+    )
 
 
 def test_unclosed_thought_block_has_no_answer() -> None:
@@ -683,14 +681,12 @@ ROUND_TRIP = [
         antithesis="A\n## Synthesis\nnot yet\n<synthesis>still A</synthesis>",
         synthesis="Thesis: recap\nAntithesis: recap",
     ),
-    DialecticTrace(thesis="THESIS:\nbody", antithesis=(
-        "ANTITHESIS:\nx\n"
-        "---"
-    ), synthesis="SYNTHESIS:"),
-    DialecticTrace(thesis=(
-        "SYNTHESIS:\nTHESIS\n"
-        "---"
-    ), antithesis="***", synthesis="ANTITHESIS:\nTHESIS:"),
+    DialecticTrace(
+        thesis="THESIS:\nbody", antithesis=("ANTITHESIS:\nx\n---"), synthesis="SYNTHESIS:"
+    ),
+    DialecticTrace(
+        thesis=("SYNTHESIS:\nTHESIS\n---"), antithesis="***", synthesis="ANTITHESIS:\nTHESIS:"
+    ),
     DialecticTrace(
         thesis="İİİ Turkish capitals before the label\nTHESIS again",
         antithesis="x" * 5000,

@@ -83,7 +83,9 @@ def test_runs_every_stage_then_skips_what_is_unchanged(plugin_site: Path, tmp_pa
     assert "generate: running" in everything.stderr and "format: running" in everything.stderr
 
 
-def test_more_records_resume_generation_instead_of_starting_over(plugin_site: Path, tmp_path: Path) -> None:
+def test_more_records_resume_generation_instead_of_starting_over(
+    plugin_site: Path, tmp_path: Path
+) -> None:
     assert hegelion(plugin_site, "run", pipe(tmp_path, limit=3)).returncode == 0
     traces = tmp_path / "w" / "generate" / "traces.jsonl"
     first = traces.read_bytes()
@@ -96,8 +98,13 @@ def test_more_records_resume_generation_instead_of_starting_over(plugin_site: Pa
 def test_kill_9_mid_generate_then_rerun_resumes(plugin_site: Path, tmp_path: Path) -> None:
     config = pipe(tmp_path, limit=12, delay=0.3)
     cmd = [sys.executable, "-m", "hegelion_core", "run", str(config)]
-    proc = subprocess.Popen(cmd, env=hegelion_env(plugin_site), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        cmd,
+        env=hegelion_env(plugin_site),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     traces = tmp_path / "w" / "generate" / "traces.jsonl"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (traces.exists() and len(lines(traces)) >= 2):
@@ -144,8 +151,12 @@ def test_overrides_from_the_command_line(tmp_path: Path) -> None:
     assert config.stages["generate"].options["limit"] == 9 and config.name == "other"
 
 
-def test_keys_written_in_the_file_stay_out_of_logs_and_records(plugin_site: Path, tmp_path: Path) -> None:
-    config = write(tmp_path, f"""\
+def test_keys_written_in_the_file_stay_out_of_logs_and_records(
+    plugin_site: Path, tmp_path: Path
+) -> None:
+    config = write(
+        tmp_path,
+        f"""\
 name: demo
 workdir: {tmp_path / "w"}
 stages:
@@ -155,16 +166,21 @@ stages:
     prompt_file: prompts.txt
     limit: 1
     teacher_option: {{prefix: hello, api_key: sk-very-secret-1234}}
-""")
+""",
+    )
     out = hegelion(plugin_site, "run", config)
     # The echo teacher refuses an unknown option, but only after the command was logged.
     assert "sk-very-secret-1234" not in out.stderr + out.stdout
     assert "api_key=***" in out.stderr
 
 
-def test_a_curate_stage_reports_rows_in_out_and_drops_by_reason(plugin_site: Path, tmp_path: Path) -> None:
+def test_a_curate_stage_reports_rows_in_out_and_drops_by_reason(
+    plugin_site: Path, tmp_path: Path
+) -> None:
     (tmp_path / "held_out.txt").write_text(PROMPTS[0] + "\n")
-    config = write(tmp_path, f"""\
+    config = write(
+        tmp_path,
+        f"""\
 name: demo
 workdir: {tmp_path / "w"}
 stages:
@@ -172,13 +188,18 @@ stages:
   curate: {{decontaminate: [held_out.txt], no_dedupe: true}}
   format: {{format: sft}}
   raw: {{uses: format, from: generate, format: sft}}
-""")
+""",
+    )
     done = hegelion(plugin_site, "run", config)
     assert done.returncode == 0, done.stderr
     w = tmp_path / "w"
     record = json.loads((w / "curate" / "stage.json").read_text())
-    assert record["figures"] == {"rows_in": 4, "rows_out": 3, "dropped": 1,
-                                 "dropped_by": {"overlaps a held-out prompt": 1}}
+    assert record["figures"] == {
+        "rows_in": 4,
+        "rows_out": 3,
+        "dropped": 1,
+        "dropped_by": {"overlaps a held-out prompt": 1},
+    }
     assert record["artifact"] == {"traces": str(w / "curate" / "curated.jsonl")}
     assert "dropped_by: overlaps a held-out prompt 1" in done.stdout  # the summary
     # format reads the nearest curate stage; `from: generate` reads the uncurated traces.

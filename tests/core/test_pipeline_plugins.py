@@ -11,8 +11,14 @@ import pytest
 
 from tests.conftest import hegelion, install_plugins, left_out_message
 
-PROMPTS = ["Is it so?", "Is this one short?", "A much longer question that no toy judge keeps?",
-           "Why?", "Another question far too long for the short judge?", "Say it?"]
+PROMPTS = [
+    "Is it so?",
+    "Is this one short?",
+    "A much longer question that no toy judge keeps?",
+    "Why?",
+    "Another question far too long for the short judge?",
+    "Say it?",
+]
 SHORT = [p for p in PROMPTS if len(p) <= 24]  # toy:short's max_chars
 
 
@@ -46,17 +52,26 @@ def test_the_plugins_kind_and_scheme_are_listed_beside_cores(stagekind_site: Pat
     assert found[("model_schemes", "stage")] == ("hegelion-core", "ok")
 
 
-def test_a_third_party_stage_kind_and_scheme_plan_and_run(stagekind_site: Path, tmp_path: Path) -> None:
-    config = write(tmp_path, GENERATE + '  shortlist: {judge: "toy:short"}\n  format: {format: sft}\n')
+def test_a_third_party_stage_kind_and_scheme_plan_and_run(
+    stagekind_site: Path, tmp_path: Path
+) -> None:
+    config = write(
+        tmp_path, GENERATE + '  shortlist: {judge: "toy:short"}\n  format: {format: sft}\n'
+    )
     judge = next(stagekind_site.rglob("hegelion_stagekind/models/short.json"))
 
     plan = hegelion(stagekind_site, "run", config, "--dry-run")
     assert plan.returncode == 0, plan.stderr
     w = tmp_path / "w"
-    assert (f"shortlist (shortlist):\n  hegelion shortlist {w / 'generate' / 'traces.jsonl'} "
-            f"--output {w / 'shortlist' / 'shortlist.jsonl'} --judge {judge}") in plan.stdout
+    assert (
+        f"shortlist (shortlist):\n  hegelion shortlist {w / 'generate' / 'traces.jsonl'} "
+        f"--output {w / 'shortlist' / 'shortlist.jsonl'} --judge {judge}"
+    ) in plan.stdout
     # format reads the plugin stage's traces: it is the nearest earlier stage that makes them.
-    assert f"hegelion dataset {w / 'shortlist' / 'shortlist.jsonl'} {w / 'format' / 'sft.jsonl'}" in plan.stdout
+    assert (
+        f"hegelion dataset {w / 'shortlist' / 'shortlist.jsonl'} {w / 'format' / 'sft.jsonl'}"
+        in plan.stdout
+    )
 
     first = hegelion(stagekind_site, "run", config)
     assert first.returncode == 0, first.stderr
@@ -68,25 +83,31 @@ def test_a_third_party_stage_kind_and_scheme_plan_and_run(stagekind_site: Path, 
     assert record["artifact"] == {"traces": str(w / "shortlist" / "shortlist.jsonl")}
     assert "shortlist: done" in first.stderr and f"rows_out={len(SHORT)}" in first.stderr
     assert len(lines(w / "format" / "sft.jsonl")) == len(SHORT)
-    assert json.loads((w / "format" / "stage.json").read_text())["inputs"][0]["path"] == \
-        str(w / "shortlist" / "shortlist.jsonl")
+    assert json.loads((w / "format" / "stage.json").read_text())["inputs"][0]["path"] == str(
+        w / "shortlist" / "shortlist.jsonl"
+    )
 
     again = hegelion(stagekind_site, "run", config)
     assert again.returncode == 0, again.stderr
     assert "shortlist: unchanged, skipped" in again.stderr
 
     # Another model behind the same scheme changes the fingerprint: the stage runs afresh.
-    longer = write(tmp_path, GENERATE + '  shortlist: {judge: "toy:long"}\n  format: {format: sft}\n')
+    longer = write(
+        tmp_path, GENERATE + '  shortlist: {judge: "toy:long"}\n  format: {format: sft}\n'
+    )
     changed = hegelion(stagekind_site, "run", longer)
     assert changed.returncode == 0, changed.stderr
     assert "shortlist: starting afresh" in changed.stderr
     assert len(lines(w / "format" / "sft.jsonl")) == len(PROMPTS)
 
 
-def test_a_plugin_scheme_serves_cores_kinds_and_reports_bad_names(stagekind_site: Path,
-                                                                   tmp_path: Path) -> None:
-    config = write(tmp_path, GENERATE + "  format: {format: sft}\n"
-                   '  train: {trainer: trl, model: "toy:short"}\n')
+def test_a_plugin_scheme_serves_cores_kinds_and_reports_bad_names(
+    stagekind_site: Path, tmp_path: Path
+) -> None:
+    config = write(
+        tmp_path,
+        GENERATE + '  format: {format: sft}\n  train: {trainer: trl, model: "toy:short"}\n',
+    )
     plan = hegelion(stagekind_site, "run", config, "--dry-run")
     assert plan.returncode == 0, plan.stderr
     judge = next(stagekind_site.rglob("hegelion_stagekind/models/short.json"))
@@ -99,7 +120,9 @@ def test_a_plugin_scheme_serves_cores_kinds_and_reports_bad_names(stagekind_site
     assert "known: toy:long, toy:short" in out.stderr
 
 
-def test_without_the_plugin_its_kind_is_unknown_at_its_line(plugin_site: Path, tmp_path: Path) -> None:
+def test_without_the_plugin_its_kind_is_unknown_at_its_line(
+    plugin_site: Path, tmp_path: Path
+) -> None:
     config = write(tmp_path, GENERATE + '  shortlist: {judge: "toy:short"}\n')
     out = hegelion(plugin_site, "run", config, "--dry-run")
     assert out.returncode == 1
@@ -107,7 +130,9 @@ def test_without_the_plugin_its_kind_is_unknown_at_its_line(plugin_site: Path, t
     assert "a stage is one of curate, eval, export, format, generate" in out.stderr
 
 
-def test_first_party_kind_and_scheme_left_out_name_their_plugin(plugin_site: Path, tmp_path: Path) -> None:
+def test_first_party_kind_and_scheme_left_out_name_their_plugin(
+    plugin_site: Path, tmp_path: Path
+) -> None:
     only_echo = {"HEGELION_PLUGINS": "hegelion-echo"}
     simplex = write(tmp_path, "  data: {uses: simplex, stage: context, n: 10}\n")
     out = hegelion(plugin_site, "run", simplex, "--dry-run", **only_echo)
@@ -115,8 +140,11 @@ def test_first_party_kind_and_scheme_left_out_name_their_plugin(plugin_site: Pat
     assert "pipe.yaml:4: field 'stages.data': unknown kind 'simplex'" in out.stderr
     assert left_out_message("stage kind", "simplex", "hegelion-simplex") in out.stderr
 
-    packaged = write(tmp_path, GENERATE + "  format: {format: sft}\n"
-                     '  train: {trainer: trl, model: "packaged:smollm2-hf"}\n')
+    packaged = write(
+        tmp_path,
+        GENERATE + "  format: {format: sft}\n"
+        '  train: {trainer: trl, model: "packaged:smollm2-hf"}\n',
+    )
     out = hegelion(plugin_site, "run", packaged, "--dry-run", **only_echo)
     assert out.returncode == 1
     assert "pipe.yaml:6: field 'stages.train.model': 'packaged:smollm2-hf': " in out.stderr

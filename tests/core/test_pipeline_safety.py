@@ -26,7 +26,9 @@ def write(tmp_path: Path, body: str, name: str = "pipe.yaml") -> Path:
 
 
 def echo_pipe(tmp_path: Path, *, style: str = "trace", fmt: str = "sft") -> Path:
-    return write(tmp_path, f"""\
+    return write(
+        tmp_path,
+        f"""\
 name: demo
 workdir: {tmp_path / "w"}
 stages:
@@ -37,7 +39,8 @@ stages:
     limit: 4
     teacher_option: {{style: {style}}}
   format: {{format: {fmt}}}
-""")
+""",
+    )
 
 
 def lines(path: Path) -> list[dict]:
@@ -49,8 +52,11 @@ def lines(path: Path) -> list[dict]:
 
 @pytest.mark.parametrize("name", ["..", ".", "../../x", "/tmp/elsewhere", "a/b", ".hidden", ""])
 def test_a_stage_name_that_is_a_path_is_refused_with_its_line(tmp_path: Path, name: str) -> None:
-    config = write(tmp_path, f"name: demo\nstages:\n  generate: {{teacher: echo}}\n"
-                             f"  {json.dumps(name)}:\n    uses: format\n")
+    config = write(
+        tmp_path,
+        f"name: demo\nstages:\n  generate: {{teacher: echo}}\n"
+        f"  {json.dumps(name)}:\n    uses: format\n",
+    )
     with pytest.raises(InputError, match=r"pipe\.yaml:4: field .*is not a plain name") as caught:
         load_pipeline(config)
     assert "directory under the workdir" in str(caught.value)
@@ -62,15 +68,17 @@ def test_plain_stage_names_pass(tmp_path: Path) -> None:
 
 
 def test_dry_run_refuses_a_dot_dot_stage(plugin_site: Path, tmp_path: Path) -> None:
-    config = write(tmp_path, "name: demo\nstages:\n  generate: {teacher: echo}\n"
-                             "  ..: {uses: format}\n")
+    config = write(
+        tmp_path, "name: demo\nstages:\n  generate: {teacher: echo}\n  ..: {uses: format}\n"
+    )
     out = hegelion(plugin_site, "run", config, "--dry-run")
     assert out.returncode == 1 and f"{config}:4: field 'stages...'" in out.stderr
     assert "Traceback" not in out.stderr
 
 
 def test_a_stage_directory_the_pipeline_did_not_make_is_refused_not_deleted(
-        plugin_site: Path, tmp_path: Path) -> None:
+    plugin_site: Path, tmp_path: Path
+) -> None:
     config = echo_pipe(tmp_path)
     mine = tmp_path / "w" / "format" / "notes.txt"
     mine.parent.mkdir(parents=True)
@@ -89,7 +97,9 @@ def test_a_stage_directory_the_pipeline_did_not_make_is_refused_not_deleted(
 
 
 @pytest.mark.parametrize("left", [[], ["..started.tmp-k9x2"]])
-def test_an_empty_stage_directory_is_adopted(plugin_site: Path, tmp_path: Path, left: list[str]) -> None:
+def test_an_empty_stage_directory_is_adopted(
+    plugin_site: Path, tmp_path: Path, left: list[str]
+) -> None:
     # What a kill between the pipeline's mkdir and its mark (or during the mark's atomic
     # write) leaves: nothing to lose.
     (tmp_path / "w" / "generate").mkdir(parents=True)
@@ -104,7 +114,8 @@ def test_an_empty_stage_directory_is_adopted(plugin_site: Path, tmp_path: Path, 
 
 
 def test_stage_rerun_keeps_finished_traces_and_all_moves_them_aside(
-        plugin_site: Path, tmp_path: Path) -> None:
+    plugin_site: Path, tmp_path: Path
+) -> None:
     config = echo_pipe(tmp_path)
     assert hegelion(plugin_site, "run", config).returncode == 0
     w = tmp_path / "w"
@@ -128,7 +139,9 @@ def test_stage_rerun_keeps_finished_traces_and_all_moves_them_aside(
     assert len(lines(traces)) == 4 and traces.read_bytes() != first
 
 
-def test_a_changed_format_stage_moves_its_old_output_aside(plugin_site: Path, tmp_path: Path) -> None:
+def test_a_changed_format_stage_moves_its_old_output_aside(
+    plugin_site: Path, tmp_path: Path
+) -> None:
     assert hegelion(plugin_site, "run", echo_pipe(tmp_path)).returncode == 0
     changed = hegelion(plugin_site, "run", echo_pipe(tmp_path, fmt="chat"))
     assert changed.returncode == 0, changed.stderr
@@ -181,9 +194,12 @@ def test_dry_run_of_an_alias_bomb_says_so(plugin_site: Path, tmp_path: Path) -> 
 
 
 def test_aliases_that_share_a_block_still_work(tmp_path: Path) -> None:
-    config = write(tmp_path, "name: demo\nstages:\n"
-                             "  a: {uses: generate, teacher: echo, teacher_option: &opt {delay: 0.5}}\n"
-                             "  b: {uses: generate, teacher: echo, teacher_option: *opt}\n")
+    config = write(
+        tmp_path,
+        "name: demo\nstages:\n"
+        "  a: {uses: generate, teacher: echo, teacher_option: &opt {delay: 0.5}}\n"
+        "  b: {uses: generate, teacher: echo, teacher_option: *opt}\n",
+    )
     stages = load_pipeline(config).stages
     assert stages["b"].options["teacher_option"] == {"delay": 0.5}
 
@@ -194,8 +210,11 @@ def test_aliases_that_share_a_block_still_work(tmp_path: Path) -> None:
 def test_an_unwritable_workdir_is_an_error_naming_it(plugin_site: Path, tmp_path: Path) -> None:
     (tmp_path / "file.txt").write_text("a file, not a directory")
     workdir = tmp_path / "file.txt" / "sub"
-    config = write(tmp_path, f"name: demo\nworkdir: {workdir}\nstages:\n  generate:\n"
-                             "    teacher: echo\n    prompt_file: prompts.txt\n")
+    config = write(
+        tmp_path,
+        f"name: demo\nworkdir: {workdir}\nstages:\n  generate:\n"
+        "    teacher: echo\n    prompt_file: prompts.txt\n",
+    )
     out = hegelion(plugin_site, "run", config)
     assert out.returncode == 1
     assert f"cannot write the work directory {workdir}" in out.stderr
@@ -206,9 +225,11 @@ def test_an_unwritable_workdir_is_an_error_naming_it(plugin_site: Path, tmp_path
 
 
 def test_workdir_is_relative_to_the_file_and_an_override_to_the_cwd(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    config = write(tmp_path / "project", "name: demo\nworkdir: out/w\nstages:\n"
-                                         "  generate: {teacher: echo}\n")
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = write(
+        tmp_path / "project", "name: demo\nworkdir: out/w\nstages:\n  generate: {teacher: echo}\n"
+    )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -216,8 +237,11 @@ def test_workdir_is_relative_to_the_file_and_an_override_to_the_cwd(
     relative = Path("..") / "project" / "pipe.yaml"  # the file named relative to the cwd
     assert workdir_of(load_pipeline(relative)) == tmp_path / "project" / "out" / "w"
     assert workdir_of(load_pipeline(config, {"workdir": "here"})) == elsewhere / "here"
-    default = write(tmp_path / "project", "name: demo\nstages:\n  generate: {teacher: echo}\n",
-                    name="default.yaml")
+    default = write(
+        tmp_path / "project",
+        "name: demo\nstages:\n  generate: {teacher: echo}\n",
+        name="default.yaml",
+    )
     assert workdir_of(load_pipeline(default)) == elsewhere / "runs" / "demo"
 
 
@@ -233,10 +257,13 @@ def rejecting(request: RecordedRequest) -> str:
 
 @pytest.mark.parametrize("rejects", [None, "my-rejects.jsonl"])
 def test_the_summary_counts_the_rejects_the_generator_wrote(
-        plugin_site: Path, tmp_path: Path, rejects: str | None) -> None:
+    plugin_site: Path, tmp_path: Path, rejects: str | None
+) -> None:
     w = tmp_path / "w"
     with ScriptedOpenAIServer(reply=rejecting) as srv:
-        config = write(tmp_path, f"""\
+        config = write(
+            tmp_path,
+            f"""\
 name: demo
 workdir: {w}
 stages:
@@ -249,10 +276,16 @@ stages:
     max_retries: 0
     concurrency: 1
 {f"    rejects: {rejects}" if rejects else ""}
-""")
+""",
+        )
         (tmp_path / "prompts.txt").write_text("Is it so?\nREJECTME please\nIs it not?\n")
-        out = hegelion(plugin_site, "run", config, OPENAI_API_KEY="sk-test-not-a-key",
-                       HEGELION_CONFIG_DIR=str(tmp_path / "config"))
+        out = hegelion(
+            plugin_site,
+            "run",
+            config,
+            OPENAI_API_KEY="sk-test-not-a-key",
+            HEGELION_CONFIG_DIR=str(tmp_path / "config"),
+        )
     assert out.returncode == 0, out.stderr
     rejects_file = tmp_path / rejects if rejects else w / "generate" / "traces.jsonl.rejects.jsonl"
     assert len(lines(rejects_file)) == 1
@@ -266,11 +299,19 @@ def test_a_generate_stage_that_stopped_early_is_not_done(plugin_site: Path, tmp_
     # fault, and not a finished stage either.
     w = tmp_path / "w"
     with ScriptedOpenAIServer(script=[("status", 401)] * 20) as srv:
-        config = write(tmp_path, f"name: demo\nworkdir: {w}\nstages:\n  generate:\n"
-                                 f"    teacher: openai\n    base_url: {srv.base_url}\n"
-                                 "    mode: single\n    prompt_file: prompts.txt\n")
-        out = hegelion(plugin_site, "run", config, OPENAI_API_KEY="sk-test-not-a-key",
-                       HEGELION_CONFIG_DIR=str(tmp_path / "config"))
+        config = write(
+            tmp_path,
+            f"name: demo\nworkdir: {w}\nstages:\n  generate:\n"
+            f"    teacher: openai\n    base_url: {srv.base_url}\n"
+            "    mode: single\n    prompt_file: prompts.txt\n",
+        )
+        out = hegelion(
+            plugin_site,
+            "run",
+            config,
+            OPENAI_API_KEY="sk-test-not-a-key",
+            HEGELION_CONFIG_DIR=str(tmp_path / "config"),
+        )
     assert out.returncode == 1
     assert "stage generate: `hegelion generate` stopped early (" in out.stderr
     assert "(exit status 5)" in out.stderr and "it is not done" in out.stderr

@@ -24,9 +24,16 @@ def test_third_party_teacher_is_listed(plugin_site) -> None:
     assert proc.returncode == 0, proc.stderr
     listing = json.loads(proc.stdout)
     echo = next(d for d in listing["drivers"] if d["name"] == "echo")
-    assert echo == {"role": "teachers", "name": "echo", "distribution": "hegelion-echo",
-                    "version": "0.1.0", "target": "hegelion_echo.teacher:EchoTeacher",
-                    "status": "ok", "error": None, "fix": None}
+    assert echo == {
+        "role": "teachers",
+        "name": "echo",
+        "distribution": "hegelion-echo",
+        "version": "0.1.0",
+        "target": "hegelion_echo.teacher:EchoTeacher",
+        "status": "ok",
+        "error": None,
+        "fix": None,
+    }
     hook = next(h for h in listing["hooks"] if h["name"] == "echo")
     assert hook["status"] == "ok"
     assert hook["hooks"] == ["hegelion_accept_record", "hegelion_register_commands"]
@@ -37,7 +44,10 @@ def test_broken_plugin_is_listed_as_broken_with_a_fix(plugin_site) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "broken         broken         hegelion-broken 0.0.1" in proc.stdout
     assert "No module named 'hegelion_no_such_dependency'" in proc.stdout
-    assert "fix:   pip install hegelion_no_such_dependency, or reinstall hegelion-broken" in proc.stdout
+    assert (
+        "fix:   pip install hegelion_no_such_dependency, or reinstall hegelion-broken"
+        in proc.stdout
+    )
     # Only the test plugins, whatever else this environment has installed.
     only = {"HEGELION_PLUGINS": "hegelion-echo,hegelion-broken"}
     listing = json.loads(hegelion(plugin_site, "plugins", "--json", **only).stdout)
@@ -51,10 +61,24 @@ def test_third_party_teacher_is_selectable_and_adds_a_command(plugin_site) -> No
 
 
 def test_third_party_teacher_passes_the_contract_suite(plugin_site) -> None:
-    environ = os.environ | {"PYTHONPATH": os.pathsep.join([str(plugin_site), os.environ.get("PYTHONPATH", "")])}
+    environ = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(plugin_site), os.environ.get("PYTHONPATH", "")])
+    }
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(PLUGINS / "hegelion-echo" / "tests")],
-        capture_output=True, text=True, env=environ, cwd=PLUGINS / "hegelion-echo", timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            str(PLUGINS / "hegelion-echo" / "tests"),
+        ],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=PLUGINS / "hegelion-echo",
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "9 passed" in proc.stdout
@@ -87,13 +111,19 @@ def test_selecting_the_broken_teacher_explains_how_to_fix_it(plugin_site) -> Non
 
 
 def test_autoload_can_be_turned_off(plugin_site) -> None:
-    listing = json.loads(hegelion(plugin_site, "plugins", "--json", HEGELION_DISABLE_PLUGIN_AUTOLOAD="1").stdout)
-    assert {d["distribution"] for d in listing["drivers"] if d["status"] != "not installed"} == {"hegelion-core"}
+    listing = json.loads(
+        hegelion(plugin_site, "plugins", "--json", HEGELION_DISABLE_PLUGIN_AUTOLOAD="1").stdout
+    )
+    assert {d["distribution"] for d in listing["drivers"] if d["status"] != "not installed"} == {
+        "hegelion-core"
+    }
     assert listing["hooks"] == []
 
 
 def test_allow_list(plugin_site) -> None:
-    listing = json.loads(hegelion(plugin_site, "plugins", "--json", HEGELION_PLUGINS="hegelion-echo").stdout)
+    listing = json.loads(
+        hegelion(plugin_site, "plugins", "--json", HEGELION_PLUGINS="hegelion-echo").stdout
+    )
     installed = {d["distribution"] for d in listing["drivers"] if d["status"] != "not installed"}
     assert installed == {"hegelion-core", "hegelion-echo"}
     assert [h["name"] for h in listing["hooks"]] == ["echo"]
@@ -106,21 +136,38 @@ def test_missing_first_party_driver_names_the_install(monkeypatch: pytest.Monkey
     # A first-party name that no environment has installed, so the test means the same
     # in a core-only environment and in one with every plugin.
     monkeypatch.setitem(KNOWN_DRIVERS["teachers"], "imaginary", "hegelion-imaginary")
-    with pytest.raises(DriverNotFound, match=r"teacher 'imaginary' is not installed. Install it with: "
-                                             r"pip install hegelion-imaginary"):
+    with pytest.raises(
+        DriverNotFound,
+        match=r"teacher 'imaginary' is not installed. Install it with: "
+        r"pip install hegelion-imaginary",
+    ):
         load_driver("teachers", "imaginary")
 
 
 def test_installed_but_excluded_driver_says_what_leaves_it_out(plugin_site, tmp_path) -> None:
-    proc = hegelion(plugin_site, "generate", "--prompt-file", EXAMPLES / "prompts.txt", "-o",
-                    tmp_path / "o.jsonl", "--teacher", "echo", HEGELION_PLUGINS="hegelion-broken")
+    proc = hegelion(
+        plugin_site,
+        "generate",
+        "--prompt-file",
+        EXAMPLES / "prompts.txt",
+        "-o",
+        tmp_path / "o.jsonl",
+        "--teacher",
+        "echo",
+        HEGELION_PLUGINS="hegelion-broken",
+    )
     assert proc.returncode != 0
-    assert ("teacher 'echo' comes from hegelion-echo, which is installed but left out by "
-            "HEGELION_PLUGINS") in proc.stderr
+    assert (
+        "teacher 'echo' comes from hegelion-echo, which is installed but left out by "
+        "HEGELION_PLUGINS"
+    ) in proc.stderr
 
 
 def test_unknown_driver_lists_the_available_ones() -> None:
-    with pytest.raises(DriverNotFound, match=r"no formatter named 'nope'. Available: chat, dpo, mlx, scu, sft, simplex"):
+    with pytest.raises(
+        DriverNotFound,
+        match=r"no formatter named 'nope'. Available: chat, dpo, mlx, scu, sft, simplex",
+    ):
         load_driver("formatters", "nope")
 
 
@@ -133,7 +180,9 @@ def test_cores_stage_kinds_and_schemes_load_through_entry_points() -> None:
     from hegelion_core.contracts import ModelScheme, StageKind
     from hegelion_core.plugins import driver_names
 
-    assert {"generate", "curate", "format", "train", "export", "eval"} <= set(driver_names("stage_kinds"))
+    assert {"generate", "curate", "format", "train", "export", "eval"} <= set(
+        driver_names("stage_kinds")
+    )
     assert "stage" in driver_names("model_schemes")
     kind = load_driver("stage_kinds", "curate")
     assert issubclass(kind, StageKind) and kind.__module__ == "hegelion_core.pipeline.kinds"
@@ -145,9 +194,9 @@ def test_cores_stage_kinds_and_schemes_load_through_entry_points() -> None:
 
 def test_plugins_lists_stage_kinds_and_model_schemes(run_cli) -> None:
     out = run_cli("plugins").output
-    kinds = out[out.index("stage_kinds:"):out.index("model_schemes:")]
+    kinds = out[out.index("stage_kinds:") : out.index("model_schemes:")]
     assert "curate" in kinds and "hegelion-core" in kinds and "simplex" in kinds
-    schemes = out[out.index("model_schemes:"):out.index("hooks:")]
+    schemes = out[out.index("model_schemes:") : out.index("hooks:")]
     assert "stage" in schemes and "packaged" in schemes  # installed, or "not installed" + fix
 
 

@@ -26,11 +26,21 @@ def test_txt_one_prompt_per_line(tmp_path) -> None:
 
 
 def test_jsonl_column_detection(tmp_path) -> None:
-    p = write_jsonl(tmp_path / "p.jsonl", [
-        {"prompt": "A?"}, {"instruction": "B?"}, {"question": "C?"},
-        {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "D?"}]},
-    ])
-    assert [x.text for x in FilePromptSource({"path": p}).iter_prompts()] == ["A?", "B?", "C?", "D?"]
+    p = write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            {"prompt": "A?"},
+            {"instruction": "B?"},
+            {"question": "C?"},
+            {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "D?"}]},
+        ],
+    )
+    assert [x.text for x in FilePromptSource({"path": p}).iter_prompts()] == [
+        "A?",
+        "B?",
+        "C?",
+        "D?",
+    ]
 
 
 def test_jsonl_named_column_and_its_errors(tmp_path) -> None:
@@ -54,10 +64,16 @@ def test_missing_prompt_file(tmp_path) -> None:
 # ----- the resume fast path: hash the text, build no Prompt for what is settled ---------
 
 
-@pytest.mark.parametrize("text", [
-    "Is water wet?", "  spaced \t out\n question ", "ﬁne ligature and ＦＵＬＬ width", "naïve café, ½ cup",
-    "emoji 🙂 and\u00a0no-break space",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Is water wet?",
+        "  spaced \t out\n question ",
+        "ﬁne ligature and ＦＵＬＬ width",
+        "naïve café, ½ cup",
+        "emoji 🙂 and\u00a0no-break space",
+    ],
+)
 def test_prompt_key_is_the_prompt_id(text: str) -> None:
     from hegelion_core.data.prompt_sources import prompt_key
 

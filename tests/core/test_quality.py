@@ -43,7 +43,11 @@ def test_the_screen_clears_real_traces_without_splitting_words() -> None:
         trace = record["hegelion_trace"]
         for name in ("thesis", "antithesis", "synthesis", "answer"):
             assert not quality._may_repeat(trace[name].lower())
-        for later, earlier in (("antithesis", "thesis"), ("synthesis", "thesis"), ("synthesis", "antithesis")):
+        for later, earlier in (
+            ("antithesis", "thesis"),
+            ("synthesis", "thesis"),
+            ("synthesis", "antithesis"),
+        ):
             assert not quality._may_copy(trace[later].lower(), trace[earlier].lower(), 0.5)
 
 
@@ -95,7 +99,9 @@ def test_thresholds_are_options_and_can_be_turned_off() -> None:
     loop = LOOPS["a phrase"]
     assert check_text(loop, QualityConfig(enabled=False)) == []
     assert check_text(loop, QualityConfig(max_loop_words=200, max_repeated_share=0.9)) == []
-    assert check_text(PROSE, QualityConfig(max_repeated_share=0.01, min_words=1, screen=False)) == []
+    assert (
+        check_text(PROSE, QualityConfig(max_repeated_share=0.01, min_words=1, screen=False)) == []
+    )
     with pytest.raises(ValueError, match="max_repeated_shar"):
         QualityConfig(max_repeated_shar=0.5)
 
@@ -110,9 +116,12 @@ def test_the_dialectic_rejects_degenerate_phases() -> None:
     assert info.value.reason.startswith("degenerate: copied_section")
 
     t = RuleTeacher()
-    t.replies["single"] = [render_output(DialecticTrace(thesis="Yes.", antithesis="No.",
-                                                        synthesis="Sometimes."))
-                           .split("</thought>")[0] + "</thought>\n"]
+    t.replies["single"] = [
+        render_output(
+            DialecticTrace(thesis="Yes.", antithesis="No.", synthesis="Sometimes.")
+        ).split("</thought>")[0]
+        + "</thought>\n"
+    ]
     with pytest.raises(PhaseFailed, match="degenerate: empty_answer"):
         asyncio.run(DialecticEngine(t, DialecticConfig(mode="single")).run("q"))
 

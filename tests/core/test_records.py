@@ -21,14 +21,26 @@ def test_prompt_id_includes_input() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "   ", "[Generated via CLI]", "[Synthesis generation failed: timeout after 60s]",
-     "[Antithesis generation failed]", "[error: 429]", "[placeholder]", "None", " n/a ", "TODO"],
+    [
+        "",
+        "   ",
+        "[Generated via CLI]",
+        "[Synthesis generation failed: timeout after 60s]",
+        "[Antithesis generation failed]",
+        "[error: 429]",
+        "[placeholder]",
+        "None",
+        " n/a ",
+        "TODO",
+    ],
 )
 def test_placeholders(text: str) -> None:
     assert is_placeholder(text)
 
 
-@pytest.mark.parametrize("text", ["No.", "[1] Smith argues the opposite.", "Generated via CLI is a phrase."])
+@pytest.mark.parametrize(
+    "text", ["No.", "[1] Smith argues the opposite.", "Generated via CLI is a phrase."]
+)
 def test_real_text_is_not_a_placeholder(text: str) -> None:
     assert not is_placeholder(text)
 
@@ -39,7 +51,9 @@ def test_trace_rejects_placeholder_phase() -> None:
 
 
 def test_placeholder_answer_falls_back_to_the_synthesis() -> None:
-    trace = DialecticTrace(thesis="T.", antithesis="A.", synthesis="S.", answer="[Generated via CLI]")
+    trace = DialecticTrace(
+        thesis="T.", antithesis="A.", synthesis="S.", answer="[Generated via CLI]"
+    )
     assert trace.answer is None and trace.final_answer == "S."
 
 
@@ -48,7 +62,12 @@ def test_build_renders_a_parseable_output() -> None:
     record = TraceRecord.build("Q?", trace, teacher="t")
     assert record.output.startswith("<thought>\n") and record.output.endswith("</thought>\nFinal.")
     parsed = parse_trace(record.output)
-    assert (parsed.thesis, parsed.antithesis, parsed.synthesis, parsed.answer) == ("T.", "A.", "S.", "Final.")
+    assert (parsed.thesis, parsed.antithesis, parsed.synthesis, parsed.answer) == (
+        "T.",
+        "A.",
+        "S.",
+        "Final.",
+    )
     assert record.prompt_id == prompt_id("Q?")
     assert record.created_at is not None and record.hegelion_version
 

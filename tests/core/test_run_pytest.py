@@ -13,8 +13,14 @@ RUN_PYTEST = Path(__file__).resolve().parents[2] / ".ci" / "run_pytest.py"
 
 def run(where: Path, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "HEGELION_TESTS_MAY_BE_EMPTY"} | env
-    return subprocess.run([sys.executable, str(RUN_PYTEST), "-q", "-p", "no:cacheprovider", str(where)],
-                          capture_output=True, text=True, env=environ, cwd=where, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(RUN_PYTEST), "-q", "-p", "no:cacheprovider", str(where)],
+        capture_output=True,
+        text=True,
+        env=environ,
+        cwd=where,
+        timeout=120,
+    )
 
 
 def test_a_suite_that_collects_nothing_fails(tmp_path: Path) -> None:

@@ -24,11 +24,22 @@ def test_bits_per_token() -> None:
 
 def test_defaults_match_the_design() -> None:
     c = SCUConfig()
-    assert (c.kp, c.ki, c.deadband, c.i_max, c.lambda_min, c.lambda_max, c.leak, c.sigma, c.lambda_init) == \
-        (0.8, 0.15, 0.002, 0.2, 1e-4, 10.0, 0.995, 0.01, 1.0)
+    assert (
+        c.kp,
+        c.ki,
+        c.deadband,
+        c.i_max,
+        c.lambda_min,
+        c.lambda_max,
+        c.leak,
+        c.sigma,
+        c.lambda_init,
+    ) == (0.8, 0.15, 0.002, 0.2, 1e-4, 10.0, 0.995, 0.01, 1.0)
 
 
-@pytest.mark.parametrize(("params", "target"), [(0.135e9, 0.005), (1.5e9, 0.01), (8e9, 0.02), (70e9, 0.03)])
+@pytest.mark.parametrize(
+    ("params", "target"), [(0.135e9, 0.005), (1.5e9, 0.01), (8e9, 0.02), (70e9, 0.03)]
+)
 def test_target_by_model_size(params: float, target: float) -> None:
     assert target_s_for(params) == target
     assert SCUController(SCUConfig(), tokens_per_epoch=100, params=params).target == target
@@ -69,7 +80,9 @@ def test_integral_leaks_clips_and_does_not_wind_up() -> None:
     pinned = ctl.state.integral
     for _ in range(5):
         ctl.update(ce_for_s(0.9, 1e-3, 0.01, 1000), 1e-3)
-    assert ctl.state.integral == pytest.approx(pinned * cfg.leak**5)  # frozen while saturated, only leaks
+    assert ctl.state.integral == pytest.approx(
+        pinned * cfg.leak**5
+    )  # frozen while saturated, only leaks
     steps = 0
     while ctl.lam >= 2.0 and steps < 100:
         ctl.update(ce_for_s(0.0001, 1e-3, 0.01, 1000), 1e-3)

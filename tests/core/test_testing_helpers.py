@@ -38,8 +38,9 @@ except ImportError:
 
 
 def test_the_testing_package_imports_without_pytest_or_torch() -> None:
-    done = subprocess.run([sys.executable, "-c", WITHOUT_PYTEST], capture_output=True, text=True,
-                          timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PYTEST], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "contracts need pytest"
 
@@ -61,7 +62,8 @@ def test_openai_server_serves_the_openai_sdk_path(openai_server: ScriptedOpenAIS
 
 
 def test_anthropic_server_serves_the_anthropic_sdk_path(
-        anthropic_server: ScriptedAnthropicServer) -> None:
+    anthropic_server: ScriptedAnthropicServer,
+) -> None:
     assert not isinstance(anthropic_server, ScriptedOpenAIServer)  # siblings, not a subclass
     assert anthropic_server.base_url == anthropic_server.root_url
     assert anthropic_server.base_url == f"http://127.0.0.1:{anthropic_server.port}"
@@ -77,8 +79,8 @@ def test_the_neutral_base_has_no_sdk_base_url() -> None:
 
 
 def test_fake_api_key_sets_a_fresh_key_and_hides_the_user_config(
-        fake_api_key: Callable[..., str], monkeypatch: pytest.MonkeyPatch,
-        tmp_path: Path) -> None:
+    fake_api_key: Callable[..., str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("HEGELION_TEST_OTHER", "left over")
     first = fake_api_key("HEGELION_TEST_KEY", clear=["HEGELION_TEST_OTHER"])
     assert first.startswith("sk-hegelion-test-") and len(first) > 30
@@ -95,25 +97,30 @@ def test_sample_traces_are_trace_records(sample_traces: Path) -> None:
 
 
 def test_hegelion_dataset_runs_the_real_command_once_per_arguments(
-        hegelion_dataset: Callable[..., Path], sample_traces: Path) -> None:
+    hegelion_dataset: Callable[..., Path], sample_traces: Path
+) -> None:
     sft = hegelion_dataset("sft")
     assert sft.name == "sft.jsonl" and len(sft.read_text().splitlines()) == 20
     assert hegelion_dataset("sft") == sft  # made once
     split = hegelion_dataset("chat", "--valid-ratio", "0.2")
-    assert split.is_dir() and {p.name for p in split.glob("*.jsonl")} >= {"train.jsonl",
-                                                                          "valid.jsonl"}
+    assert split.is_dir() and {p.name for p in split.glob("*.jsonl")} >= {
+        "train.jsonl",
+        "valid.jsonl",
+    }
 
 
 def test_hegelion_dataset_fails_the_test_with_the_commands_output(
-        hegelion_dataset: Callable[..., Path]) -> None:
+    hegelion_dataset: Callable[..., Path],
+) -> None:
     with pytest.raises(AssertionError, match="no-such-format"):
         hegelion_dataset("no-such-format")
 
 
 def test_tiny_tokenizer_dir_holds_a_chatml_tokenizer(tiny_tokenizer_dir: Path) -> None:
     config = json.loads((tiny_tokenizer_dir / "tokenizer_config.json").read_text())
-    assert "<|im_start|>" in str(config.get("chat_template") or
-                                 (tiny_tokenizer_dir / "chat_template.jinja").read_text())
+    assert "<|im_start|>" in str(
+        config.get("chat_template") or (tiny_tokenizer_dir / "chat_template.jinja").read_text()
+    )
 
 
 def test_every_fixture_of_the_plugin_is_documented() -> None:
@@ -122,8 +129,12 @@ def test_every_fixture_of_the_plugin_is_documented() -> None:
     import hegelion_core.testing.pytest_plugin as plugin
 
     tree = ast.parse(Path(plugin.__file__).read_text())
-    fixtures = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)
-                and any("fixture" in ast.unparse(d) for d in node.decorator_list)]
+    fixtures = [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.FunctionDef)
+        and any("fixture" in ast.unparse(d) for d in node.decorator_list)
+    ]
     docs = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
     assert len(fixtures) == 8
     for name in fixtures:
@@ -143,12 +154,19 @@ def test_hegelion_dataset_uses_each_folders_own_sample_traces(tmp_path: Path) ->
             "@pytest.fixture(scope='session')\n"
             "def sample_traces(tmp_path_factory):\n"
             f"    return write_sample_traces(tmp_path_factory.mktemp('t') / 't.jsonl',"
-            f" SAMPLE_TRACES[:{n}])\n")
+            f" SAMPLE_TRACES[:{n}])\n"
+        )
         (tmp_path / name / f"test_{name}.py").write_text(
             "def test_rows(hegelion_dataset, sample_traces):\n"
             "    rows = hegelion_dataset('chat').read_text().splitlines()\n"
-            "    assert len(rows) == len(sample_traces.read_text().splitlines())\n")
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "a", "b"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+            "    assert len(rows) == len(sample_traces.read_text().splitlines())\n"
+        )
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "a", "b"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "2 passed" in run.stdout, run.stdout

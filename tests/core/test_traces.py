@@ -25,10 +25,22 @@ RESULT = {
     "thesis": THESIS,
     "antithesis": ANTITHESIS,
     "synthesis": SYNTHESIS,
-    "contradictions": [{"description": "The Explanatory Gap", "evidence": "Zombies are conceivable."}],
-    "research_proposals": [{"description": "Comparative study", "testable_prediction": "Neuromorphic wins"}],
-    "metadata": {"source": "claude-sonnet-4", "backend_provider": "anthropic", "backend_model": "claude-sonnet-4"},
-    "trace": {"thesis": THESIS, "contradictions_found": 1, "research_proposals": ["x | Prediction: y"]},
+    "contradictions": [
+        {"description": "The Explanatory Gap", "evidence": "Zombies are conceivable."}
+    ],
+    "research_proposals": [
+        {"description": "Comparative study", "testable_prediction": "Neuromorphic wins"}
+    ],
+    "metadata": {
+        "source": "claude-sonnet-4",
+        "backend_provider": "anthropic",
+        "backend_model": "claude-sonnet-4",
+    },
+    "trace": {
+        "thesis": THESIS,
+        "contradictions_found": 1,
+        "research_proposals": ["x | Prediction: y"],
+    },
 }
 
 
@@ -74,10 +86,16 @@ def test_kimi_cli_placeholder_row_is_recovered_from_its_raw_trace() -> None:
         "instruction": "Does remote work raise output?",
         "input": "",
         "output": raw,
-        "hegelion_trace": {"query": "Does remote work raise output?", "mode": "synthesis",
-                           "thesis": "[Generated via CLI]", "antithesis": "[Generated via CLI]",
-                           "synthesis": raw, "contradictions": [], "research_proposals": [],
-                           "metadata": {"source": "kimi_cli"}},
+        "hegelion_trace": {
+            "query": "Does remote work raise output?",
+            "mode": "synthesis",
+            "thesis": "[Generated via CLI]",
+            "antithesis": "[Generated via CLI]",
+            "synthesis": raw,
+            "contradictions": [],
+            "research_proposals": [],
+            "metadata": {"source": "kimi_cli"},
+        },
     }
     record = record_from_dict(row)
     assert record.hegelion_trace.thesis == "Remote work raises output."
@@ -86,9 +104,16 @@ def test_kimi_cli_placeholder_row_is_recovered_from_its_raw_trace() -> None:
 
 
 def test_kimi_cli_placeholder_row_without_a_trace_is_rejected() -> None:
-    row = {"instruction": "Q?", "output": "Just an answer.",
-           "hegelion_trace": {"query": "Q?", "thesis": "[Generated via CLI]",
-                              "antithesis": "[Generated via CLI]", "synthesis": "Just an answer."}}
+    row = {
+        "instruction": "Q?",
+        "output": "Just an answer.",
+        "hegelion_trace": {
+            "query": "Q?",
+            "thesis": "[Generated via CLI]",
+            "antithesis": "[Generated via CLI]",
+            "synthesis": "Just an answer.",
+        },
+    }
     with pytest.raises(InvalidTrace) as info:
         record_from_dict(row)
     assert info.value.reason == "thesis missing"
@@ -99,8 +124,15 @@ def test_kimi_cli_placeholder_row_without_a_trace_is_rejected() -> None:
     [
         ({"hello": "world"}, "not a trace record"),
         ({"thesis": "T", "antithesis": "A", "synthesis": "S"}, "instruction missing"),
-        ({"query": "Q", "thesis": "T", "antithesis": "A",
-          "synthesis": "[Synthesis generation failed: rate limit]"}, "synthesis missing"),
+        (
+            {
+                "query": "Q",
+                "thesis": "T",
+                "antithesis": "A",
+                "synthesis": "[Synthesis generation failed: rate limit]",
+            },
+            "synthesis missing",
+        ),
         ({"query": "Q", "thesis": "T", "synthesis": "S"}, "antithesis missing"),
     ],
 )

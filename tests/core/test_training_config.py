@@ -52,7 +52,9 @@ def test_a_wrong_key_names_file_line_and_key(tmp_path) -> None:
     path.write_text(SIMPLEX_YAML.replace("  warmup_ratio: 0.03", "  warmup_ratoi: 0.03"))
     with pytest.raises(InputError) as info:
         load_train_config(path)
-    assert str(info.value).startswith(f"{path}:13: field 'training.warmup_ratoi': training.warmup_ratoi: unknown field")
+    assert str(info.value).startswith(
+        f"{path}:13: field 'training.warmup_ratoi': training.warmup_ratoi: unknown field"
+    )
 
 
 def test_a_wrong_type_names_the_key(tmp_path) -> None:
@@ -63,22 +65,32 @@ def test_a_wrong_type_names_the_key(tmp_path) -> None:
 
 
 def test_lora_translation_per_backend() -> None:
-    lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "down_proj"])
-    assert lora.to_mlx() == {"rank": 16, "scale": 2.0, "dropout": 0.0,
-                             "keys": ["self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"]}
+    lora = LoraConfig(
+        r=16, lora_alpha=32, lora_dropout=0.0, target_modules=["q_proj", "v_proj", "down_proj"]
+    )
+    assert lora.to_mlx() == {
+        "rank": 16,
+        "scale": 2.0,
+        "dropout": 0.0,
+        "keys": ["self_attn.q_proj", "self_attn.v_proj", "mlp.down_proj"],
+    }
     assert lora.to_peft()["lora_alpha"] == 32 and lora.to_peft()["r"] == 16
 
 
 def test_dpo_rows_given_to_sft_say_which_format_is_needed(tmp_path) -> None:
     dpo = write_jsonl(tmp_path / "dpo.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
-    with pytest.raises(HegelionError, match="holds dpo rows, but --method sft needs chat or sft or scu rows"):
+    with pytest.raises(
+        HegelionError, match="holds dpo rows, but --method sft needs chat or sft or scu rows"
+    ):
         check_data(dpo, "sft")
     chat = write_jsonl(tmp_path / "chat.jsonl", [{"messages": [{"role": "user", "content": "x"}]}])
     with pytest.raises(HegelionError, match="--format dpo"):
         check_data(chat, "dpo")
     assert check_data(chat, "sft") == "chat"
     with pytest.raises(HegelionError, match="needs chat rows"):
-        check_data(write_jsonl(tmp_path / "s.jsonl", [{"text": "t"}]), "sft", accepts=("chat", "dpo"))
+        check_data(
+            write_jsonl(tmp_path / "s.jsonl", [{"text": "t"}]), "sft", accepts=("chat", "dpo")
+        )
 
 
 def test_a_method_the_trainer_cannot_train_names_one_that_can(tmp_path) -> None:
@@ -97,6 +109,8 @@ def test_metrics_log_and_plot(tmp_path) -> None:
     log = MetricsLog(tmp_path)
     for step in range(1, 4):
         log.log(step, {"loss": 3.0 / step, "lambda": 1.0 + step, "note": "x"})
-    assert (tmp_path / "metrics.jsonl").read_text().splitlines()[0] == '{"step":1,"loss":3.0,"lambda":2.0}'
+    assert (tmp_path / "metrics.jsonl").read_text().splitlines()[
+        0
+    ] == '{"step":1,"loss":3.0,"lambda":2.0}'
     png = plot_metrics(tmp_path / "metrics.jsonl", tmp_path / "metrics.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

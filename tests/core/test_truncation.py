@@ -57,8 +57,12 @@ def run_generate(tmp_path: Path, srv: ScriptedOpenAIServer, **dialectic: Any) ->
     prompts.write_text("".join(f"question {i}\n" for i in range(N)))
     out = tmp_path / "traces.jsonl"
     teacher = make_driver("teachers", "openai", {"base_url": srv.base_url, "model": "m"})
-    job = GenerateJob(output=out, concurrency=4, backoff_base=0.0,
-                      dialectic=DialecticConfig(max_tokens=BUDGET, **dialectic))
+    job = GenerateJob(
+        output=out,
+        concurrency=4,
+        backoff_base=0.0,
+        dialectic=DialecticConfig(max_tokens=BUDGET, **dialectic),
+    )
     asyncio.run(Generator(job, teacher, FilePromptSource({"path": prompts})).run())
     return out
 
@@ -72,9 +76,12 @@ def index(record: dict[str, Any]) -> int:
 
 
 def synthesis_budgets(srv: ScriptedOpenAIServer, i: int) -> list[int]:
-    return [r.body["max_tokens"] for r in srv.completion_requests
-            if r.body["messages"][0]["content"] == SYNTHESIS_SYSTEM
-            and f"question {i}\n" in r.body["messages"][-1]["content"]]
+    return [
+        r.body["max_tokens"]
+        for r in srv.completion_requests
+        if r.body["messages"][0]["content"] == SYNTHESIS_SYSTEM
+        and f"question {i}\n" in r.body["messages"][-1]["content"]
+    ]
 
 
 def test_cut_answers_are_retried_larger_then_rejected_and_never_stored(tmp_path) -> None:
@@ -127,7 +134,9 @@ def test_without_max_tokens_the_retry_doubles_the_teachers_own_default() -> None
 
     async def call(messages: list, *, phase: str, **kwargs: Any) -> Any:
         completion = await t.complete(messages, **kwargs)
-        return completion.model_copy(update={"finish_reason": "length" if next(cut, False) else "stop"})
+        return completion.model_copy(
+            update={"finish_reason": "length" if next(cut, False) else "stop"}
+        )
 
     engine = DialecticEngine(t, DialecticConfig(), call=call)
     asyncio.run(engine.run("cats"))
@@ -143,15 +152,23 @@ def test_the_cap_bounds_the_retry_and_a_loop_is_not_retried() -> None:
         return completion.model_copy(update={"finish_reason": "length"})
 
     with pytest.raises(PhaseFailed, match=r"truncated: cut at max_tokens=100, and again at 150"):
-        asyncio.run(DialecticEngine(t, DialecticConfig(max_tokens=100, max_tokens_cap=150),
-                                    call=always_cut).run("cats"))
+        asyncio.run(
+            DialecticEngine(
+                t, DialecticConfig(max_tokens=100, max_tokens_cap=150), call=always_cut
+            ).run("cats")
+        )
     with pytest.raises(PhaseFailed, match="leaves no larger budget"):
-        asyncio.run(DialecticEngine(t, DialecticConfig(max_tokens=100, max_tokens_cap=100),
-                                    call=always_cut).run("cats"))
+        asyncio.run(
+            DialecticEngine(
+                t, DialecticConfig(max_tokens=100, max_tokens_cap=100), call=always_cut
+            ).run("cats")
+        )
     t.calls.clear()
     t.replies["thesis"] = ["deontology, " * 100]
     with pytest.raises(PhaseFailed, match="degenerate: repetitive") as info:
-        asyncio.run(DialecticEngine(t, DialecticConfig(max_tokens=100), call=always_cut).run("cats"))
+        asyncio.run(
+            DialecticEngine(t, DialecticConfig(max_tokens=100), call=always_cut).run("cats")
+        )
     assert info.value.phase == "thesis" and len(t.calls) == 1  # cut, but a loop: no retry
 
 
@@ -164,11 +181,25 @@ def test_the_cli_options_reach_the_dialectic(tmp_path) -> None:
     prompts.write_text("".join(f"question {i}\n" for i in range(3)))
     out = tmp_path / "t.jsonl"
     with ScriptedOpenAIServer(reply=reply) as srv:
-        args = ["generate", "--prompt-file", str(prompts), "-o", str(out), "--teacher", "openai",
-                "--base-url", srv.base_url, "--max-tokens", str(BUDGET), "-q"]
+        args = [
+            "generate",
+            "--prompt-file",
+            str(prompts),
+            "-o",
+            str(out),
+            "--teacher",
+            "openai",
+            "--base-url",
+            srv.base_url,
+            "--max-tokens",
+            str(BUDGET),
+            "-q",
+        ]
         bad = CliRunner().invoke(cli, [*args, "--quality", "max_copied_shar=0.4"])
         assert bad.exit_code == 2 and "--quality" in bad.output and "unknown field" in bad.output
-        CliRunner().invoke(cli, [*args, "--on-truncation", "reject", "--quality", "max_copied_share=0.4"])
+        CliRunner().invoke(
+            cli, [*args, "--on-truncation", "reject", "--quality", "max_copied_share=0.4"]
+        )
     rejects = rows(out.with_name(out.name + ".rejects.jsonl"))
     assert sorted(index(r) for r in rejects) == [0, 1, 2]
     assert all(r["reason"].endswith("(--on-truncation reject)") for r in rejects)

@@ -14,8 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTIONS = [ROOT, *sorted(p for p in (ROOT / "plugins").iterdir()
-                              if (p / "pyproject.toml").is_file())]
+DISTRIBUTIONS = [
+    ROOT,
+    *sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").is_file()),
+]
 # `# type: ignore[code]  # why`: the code, then a comment of its own with the reason.
 REASONED = re.compile(r"#\s*type:\s*ignore\[[a-z0-9_-]+(,\s*[a-z0-9_-]+)*\]\s+#\s*\S")
 IGNORE = re.compile(r"#\s*type:\s*ignore\b")
@@ -41,7 +43,8 @@ def test_every_distribution_ships_py_typed(dist: Path) -> None:
     package_data = config["tool"]["setuptools"].get("package-data", {})
     assert "py.typed" in package_data.get(package, []), (
         f"{dist.name}/pyproject.toml: [tool.setuptools.package-data] {package} lacks "
-        "\"py.typed\", so the wheel would not ship it")
+        '"py.typed", so the wheel would not ship it'
+    )
 
 
 def test_every_distribution_is_type_checked() -> None:
@@ -51,12 +54,13 @@ def test_every_distribution_is_type_checked() -> None:
 
 
 def test_every_type_ignore_names_its_code_and_why() -> None:
-    bare = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
-            for path in _sources()
-            for n, line in enumerate(path.read_text().splitlines(), 1)
-            if IGNORE.search(line) and not REASONED.search(line)]
-    assert not bare, ("write `# type: ignore[code]  # why` (or fix the type):\n"
-                      + "\n".join(bare))
+    bare = [
+        f"{path.relative_to(ROOT)}:{n}: {line.strip()}"
+        for path in _sources()
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if IGNORE.search(line) and not REASONED.search(line)
+    ]
+    assert not bare, "write `# type: ignore[code]  # why` (or fix the type):\n" + "\n".join(bare)
 
 
 def test_reason_pattern() -> None:

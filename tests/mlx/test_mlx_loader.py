@@ -30,12 +30,16 @@ Dataset = Callable[..., Path]
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [
+        json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()
+    ]
 
 
 def _lora_args(data: Path, **overrides: Any) -> types.SimpleNamespace:
     """The namespace `mlx_lm.lora.run` passes to `load_dataset`: its defaults plus ours."""
-    return types.SimpleNamespace(**{**CONFIG_DEFAULTS, "data": str(data), "train": True, **overrides})
+    return types.SimpleNamespace(
+        **{**CONFIG_DEFAULTS, "data": str(data), "train": True, **overrides}
+    )
 
 
 def _assistant(row: dict[str, Any]) -> str:
@@ -67,7 +71,9 @@ def test_mlx_dir_loads_in_mlx_lm(
             assert tokens and offset == 0
             text = mlx_tokenizer.decode(tokens)
             assert _assistant(row) in text, "the assistant turn did not survive tokenization"
-            assert _assistant(row) + mlx_tokenizer.eos_token in text, "the answer is not closed by EOS"
+            assert _assistant(row) + mlx_tokenizer.eos_token in text, (
+                "the answer is not closed by EOS"
+            )
 
 
 def test_mlx_rows_end_on_the_assistant_turn(hegelion_dataset: Dataset, mlx_tokenizer: Any) -> None:
@@ -108,8 +114,17 @@ def test_hegelion_refuses_the_split_mlx_lm_would_reject(
     """Hegelion's up-front check uses mlx-lm's own threshold: what it refuses at
     the default batch size, mlx-lm would reject; what it accepts, mlx-lm batches."""
     out = tmp_path / "mlx-out"
-    argv = ["dataset", str(sample_traces), str(out), "--format", "mlx",
-            "--valid-ratio", "0.1", "--seed", "0"]  # 2 valid rows
+    argv = [
+        "dataset",
+        str(sample_traces),
+        str(out),
+        "--format",
+        "mlx",
+        "--valid-ratio",
+        "0.1",
+        "--seed",
+        "0",
+    ]  # 2 valid rows
     result = CliRunner().invoke(cli, argv, catch_exceptions=False)
     assert result.exit_code != 0
     assert "batch size" in result.output, result.output
@@ -119,7 +134,9 @@ def test_hegelion_refuses_the_split_mlx_lm_would_reject(
     _, valid, _ = load_dataset(_lora_args(out), mlx_tokenizer)
     assert len(valid) == 2
     with pytest.raises(ValueError, match="at least batch_size"):
-        next(iterate_batches(CacheDataset(valid), CONFIG_DEFAULTS["batch_size"], max_seq_length=512))
+        next(
+            iterate_batches(CacheDataset(valid), CONFIG_DEFAULTS["batch_size"], max_seq_length=512)
+        )
     batch, _ = next(iterate_batches(CacheDataset(valid), 2, max_seq_length=512))
     assert batch.shape[0] == 2
 
@@ -131,14 +148,15 @@ def test_mlx_test_split(hegelion_dataset: Dataset, mlx_tokenizer: Any) -> None:
     train, valid, test = load_dataset(_lora_args(out, test=True), mlx_tokenizer)
     assert len(test) == len(read_rows(out / "test.jsonl")) > 0
     assert len(train) > 0 and len(valid) > 0
-    ids = {json.dumps(r, sort_keys=True) for name in ("train", "valid", "test")
-           for r in read_rows(out / f"{name}.jsonl")}
+    ids = {
+        json.dumps(r, sort_keys=True)
+        for name in ("train", "valid", "test")
+        for r in read_rows(out / f"{name}.jsonl")
+    }
     assert len(ids) == len(train) + len(valid) + len(test), "a row appears in two splits"
 
 
-def test_mlx_lm_rejects_a_split_smaller_than_batch_size(
-    tmp_path: Path, mlx_tokenizer: Any
-) -> None:
+def test_mlx_lm_rejects_a_split_smaller_than_batch_size(tmp_path: Path, mlx_tokenizer: Any) -> None:
     """mlx-lm only notices a too-small split once training starts (its first
     evaluation of the valid split comes at step 1, after the model has loaded):
     that late failure is why Hegelion checks split sizes when it writes them."""

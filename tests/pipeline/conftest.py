@@ -16,8 +16,10 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml
 #: phases keep the quickstart's own max_tokens, so they finish as they do in the real run.
 SMALL = [
     "stages.generate.limit=2",
-    "stages.train.config.training.max_steps=2", "stages.train.config.training.save_steps=1",
-    "stages.eval.limit=1", "stages.eval.max_tokens=48",
+    "stages.train.config.training.max_steps=2",
+    "stages.train.config.training.save_steps=1",
+    "stages.eval.limit=1",
+    "stages.eval.max_tokens=48",
 ]
 
 
@@ -35,7 +37,10 @@ def hegelion_run(workdir: Path, cache: Path, *args: str) -> subprocess.Completed
     overrides = [x for o in [f"workdir={workdir}", *SMALL] for x in ("-c", o)]
     return subprocess.run(
         [sys.executable, "-m", "hegelion_core", "run", str(QUICKSTART), *overrides, *args],
-        capture_output=True, text=True, timeout=1800, check=False,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
         env=os.environ | {"HEGELION_CACHE_DIR": str(cache), "OMP_NUM_THREADS": "2"},
     )
 

@@ -44,7 +44,7 @@ def render_go_template(template: str, data: dict[str, Any]) -> str:
     parts: list[tuple[str, str]] = []  # ("text", s) or ("action", s)
     pos, trim_next = 0, False
     for m in _ACTION.finditer(template):
-        text = template[pos:m.start()]
+        text = template[pos : m.start()]
         if trim_next:
             text = text.lstrip()
         if m.group(1):
@@ -94,7 +94,7 @@ def _parse_block(parts: list[tuple[str, str]], i: int) -> tuple[Any, int]:
         i += 1
         if action == "end":
             return (word, branches), i
-        cond = action[len("else"):].strip() or None
+        cond = action[len("else") :].strip() or None
         if cond is not None:
             assert cond.startswith("if "), f"unsupported: {{{{ {action} }}}}"
             cond = cond[3:]
@@ -125,7 +125,7 @@ def _run(nodes: list[Any], dot: Any, scopes: list[dict[str, Any]], out: list[str
                     _run(body, dot, [*scopes, {}], out)
                     break
         elif kind == "range":
-            (head, body), = node[1]
+            ((head, body),) = node[1]
             m = re.fullmatch(r"(\$\w+),\s*(\$\w+)\s*:=\s*(.+)", head)
             assert m, f"unsupported range: {head}"
             for n, item in enumerate(_eval(m.group(3), dot, scopes)):
@@ -192,9 +192,12 @@ def test_the_go_template_evaluator_renders_hegelions_chatml():
     go = CHATML.go()
     data = {"System": "S", "Messages": [{"Role": "user", "Content": "Q"}]}
     assert render_go_template(go, data) == (
-        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n")
-    data = {"System": "", "Messages": [{"Role": "user", "Content": "Q"},
-                                       {"Role": "assistant", "Content": "A"}]}
+        "<|im_start|>system\nS<|im_end|>\n<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\n"
+    )
+    data = {
+        "System": "",
+        "Messages": [{"Role": "user", "Content": "Q"}, {"Role": "assistant", "Content": "A"}],
+    }
     assert render_go_template(go, data) == "<|im_start|>user\nQ<|im_end|>\n<|im_start|>assistant\nA"
 
 
@@ -258,8 +261,9 @@ def test_one_conversation_is_the_same_tokens_in_every_step(quickstart_run: Any, 
         return vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     # 2. Training: the row as hegelion-trl hands it to TRL, tokenized by TRL itself.
-    config = load_train_config(w / ".configs" / "train.yaml",
-                               {"model": str(quickstart_run.cache / SMOLLM2_HF_DIR)})
+    config = load_train_config(
+        w / ".configs" / "train.yaml", {"model": str(quickstart_run.cache / SMOLLM2_HF_DIR)}
+    )
     trainer = build_trainer(data, tmp_path / "train", config).trainer
     example = trainer.train_dataset[0]
     ids, labels = list(example["input_ids"]), list(example["labels"])  # -100: not trained on
@@ -272,37 +276,67 @@ def test_one_conversation_is_the_same_tokens_in_every_step(quickstart_run: Any, 
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     jinja = env.from_string(meta["tokenizer.chat_template"])
     conversation = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-    special = {"bos_token": vocab.detokenize([vocab.token_bos()]).decode(),
-               "eos_token": vocab.detokenize([vocab.token_eos()]).decode()}
+    special = {
+        "bos_token": vocab.detokenize([vocab.token_bos()]).decode(),
+        "eos_token": vocab.detokenize([vocab.token_eos()]).decode(),
+    }
     gguf_prompt = tokens(jinja.render(messages=conversation, add_generation_prompt=True, **special))
-    gguf_full = tokens(jinja.render(
-        messages=[*conversation, {"role": "assistant", "content": answer}],
-        add_generation_prompt=False, **special))
+    gguf_full = tokens(
+        jinja.render(
+            messages=[*conversation, {"role": "assistant", "content": answer}],
+            add_generation_prompt=False,
+            **special,
+        )
+    )
 
     # 5. The Modelfile, as `ollama run` fills it in: SYSTEM, then the user's turns.
-    go_prompt = tokens(render_go_template(
-        template, {"System": modelfile_system, "Messages": [{"Role": "user", "Content": user}]}))
-    go_full = tokens(render_go_template(template, {
-        "System": modelfile_system,
-        "Messages": [{"Role": "user", "Content": user}, {"Role": "assistant", "Content": answer}]}))
+    go_prompt = tokens(
+        render_go_template(
+            template, {"System": modelfile_system, "Messages": [{"Role": "user", "Content": user}]}
+        )
+    )
+    go_full = tokens(
+        render_go_template(
+            template,
+            {
+                "System": modelfile_system,
+                "Messages": [
+                    {"Role": "user", "Content": user},
+                    {"Role": "assistant", "Content": answer},
+                ],
+            },
+        )
+    )
 
     # 1. Generation: the teacher's own formatting of the record's system prompt and prompt.
     teacher = make_driver("teachers", "llama-cpp", {"seed": 7})
-    generation_prompt = _sent_tokens(teacher, [Message(role="system", content=system),
-                                               Message(role="user", content=user)])
+    generation_prompt = _sent_tokens(
+        teacher, [Message(role="system", content=system), Message(role="user", content=user)]
+    )
     asyncio.run(teacher.aclose())
 
     # 3. Eval: what `hegelion eval` sends the exported model.
     _, evaluated = model_teacher(str(gguf), None, {})
-    eval_prompt = _sent_tokens(evaluated, dialectic_conversation(after["generation"]["system"], user))
+    eval_prompt = _sent_tokens(
+        evaluated, dialectic_conversation(after["generation"]["system"], user)
+    )
     asyncio.run(evaluated.aclose())
 
-    expected = tokens(f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"
-                      f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n")
-    renderings = {"training": train_prompt, "generation": generation_prompt,
-                  "eval": eval_prompt, "gguf template": gguf_prompt, "Modelfile": go_prompt}
+    expected = tokens(
+        f"<|im_start|>system\n{DEFAULT_SYSTEM}<|im_end|>\n"
+        f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+    )
+    renderings = {
+        "training": train_prompt,
+        "generation": generation_prompt,
+        "eval": eval_prompt,
+        "gguf template": gguf_prompt,
+        "Modelfile": go_prompt,
+    }
     for name, got in renderings.items():
-        assert got == expected, f"{name}: {vocab.detokenize(got)!r} != {vocab.detokenize(expected)!r}"
+        assert got == expected, (
+            f"{name}: {vocab.detokenize(got)!r} != {vocab.detokenize(expected)!r}"
+        )
 
     # The assistant turn: trained as the answer closed by <|im_end|>, the stop every
     # server is given; the GGUF's template and the Modelfile continue the same tokens.

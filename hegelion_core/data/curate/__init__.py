@@ -16,6 +16,16 @@ from hegelion_core.data.curate.run import (
 )
 
 __all__ = [
-    "CurateJob", "CurateManifest", "CurateSummary", "CurationStep", "Drop", "Filter",
-    "FilterReport", "Row", "curate", "curation_card", "curation_lineage", "make_filters",
+    "CurateJob",
+    "CurateManifest",
+    "CurateSummary",
+    "CurationStep",
+    "Drop",
+    "Filter",
+    "FilterReport",
+    "Row",
+    "curate",
+    "curation_card",
+    "curation_lineage",
+    "make_filters",
 ]

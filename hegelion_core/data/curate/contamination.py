@@ -51,8 +51,12 @@ class ContaminationFilter(Filter):
         self.prompts = 0
         for path in files:
             if not Path(path).is_file():
-                raise InputError(path, None, "held-out prompt file not found",
-                                 hint="--decontaminate takes .txt (a prompt a line) or .jsonl files")
+                raise InputError(
+                    path,
+                    None,
+                    "held-out prompt file not found",
+                    hint="--decontaminate takes .txt (a prompt a line) or .jsonl files",
+                )
             before = self.prompts
             for prompt in FilePromptSource(path=path).iter_prompts():
                 toks = tokens(prompt.text)
@@ -66,25 +70,33 @@ class ContaminationFilter(Filter):
                 for gram in _grams(toks, size):
                     self.grams.setdefault(hash(gram), where)
             if self.prompts == before:
-                raise InputError(path, None, "no held-out prompts in this file",
-                                 hint="one prompt a line (.txt), or rows with a prompt, "
-                                      "instruction or question column (.jsonl)")
+                raise InputError(
+                    path,
+                    None,
+                    "no held-out prompts in this file",
+                    hint="one prompt a line (.txt), or rows with a prompt, "
+                    "instruction or question column (.jsonl)",
+                )
         self.sizes = sorted(sizes, reverse=True)
         # Every gram's first `shortest` tokens: a prompt with none of them among its
         # `shortest`-grams contains no gram, which one pass over it shows.
         self.shortest = min(sizes, default=0)
-        self.prefixes = {hash(gram[:self.shortest]) for toks, size in held
-                         for gram in _grams(toks, size)}
+        self.prefixes = {
+            hash(gram[: self.shortest]) for toks, size in held for gram in _grams(toks, size)
+        }
 
     def check(self, row: Row) -> Drop | None:
         toks = tokens(row.record.prompt)
         if len(toks) < self.shortest or self.prefixes.isdisjoint(
-                map(hash, _grams(toks, self.shortest))):  # nearly every row: one C-level pass
+            map(hash, _grams(toks, self.shortest))
+        ):  # nearly every row: one C-level pass
             return None
         sizes = [size for size in self.sizes if size <= len(toks)]
         for size in sizes:
             for gram in _grams(toks, size):
                 if (where := self.grams.get(hash(gram))) is not None:
-                    return Drop("overlaps a held-out prompt",
-                                f"{size}-gram {' '.join(gram)!r} of the held-out prompt at {where}")
+                    return Drop(
+                        "overlaps a held-out prompt",
+                        f"{size}-gram {' '.join(gram)!r} of the held-out prompt at {where}",
+                    )
         return None

@@ -55,8 +55,10 @@ def bands(threshold: float, num_perm: int) -> int:
         r = num_perm // b
         steps = 200
         fp = sum(1 - (1 - (threshold * i / steps) ** r) ** b for i in range(steps)) / steps
-        fn = sum((1 - (threshold + (1 - threshold) * i / steps) ** r) ** b
-                 for i in range(steps)) / steps
+        fn = (
+            sum((1 - (threshold + (1 - threshold) * i / steps) ** r) ** b for i in range(steps))
+            / steps
+        )
         return 0.2 * fp * threshold + 0.8 * fn * (1 - threshold)
 
     return min((b for b in range(1, num_perm + 1) if num_perm % b == 0), key=cost)
@@ -87,8 +89,11 @@ class _NearIndex:
         estimates = list(map(minhash.jaccard, map(self.minhashes.__getitem__, candidates)))
         if max(estimates) < self.threshold:
             return -1, 0.0
-        close = sorted((-estimate, slot) for slot, estimate in zip(candidates, estimates)
-                       if estimate >= self.threshold)  # most similar first; ties: earliest
+        close = sorted(
+            (-estimate, slot)
+            for slot, estimate in zip(candidates, estimates)
+            if estimate >= self.threshold
+        )  # most similar first; ties: earliest
         mine_set: set[str] | None = None
         for _, slot in close:
             mine_set = mine_set or set(mine)
@@ -137,8 +142,10 @@ class DuplicateFilter(Filter):
             for field, toks in zip(self.FIELDS, tokens):
                 slot, similarity = self.near[field].nearest(toks)
                 if slot >= 0:
-                    return Drop(f"near-duplicate {field}",
-                                f"{field} {similarity:.2f} similar to {self.kept[slot]}")
+                    return Drop(
+                        f"near-duplicate {field}",
+                        f"{field} {similarity:.2f} similar to {self.kept[slot]}",
+                    )
             for field, text in zip(self.FIELDS, joined):
                 self.near[field].add(text)
         for field, key in zip(self.FIELDS, keys):

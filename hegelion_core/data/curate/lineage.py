@@ -52,11 +52,15 @@ def curation_lineage(inputs: Iterable[FileDigest | Path]) -> list[CurationStep]:
             visit(upstream)
         if digest is None and path.is_file():
             digest = FileDigest.of(path)
-        steps.append(CurationStep(
-            manifest=str(manifest_path), inputs=manifest.inputs, output=manifest.output,
-            matches=digest is not None and digest.sha256 == manifest.output.sha256,
-            filters=manifest.filters,
-        ))
+        steps.append(
+            CurationStep(
+                manifest=str(manifest_path),
+                inputs=manifest.inputs,
+                output=manifest.output,
+                matches=digest is not None and digest.sha256 == manifest.output.sha256,
+                filters=manifest.filters,
+            )
+        )
 
     for item in inputs:
         visit(item)
@@ -71,19 +75,31 @@ def curation_card(inputs: Iterable[FileDigest | Path]) -> str:
     parts = ["## Curation", ""]
     for step in steps:
         out = step.output
-        parts.append(f"`hegelion curate` wrote `{Path(out.path).name}` (sha256 `{out.sha256[:16]}…`, "
-                     f"{out.bytes} bytes) from:")
-        parts += [f"- `{Path(d.path).name}` (sha256 `{d.sha256[:16]}…`, {d.bytes} bytes)"
-                  for d in step.inputs]
+        parts.append(
+            f"`hegelion curate` wrote `{Path(out.path).name}` (sha256 `{out.sha256[:16]}…`, "
+            f"{out.bytes} bytes) from:"
+        )
+        parts += [
+            f"- `{Path(d.path).name}` (sha256 `{d.sha256[:16]}…`, {d.bytes} bytes)"
+            for d in step.inputs
+        ]
         if not step.matches:
             parts.append("")
-            parts.append("**The file was changed after curation**: these counts no longer "
-                         "describe it.")
-        parts += ["", "| filter | rows in | dropped | rows out | reasons |", "|---|---|---|---|---|"]
+            parts.append(
+                "**The file was changed after curation**: these counts no longer describe it."
+            )
+        parts += [
+            "",
+            "| filter | rows in | dropped | rows out | reasons |",
+            "|---|---|---|---|---|",
+        ]
         for f in step.filters:
-            reasons = "; ".join(f"{r}: {n}" for r, n in
-                                sorted(f.dropped.items(), key=lambda kv: -kv[1])) or "-"
-            parts.append(f"| {f.name} | {f.rows_in} | {f.rows_in - f.rows_out} | {f.rows_out} "
-                         f"| {reasons} |")
+            reasons = (
+                "; ".join(f"{r}: {n}" for r, n in sorted(f.dropped.items(), key=lambda kv: -kv[1]))
+                or "-"
+            )
+            parts.append(
+                f"| {f.name} | {f.rows_in} | {f.rows_in - f.rows_out} | {f.rows_out} | {reasons} |"
+            )
         parts.append("")
     return "\n".join(parts) + "\n"

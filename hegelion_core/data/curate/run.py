@@ -57,7 +57,11 @@ class CurateJob(BaseModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> CurateJob:
-        if self.min_chars is not None and self.max_chars is not None and self.min_chars > self.max_chars:
+        if (
+            self.min_chars is not None
+            and self.max_chars is not None
+            and self.min_chars > self.max_chars
+        ):
             raise ValueError("min_chars is above max_chars")
         return self
 
@@ -95,8 +99,10 @@ def curate(job: CurateJob) -> CurateSummary:
     """Run the job; raise `HegelionError` when no row survives (OUT is then untouched)."""
     resolved = {p.resolve() for p in [*job.inputs, *job.decontaminate]}
     if job.output.resolve() in resolved:
-        raise HegelionError(f"{job.output}: the output is also an input; give a new path "
-                            "(curate never overwrites its own input)")
+        raise HegelionError(
+            f"{job.output}: the output is also an input; give a new path "
+            "(curate never overwrites its own input)"
+        )
     with hooks.command_run("curate", job.model_dump(mode="json")) as run:
         summary = _curate(job)
         run.summary = summary
@@ -115,8 +121,9 @@ def _curate(job: CurateJob) -> CurateSummary:
             for check, tally in checks:
                 drop = check(row)
                 if drop is not None:
-                    tally.drop(drop.reason, f"{row.where}: prompt_id {row.record.prompt_id}: "
-                                            f"{drop.detail}")
+                    tally.drop(
+                        drop.reason, f"{row.where}: prompt_id {row.record.prompt_id}: {drop.detail}"
+                    )
                     break
             else:
                 line = row.raw if row.raw.endswith(b"\n") else row.raw + b"\n"
@@ -133,9 +140,12 @@ def _curate(job: CurateJob) -> CurateSummary:
         outputs=[str(job.output)],
         output=FileDigest(path=str(job.output), sha256=digest.hexdigest(), bytes=size),
         config=job.model_dump(mode="json", exclude={"inputs", "output"}),
-        counts={"lines": reports[0].rows_in, "records": reports[0].rows_out,
-                "dropped": reports[0].rows_in - reports[-1].rows_out,
-                "rows_out": reports[-1].rows_out},
+        counts={
+            "lines": reports[0].rows_in,
+            "records": reports[0].rows_out,
+            "dropped": reports[0].rows_in - reports[-1].rows_out,
+            "rows_out": reports[-1].rows_out,
+        },
         versions=_versions(),
         filters=reports,
     )
@@ -169,8 +179,11 @@ def _reports(read: _Tally, tallies: list[_Tally]) -> list[FilterReport]:
     rows = read.rows_in
     for t in [read, *tallies]:
         out = rows - sum(t.dropped.values())
-        reports.append(FilterReport(name=t.name, rows_in=rows, dropped=t.dropped,
-                                    examples=t.examples, rows_out=out))
+        reports.append(
+            FilterReport(
+                name=t.name, rows_in=rows, dropped=t.dropped, examples=t.examples, rows_out=out
+            )
+        )
         rows = out
     return reports
 
@@ -184,8 +197,9 @@ def _rows(job: CurateJob, read: _Tally) -> Iterator[Row]:
             reason = "incomplete last line" if problem == TORN_TAIL else "invalid JSON"
             read.drop(reason, f"{path}:{lineno}: {problem}")
 
-        for lineno, raw, obj in read_jsonl_lines(path, skip_invalid=job.skip_invalid,
-                                                 on_invalid=bad_json):
+        for lineno, raw, obj in read_jsonl_lines(
+            path, skip_invalid=job.skip_invalid, on_invalid=bad_json
+        ):
             read.rows_in += 1
             try:
                 record = record_from_dict(obj)
@@ -208,8 +222,10 @@ def describe(reports: list[FilterReport]) -> list[str]:
     """One line per filter, then one per reason with its example: what the CLI prints."""
     lines = []
     for r in reports:
-        lines.append(f"  {r.name:<14} in {r.rows_in:>8}  dropped {r.rows_in - r.rows_out:>7}  "
-                     f"out {r.rows_out:>8}")
+        lines.append(
+            f"  {r.name:<14} in {r.rows_in:>8}  dropped {r.rows_in - r.rows_out:>7}  "
+            f"out {r.rows_out:>8}"
+        )
         for reason, count in sorted(r.dropped.items(), key=lambda kv: -kv[1]):
             lines.append(f"      {count:>7}  {reason}   e.g. {r.examples[reason]}")
     return lines

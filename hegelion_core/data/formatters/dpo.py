@@ -26,13 +26,19 @@ class DPOFormatter(Formatter):
     def format(self, record: TraceRecord) -> Iterator[dict[str, Any]]:
         require_finished(record)
         trace = record.hegelion_trace
-        sides = ("thesis", "antithesis") if self.options.rejected == "both" else (self.options.rejected,)
+        sides = (
+            ("thesis", "antithesis")
+            if self.options.rejected == "both"
+            else (self.options.rejected,)
+        )
         for side in sides:
             rejected = getattr(trace, side)
             if self.options.conversational:
                 prompt = [{"role": "user", "content": record.prompt}]
                 if self.options.include_system:
-                    prompt.insert(0, {"role": "system", "content": self.options.system or record.system})
+                    prompt.insert(
+                        0, {"role": "system", "content": self.options.system or record.system}
+                    )
                 yield {
                     "prompt": prompt,
                     "chosen": [{"role": "assistant", "content": trace.synthesis}],

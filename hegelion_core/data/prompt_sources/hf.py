@@ -59,7 +59,11 @@ class HFPromptSource(PromptSource):
             if path.is_file() and path.suffix in _FILE_BUILDERS:
                 builder, files = _FILE_BUILDERS[path.suffix], str(path)
             return datasets.load_dataset(
-                builder, o.config, split=o.split, data_files=files, streaming=o.streaming,
+                builder,
+                o.config,
+                split=o.split,
+                data_files=files,
+                streaming=o.streaming,
                 revision=o.revision,
             )
         except KeyError as exc:
@@ -72,8 +76,10 @@ class HFPromptSource(PromptSource):
     def _unknown_split(self, detail: str) -> str:
         splits = self._split_names()
         listed = ", ".join(splits) if splits else f"(could not list them: {detail})"
-        return (f"dataset {self.options.dataset!r} has no split {self.options.split!r}. "
-                f"Its splits are: {listed}. Choose one with --split.")
+        return (
+            f"dataset {self.options.dataset!r} has no split {self.options.split!r}. "
+            f"Its splits are: {listed}. Choose one with --split."
+        )
 
     def _split_names(self) -> list[str]:
         import datasets
@@ -102,7 +108,11 @@ class HFPromptSource(PromptSource):
         label = f"{o.dataset}:{o.split}"
         ds = self._load()
         if o.seed is not None:
-            ds = ds.shuffle(seed=o.seed, buffer_size=o.shuffle_buffer) if o.streaming else ds.shuffle(seed=o.seed)
+            ds = (
+                ds.shuffle(seed=o.seed, buffer_size=o.shuffle_buffer)
+                if o.streaming
+                else ds.shuffle(seed=o.seed)
+            )
         count = 0
         for index, row in enumerate(ds):
             if o.limit is not None and count >= o.limit:
@@ -121,4 +131,6 @@ class HFPromptSource(PromptSource):
 
 def _saved_to_disk(path: Path) -> bool:
     """A directory written by ``Dataset(Dict).save_to_disk``."""
-    return path.is_dir() and ((path / "dataset_dict.json").exists() or (path / "state.json").exists())
+    return path.is_dir() and (
+        (path / "dataset_dict.json").exists() or (path / "state.json").exists()
+    )

@@ -44,9 +44,16 @@ DEFAULT_MODEL = "claude-sonnet-5-5"
 ANSWER_TOOL = "answer"
 #: Error types an SSE ``error`` event carries (with HTTP status 200), as HTTP statuses.
 _ERROR_TYPE_STATUS = {
-    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-    "permission_error": 403, "not_found_error": 404, "request_too_large": 413,
-    "rate_limit_error": 429, "api_error": 500, "timeout_error": 504, "overloaded_error": 529,
+    "invalid_request_error": 400,
+    "authentication_error": 401,
+    "billing_error": 402,
+    "permission_error": 403,
+    "not_found_error": 404,
+    "request_too_large": 413,
+    "rate_limit_error": 429,
+    "api_error": 500,
+    "timeout_error": 504,
+    "overloaded_error": 529,
 }
 
 
@@ -61,13 +68,19 @@ class AnthropicTeacher(SDKTeacher):
     class Options(SDKTeacher.Options):
         model: str = DEFAULT_MODEL
         base_url: str | None = Field(
-            None, description="an Anthropic-compatible server (default: api.anthropic.com)")
+            None, description="an Anthropic-compatible server (default: api.anthropic.com)"
+        )
         api_key_env: str = Field(
-            "ANTHROPIC_API_KEY", description="where the key is read (environment, then secrets.toml)")
+            "ANTHROPIC_API_KEY",
+            description="where the key is read (environment, then secrets.toml)",
+        )
         temperature: float | None = Field(None, ge=0, le=1)
-        max_tokens: int = Field(4096, gt=0, description="when a call gives none (the API needs one)")
+        max_tokens: int = Field(
+            4096, gt=0, description="when a call gives none (the API needs one)"
+        )
         extra_body: dict[str, Any] = Field(
-            default_factory=dict, description="more request fields, sent as they are")
+            default_factory=dict, description="more request fields, sent as they are"
+        )
         stream: bool = Field(False, description="stream the answer and assemble it")
 
     # ----- calls -------------------------------------------------------------------
@@ -96,8 +109,13 @@ class AnthropicTeacher(SDKTeacher):
             text = json.dumps(value, ensure_ascii=False)
             if finish == "tool_calls":  # the forced answer tool holds the whole answer
                 finish = "stop"
-        return Completion(text=text, model=model or self.options.model, usage=usage,
-                          finish_reason=finish, latency_s=time.perf_counter() - start)
+        return Completion(
+            text=text,
+            model=model or self.options.model,
+            usage=usage,
+            finish_reason=finish,
+            latency_s=time.perf_counter() - start,
+        )
 
     def status_detail(self, exc: Any) -> tuple[int, str]:
         """Anthropic's error body is ``{"type": "error", "error": {"type", "message"}}``;
@@ -109,8 +127,13 @@ class AnthropicTeacher(SDKTeacher):
         label = f"HTTP {status}" + (f" {kind}" if kind else "")
         return status, f"{label}: {message or exc.message}"
 
-    def _request(self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None,
-                 json_schema: dict[str, Any] | None) -> tuple[dict[str, Any], bool]:
+    def _request(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int | None,
+        temperature: float | None,
+        json_schema: dict[str, Any] | None,
+    ) -> tuple[dict[str, Any], bool]:
         opts = self.options
         system, turns = split_messages(messages)
         request: dict[str, Any] = {
@@ -130,11 +153,13 @@ class AnthropicTeacher(SDKTeacher):
         wrapped = False
         if json_schema is not None:
             schema, wrapped = tool_schema(json_schema)
-            request["tools"] = [{
-                "name": ANSWER_TOOL,
-                "description": "Give your answer as structured data that follows the input schema.",
-                "input_schema": schema,
-            }]
+            request["tools"] = [
+                {
+                    "name": ANSWER_TOOL,
+                    "description": "Give your answer as structured data that follows the input schema.",
+                    "input_schema": schema,
+                }
+            ]
             request["tool_choice"] = {"type": "tool", "name": ANSWER_TOOL}
         return request, wrapped
 
@@ -178,13 +203,21 @@ def _read_message(message: Any) -> Answer:
         elif kind == "tool_use" and getattr(block, "name", None) == ANSWER_TOOL:
             tool_input = dict(block.input or {})
     if not texts and tool_input is None:
-        raise TeacherError(f"the response has no text (stop_reason={getattr(message, 'stop_reason', None)})",
-                           retryable=True)
+        raise TeacherError(
+            f"the response has no text (stop_reason={getattr(message, 'stop_reason', None)})",
+            retryable=True,
+        )
     usage = getattr(message, "usage", None)
-    return ("".join(texts), tool_input, getattr(message, "stop_reason", None),
-            Usage(prompt_tokens=max(getattr(usage, "input_tokens", 0) or 0, 0),
-                  completion_tokens=max(getattr(usage, "output_tokens", 0) or 0, 0)),
-            getattr(message, "model", None))
+    return (
+        "".join(texts),
+        tool_input,
+        getattr(message, "stop_reason", None),
+        Usage(
+            prompt_tokens=max(getattr(usage, "input_tokens", 0) or 0, 0),
+            completion_tokens=max(getattr(usage, "output_tokens", 0) or 0, 0),
+        ),
+        getattr(message, "model", None),
+    )
 
 
 async def _read_stream(stream: Any) -> Answer:
@@ -212,7 +245,9 @@ async def _read_stream(stream: Any) -> Answer:
                 delta = event.delta
                 if getattr(delta, "type", None) == "text_delta":
                     texts.append(delta.text)
-                elif getattr(delta, "type", None) == "input_json_delta" and event.index == tool_index:
+                elif (
+                    getattr(delta, "type", None) == "input_json_delta" and event.index == tool_index
+                ):
                     tool_json.append(delta.partial_json)
             elif kind == "message_delta":
                 stop_reason = event.delta.stop_reason or stop_reason
@@ -224,8 +259,11 @@ async def _read_stream(stream: Any) -> Answer:
         if close is not None:
             await close()
     if not finished:
-        raise TeacherError(f"truncated stream: it ended after {len(''.join(texts))} characters "
-                           "without message_stop", retryable=True)
+        raise TeacherError(
+            f"truncated stream: it ended after {len(''.join(texts))} characters "
+            "without message_stop",
+            retryable=True,
+        )
     tool_input = None
     if tool_index is not None:
         raw = "".join(tool_json) or "{}"
@@ -233,6 +271,10 @@ async def _read_stream(stream: Any) -> Answer:
             tool_input = json.loads(raw)
         except json.JSONDecodeError:
             raise TeacherError("malformed tool input in the stream", retryable=True) from None
-    return ("".join(texts), tool_input, stop_reason,
-            Usage(prompt_tokens=max(prompt_tokens, 0), completion_tokens=max(completion_tokens, 0)),
-            model)
+    return (
+        "".join(texts),
+        tool_input,
+        stop_reason,
+        Usage(prompt_tokens=max(prompt_tokens, 0), completion_tokens=max(completion_tokens, 0)),
+        model,
+    )

@@ -11,5 +11,7 @@ import pytest
 @pytest.fixture(autouse=True)
 def api_key(fake_api_key: Callable[..., str]) -> str:
     """ANTHROPIC_API_KEY set to a fake key; no user secrets.toml, no other credential."""
-    return fake_api_key("ANTHROPIC_API_KEY",
-                        clear=("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_PROFILE"))
+    return fake_api_key(
+        "ANTHROPIC_API_KEY",
+        clear=("ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_PROFILE"),
+    )

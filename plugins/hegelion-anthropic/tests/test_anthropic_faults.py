@@ -18,17 +18,23 @@ def transport(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-def test_overloaded_inside_a_stream_is_retryable(anthropic_server: ScriptedAnthropicServer, transport: str) -> None:
-    teacher = AnthropicTeacher(base_url=anthropic_server.base_url, timeout=5, stream=True, transport=transport)
+def test_overloaded_inside_a_stream_is_retryable(
+    anthropic_server: ScriptedAnthropicServer, transport: str
+) -> None:
+    teacher = AnthropicTeacher(
+        base_url=anthropic_server.base_url, timeout=5, stream=True, transport=transport
+    )
     anthropic_server.enqueue(("stream_error", "overloaded_error"))
     error = complete_error(teacher)
     assert error.retryable and error.status == 529 and "overloaded_error" in str(error)
 
 
-def test_invalid_request_inside_a_stream_is_final(anthropic_server: ScriptedAnthropicServer, transport: str) -> None:
-    teacher = AnthropicTeacher(base_url=anthropic_server.base_url, timeout=5, stream=True, transport=transport)
+def test_invalid_request_inside_a_stream_is_final(
+    anthropic_server: ScriptedAnthropicServer, transport: str
+) -> None:
+    teacher = AnthropicTeacher(
+        base_url=anthropic_server.base_url, timeout=5, stream=True, transport=transport
+    )
     anthropic_server.enqueue(("stream_error", "invalid_request_error"))
     error = complete_error(teacher)
     assert not error.retryable and error.status == 400
-
-

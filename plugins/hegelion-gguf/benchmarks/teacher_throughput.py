@@ -21,14 +21,24 @@ import time
 from hegelion_core.records import Message
 from hegelion_gguf.teacher import LlamaCppTeacher
 
-PROMPT = [Message(role="system", content="You are a dialectical reasoning engine."),
-          Message(role="user", content="Write a thesis, an antithesis and a synthesis on whether "
-                                       "cities should ban cars from their centres.")]
+PROMPT = [
+    Message(role="system", content="You are a dialectical reasoning engine."),
+    Message(
+        role="user",
+        content="Write a thesis, an antithesis and a synthesis on whether "
+        "cities should ban cars from their centres.",
+    ),
+]
 
 
 async def main(args: argparse.Namespace) -> None:
-    base = {"model_path": args.model, "temperature": 0, "seed": 0, "max_tokens": args.tokens,
-            "n_threads": args.threads}
+    base = {
+        "model_path": args.model,
+        "temperature": 0,
+        "seed": 0,
+        "max_tokens": args.tokens,
+        "n_threads": args.threads,
+    }
     loads = []
     for _ in range(3):
         teacher = LlamaCppTeacher(base)
@@ -45,8 +55,10 @@ async def main(args: argparse.Namespace) -> None:
         result = await teacher.complete(PROMPT)
         rates.append(result.usage.completion_tokens / result.latency_s)
     usage = result.usage
-    print(f"one call: {statistics.median(rates):.1f} tokens/s "
-          f"({usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens)")
+    print(
+        f"one call: {statistics.median(rates):.1f} tokens/s "
+        f"({usage.prompt_tokens} prompt + {usage.completion_tokens} completion tokens)"
+    )
     await teacher.aclose()
 
     for instances in (1, 2):
@@ -56,8 +68,9 @@ async def main(args: argparse.Namespace) -> None:
         results = await asyncio.gather(*(teacher.complete(PROMPT) for _ in range(args.calls)))
         wall = time.perf_counter() - start
         total = sum(r.usage.completion_tokens for r in results)
-        print(f"concurrent, {args.calls} calls, {instances} instance(s): "
-              f"{total / wall:.1f} tokens/s")
+        print(
+            f"concurrent, {args.calls} calls, {instances} instance(s): {total / wall:.1f} tokens/s"
+        )
         await teacher.aclose()
 
 

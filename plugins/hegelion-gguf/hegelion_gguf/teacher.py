@@ -128,8 +128,9 @@ class _Pool:
         with self._cond:
             while True:
                 if self._closed:
-                    raise TeacherError("the llama-cpp teacher was closed while this call waited",
-                                       retryable=True)
+                    raise TeacherError(
+                        "the llama-cpp teacher was closed while this call waited", retryable=True
+                    )
                 if self._free:
                     return self._free.pop()
                 if self._count < self._size:
@@ -313,8 +314,13 @@ class LlamaCppTeacher(Teacher):
         if opts.chat_format is not None:
             _check_chat_format(opts.chat_format, meta)
         threads = opts.n_threads or max(1, _usable_cpus() // 2 // opts.instances)
-        self._plan = {"path": path, "n_ctx": n_ctx, "n_ctx_train": n_train, "n_threads": threads,
-                      "chat_template": meta.get("tokenizer.chat_template")}
+        self._plan = {
+            "path": path,
+            "n_ctx": n_ctx,
+            "n_ctx_train": n_train,
+            "n_threads": threads,
+            "chat_template": meta.get("tokenizer.chat_template"),
+        }
         return self._plan
 
     def _load_instance(self) -> Llama:
@@ -342,13 +348,23 @@ class LlamaCppTeacher(Teacher):
         with self._lock:
             if self._info is None:
                 self._info = ModelInfo(
-                    path=path, name=path.name.removesuffix(".gguf"),
-                    chat_format=llama.chat_format or "", chat_template=plan["chat_template"],
-                    n_ctx=llama.n_ctx(), n_ctx_train=plan["n_ctx_train"],
-                    n_threads=plan["n_threads"], lora_path=opts.lora_path, load_s=load_s,
+                    path=path,
+                    name=path.name.removesuffix(".gguf"),
+                    chat_format=llama.chat_format or "",
+                    chat_template=plan["chat_template"],
+                    n_ctx=llama.n_ctx(),
+                    n_ctx_train=plan["n_ctx_train"],
+                    n_threads=plan["n_threads"],
+                    lora_path=opts.lora_path,
+                    load_s=load_s,
                 )
-                log.info("loaded %s in %.2fs (chat format %s, n_ctx %d)", path.name, load_s,
-                         self._info.chat_format, self._info.n_ctx)
+                log.info(
+                    "loaded %s in %.2fs (chat format %s, n_ctx %d)",
+                    path.name,
+                    load_s,
+                    self._info.chat_format,
+                    self._info.n_ctx,
+                )
         return llama
 
     def _call_error(self, exc: Exception) -> TeacherError:
@@ -361,8 +377,9 @@ class LlamaCppTeacher(Teacher):
                 f"raise n_ctx (this model was trained on {trained})",
                 retryable=False,
             )
-        return TeacherError(f"{name}: llama.cpp failed: {type(exc).__name__}: {text}",
-                            retryable=False)
+        return TeacherError(
+            f"{name}: llama.cpp failed: {type(exc).__name__}: {text}", retryable=False
+        )
 
     # ----- event-loop side ---------------------------------------------------------------
 

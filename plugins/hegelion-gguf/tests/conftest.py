@@ -71,11 +71,23 @@ def build_spm_tokenizer(out: Path) -> Any:
     out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(DEFAULT_CORPUS), model_writer=buf, vocab_size=512,
-        model_type="bpe", byte_fallback=True, character_coverage=1.0,
-        hard_vocab_limit=False, unk_id=0, bos_id=1, eos_id=2, pad_id=-1, split_digits=True,
-        normalization_rule_name="identity", remove_extra_whitespaces=False,
-        add_dummy_prefix=True, allow_whitespace_only_pieces=True, num_threads=1,
+        sentence_iterator=iter(DEFAULT_CORPUS),
+        model_writer=buf,
+        vocab_size=512,
+        model_type="bpe",
+        byte_fallback=True,
+        character_coverage=1.0,
+        hard_vocab_limit=False,
+        unk_id=0,
+        bos_id=1,
+        eos_id=2,
+        pad_id=-1,
+        split_digits=True,
+        normalization_rule_name="identity",
+        remove_extra_whitespaces=False,
+        add_dummy_prefix=True,
+        allow_whitespace_only_pieces=True,
+        num_threads=1,
         minloglevel=2,
     )
     (out / "tokenizer.model").write_bytes(buf.getvalue())
@@ -84,8 +96,15 @@ def build_spm_tokenizer(out: Path) -> Any:
     return tokenizer
 
 
-def build_export_model(path: Path, arch: str, tokenizer_kind: str, *, tied: bool,
-                       seed: int = 0, dims: dict[str, Any] | None = None) -> Path:
+def build_export_model(
+    path: Path,
+    arch: str,
+    tokenizer_kind: str,
+    *,
+    tied: bool,
+    seed: int = 0,
+    dims: dict[str, Any] | None = None,
+) -> Path:
     """Save a random `arch` model + tokenizer to `path`.
 
     1-D parameters (norm weights, attention biases, q/k norms) are perturbed away from
@@ -118,10 +137,20 @@ def build_export_model(path: Path, arch: str, tokenizer_kind: str, *, tied: bool
         ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
     else:
         tokenizer = build_tiny_tokenizer(arch="qwen2" if arch.startswith("qwen") else "llama")
-        ids = {"bos_token_id": None, "eos_token_id": tokenizer.eos_token_id,
-               "pad_token_id": tokenizer.pad_token_id}
-    config = config_cls(**{"vocab_size": len(tokenizer), "tie_word_embeddings": tied,
-                           **EXPORT_DIMS, **ids, **(dims or {})})
+        ids = {
+            "bos_token_id": None,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        }
+    config = config_cls(
+        **{
+            "vocab_size": len(tokenizer),
+            "tie_word_embeddings": tied,
+            **EXPORT_DIMS,
+            **ids,
+            **(dims or {}),
+        }
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = model_cls(config)
@@ -167,8 +196,9 @@ def export_models(tmp_path_factory: pytest.TempPathFactory) -> _Cache:
     return _Cache(tmp_path_factory.mktemp("export-models"))
 
 
-def llama_cpp_logits(gguf_path: Path, ids: list[int], *, lora: Path | None = None,
-                     f32_cache: bool = True) -> Any:
+def llama_cpp_logits(
+    gguf_path: Path, ids: list[int], *, lora: Path | None = None, f32_cache: bool = True
+) -> Any:
     """llama.cpp's logits for every position of `ids` (n_tokens x n_vocab).
 
     `f32_cache` keeps the KV cache in f32 (llama.cpp's default is f16, which alone adds
@@ -178,9 +208,16 @@ def llama_cpp_logits(gguf_path: Path, ids: list[int], *, lora: Path | None = Non
     from llama_cpp import Llama
 
     kwargs: dict[str, Any] = {"type_k": 0, "type_v": 0} if f32_cache else {}
-    llm = Llama(model_path=str(gguf_path), lora_path=str(lora) if lora else None,
-                logits_all=True, n_ctx=256, n_batch=256, n_threads=2, verbose=False,
-                **kwargs)
+    llm = Llama(
+        model_path=str(gguf_path),
+        lora_path=str(lora) if lora else None,
+        logits_all=True,
+        n_ctx=256,
+        n_batch=256,
+        n_threads=2,
+        verbose=False,
+        **kwargs,
+    )
     try:
         llm.eval(ids)
         return np.array(llm.scores[: len(ids)], dtype=np.float32)
@@ -214,8 +251,13 @@ def logits() -> Any:
 # Pre-tokenizers of the real families, rebuilt on a tiny vocabulary: the structure of
 # Llama 3's (its split regex, ignore_merges, BOS added by the post-processor) and of
 # SmolLM's (digits split one by one, then GPT-2's byte-level split).
-LLAMA3_SPECIALS = ("<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>",
-                   "<|end_header_id|>", "<|eot_id|>")
+LLAMA3_SPECIALS = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+)
 LLAMA3_TEMPLATE = (
     "{{ bos_token }}{% for m in messages %}<|start_header_id|>{{ m['role'] }}"
     "<|end_header_id|>\n\n{{ m['content'] }}<|eot_id|>{% endfor %}"
@@ -233,37 +275,56 @@ def build_styled_bpe_tokenizer(style: str) -> Any:
 
     if style == "llama3":
         tok = Tokenizer(models.BPE(ignore_merges=True))
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(_LLAMA3_SPLIT), behavior="isolated", invert=False),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
-        ])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(_LLAMA3_SPLIT), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
         specials = list(LLAMA3_SPECIALS)
     elif style == "smollm":
         tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Digits(individual_digits=True),
-            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
-        ])
+        tok.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Digits(individual_digits=True),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True),
+            ]
+        )
         specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     else:
         raise ValueError(style)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(DEFAULT_CORPUS, trainers.BpeTrainer(
-        vocab_size=512, min_frequency=1, special_tokens=specials,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tok.train_from_iterator(
+        DEFAULT_CORPUS,
+        trainers.BpeTrainer(
+            vocab_size=512,
+            min_frequency=1,
+            special_tokens=specials,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+            show_progress=False,
+        ),
+    )
     if style == "llama3":
         bos = tok.token_to_id("<|begin_of_text|>")
         tok.post_processor = processors.TemplateProcessing(
-            single="<|begin_of_text|> $A", pair="<|begin_of_text|> $A <|begin_of_text|> $B",
-            special_tokens=[("<|begin_of_text|>", bos)])
+            single="<|begin_of_text|> $A",
+            pair="<|begin_of_text|> $A <|begin_of_text|> $B",
+            special_tokens=[("<|begin_of_text|>", bos)],
+        )
         wrapped = PreTrainedTokenizerFast(
-            tokenizer_object=tok, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>",
-            additional_special_tokens=specials[1:4])
+            tokenizer_object=tok,
+            bos_token="<|begin_of_text|>",
+            eos_token="<|eot_id|>",
+            additional_special_tokens=specials[1:4],
+        )
         wrapped.chat_template = LLAMA3_TEMPLATE
     else:
         wrapped = PreTrainedTokenizerFast(
-            tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|im_start|>",
-            additional_special_tokens=["<|endoftext|>"])
+            tokenizer_object=tok,
+            eos_token="<|im_end|>",
+            bos_token="<|im_start|>",
+            additional_special_tokens=["<|endoftext|>"],
+        )
         from hegelion_core.testing.tiny_models import CHATML_TEMPLATE
 
         wrapped.chat_template = CHATML_TEMPLATE
@@ -277,9 +338,14 @@ def build_styled_model(path: Path, style: str, *, rope: dict[str, Any] | None = 
 
     tokenizer = build_styled_bpe_tokenizer(style)
     extra: dict[str, Any] = {"rope_parameters": rope} if rope else {}
-    config = LlamaConfig(vocab_size=len(tokenizer), tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, **EXPORT_DIMS, **extra)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **EXPORT_DIMS,
+        **extra,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(5)
         model = LlamaForCausalLM(config)

@@ -10,17 +10,32 @@ from typing import Any
 from click.testing import CliRunner, Result
 
 CHAT_ROWS = [
-    [{"role": "user", "content": "What comes after the thesis?"},
-     {"role": "assistant", "content": "The antithesis, which attacks the thesis."}],
-    [{"role": "user", "content": "And after the antithesis?"},
-     {"role": "assistant", "content": "The synthesis keeps what survives from both."}],
-    [{"role": "user", "content": "Name the three movements."},
-     {"role": "assistant", "content": "THESIS, ANTITHESIS, SYNTHESIS."}],
+    [
+        {"role": "user", "content": "What comes after the thesis?"},
+        {"role": "assistant", "content": "The antithesis, which attacks the thesis."},
+    ],
+    [
+        {"role": "user", "content": "And after the antithesis?"},
+        {"role": "assistant", "content": "The synthesis keeps what survives from both."},
+    ],
+    [
+        {"role": "user", "content": "Name the three movements."},
+        {"role": "assistant", "content": "THESIS, ANTITHESIS, SYNTHESIS."},
+    ],
 ]
 
 
-def train_lora(model_dir: Path, out_dir: Path, *, steps: int = 4, lr: float = 1e-3,
-               random_init: bool = False, seed: int = 0, r: int = 8, alpha: int = 16) -> Path:
+def train_lora(
+    model_dir: Path,
+    out_dir: Path,
+    *,
+    steps: int = 4,
+    lr: float = 1e-3,
+    random_init: bool = False,
+    seed: int = 0,
+    r: int = 8,
+    alpha: int = 16,
+) -> Path:
     """A PEFT LoRA adapter after ``steps`` AdamW steps on a few chat rows.
 
     ``random_init`` starts B from random values instead of zeros, so the adapter
@@ -34,10 +49,22 @@ def train_lora(model_dir: Path, out_dir: Path, *, steps: int = 4, lr: float = 1e
     torch.manual_seed(seed)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
-    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=0.0, task_type="CAUSAL_LM",
-                        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                        "up_proj", "down_proj"],
-                        init_lora_weights=not random_init)
+    config = LoraConfig(
+        r=r,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        task_type="CAUSAL_LM",
+        target_modules=[
+            "q_proj",
+            "k_proj",
+            "v_proj",
+            "o_proj",
+            "gate_proj",
+            "up_proj",
+            "down_proj",
+        ],
+        init_lora_weights=not random_init,
+    )
     model = get_peft_model(model, config)
     if random_init:
         with torch.no_grad():

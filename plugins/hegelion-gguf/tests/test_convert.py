@@ -74,8 +74,9 @@ def test_supported_architectures_are_the_fine_tuned_families():
 
 
 @pytest.mark.parametrize("outtype", ["f32", "f16"])
-@pytest.mark.parametrize("name", ["llama-bpe", "llama-spm", "mistral-spm", "qwen2-bpe",
-                                  "qwen3-bpe"])
+@pytest.mark.parametrize(
+    "name", ["llama-bpe", "llama-spm", "mistral-spm", "qwen2-bpe", "qwen3-bpe"]
+)
 def test_round_trip_tokens_and_logits(export_models, logits, name, outtype):
     from llama_cpp import Llama
     from transformers import AutoTokenizer
@@ -178,8 +179,9 @@ def test_sentencepiece_metadata(export_models):
     assert "output.weight" in {t.name for t in r.tensors}  # untied
 
 
-@pytest.mark.parametrize("outtype, matrix_type", [("f32", "F32"), ("f16", "F16"),
-                                                   ("bf16", "BF16"), ("q8_0", "Q8_0")])
+@pytest.mark.parametrize(
+    "outtype, matrix_type", [("f32", "F32"), ("f16", "F16"), ("bf16", "BF16"), ("q8_0", "Q8_0")]
+)
 def test_outtype_sets_matrix_types_and_keeps_norms_f32(export_models, outtype, matrix_type):
     r = read_gguf(export_models.gguf("llama-bpe", outtype))
     types = {t.name: t.tensor_type.name for t in r.tensors}
@@ -257,8 +259,9 @@ def test_unknown_pre_tokenizer_is_refused(tmp_path):
     model_dir = build_export_model(tmp_path / "m", "llama", "bpe", tied=True)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.Whitespace()  # not a split llama.cpp implements
-    tok.train_from_iterator(DEFAULT_CORPUS, trainers.BpeTrainer(vocab_size=300,
-                                                                show_progress=False))
+    tok.train_from_iterator(
+        DEFAULT_CORPUS, trainers.BpeTrainer(vocab_size=300, show_progress=False)
+    )
     PreTrainedTokenizerFast(tokenizer_object=tok).save_pretrained(model_dir)
     with pytest.raises(UnknownPreTokenizer) as err:
         convert_hf_to_gguf(model_dir, tmp_path / "out.gguf")
@@ -296,9 +299,11 @@ def test_unsupported_architecture_lists_the_supported_ones(export_models, tmp_pa
 
 
 def test_missing_tokenizer_names_directory_and_files(export_models, tmp_path):
-    model_dir = copy_model(export_models.model("llama-bpe"), tmp_path / "m",
-                           skip=("tokenizer.json", "tokenizer_config.json",
-                                 "chat_template.jinja"))
+    model_dir = copy_model(
+        export_models.model("llama-bpe"),
+        tmp_path / "m",
+        skip=("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"),
+    )
     out = tmp_path / "m.gguf"
     with pytest.raises(MissingTokenizer) as err:
         convert_hf_to_gguf(model_dir, out)
@@ -332,8 +337,9 @@ def test_missing_or_broken_config(export_models, tmp_path):
 
 
 def test_missing_weights_says_how_to_fix(export_models, tmp_path):
-    model_dir = copy_model(export_models.model("llama-bpe"), tmp_path / "m",
-                           skip=("model.safetensors",))
+    model_dir = copy_model(
+        export_models.model("llama-bpe"), tmp_path / "m", skip=("model.safetensors",)
+    )
     (model_dir / "pytorch_model.bin").write_bytes(b"pickle")
     with pytest.raises(MissingWeights, match="safe_serialization=True"):
         convert_hf_to_gguf(model_dir, tmp_path / "m.gguf")
@@ -389,8 +395,7 @@ def test_llama_cpp_dir_runs_its_converter(export_models, fake_llama_cpp, tmp_pat
     assert not tmp_out.exists()
 
 
-def test_llama_cpp_dir_failure_is_reported(fake_llama_cpp, export_models, tmp_path,
-                                           monkeypatch):
+def test_llama_cpp_dir_failure_is_reported(fake_llama_cpp, export_models, tmp_path, monkeypatch):
     monkeypatch.setenv("LLAMA_CPP_DIR", str(fake_llama_cpp))
     model_dir = copy_model(export_models.model("llama-bpe"), tmp_path / "FAIL")
     out = tmp_path / "m.gguf"
@@ -404,21 +409,28 @@ def test_llama_cpp_dir_failure_is_reported(fake_llama_cpp, export_models, tmp_pa
         convert_hf_to_gguf(model_dir, out)
 
 
-def test_native_converter_without_llama_cpp_dir(export_models, fake_llama_cpp, tmp_path,
-                                                monkeypatch):
+def test_native_converter_without_llama_cpp_dir(
+    export_models, fake_llama_cpp, tmp_path, monkeypatch
+):
     monkeypatch.delenv("LLAMA_CPP_DIR", raising=False)
     out = convert_hf_to_gguf(export_models.model("llama-bpe"), tmp_path / "m.gguf", "f16")
     assert field(read_gguf(out), "general.architecture") == "llama"
     assert not (fake_llama_cpp / "argv.json").exists()
 
 
-LLAMA31_ROPE = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 8.0,
-                "low_freq_factor": 1.0, "high_freq_factor": 4.0,
-                "original_max_position_embeddings": 64}
+LLAMA31_ROPE = {
+    "rope_type": "llama3",
+    "rope_theta": 500000.0,
+    "factor": 8.0,
+    "low_freq_factor": 1.0,
+    "high_freq_factor": 4.0,
+    "original_max_position_embeddings": 64,
+}
 
 
-@pytest.mark.parametrize("style, pre, rope", [("llama3", "llama-bpe", LLAMA31_ROPE),
-                                               ("smollm", "smollm", None)])
+@pytest.mark.parametrize(
+    "style, pre, rope", [("llama3", "llama-bpe", LLAMA31_ROPE), ("smollm", "smollm", None)]
+)
 def test_real_family_pre_tokenizers(tmp_path, logits, style, pre, rope):
     """Llama 3's and SmolLM's pre-tokenizers (by structure), Llama 3.1 rope scaling."""
     from conftest import build_styled_model
@@ -436,8 +448,9 @@ def test_real_family_pre_tokenizers(tmp_path, logits, style, pre, rope):
     try:
         assert field(r, "tokenizer.ggml.add_bos_token") is (style == "llama3")
         for text in BPE_TEXTS:
-            assert llm.tokenize(text.encode(), add_bos=True, special=True) == \
-                hf_tok(text).input_ids, text
+            assert (
+                llm.tokenize(text.encode(), add_bos=True, special=True) == hf_tok(text).input_ids
+            ), text
     finally:
         llm.close()
     ids = hf_tok(" ".join(BPE_TEXTS)).input_ids
@@ -465,10 +478,19 @@ def test_padded_vocabulary_and_yarn_rope(tmp_path, logits):
 
     probe = build_export_model(tmp_path / "probe", "qwen2", "bpe", tied=True)
     n_tokens = len(AutoTokenizer.from_pretrained(str(probe)))
-    yarn = {"rope_type": "yarn", "rope_theta": 1000000.0, "factor": 4.0,
-            "original_max_position_embeddings": 128}
-    model_dir = build_export_model(tmp_path / "m", "qwen2", "bpe", tied=True,
-                                   dims={"vocab_size": n_tokens + 40, "rope_parameters": yarn})
+    yarn = {
+        "rope_type": "yarn",
+        "rope_theta": 1000000.0,
+        "factor": 4.0,
+        "original_max_position_embeddings": 128,
+    }
+    model_dir = build_export_model(
+        tmp_path / "m",
+        "qwen2",
+        "bpe",
+        tied=True,
+        dims={"vocab_size": n_tokens + 40, "rope_parameters": yarn},
+    )
     out = convert_hf_to_gguf(model_dir, tmp_path / "m.gguf", "f32")
     r = read_gguf(out)
     tokens = field(r, "tokenizer.ggml.tokens")
@@ -487,8 +509,9 @@ def test_sentencepiece_from_tokenizer_json_alone(export_models, tmp_path, logits
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
-    model_dir = copy_model(export_models.model("llama-spm"), tmp_path / "m",
-                           skip=("tokenizer.model",))
+    model_dir = copy_model(
+        export_models.model("llama-spm"), tmp_path / "m", skip=("tokenizer.model",)
+    )
     out = convert_hf_to_gguf(model_dir, tmp_path / "m.gguf", "f32")
     r = read_gguf(out)
     assert field(r, "tokenizer.ggml.model") == "llama"

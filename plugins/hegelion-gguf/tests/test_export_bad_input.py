@@ -40,8 +40,11 @@ def assert_untouched(out: Path) -> None:
 
 
 def test_missing_tokenizer(export_models, tmp_path, previous):
-    model = copy_model(export_models.model("llama-bpe"), tmp_path / "m",
-                       skip=("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"))
+    model = copy_model(
+        export_models.model("llama-bpe"),
+        tmp_path / "m",
+        skip=("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"),
+    )
     result = hegelion("export", "gguf", "--model", model, "--out", previous)
     assert result.exit_code == 1
     assert f"{model}: no tokenizer found" in result.output
@@ -71,42 +74,60 @@ def test_adapter_for_another_base(export_models, tmp_path, previous, exporter):
     other = build_tiny_model(tmp_path / "other")  # hidden 64; the export base has 256
     adapter = train_lora(other, tmp_path / "adapter", steps=1)
     base = export_models.model("llama-bpe")
-    result = hegelion("export", exporter, "--model", base, "--adapter", adapter,
-                      "--out", previous)
+    result = hegelion("export", exporter, "--model", base, "--adapter", adapter, "--out", previous)
     assert result.exit_code == 1
     assert f"adapter {adapter} does not fit base model {base}" in result.output
     assert f"adapter trained on {str(other)!r}" in result.output
     # the first misfit tensor, with both shapes: lora_A is (r, in) of hidden-64 modules
-    assert re.search(r"base_model\.model\.model\.layers\.0\.\S+\.lora_A\.weight has shape "
-                     r"\[8, (64|128)\] but the base's model\.layers\.0\.\S+\.weight is "
-                     r"\[(256|128|512), (256|512)\]", result.output), result.output
+    assert re.search(
+        r"base_model\.model\.model\.layers\.0\.\S+\.lora_A\.weight has shape "
+        r"\[8, (64|128)\] but the base's model\.layers\.0\.\S+\.weight is "
+        r"\[(256|128|512), (256|512)\]",
+        result.output,
+    ), result.output
     assert_untouched(previous)
 
 
 def test_adapter_dir_without_config(export_models, tmp_path, previous):
     empty = tmp_path / "adapter"
     empty.mkdir()
-    result = hegelion("export", "merged", "--model", export_models.model("llama-bpe"),
-                      "--adapter", empty, "--out", previous)
+    result = hegelion(
+        "export",
+        "merged",
+        "--model",
+        export_models.model("llama-bpe"),
+        "--adapter",
+        empty,
+        "--out",
+        previous,
+    )
     assert result.exit_code == 1
     assert f"{empty / 'adapter_config.json'}: no PEFT adapter config here" in result.output
     assert_untouched(previous)
 
 
 def test_merged_needs_an_adapter(export_models, previous):
-    result = hegelion("export", "merged", "--model", export_models.model("llama-bpe"),
-                      "--out", previous)
+    result = hegelion(
+        "export", "merged", "--model", export_models.model("llama-bpe"), "--out", previous
+    )
     assert result.exit_code == 1 and "needs --adapter DIR" in result.output
     assert_untouched(previous)
 
 
-def test_failed_verification_keeps_out_and_names_the_check(export_models, previous,
-                                                           monkeypatch):
+def test_failed_verification_keeps_out_and_names_the_check(export_models, previous, monkeypatch):
     from hegelion_gguf.export import verify
 
     monkeypatch.setitem(verify.LOGIT_TOLERANCE, "f32", 0.0)  # no float result is exact
-    result = hegelion("export", "gguf", "--model", export_models.model("llama-bpe"),
-                      "--quantization", "f32", "--out", previous)
+    result = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        export_models.model("llama-bpe"),
+        "--quantization",
+        "f32",
+        "--out",
+        previous,
+    )
     assert result.exit_code == 1
     assert "failed verification (logits)" in result.output
     assert "[FAIL] logits" in result.output and "[ok] tokenization" in result.output
@@ -119,8 +140,16 @@ def test_failed_verification_keeps_out_and_names_the_check(export_models, previo
 
 
 def test_unknown_option_and_exporter(export_models, previous):
-    bad = hegelion("export", "gguf", "--model", export_models.model("llama-bpe"),
-                   "--out", previous, "-o", "quantisation=q4_k_m")
+    bad = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        export_models.model("llama-bpe"),
+        "--out",
+        previous,
+        "-o",
+        "quantisation=q4_k_m",
+    )
     assert bad.exit_code == 1 and "quantisation: unknown field" in bad.output
     unknown = hegelion("export", "onnx", "--model", "x", "--out", previous)
     assert unknown.exit_code == 1
@@ -144,8 +173,14 @@ def can_mount_tmpfs(where: Path) -> bool:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         return False
     where.mkdir(parents=True, exist_ok=True)
-    ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
-                        capture_output=True, check=False).returncode == 0
+    ok = (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)],
+            capture_output=True,
+            check=False,
+        ).returncode
+        == 0
+    )
     if ok:
         subprocess.run(["umount", str(where)], check=True)
     return ok
@@ -161,8 +196,9 @@ def small_disk(request, tmp_path):
         if not can_mount_tmpfs(tmp_path / "probe"):
             pytest.skip("cannot mount a tmpfs here (not root); the rlimit variant runs")
         disk.mkdir()
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)],
-                       check=True)
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(disk)], check=True
+        )
         runner = [sys.executable, "-m", "hegelion_core"]
     else:
         disk.mkdir()
@@ -185,8 +221,9 @@ def test_full_disk(export_models, tmp_path, small_disk, exporter):
     else:
         args += ["--adapter", str(train_lora(model, tmp_path / "adapter", steps=1))]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([*runner, *args], capture_output=True, text=True, env=env,
-                          timeout=300, check=False)
+    proc = subprocess.run(
+        [*runner, *args], capture_output=True, text=True, env=env, timeout=300, check=False
+    )
     assert proc.returncode == 1, proc.stderr[-3000:]
     err = proc.stderr
     assert "no space left on the disk while writing the export" in err, err[-3000:]

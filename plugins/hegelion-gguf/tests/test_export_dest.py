@@ -14,8 +14,20 @@ from hegelion_core.data.jsonl import OUTPUT_MARK
 
 
 def gguf(model, out, *extra):
-    return hegelion("export", "gguf", "--model", model, "--quantization", "f16", "--name", "x",
-                    "--out", out, "--no-verify", *extra)
+    return hegelion(
+        "export",
+        "gguf",
+        "--model",
+        model,
+        "--quantization",
+        "f16",
+        "--name",
+        "x",
+        "--out",
+        out,
+        "--no-verify",
+        *extra,
+    )
 
 
 def test_gguf_into_a_directory_of_the_users_keeps_its_files(export_models, tmp_path):
@@ -27,10 +39,18 @@ def test_gguf_into_a_directory_of_the_users_keeps_its_files(export_models, tmp_p
     assert result.exit_code == 0, result.output
     assert (out / "my-model.q4_k_m.gguf").read_bytes() == b"GGUF the user's"
     assert (out / "theirs" / "notes.txt").read_text() == "mine"
-    assert listing(tmp_path) == sorted([
-        "models", f"models/{OUTPUT_MARK}", "models/Modelfile", "models/manifest.json",
-        "models/my-model.q4_k_m.gguf", "models/theirs", "models/theirs/notes.txt",
-        "models/x.f16.gguf"])
+    assert listing(tmp_path) == sorted(
+        [
+            "models",
+            f"models/{OUTPUT_MARK}",
+            "models/Modelfile",
+            "models/manifest.json",
+            "models/my-model.q4_k_m.gguf",
+            "models/theirs",
+            "models/theirs/notes.txt",
+            "models/x.f16.gguf",
+        ]
+    )
     mark = json.loads((out / OUTPUT_MARK).read_text())
     assert mark["names"] == ["Modelfile", "manifest.json", "x.f16.gguf"]
 
@@ -41,8 +61,9 @@ def test_merged_into_a_directory_of_the_users_keeps_its_files(export_models, tmp
     out = tmp_path / "models"
     out.mkdir()
     (out / "README.txt").write_text("the user's")
-    result = hegelion("export", "merged", "--model", model, "--adapter", adapter, "--out", out,
-                      "--no-verify")
+    result = hegelion(
+        "export", "merged", "--model", model, "--adapter", adapter, "--out", out, "--no-verify"
+    )
     assert result.exit_code == 0, result.output
     assert (out / "README.txt").read_text() == "the user's"
     assert (out / "model.safetensors").is_file() and (out / "manifest.json").is_file()
@@ -68,7 +89,8 @@ def test_reexporting_into_its_own_output_updates_it(export_models, tmp_path):
 
 
 def test_a_file_of_the_same_name_that_hegelion_did_not_write_stops_the_export(
-        export_models, tmp_path):
+    export_models, tmp_path
+):
     out = tmp_path / "models"
     out.mkdir()
     (out / "Modelfile").write_text("FROM ./theirs.gguf\n")
@@ -88,12 +110,22 @@ def test_an_input_inside_out_is_refused(export_models, tmp_path, exporter):
     out = tmp_path / "out"
     model = out / "base"
     shutil.copytree(export_models.model("llama-bpe"), model)
-    adapter = ["--adapter", str(train_lora(model, tmp_path / "a" / "adapter", steps=1))] \
-        if exporter == "merged" else ["--quantization", "f16"]
+    adapter = (
+        ["--adapter", str(train_lora(model, tmp_path / "a" / "adapter", steps=1))]
+        if exporter == "merged"
+        else ["--quantization", "f16"]
+    )
     before = listing(tmp_path)
     for given, where in ((out, "holds"), (model, "is")):
-        result = hegelion("export", exporter, "--model", model, *adapter, "--out",
-                          given / "." if where == "is" else given)
+        result = hegelion(
+            "export",
+            exporter,
+            "--model",
+            model,
+            *adapter,
+            "--out",
+            given / "." if where == "is" else given,
+        )
         assert result.exit_code == 1
         assert f"the output directory {where} the input {model}" in result.output
     assert listing(tmp_path) == before

@@ -15,9 +15,7 @@ from export_helpers import hegelion, listing, read_report, train_lora
 from hegelion_gguf.export.modelfile import ChatTemplateError  # noqa: F401  (import check)
 
 #: an Ollama TEMPLATE for the SPM fixture's "[role] text</s>" chat format
-SPM_GO_TEMPLATE = (
-    '{{- range .Messages }}[{{ .Role }}] {{ .Content }}</s>{{ end }}[assistant] '
-)
+SPM_GO_TEMPLATE = "{{- range .Messages }}[{{ .Role }}] {{ .Content }}</s>{{ end }}[assistant] "
 
 
 @pytest.fixture(scope="module")
@@ -34,12 +32,23 @@ def checks(report: dict) -> dict[str, dict]:
 @pytest.mark.parametrize("quantization", ["f16", "q4_k_m"])
 def test_bpe_model_exports_through_the_cli(export_models, tmp_path, quantization):
     out = tmp_path / "out"
-    result = hegelion("export", "gguf", "--model", export_models.model("llama-bpe"),
-                      "--quantization", quantization, "--name", "Tiny BPE", "--out", out)
+    result = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        export_models.model("llama-bpe"),
+        "--quantization",
+        quantization,
+        "--name",
+        "Tiny BPE",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     gguf = out / f"tiny-bpe.{quantization}.gguf"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [gguf.name, "Modelfile", "report.json", "manifest.json", ".hegelion-output.json"])
+        [gguf.name, "Modelfile", "report.json", "manifest.json", ".hegelion-output.json"]
+    )
     assert "ollama create tiny-bpe -f" in result.output
     assert "verification passed" in result.output
 
@@ -64,9 +73,12 @@ def test_bpe_model_exports_through_the_cli(export_models, tmp_path, quantization
 
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["stage"] == "export" and manifest["config"]["quantization"] == quantization
-    assert manifest["report"]["checks"] == {"load": True, "tokenization": True,
-                                            "logits" if quantization == "f16" else "top1": True,
-                                            "generation": True}
+    assert manifest["report"]["checks"] == {
+        "load": True,
+        "tokenization": True,
+        "logits" if quantization == "f16" else "top1": True,
+        "generation": True,
+    }
     assert any(i["path"].endswith("model.safetensors") for i in manifest["inputs"])
     assert listing(tmp_path) == sorted(["out", *(f"out/{p.name}" for p in out.iterdir())])
 
@@ -77,9 +89,22 @@ def test_quantized_file_is_smaller_and_k_quantized(export_models, tmp_path):
     sizes = {}
     for q in ("f16", "q4_k_m"):
         out = tmp_path / q
-        assert hegelion("export", "gguf", "--model", export_models.model("llama-bpe"),
-                        "--quantization", q, "--name", "t", "--out", out,
-                        "--no-verify").exit_code == 0
+        assert (
+            hegelion(
+                "export",
+                "gguf",
+                "--model",
+                export_models.model("llama-bpe"),
+                "--quantization",
+                q,
+                "--name",
+                "t",
+                "--out",
+                out,
+                "--no-verify",
+            ).exit_code
+            == 0
+        )
         sizes[q] = (out / f"t.{q}.gguf").stat().st_size
         assert not (out / "report.json").exists()
     assert sizes["q4_k_m"] < sizes["f16"] * 0.5
@@ -88,19 +113,36 @@ def test_quantized_file_is_smaller_and_k_quantized(export_models, tmp_path):
 
 
 @pytest.mark.parametrize("quantization", ["f16", "q4_k_m"])
-def test_spm_model_needs_and_takes_a_template(export_models, tmp_path, spm_template,
-                                              quantization):
+def test_spm_model_needs_and_takes_a_template(export_models, tmp_path, spm_template, quantization):
     model = export_models.model("llama-spm")
     out = tmp_path / "out"
-    refused = hegelion("export", "gguf", "--model", model, "--quantization", quantization,
-                       "--out", out)
+    refused = hegelion(
+        "export", "gguf", "--model", model, "--quantization", quantization, "--out", out
+    )
     assert refused.exit_code == 1
     assert "none of the formats" in refused.output and "--template FILE" in refused.output
     assert not out.exists() and listing(tmp_path) == []
 
-    result = hegelion("export", "gguf", "--model", model, "--quantization", quantization,
-                      "--name", "spm", "--out", out, "--template", spm_template,
-                      "--system", "Be brief.", "--num-ctx", "512", "--temperature", "0.2")
+    result = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        model,
+        "--quantization",
+        quantization,
+        "--name",
+        "spm",
+        "--out",
+        out,
+        "--template",
+        spm_template,
+        "--system",
+        "Be brief.",
+        "--num-ctx",
+        "512",
+        "--temperature",
+        "0.2",
+    )
     assert result.exit_code == 0, result.output
     report = read_report(out)
     assert report["passed"], report
@@ -116,8 +158,18 @@ def test_adapter_is_merged_and_checked(export_models, tmp_path):
     model = export_models.model("qwen2-bpe")
     adapter = train_lora(model, tmp_path / "run" / "adapter", steps=2, random_init=True)
     out = tmp_path / "out"
-    result = hegelion("export", "gguf", "--model", model, "--adapter", adapter,
-                      "--quantization", "f32", "--out", out)
+    result = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        model,
+        "--adapter",
+        adapter,
+        "--quantization",
+        "f32",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     report = read_report(out)
     assert report["passed"] and "merged" in report["reference"]
@@ -129,8 +181,22 @@ def test_adapter_is_merged_and_checked(export_models, tmp_path):
     from gguf import GGUFReader
 
     base = tmp_path / "base"
-    assert hegelion("export", "gguf", "--model", model, "--quantization", "f32", "--name", "b",
-                    "--out", base, "--no-verify").exit_code == 0
+    assert (
+        hegelion(
+            "export",
+            "gguf",
+            "--model",
+            model,
+            "--quantization",
+            "f32",
+            "--name",
+            "b",
+            "--out",
+            base,
+            "--no-verify",
+        ).exit_code
+        == 0
+    )
     q = {t.name: t.data for t in GGUFReader(base / "b.f32.gguf").tensors}
     m = {t.name: t.data for t in GGUFReader(out / "run.f32.gguf").tensors}
     assert abs(q["blk.0.attn_v.weight"] - m["blk.0.attn_v.weight"]).max() > 1e-3
@@ -141,12 +207,30 @@ def test_adapter_only_writes_a_lora_gguf_and_adapter_line(export_models, tmp_pat
     model = export_models.model("llama-bpe")
     adapter = train_lora(model, tmp_path / "adapter", steps=2, random_init=True)
     out = tmp_path / "out"
-    result = hegelion("export", "gguf", "--model", model, "--adapter", adapter,
-                      "--adapter-only", "--quantization", "f16", "--name", "lora", "--out", out)
+    result = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        model,
+        "--adapter",
+        adapter,
+        "--adapter-only",
+        "--quantization",
+        "f16",
+        "--name",
+        "lora",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
-    assert {p.name for p in out.iterdir()} == {"lora.f16.gguf", "lora.lora.gguf", "Modelfile",
-                                               "report.json", "manifest.json",
-                                               ".hegelion-output.json"}
+    assert {p.name for p in out.iterdir()} == {
+        "lora.f16.gguf",
+        "lora.lora.gguf",
+        "Modelfile",
+        "report.json",
+        "manifest.json",
+        ".hegelion-output.json",
+    }
     modelfile = (out / "Modelfile").read_text().splitlines()
     assert modelfile[:2] == ["FROM ./lora.f16.gguf", "ADAPTER ./lora.lora.gguf"]
     report = read_report(out)
@@ -162,8 +246,19 @@ def test_existing_out_is_written_only_on_success(export_models, tmp_path):
     missing = hegelion("export", "gguf", "--model", tmp_path / "nope", "--out", out)
     assert missing.exit_code == 1 and "--model" in missing.output and "nope" in missing.output
     assert listing(tmp_path) == ["out", "out/old.txt"]
-    ok = hegelion("export", "gguf", "--model", export_models.model("llama-bpe"),
-                  "--quantization", "f16", "--name", "x", "--out", out, "--no-verify")
+    ok = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        export_models.model("llama-bpe"),
+        "--quantization",
+        "f16",
+        "--name",
+        "x",
+        "--out",
+        out,
+        "--no-verify",
+    )
     assert ok.exit_code == 0, ok.output
     # Written beside what was there, never over it (test_export_dest.py has the rest).
     assert (out / "old.txt").read_text() == "previous export" and (out / "x.f16.gguf").is_file()

@@ -18,13 +18,11 @@ def test_merged_matches_base_plus_adapter(export_models, tmp_path, name):
     base_dir = export_models.model(name)
     adapter = train_lora(base_dir, tmp_path / "adapter", steps=2, random_init=True)
     out = tmp_path / "merged"
-    result = hegelion("export", "merged", "--model", base_dir, "--adapter", adapter,
-                      "--out", out)
+    result = hegelion("export", "merged", "--model", base_dir, "--adapter", adapter, "--out", out)
     assert result.exit_code == 0, result.output
     assert "merged logits vs base + adapter: max |diff|" in result.output
     names = {p.name for p in out.iterdir()}
-    assert {"model.safetensors", "config.json", "tokenizer_config.json",
-            "manifest.json"} <= names
+    assert {"model.safetensors", "config.json", "tokenizer_config.json", "manifest.json"} <= names
     assert not any(n.startswith("adapter") for n in names)
     assert listing(tmp_path / "merged") == sorted(names)
 
@@ -54,11 +52,16 @@ def test_merged_output_exports_to_gguf(export_models, tmp_path):
     base_dir = export_models.model("qwen3-bpe")
     adapter = train_lora(base_dir, tmp_path / "adapter", steps=2, random_init=True)
     merged = tmp_path / "merged"
-    assert hegelion("export", "merged", "--model", base_dir, "--adapter", adapter,
-                    "--out", merged).exit_code == 0
+    assert (
+        hegelion(
+            "export", "merged", "--model", base_dir, "--adapter", adapter, "--out", merged
+        ).exit_code
+        == 0
+    )
     out = tmp_path / "gguf"
-    result = hegelion("export", "gguf", "--model", merged, "--quantization", "q8_0",
-                      "--name", "q3", "--out", out)
+    result = hegelion(
+        "export", "gguf", "--model", merged, "--quantization", "q8_0", "--name", "q3", "--out", out
+    )
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
     top1 = next(c for c in report["checks"] if c["name"] == "top1")["figures"]

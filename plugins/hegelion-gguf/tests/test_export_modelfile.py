@@ -47,8 +47,10 @@ MISTRAL_V1 = (  # no system role at all: the template raises on one
     "{{ '[INST] ' + message['content'] + ' [/INST]' }}{% else %}"
     "{{ message['content'] + eos_token }}{% endif %}{% endfor %}"
 )
-PLAIN = ("{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n"
-         "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}")
+PLAIN = (
+    "{% for m in messages %}{{ m['role'] | capitalize }}: {{ m['content'] }}\n"
+    "{% endfor %}{% if add_generation_prompt %}Assistant:{% endif %}"
+)
 CHATML_NEAR_MISS = (  # ChatML markers, but no newline after the role
     "{% for m in messages %}<|im_start|>{{ m['role'] }} {{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant {% endif %}"
@@ -69,7 +71,7 @@ def test_chatml_of_the_tiny_tokenizer(tokenizer):
     assert chat.stops == ("<|im_start|>", "<|im_end|>")
     text = render_modelfile(ModelfileSpec("./m.gguf", chat, system="Think twice."))
     assert text.splitlines()[0] == "FROM ./m.gguf"
-    assert '{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}' in text
+    assert "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}" in text
     assert 'SYSTEM """Think twice."""' in text
     assert text.endswith("PARAMETER num_ctx 4096\nPARAMETER temperature 0.7\n")
 
@@ -81,7 +83,8 @@ def test_llama31_learns_the_fixed_system_preamble(tokenizer):
     # always a system turn, the date lines before the user's system prompt
     assert chat.template.startswith(
         "<|start_header_id|>system<|end_header_id|>\n\nCutting Knowledge Date: December 2023\n"
-        "Today Date: 26 Jul 2024\n\n{{ .System }}<|eot_id|>")
+        "Today Date: 26 Jul 2024\n\n{{ .System }}<|eot_id|>"
+    )
     assert "<|eot_id|>" in chat.stops and "<|im_end|>" in chat.stops  # the eos too
 
 
@@ -92,27 +95,35 @@ def test_llama3_plain(tokenizer):
     assert chat.template.startswith("{{- if .System }}<|start_header_id|>system")
 
 
-@pytest.mark.parametrize("template,system_at,user_close,assistant_open", [
-    (MISTRAL_V3, "last", "[/INST]", " "),
-    (MISTRAL_V1, "none", " [/INST]", ""),
-])
+@pytest.mark.parametrize(
+    "template,system_at,user_close,assistant_open",
+    [
+        (MISTRAL_V3, "last", "[/INST]", " "),
+        (MISTRAL_V1, "none", " [/INST]", ""),
+    ],
+)
 def test_mistral_variants(tokenizer, template, system_at, user_close, assistant_open):
     tokenizer.chat_template = template
     chat = chat_format_from_tokenizer(tokenizer, "mistral")
     assert chat.family == "mistral"
     assert f"{{{{ .Content }}}}{user_close}\n" in chat.template
-    assert f'{{{{- else if eq .Role "assistant" }}}}{assistant_open}{{{{ .Content }}}}' \
+    assert (
+        f'{{{{- else if eq .Role "assistant" }}}}{assistant_open}{{{{ .Content }}}}'
         in chat.template
+    )
     assert ("$.System" in chat.template) == (system_at != "none")
     if system_at == "last":
         assert "{{ if and $.System $last }}" in chat.template
 
 
-@pytest.mark.parametrize("template,problem", [
-    (PLAIN, "none of the formats"),
-    (CHATML_NEAR_MISS, "looks like chatml but differs from it"),
-    (None, "has no chat template"),
-])
+@pytest.mark.parametrize(
+    "template,problem",
+    [
+        (PLAIN, "none of the formats"),
+        (CHATML_NEAR_MISS, "looks like chatml but differs from it"),
+        (None, "has no chat template"),
+    ],
+)
 def test_unrecognised_templates_are_refused(tokenizer, template, problem):
     tokenizer.chat_template = template
     with pytest.raises(ChatTemplateError) as err:
@@ -128,8 +139,11 @@ def test_custom_template_file(tmp_path):
     assert chat.family == "custom" and chat.template == "{{ .Prompt }}"
     assert chat.stops == ("###", "</s>")
     text = render_modelfile(ModelfileSpec("./m.gguf", chat, adapter="./a.gguf"))
-    assert text.splitlines()[:3] == ["FROM ./m.gguf", "ADAPTER ./a.gguf",
-                                     'TEMPLATE """{{ .Prompt }}"""']
+    assert text.splitlines()[:3] == [
+        "FROM ./m.gguf",
+        "ADAPTER ./a.gguf",
+        'TEMPLATE """{{ .Prompt }}"""',
+    ]
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(Exception, match="empty"):
         custom_chat_format(tmp_path / "empty", None)

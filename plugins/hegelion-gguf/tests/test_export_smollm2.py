@@ -34,8 +34,9 @@ def test_hf_copy_is_a_plain_trainable_llama(smol_hf):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(smol_hf)
-    text = tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], tokenize=False,
-                                         add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
     assert text.startswith("<|im_start|>system\nYou are a helpful AI assistant named SmolLM")
     assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
 
@@ -43,8 +44,20 @@ def test_hf_copy_is_a_plain_trainable_llama(smol_hf):
 def test_lora_round_trip_to_q4_k_m(smol_hf, tmp_path):
     adapter = train_lora(smol_hf, tmp_path / "run" / "adapter", steps=3, lr=2e-3, r=8)
     out = tmp_path / "export"
-    result = hegelion("export", "gguf", "--model", smol_hf, "--adapter", adapter,
-                      "--quantization", "q4_k_m", "--name", "smollm2-hegelion", "--out", out)
+    result = hegelion(
+        "export",
+        "gguf",
+        "--model",
+        smol_hf,
+        "--adapter",
+        adapter,
+        "--quantization",
+        "q4_k_m",
+        "--name",
+        "smollm2-hegelion",
+        "--out",
+        out,
+    )
     assert result.exit_code == 0, result.output
     gguf = out / "smollm2-hegelion.q4_k_m.gguf"
     assert gguf.is_file() and 60e6 < gguf.stat().st_size < 140e6
@@ -60,9 +73,11 @@ def test_lora_round_trip_to_q4_k_m(smol_hf, tmp_path):
 
     modelfile = (out / "Modelfile").read_text()
     assert modelfile.startswith(f"FROM ./{gguf.name}\n")
-    assert "{{- if eq .Role \"user\" }}<|im_start|>user\n{{ .Content }}<|im_end|>" in modelfile
-    assert 'SYSTEM """You are a helpful AI assistant named SmolLM, trained by Hugging Face"""' \
+    assert '{{- if eq .Role "user" }}<|im_start|>user\n{{ .Content }}<|im_end|>' in modelfile
+    assert (
+        'SYSTEM """You are a helpful AI assistant named SmolLM, trained by Hugging Face"""'
         in modelfile
+    )
     assert 'PARAMETER stop "<|im_end|>"' in modelfile
 
     from llama_cpp import Llama
@@ -71,7 +86,9 @@ def test_lora_round_trip_to_q4_k_m(smol_hf, tmp_path):
     try:
         reply = llm.create_chat_completion(
             messages=[{"role": "user", "content": "What comes after the thesis?"}],
-            max_tokens=32, temperature=0.0)
+            max_tokens=32,
+            temperature=0.0,
+        )
     finally:
         llm.close()
     text = reply["choices"][0]["message"]["content"]

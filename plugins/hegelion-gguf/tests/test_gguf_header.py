@@ -30,8 +30,11 @@ def test_arrays_false_skips_the_vocabulary(smollm2: Path) -> None:
 
 def test_keys_stop_early(smollm2: Path) -> None:
     meta = read_metadata(smollm2, keys=["general.architecture", "llama.context_length"])
-    assert meta == {"GGUF.version": 3, "general.architecture": "llama",
-                    "llama.context_length": 8192}
+    assert meta == {
+        "GGUF.version": 3,
+        "general.architecture": "llama",
+        "llama.context_length": 8192,
+    }
 
 
 def test_not_gguf(tmp_path: Path) -> None:

@@ -9,8 +9,10 @@ from hegelion_core.generation.dialectic import THESIS_SYSTEM
 from hegelion_core.records import Message
 from hegelion_gguf.teacher import LlamaCppTeacher
 
-QUESTION = [Message(role="system", content=THESIS_SYSTEM),
-            Message(role="user", content="Is nuclear power a good way to cut carbon emissions?")]
+QUESTION = [
+    Message(role="system", content=THESIS_SYSTEM),
+    Message(role="user", content="Is nuclear power a good way to cut carbon emissions?"),
+]
 
 
 def _complete(teacher: LlamaCppTeacher) -> object:

@@ -70,15 +70,18 @@ def test_phases_cut_at_max_tokens_report_length(greedy: LlamaCppTeacher) -> None
         out: dict[str, Completion] = {}
         out["thesis"] = await greedy.complete(
             [Message(role="system", content=THESIS_SYSTEM), Message(role="user", content=question)],
-            max_tokens=16)
+            max_tokens=16,
+        )
         user = f"Question:\n{question}\n\nThesis:\n{out['thesis'].text}"
         out["antithesis"] = await greedy.complete(
             [Message(role="system", content=ANTITHESIS_SYSTEM), Message(role="user", content=user)],
-            max_tokens=16)
+            max_tokens=16,
+        )
         user += f"\n\nAntithesis:\n{out['antithesis'].text}"
         out["synthesis"] = await greedy.complete(
             [Message(role="system", content=SYNTHESIS_SYSTEM), Message(role="user", content=user)],
-            max_tokens=16)
+            max_tokens=16,
+        )
         return out
 
     for phase, result in asyncio.run(phases()).items():
@@ -112,14 +115,19 @@ class City(BaseModel):
 
 @pytest.mark.parametrize(
     ("schema", "question"),
-    [(City, "Describe the capital of France."),
-     # the schema core's judge sends
-     (JudgeVerdict, "Score this answer from 0 to 10: 'Paris is the capital of France.'")],
+    [
+        (City, "Describe the capital of France."),
+        # the schema core's judge sends
+        (JudgeVerdict, "Score this answer from 0 to 10: 'Paris is the capital of France.'"),
+    ],
 )
-def test_json_schema_constrains_the_output(greedy: LlamaCppTeacher, schema: type[BaseModel],
-                                           question: str) -> None:
-    messages = [Message(role="system", content="Answer in JSON."),
-                Message(role="user", content=question)]
+def test_json_schema_constrains_the_output(
+    greedy: LlamaCppTeacher, schema: type[BaseModel], question: str
+) -> None:
+    messages = [
+        Message(role="system", content="Answer in JSON."),
+        Message(role="user", content=question),
+    ]
     result = asyncio.run(
         greedy.complete(messages, max_tokens=150, json_schema=schema.model_json_schema())
     )
@@ -153,8 +161,9 @@ def test_cancelled_call_frees_the_model_and_leaves_it_intact(greedy: LlamaCppTea
     async def run() -> tuple[str, str, float]:
         before = (await greedy.complete([SYSTEM, FRANCE])).text
         long = asyncio.create_task(
-            greedy.complete([Message(role="user", content="Count.")], max_tokens=3000,
-                            json_schema=endless)
+            greedy.complete(
+                [Message(role="user", content="Count.")], max_tokens=3000, json_schema=endless
+            )
         )
         await asyncio.sleep(1.0)
         long.cancel()
@@ -169,8 +178,9 @@ def test_cancelled_call_frees_the_model_and_leaves_it_intact(greedy: LlamaCppTea
     assert waited < 5  # and did not wait for the abandoned generation to finish
 
 
-def test_the_chat_template_in_the_gguf_is_used(greedy: LlamaCppTeacher, smollm2: Path,
-                                               vocab: Any) -> None:
+def test_the_chat_template_in_the_gguf_is_used(
+    greedy: LlamaCppTeacher, smollm2: Path, vocab: Any
+) -> None:
     info = asyncio.run(greedy.load())
     assert info.chat_format == "chat_template.default"  # not a guessed built-in format
     assert info.chat_template == read_metadata(smollm2)["tokenizer.chat_template"]

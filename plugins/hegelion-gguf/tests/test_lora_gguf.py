@@ -32,8 +32,9 @@ def make_adapter(base_dir: Path, out: Path, *, seed: int = 1, **lora_kwargs) -> 
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=TARGETS, init_lora_weights=False,
-                        **lora_kwargs)
+    config = LoraConfig(
+        r=8, lora_alpha=16, target_modules=TARGETS, init_lora_weights=False, **lora_kwargs
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         peft_model = get_peft_model(model, config)
@@ -91,8 +92,12 @@ def test_rslora_and_per_module_rank_and_alpha(export_models, logits, tmp_path):
     """rsLoRA and rank/alpha patterns are folded into B; llama.cpp still matches PEFT."""
     base_dir = export_models.model("llama-bpe")
     adapter_dir = make_adapter(
-        base_dir, tmp_path / "adapter", seed=2, use_rslora=True,
-        rank_pattern={"down_proj": 4}, alpha_pattern={"layers.1.self_attn.q_proj": 4},
+        base_dir,
+        tmp_path / "adapter",
+        seed=2,
+        use_rslora=True,
+        rank_pattern={"down_proj": 4},
+        alpha_pattern={"layers.1.self_attn.q_proj": 4},
     )
     out = convert_lora_to_gguf(adapter_dir, base_dir, tmp_path / "lora.gguf", "f32")
     ids = token_ids(base_dir)
@@ -104,8 +109,9 @@ def test_rslora_and_per_module_rank_and_alpha(export_models, logits, tmp_path):
 def test_adapter_metadata_and_tensor_names(export_models, adapters, tmp_path):
     import gguf
 
-    out = convert_lora_to_gguf(adapters("qwen2-bpe"), export_models.model("qwen2-bpe"),
-                               tmp_path / "lora.gguf")
+    out = convert_lora_to_gguf(
+        adapters("qwen2-bpe"), export_models.model("qwen2-bpe"), tmp_path / "lora.gguf"
+    )
     reader = gguf.GGUFReader(str(out))
     assert reader.get_field("general.architecture").contents() == "qwen2"
     assert reader.get_field("general.type").contents() == "adapter"
@@ -140,15 +146,20 @@ def test_adapter_shapes_must_fit_the_base(export_models, adapters, tmp_path):
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
     config["base_model_name_or_path"] = "some-org/some-hub-model"
     (adapter_dir / "adapter_config.json").write_text(json.dumps(config))
-    narrow = build_export_model(tmp_path / "narrow", "llama", "bpe", tied=True,
-                                dims={"hidden_size": 128, "intermediate_size": 256,
-                                      "head_dim": 32})
+    narrow = build_export_model(
+        tmp_path / "narrow",
+        "llama",
+        "bpe",
+        tied=True,
+        dims={"hidden_size": 128, "intermediate_size": 256, "head_dim": 32},
+    )
     with pytest.raises(AdapterBaseMismatch) as err:
         convert_lora_to_gguf(adapter_dir, narrow, tmp_path / "lora.gguf")
     assert "do not fit the base weight" in str(err.value) and str(narrow) in str(err.value)
 
-    shallow = build_export_model(tmp_path / "shallow", "llama", "bpe", tied=True,
-                                 dims={"num_hidden_layers": 1})
+    shallow = build_export_model(
+        tmp_path / "shallow", "llama", "bpe", tied=True, dims={"num_hidden_layers": 1}
+    )
     with pytest.raises(AdapterBaseMismatch, match=r"model\.layers\.1\..*which the base lacks"):
         convert_lora_to_gguf(adapter_dir, shallow, tmp_path / "lora.gguf")
     assert not (tmp_path / "lora.gguf").exists()
@@ -166,14 +177,15 @@ def test_adapters_a_gguf_lora_cannot_hold(export_models, adapters, tmp_path):
         return d
 
     with pytest.raises(AdapterError, match="DoRA"):
-        convert_lora_to_gguf(variant(lambda c: c.update(use_dora=True)), base_dir,
-                             tmp_path / "a.gguf")
+        convert_lora_to_gguf(
+            variant(lambda c: c.update(use_dora=True)), base_dir, tmp_path / "a.gguf"
+        )
     with pytest.raises(AdapterError, match="modules_to_save"):
-        convert_lora_to_gguf(variant(lambda c: c.update(modules_to_save=["lm_head"])),
-                             base_dir, tmp_path / "b.gguf")
+        convert_lora_to_gguf(
+            variant(lambda c: c.update(modules_to_save=["lm_head"])), base_dir, tmp_path / "b.gguf"
+        )
     with pytest.raises(ModelConfigError, match="'lora_alpha'"):
-        convert_lora_to_gguf(variant(lambda c: c.pop("lora_alpha")), base_dir,
-                             tmp_path / "c.gguf")
+        convert_lora_to_gguf(variant(lambda c: c.pop("lora_alpha")), base_dir, tmp_path / "c.gguf")
     with pytest.raises(ModelConfigError, match=r"adapter_config\.json: not found"):
         convert_lora_to_gguf(tmp_path, base_dir, tmp_path / "d.gguf")
     assert not list(tmp_path.glob("*.gguf"))

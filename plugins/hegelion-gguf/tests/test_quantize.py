@@ -93,8 +93,7 @@ def test_quantized_model_agrees_with_hf(export_models, quantized, logits, name, 
 
 def test_smaller_types_make_smaller_files(quantized, export_models):
     f16 = export_models.gguf("llama-bpe", "f16").stat().st_size
-    sizes = [quantized("llama-bpe", q).stat().st_size for q in ("q8_0", "q6_k", "q5_k_m",
-                                                                "q4_k_m")]
+    sizes = [quantized("llama-bpe", q).stat().st_size for q in ("q8_0", "q6_k", "q5_k_m", "q4_k_m")]
     assert f16 > sizes[0] > sizes[1] > sizes[2] > sizes[3]
 
 

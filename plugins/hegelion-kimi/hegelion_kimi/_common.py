@@ -8,6 +8,7 @@ DEFAULT_BASE_URL = "https://api.moonshot.ai/v1"
 DEFAULT_MODEL = "kimi-k2-thinking"
 DEFAULT_KEY_ENV = "MOONSHOT_API_KEY"
 
+
 def api_key(env_name: str, what: str) -> str:
     """The key named ``env_name``, from the environment or Hegelion's secrets file.
 

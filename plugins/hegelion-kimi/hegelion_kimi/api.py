@@ -31,8 +31,10 @@ class KimiTeacher(SDKTeacher):
         model: str = Field(DEFAULT_MODEL, min_length=1)
         base_url: str = Field(DEFAULT_BASE_URL, min_length=1)
         api_key_env: str = Field(
-            DEFAULT_KEY_ENV, min_length=1,
-            description="where the key is read (environment, then secrets.toml)")
+            DEFAULT_KEY_ENV,
+            min_length=1,
+            description="where the key is read (environment, then secrets.toml)",
+        )
         #: Thinking models take minutes on hard prompts.
         timeout: float = Field(600.0, gt=0, description="seconds for one whole call")
         #: How `json_schema` is sent: Moonshot documents JSON mode (``json_object``);
@@ -97,8 +99,7 @@ def _completion(response: Any, model: str, latency: float) -> Completion:
                 retryable=False,
             )
         raise TeacherError(
-            f"malformed response from the Kimi API: empty content "
-            f"(finish_reason={raw_finish!r})",
+            f"malformed response from the Kimi API: empty content (finish_reason={raw_finish!r})",
             retryable=True,
         )
     usage = getattr(response, "usage", None)

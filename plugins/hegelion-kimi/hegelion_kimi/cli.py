@@ -74,7 +74,11 @@ EXIT_RETRYABLE = 75
 
 #: Flags the isolation depends on; a binary whose --help lacks one is refused.
 REQUIRED_FLAGS = (
-    "--print", "--output-format", "--agent-file", "--config-file", "--work-dir",
+    "--print",
+    "--output-format",
+    "--agent-file",
+    "--config-file",
+    "--work-dir",
     "--skills-dir",
 )
 
@@ -84,16 +88,23 @@ ALLOWED_EXTRA_ARGS = frozenset({"--thinking", "--no-thinking", "--verbose", "--d
 
 #: Why the most tempting flags are refused, for a clearer error.
 _REFUSED_WHY = {
-    "--yolo": "auto-approves tool calls", "--yes": "auto-approves tool calls",
-    "-y": "auto-approves tool calls", "--auto-approve": "auto-approves tool calls",
-    "--afk": "auto-approves tool calls", "--agent": "loads an agent with tools",
+    "--yolo": "auto-approves tool calls",
+    "--yes": "auto-approves tool calls",
+    "-y": "auto-approves tool calls",
+    "--auto-approve": "auto-approves tool calls",
+    "--afk": "auto-approves tool calls",
+    "--agent": "loads an agent with tools",
     "--agent-file": "replaces Hegelion's tool-less agent",
-    "--mcp-config": "adds MCP tools", "--mcp-config-file": "adds MCP tools",
-    "--skills-dir": "adds skills", "--config": "replaces Hegelion's config",
-    "--config-file": "replaces Hegelion's config", "--add-dir": "widens the workspace",
+    "--mcp-config": "adds MCP tools",
+    "--mcp-config-file": "adds MCP tools",
+    "--skills-dir": "adds skills",
+    "--config": "replaces Hegelion's config",
+    "--config-file": "replaces Hegelion's config",
+    "--add-dir": "widens the workspace",
     "--work-dir": "moves it out of the empty working directory",
     "-w": "moves it out of the empty working directory",
-    "--model": "use the `model` option", "-m": "use the `model` option",
+    "--model": "use the `model` option",
+    "-m": "use the `model` option",
 }
 
 # Environment variables the CLI may see: locale, certificates, proxies. Everything
@@ -104,7 +115,9 @@ _ENV_ALLOW = re.compile(
     r"SYSTEMROOT)$"
 )
 # With use_user_config the CLI's own provider overrides from the user's shell apply too.
-_USER_PROVIDER_ENV = re.compile(r"^(KIMI_(API_KEY|BASE_URL|MODEL_[A-Z_]+)|OPENAI_(API_KEY|BASE_URL))$")
+_USER_PROVIDER_ENV = re.compile(
+    r"^(KIMI_(API_KEY|BASE_URL|MODEL_[A-Z_]+)|OPENAI_(API_KEY|BASE_URL))$"
+)
 
 _VERSION = re.compile(r"\bkimi,? version (\d+)\.(\d+)(?:\.(\d+))?")
 _STATUS = re.compile(r"Error code: (\d{3})")
@@ -215,14 +228,24 @@ class KimiCLITeacher(Teacher):
             if token is not None and self._login is not None:
                 self._login.lend(token, layout.share, refresh=False)
             argv = [
-                *command, "--print", "--output-format", "stream-json",
-                "--config-file", str(layout.config), "--agent-file", str(layout.agent),
-                "--skills-dir", str(layout.skills), "--work-dir", str(layout.work),
+                *command,
+                "--print",
+                "--output-format",
+                "stream-json",
+                "--config-file",
+                str(layout.config),
+                "--agent-file",
+                str(layout.agent),
+                "--skills-dir",
+                str(layout.skills),
+                "--work-dir",
+                str(layout.work),
                 *self.options.extra_args,
             ]
             env = self._environment(layout, max_tokens, temperature)
-            result = await run_in_group(argv, prompt, cwd=layout.work, env=env,
-                                        timeout=self.options.timeout)
+            result = await run_in_group(
+                argv, prompt, cwd=layout.work, env=env, timeout=self.options.timeout
+            )
             usage = _usage_from_sessions(layout.share)
         finally:
             shutil.rmtree(root, ignore_errors=True)
@@ -231,13 +254,21 @@ class KimiCLITeacher(Teacher):
         except TeacherError as exc:
             if token is None or exc.status not in (401, 403):
                 raise
-            raise TeacherError(f"{exc}; Kimi refused your login: {kimi_login.hint()}",
-                               retryable=False, status=exc.status) from None
+            raise TeacherError(
+                f"{exc}; Kimi refused your login: {kimi_login.hint()}",
+                retryable=False,
+                status=exc.status,
+            ) from None
         # Why the model stopped is unknown: kimi-cli (1.52, on kosong 0.56) drops the API's
         # finish_reason, and its stream-json output (kosong messages: role, content,
         # tool_calls; notifications) has no field for it. None, never a made-up "stop".
-        return Completion(text=text, model=model_name, usage=usage, finish_reason=None,
-                          latency_s=time.perf_counter() - start)
+        return Completion(
+            text=text,
+            model=model_name,
+            usage=usage,
+            finish_reason=None,
+            latency_s=time.perf_counter() - start,
+        )
 
     async def aclose(self) -> None:
         """Nothing to release: every call's process group is gone when it returns."""
@@ -261,13 +292,16 @@ class KimiCLITeacher(Teacher):
         except TimeoutError as exc:
             raise TeacherError(f"cannot refresh your Kimi login: {exc}", retryable=True) from None
         except OSError as exc:  # the lock or the write-back: the user's Kimi directory
-            raise TeacherError(f"cannot refresh your Kimi login: {safe_text(exc)}",
-                               retryable=False) from None
+            raise TeacherError(
+                f"cannot refresh your Kimi login: {safe_text(exc)}", retryable=False
+            ) from None
         if token.seconds_left() < 30:
             raise TeacherError(
                 "your Kimi login has expired and kimi-cli could not refresh it"
                 f"{': ' + detail if detail else ''}; {kimi_login.hint()}",
-                retryable=False, status=401)
+                retryable=False,
+                status=401,
+            )
         return token
 
     async def _refresh_login(self, command: list[str], token: Token) -> tuple[Token, str]:
@@ -280,13 +314,29 @@ class KimiCLITeacher(Teacher):
             self._write_config(layout)
             layout.write_agent("")
             self._login.lend(token, layout.share, refresh=True)
-            argv = [*command, "--print", "--output-format", "stream-json",
-                    "--config-file", str(layout.config), "--agent-file", str(layout.agent),
-                    "--skills-dir", str(layout.skills), "--work-dir", str(layout.work)]
+            argv = [
+                *command,
+                "--print",
+                "--output-format",
+                "stream-json",
+                "--config-file",
+                str(layout.config),
+                "--agent-file",
+                str(layout.agent),
+                "--skills-dir",
+                str(layout.skills),
+                "--work-dir",
+                str(layout.work),
+            ]
             env = self._environment(layout, None, None)
             try:
-                await run_in_group(argv, kimi_login.REFRESH_PROMPT, cwd=layout.work, env=env,
-                                   timeout=min(self.options.timeout, 120))
+                await run_in_group(
+                    argv,
+                    kimi_login.REFRESH_PROMPT,
+                    cwd=layout.work,
+                    env=env,
+                    timeout=min(self.options.timeout, 120),
+                )
             finally:  # also when cancelled or timed out: a rotated token must not be lost
                 refreshed = self._login.take_back(token, layout.share)
             detail = "" if refreshed else _refresh_failure(layout.share)
@@ -321,55 +371,76 @@ class KimiCLITeacher(Teacher):
             if alias not in models:
                 raise TeacherError(
                     f"model {alias!r} is not in your Kimi config's [models] "
-                    f"({', '.join(sorted(models)) or 'none'})", retryable=False)
+                    f"({', '.join(sorted(models)) or 'none'})",
+                    retryable=False,
+                )
             config.update(providers=providers, models=models, default_model=alias)
             model_name = str(models[alias].get("model") or alias)
         elif self._login is not None:
-            model_name = self.options.model or str(self._login_model.get("model")
-                                                   or kimi_login.KIMI_CODE_MODEL)
+            model_name = self.options.model or str(
+                self._login_model.get("model") or kimi_login.KIMI_CODE_MODEL
+            )
             config.update(
                 default_model="hegelion",
-                providers={kimi_login.PROVIDER: {
-                    "type": "kimi",
-                    "base_url": self.options.base_url or str(
-                        self._login_model.get("base_url") or kimi_login.KIMI_CODE_BASE_URL),
-                    "api_key": "",
-                    # The CLI reads the token from credentials/ in its data directory,
-                    # where the call lends it (and refreshes only this provider's).
-                    "oauth": {"storage": "file", "key": kimi_login.OAUTH_KEY},
-                }},
-                models={"hegelion": {
-                    "provider": kimi_login.PROVIDER, "model": model_name,
-                    "max_context_size": self.options.max_context_size,
-                }},
+                providers={
+                    kimi_login.PROVIDER: {
+                        "type": "kimi",
+                        "base_url": self.options.base_url
+                        or str(self._login_model.get("base_url") or kimi_login.KIMI_CODE_BASE_URL),
+                        "api_key": "",
+                        # The CLI reads the token from credentials/ in its data directory,
+                        # where the call lends it (and refreshes only this provider's).
+                        "oauth": {"storage": "file", "key": kimi_login.OAUTH_KEY},
+                    }
+                },
+                models={
+                    "hegelion": {
+                        "provider": kimi_login.PROVIDER,
+                        "model": model_name,
+                        "max_context_size": self.options.max_context_size,
+                    }
+                },
             )
         else:
             model_name = self.options.model or DEFAULT_MODEL
             config.update(
                 default_model="hegelion",
-                providers={"hegelion": {
-                    "type": "kimi",
-                    "base_url": self.options.base_url or DEFAULT_BASE_URL,
-                    "api_key": "",  # from KIMI_API_KEY in the environment, never on disk
-                }},
-                models={"hegelion": {
-                    "provider": "hegelion", "model": model_name,
-                    "max_context_size": self.options.max_context_size,
-                }},
+                providers={
+                    "hegelion": {
+                        "type": "kimi",
+                        "base_url": self.options.base_url or DEFAULT_BASE_URL,
+                        "api_key": "",  # from KIMI_API_KEY in the environment, never on disk
+                    }
+                },
+                models={
+                    "hegelion": {
+                        "provider": "hegelion",
+                        "model": model_name,
+                        "max_context_size": self.options.max_context_size,
+                    }
+                },
             )
         _write_private(layout.config, json.dumps(config, indent=2))
         return model_name
 
-    def _environment(self, layout: _Layout, max_tokens: int | None,
-                     temperature: float | None) -> dict[str, str]:
-        keep = _ENV_ALLOW if self._user_config is None else re.compile(
-            f"{_ENV_ALLOW.pattern}|{_USER_PROVIDER_ENV.pattern}")
+    def _environment(
+        self, layout: _Layout, max_tokens: int | None, temperature: float | None
+    ) -> dict[str, str]:
+        keep = (
+            _ENV_ALLOW
+            if self._user_config is None
+            else re.compile(f"{_ENV_ALLOW.pattern}|{_USER_PROVIDER_ENV.pattern}")
+        )
         env = {k: v for k, v in os.environ.items() if keep.match(k)}
         if self._login is not None:  # where the login's refresh goes, if moved
             env.update({k: os.environ[k] for k in kimi_login.OAUTH_HOST_ENV if k in os.environ})
         env.update(
-            HOME=str(layout.home), KIMI_SHARE_DIR=str(layout.share),
-            PYTHONUTF8="1", PYTHONIOENCODING="utf-8", NO_COLOR="1", TERM="dumb",
+            HOME=str(layout.home),
+            KIMI_SHARE_DIR=str(layout.share),
+            PYTHONUTF8="1",
+            PYTHONIOENCODING="utf-8",
+            NO_COLOR="1",
+            TERM="dumb",
         )
         if self._key is not None:
             env["KIMI_API_KEY"] = self._key
@@ -396,8 +467,13 @@ class _Layout:
 
     @classmethod
     def create(cls, root: Path) -> _Layout:
-        layout = cls(home=root / "home", share=root / "home" / ".kimi", conf=root / "conf",
-                     skills=root / "conf" / "skills", work=root / "work")
+        layout = cls(
+            home=root / "home",
+            share=root / "home" / ".kimi",
+            conf=root / "conf",
+            skills=root / "conf" / "skills",
+            work=root / "work",
+        )
         for path in (layout.share, layout.skills, layout.work):
             path.mkdir(parents=True, mode=0o700)
         return layout
@@ -417,16 +493,19 @@ class _Layout:
         template *argument*: it is substituted verbatim, never evaluated.
         """
         _write_private(self.conf / "system.md", "${HEGELION_SYSTEM}")
-        _write_private(self.agent, (
-            "version: 1\n"
-            "agent:\n"
-            "  name: hegelion-teacher\n"
-            "  system_prompt_path: ./system.md\n"
-            "  system_prompt_args:\n"
-            f"    HEGELION_SYSTEM: {yaml_quote(system)}\n"
-            "  tools: []\n"
-            "  subagents: {}\n"
-        ))
+        _write_private(
+            self.agent,
+            (
+                "version: 1\n"
+                "agent:\n"
+                "  name: hegelion-teacher\n"
+                "  system_prompt_path: ./system.md\n"
+                "  system_prompt_args:\n"
+                f"    HEGELION_SYSTEM: {yaml_quote(system)}\n"
+                "  tools: []\n"
+                "  subagents: {}\n"
+            ),
+        )
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -468,8 +547,7 @@ def render_prompt(messages: Sequence[Message]) -> tuple[str, str]:
     system = "\n\n".join(m.content for m in messages if m.role == "system")
     turns = [m for m in messages if m.role != "system"]
     if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
-        raise TeacherError("the conversation must end with a non-empty user turn",
-                           retryable=False)
+        raise TeacherError("the conversation must end with a non-empty user turn", retryable=False)
     if len(turns) == 1 and not turns[0].content.lstrip().startswith("/"):
         return system, turns[0].content
     transcript = "\n\n".join(f"[{m.role}]\n{m.content}" for m in turns)
@@ -497,9 +575,14 @@ def _final_text(result: RunResult) -> str:
             continue
         if isinstance(item, dict) and "role" in item:
             messages.append(item)
-    used = sorted({call.get("function", {}).get("name", "?")
-                   for m in messages for call in (m.get("tool_calls") or [])
-                   if isinstance(call, dict)})
+    used = sorted(
+        {
+            call.get("function", {}).get("name", "?")
+            for m in messages
+            for call in (m.get("tool_calls") or [])
+            if isinstance(call, dict)
+        }
+    )
     if used or any(m.get("role") == "tool" for m in messages):
         raise TeacherError(
             f"kimi-cli's output holds tool calls ({', '.join(used) or 'tool results'}) "
@@ -521,8 +604,9 @@ def _message_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # parts: keep text, drop "think" (the reasoning)
-        return "".join(p.get("text", "") for p in content
-                       if isinstance(p, dict) and p.get("type") == "text")
+        return "".join(
+            p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"
+        )
     return ""
 
 
@@ -535,8 +619,11 @@ def _exit_error(result: RunResult, other: list[str]) -> TeacherError:
         retryable = True  # the CLI's own "try again", or killed by a signal not ours
     else:
         retryable = retryable_status(status)
-    return TeacherError(f"kimi-cli exited with status {code}: {safe_text(detail)}",
-                        retryable=retryable, status=status)
+    return TeacherError(
+        f"kimi-cli exited with status {code}: {safe_text(detail)}",
+        retryable=retryable,
+        status=status,
+    )
 
 
 def _usage_from_sessions(share: Path) -> Usage:
@@ -557,8 +644,10 @@ def _usage_from_sessions(share: Path) -> Usage:
             if not isinstance(usage, dict):  # null while a step has no usage yet
                 continue
             try:
-                prompt += sum(int(usage.get(k) or 0) for k in (
-                    "input_other", "input_cache_read", "input_cache_creation"))
+                prompt += sum(
+                    int(usage.get(k) or 0)
+                    for k in ("input_other", "input_cache_read", "input_cache_creation")
+                )
                 completion += int(usage.get("output") or 0)
             except (ValueError, TypeError):
                 continue
@@ -595,18 +684,26 @@ async def check_cli(command: list[str]) -> tuple[int, int, int]:
         return _checked[key]
     with tempfile.TemporaryDirectory(prefix="hegelion-kimi-check-") as tmp:
         env = {k: v for k, v in os.environ.items() if _ENV_ALLOW.match(k)}
-        env.update(HOME=tmp, KIMI_SHARE_DIR=str(Path(tmp) / ".kimi"), NO_COLOR="1",
-                   PYTHONUTF8="1", COLUMNS="200", TERM="dumb")
-        version_out = await run_in_group([*command, "--version"], "", cwd=Path(tmp), env=env,
-                                         timeout=60)
-        help_out = await run_in_group([*command, "--help"], "", cwd=Path(tmp), env=env,
-                                      timeout=60)
+        env.update(
+            HOME=tmp,
+            KIMI_SHARE_DIR=str(Path(tmp) / ".kimi"),
+            NO_COLOR="1",
+            PYTHONUTF8="1",
+            COLUMNS="200",
+            TERM="dumb",
+        )
+        version_out = await run_in_group(
+            [*command, "--version"], "", cwd=Path(tmp), env=env, timeout=60
+        )
+        help_out = await run_in_group([*command, "--help"], "", cwd=Path(tmp), env=env, timeout=60)
     shown = " ".join(command)
     match = _VERSION.search(version_out.stdout)
     if version_out.returncode != 0 or match is None:
         raise TeacherError(
             f"{shown} does not look like Kimi CLI: `--version` printed "
-            f"{safe_text(version_out.stdout or version_out.stderr, 200)!r}", retryable=False)
+            f"{safe_text(version_out.stdout or version_out.stderr, 200)!r}",
+            retryable=False,
+        )
     version = (int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
     missing = [flag for flag in REQUIRED_FLAGS if flag not in help_out.stdout]
     if missing and ("no longer maintained" in help_out.stdout or "停止维护" in help_out.stdout):
@@ -615,11 +712,15 @@ async def check_cli(command: list[str]) -> tuple[int, int, int]:
             f"refusing to run {shown}: it is kimi-cli 1.52's `kimi` script, a deprecation "
             "stub that prints a notice instead of running the agent (and, run with no "
             "arguments, downloads and runs an installer). Run its CLI module instead: "
-            f"binary = {suggestion}, or install kimi-cli<=1.51.", retryable=False)
+            f"binary = {suggestion}, or install kimi-cli<=1.51.",
+            retryable=False,
+        )
     if missing:
         raise TeacherError(
             f"refusing to run {shown}: Hegelion cannot hold it to no tools, because its "
-            f"--help lacks {', '.join(missing)}.", retryable=False)
+            f"--help lacks {', '.join(missing)}.",
+            retryable=False,
+        )
     _checked[key] = version
     return version
 
@@ -631,8 +732,11 @@ def _stub_python(command: list[str]) -> str:
             first = fp.readline(512).decode("utf-8", "replace").strip()
     except OSError:
         first = ""
-    return first[2:].strip() if first.startswith("#!") and " " not in first[2:].strip() \
+    return (
+        first[2:].strip()
+        if first.startswith("#!") and " " not in first[2:].strip()
         else "/path/to/kimi-cli/venv/bin/python"
+    )
 
 
 def _uses_login(user_config: dict[str, Any], model: str | None) -> bool:
@@ -649,7 +753,8 @@ def _uses_login(user_config: dict[str, Any], model: str | None) -> bool:
         raise HegelionError(
             f"use_user_config: provider {provider_key!r} uses OAuth key {key!r}; only the "
             f"login `kimi login` makes ({kimi_login.PROVIDER!r}, {kimi_login.OAUTH_KEY!r}) "
-            "can be lent to the CLI")
+            "can be lent to the CLI"
+        )
     return True
 
 
@@ -672,8 +777,9 @@ def _login_model(path: Path | None) -> dict[str, Any]:
 def _refresh_failure(share: Path) -> str:
     """The CLI's last log line about refreshing, scrubbed; "" when there is none."""
     try:
-        lines = (share / "logs" / "kimi.log").read_text(encoding="utf-8",
-                                                        errors="replace").splitlines()
+        lines = (
+            (share / "logs" / "kimi.log").read_text(encoding="utf-8", errors="replace").splitlines()
+        )
     except OSError:
         return ""
     found = [line for line in lines if "refresh" in line.lower() and "oauth" in line.lower()]
@@ -700,8 +806,9 @@ def _read_user_config(path: Path | None) -> dict[str, Any]:
 # ----- processes -----------------------------------------------------------------------
 
 
-async def run_in_group(argv: list[str], stdin_text: str, *, cwd: Path, env: dict[str, str],
-                       timeout: float) -> RunResult:
+async def run_in_group(
+    argv: list[str], stdin_text: str, *, cwd: Path, env: dict[str, str], timeout: float
+) -> RunResult:
     """Run ``argv`` in a new process group; kill the whole group when done, on timeout
     or on cancellation, so no grandchild outlives the call.
 
@@ -710,16 +817,24 @@ async def run_in_group(argv: list[str], stdin_text: str, *, cwd: Path, env: dict
     """
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            cwd=cwd, env=env, start_new_session=True)
+            *argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
+        )
     except OSError as exc:
         raise TeacherError(f"cannot start {argv[0]}: {safe_text(exc)}", retryable=False) from None
     pgid = proc.pid  # start_new_session: the child leads a group with its own pid
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     out, err = bytearray(), bytearray()
-    tasks = [asyncio.ensure_future(_drain(proc.stdout, out)),
-             asyncio.ensure_future(_drain(proc.stderr, err)),
-             asyncio.ensure_future(_feed(proc.stdin, stdin_text.encode("utf-8")))]
+    tasks = [
+        asyncio.ensure_future(_drain(proc.stdout, out)),
+        asyncio.ensure_future(_drain(proc.stderr, err)),
+        asyncio.ensure_future(_feed(proc.stdin, stdin_text.encode("utf-8"))),
+    ]
     try:
         try:
             deadline = time.monotonic() + timeout
@@ -727,7 +842,9 @@ async def run_in_group(argv: list[str], stdin_text: str, *, cwd: Path, env: dict
                 if time.monotonic() >= deadline:
                     raise TeacherError(
                         f"kimi-cli did not finish within {timeout:g}s; its process group "
-                        "was killed", retryable=True)
+                        "was killed",
+                        retryable=True,
+                    )
                 await asyncio.sleep(0.02)
         finally:
             await _end_group(proc, pgid)
@@ -791,5 +908,12 @@ async def _end_group(proc: asyncio.subprocess.Process, pgid: int) -> None:
         await asyncio.sleep(0.02)
 
 
-__all__ = ["KimiCLITeacher", "render_prompt", "yaml_quote", "run_in_group", "check_cli",
-           "resolve_command", "RunResult"]
+__all__ = [
+    "KimiCLITeacher",
+    "render_prompt",
+    "yaml_quote",
+    "run_in_group",
+    "check_cli",
+    "resolve_command",
+    "RunResult",
+]

@@ -77,8 +77,9 @@ def share_dir() -> Path:
 
 
 def hint() -> str:
-    return "run `kimi login` (kimi-cli 1.52: `python -m kimi_cli.cli login`), or set " \
-        "MOONSHOT_API_KEY"
+    return (
+        "run `kimi login` (kimi-cli 1.52: `python -m kimi_cli.cli login`), or set MOONSHOT_API_KEY"
+    )
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,9 @@ class Token:
     def due(self, call_s: float) -> bool:
         """Whether to refresh before a call that may last ``call_s``: the CLI would
         want to within it, or the access token could expire during it."""
-        threshold = max(_MIN_THRESHOLD_S, self.expires_in / 2) if self.expires_in > 0 \
-            else _MIN_THRESHOLD_S
+        threshold = (
+            max(_MIN_THRESHOLD_S, self.expires_in / 2) if self.expires_in > 0 else _MIN_THRESHOLD_S
+        )
         return self.seconds_left() < max(threshold, call_s)
 
     def lent(self, *, refresh: bool) -> bytes:
@@ -149,17 +151,20 @@ class KimiLogin:
         except FileNotFoundError:
             raise HegelionError(
                 f"the kimi-cli teacher has no API key and no Kimi login: {self.path} does not "
-                f"exist; {hint()}") from None
+                f"exist; {hint()}"
+            ) from None
         except OSError as exc:
-            raise HegelionError(f"cannot read your Kimi login {self.path}: "
-                                f"{exc.strerror or exc}; {hint()}") from None
+            raise HegelionError(
+                f"cannot read your Kimi login {self.path}: {exc.strerror or exc}; {hint()}"
+            ) from None
         try:
             token = Token.parse(raw)
         except ValueError as exc:
             raise HegelionError(f"{self.path}: not a Kimi login ({exc}); {hint()}") from None
         if token.seconds_left() <= 0 and not token.refresh_token:
-            raise HegelionError(f"your Kimi login in {self.path} has expired and cannot be "
-                                f"refreshed; {hint()}")
+            raise HegelionError(
+                f"your Kimi login in {self.path} has expired and cannot be refreshed; {hint()}"
+            )
         return token
 
     def lend(self, token: Token, share: Path, *, refresh: bool) -> Path:
@@ -181,8 +186,11 @@ class KimiLogin:
             refreshed = Token.parse((share / "credentials" / "kimi-code.json").read_bytes())
         except (OSError, ValueError):
             return None
-        if refreshed.access_token == lent.access_token or not refreshed.refresh_token \
-                or refreshed.expires_at <= lent.expires_at:
+        if (
+            refreshed.access_token == lent.access_token
+            or not refreshed.refresh_token
+            or refreshed.expires_at <= lent.expires_at
+        ):
             return None
         try:
             if self.path.read_bytes() != lent.raw:
@@ -206,7 +214,8 @@ class KimiLogin:
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
                         raise TimeoutError(
-                            f"{self.lock_path} stayed locked for {wait_s:g}s") from None
+                            f"{self.lock_path} stayed locked for {wait_s:g}s"
+                        ) from None
                     await asyncio.sleep(0.1)
             yield
         finally:
@@ -235,5 +244,14 @@ def _write_over(path: Path, data: bytes) -> None:
         raise
 
 
-__all__ = ["KimiLogin", "Token", "share_dir", "PROVIDER", "OAUTH_KEY", "KIMI_CODE_BASE_URL",
-           "KIMI_CODE_MODEL", "OAUTH_HOST_ENV", "REFRESH_PROMPT"]
+__all__ = [
+    "KimiLogin",
+    "Token",
+    "share_dir",
+    "PROVIDER",
+    "OAUTH_KEY",
+    "KIMI_CODE_BASE_URL",
+    "KIMI_CODE_MODEL",
+    "OAUTH_HOST_ENV",
+    "REFRESH_PROMPT",
+]

@@ -57,13 +57,29 @@ def extras_server(answer: Answer) -> Iterator[ExtrasServer]:
                     message["reasoning_content"] = answer.reasoning
                 if answer.tool_calls:
                     message["tool_calls"] = answer.tool_calls
-                self._send(json.dumps({
-                    "id": "chatcmpl-extras", "object": "chat.completion",
-                    "created": int(time.time()), "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": message,
-                                 "finish_reason": answer.finish_reason}],
-                    "usage": {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12},
-                }).encode(), "application/json")
+                self._send(
+                    json.dumps(
+                        {
+                            "id": "chatcmpl-extras",
+                            "object": "chat.completion",
+                            "created": int(time.time()),
+                            "model": body.get("model", "m"),
+                            "choices": [
+                                {
+                                    "index": 0,
+                                    "message": message,
+                                    "finish_reason": answer.finish_reason,
+                                }
+                            ],
+                            "usage": {
+                                "prompt_tokens": 5,
+                                "completion_tokens": 7,
+                                "total_tokens": 12,
+                            },
+                        }
+                    ).encode(),
+                    "application/json",
+                )
 
         def _send(self, data: bytes, content_type: str) -> None:
             self.send_response(200)
@@ -74,11 +90,19 @@ def extras_server(answer: Answer) -> Iterator[ExtrasServer]:
 
         def _stream(self, body: dict[str, Any]) -> None:
             def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-                return b"data: " + json.dumps({
-                    "id": "chatcmpl-extras", "object": "chat.completion.chunk",
-                    "created": int(time.time()), "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-                }).encode() + b"\n\n"
+                return (
+                    b"data: "
+                    + json.dumps(
+                        {
+                            "id": "chatcmpl-extras",
+                            "object": "chat.completion.chunk",
+                            "created": int(time.time()),
+                            "model": body.get("model", "m"),
+                            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+                        }
+                    ).encode()
+                    + b"\n\n"
+                )
 
             events = [event({"role": "assistant", "content": ""})]
             if answer.reasoning is not None:
@@ -93,8 +117,9 @@ def extras_server(answer: Answer) -> Iterator[ExtrasServer]:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
+    thread = threading.Thread(
+        target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     state.base_url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
     try:

@@ -29,8 +29,12 @@ _CANDIDATES = ("python3.13", "python3.12", "python3.14")
 def _is_new_enough(python: str) -> bool:
     """True when ``python`` runs and is 3.12 or newer (a pyenv shim may do neither)."""
     try:
-        probe = subprocess.run([python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
-                               capture_output=True, text=True, timeout=60)
+        probe = subprocess.run(
+            [python, "-c", "import sys; print(sys.version_info >= (3, 12))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except OSError:
         return False
     return probe.returncode == 0 and probe.stdout.strip() == "True"
@@ -45,8 +49,10 @@ def find_python() -> str:
     candidates = [found for name in _CANDIDATES if (found := shutil.which(name))]
     # pyenv installs that are not the selected version: their shims refuse to run.
     pyenv_root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    candidates += [str(p) for p in sorted((pyenv_root / "versions").glob("3.1[2-9]*/bin/python3"),
-                                          reverse=True)]
+    candidates += [
+        str(p)
+        for p in sorted((pyenv_root / "versions").glob("3.1[2-9]*/bin/python3"), reverse=True)
+    ]
     for candidate in candidates:
         if _is_new_enough(candidate):
             return candidate
@@ -66,7 +72,9 @@ def installed_version(venv: Path) -> str | None:
         return None
     probe = subprocess.run(
         [str(python), "-c", "import importlib.metadata as m; print(m.version('kimi-cli'))"],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     return probe.stdout.strip() if probe.returncode == 0 else None
 
@@ -79,9 +87,17 @@ def ensure(venv: Path, version: str | None = None) -> Path:
     if not venv_python(venv).exists():
         subprocess.run([find_python(), "-m", "venv", str(venv)], check=True, timeout=300)
     subprocess.run(
-        [str(venv_python(venv)), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         f"kimi-cli=={version}"],
-        check=True, timeout=1200,
+        [
+            str(venv_python(venv)),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"kimi-cli=={version}",
+        ],
+        check=True,
+        timeout=1200,
     )
     if installed_version(venv) != version:
         raise SystemExit(f"kimi-cli=={version} did not install into {venv}")

@@ -54,8 +54,7 @@ def test_defaults_are_moonshot_and_kimi_k2_thinking(moonshot_key: str) -> None:
     assert options.api_key_env == "MOONSHOT_API_KEY"
 
 
-def test_missing_key_stops_at_construction(monkeypatch: pytest.MonkeyPatch,
-                                           tmp_path: Path) -> None:
+def test_missing_key_stops_at_construction(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("MOONSHOT_API_KEY", raising=False)
     monkeypatch.setenv("HEGELION_CONFIG_DIR", str(tmp_path))
     with pytest.raises(HegelionError, match="MOONSHOT_API_KEY"):
@@ -75,8 +74,10 @@ def test_empty_content_is_a_retryable_malformed_answer(moonshot_key: str) -> Non
 
 
 def test_reasoning_content_stays_out_of_the_text(moonshot_key: str) -> None:
-    answer = Answer(text="THESIS: yes. ANTITHESIS: no. SYNTHESIS: it depends.",
-                    reasoning="Let me think about bread geometry first.")
+    answer = Answer(
+        text="THESIS: yes. ANTITHESIS: no. SYNTHESIS: it depends.",
+        reasoning="Let me think about bread geometry first.",
+    )
     with extras_server(answer) as srv:
         result = complete(KimiTeacher(base_url=srv.base_url))
     assert result.text == answer.text
@@ -84,8 +85,9 @@ def test_reasoning_content_stays_out_of_the_text(moonshot_key: str) -> None:
 
 
 def test_an_answer_cut_after_reasoning_shows_as_length(moonshot_key: str) -> None:
-    answer = Answer(text="THESIS: a hot dog is", reasoning="Bread first. " * 5,
-                    finish_reason="length")
+    answer = Answer(
+        text="THESIS: a hot dog is", reasoning="Bread first. " * 5, finish_reason="length"
+    )
     with extras_server(answer) as srv:
         result = complete(KimiTeacher(base_url=srv.base_url), max_tokens=32)
     assert result.text == answer.text and result.truncated
@@ -98,21 +100,32 @@ def test_all_tokens_spent_reasoning_says_raise_max_tokens(moonshot_key: str) -> 
     assert not error.retryable and "raise max_tokens" in str(error)
 
 
-@pytest.mark.parametrize("mode, expected", [
-    ("json_object", {"type": "json_object"}),
-    ("json_schema", {"type": "json_schema",
-                     "json_schema": {"name": "hegelion", "schema": {"type": "object"}}}),
-    ("off", None),
-])
-def test_json_schema_follows_json_mode(openai_server: ScriptedOpenAIServer, moonshot_key: str,
-                                       mode: str, expected: object) -> None:
-    complete(KimiTeacher(base_url=openai_server.base_url, json_mode=mode),
-             json_schema={"type": "object"})
+@pytest.mark.parametrize(
+    "mode, expected",
+    [
+        ("json_object", {"type": "json_object"}),
+        (
+            "json_schema",
+            {
+                "type": "json_schema",
+                "json_schema": {"name": "hegelion", "schema": {"type": "object"}},
+            },
+        ),
+        ("off", None),
+    ],
+)
+def test_json_schema_follows_json_mode(
+    openai_server: ScriptedOpenAIServer, moonshot_key: str, mode: str, expected: object
+) -> None:
+    complete(
+        KimiTeacher(base_url=openai_server.base_url, json_mode=mode), json_schema={"type": "object"}
+    )
     assert openai_server.completion_requests[0].body.get("response_format") == expected
 
 
-def test_one_teacher_serves_successive_event_loops(openai_server: ScriptedOpenAIServer,
-                                                   moonshot_key: str) -> None:
+def test_one_teacher_serves_successive_event_loops(
+    openai_server: ScriptedOpenAIServer, moonshot_key: str
+) -> None:
     teacher = KimiTeacher(base_url=openai_server.base_url)
     for _ in range(3):  # a client bound to a closed loop would fail here
         assert asyncio.run(teacher.complete(ASK)).text

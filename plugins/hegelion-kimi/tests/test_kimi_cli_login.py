@@ -75,8 +75,13 @@ class AuthServer:
         self._httpd.server_close()
 
     def grant(self) -> dict[str, Any]:
-        token = {"access_token": canary("access"), "refresh_token": canary("refresh"),
-                 "expires_in": self.expires_in, "scope": "kimi-code", "token_type": "Bearer"}
+        token = {
+            "access_token": canary("access"),
+            "refresh_token": canary("refresh"),
+            "expires_in": self.expires_in,
+            "scope": "kimi-code",
+            "token_type": "Bearer",
+        }
         self.issued.append(token)
         return token
 
@@ -89,19 +94,32 @@ class AuthServer:
                 form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
                 status, body = 404, {"error": "not_found"}
                 if self.path == "/api/oauth/device_authorization":
-                    status, body = 200, {
-                        "user_code": "ABCD-EFGH", "device_code": "device-1", "interval": 1,
-                        "verification_uri": f"{auth.url}/device",
-                        "verification_uri_complete": f"{auth.url}/device?code=ABCD-EFGH",
-                        "expires_in": 600}
-                elif self.path == "/api/oauth/token" and form.get("grant_type") == \
-                        "refresh_token":
+                    status, body = (
+                        200,
+                        {
+                            "user_code": "ABCD-EFGH",
+                            "device_code": "device-1",
+                            "interval": 1,
+                            "verification_uri": f"{auth.url}/device",
+                            "verification_uri_complete": f"{auth.url}/device?code=ABCD-EFGH",
+                            "expires_in": 600,
+                        },
+                    )
+                elif self.path == "/api/oauth/token" and form.get("grant_type") == "refresh_token":
                     auth.refreshes.append(form.get("refresh_token", ""))
                     if auth.on_refresh is not None:
                         auth.on_refresh()
-                    status, body = (401, {"error": "invalid_grant",
-                                          "error_description": "refresh token revoked"}) \
-                        if auth.refuse else (200, auth.grant())
+                    status, body = (
+                        (
+                            401,
+                            {
+                                "error": "invalid_grant",
+                                "error_description": "refresh token revoked",
+                            },
+                        )
+                        if auth.refuse
+                        else (200, auth.grant())
+                    )
                 elif self.path == "/api/oauth/token":
                     status, body = 200, auth.grant()  # the user approved the device at once
                 data = json.dumps(body).encode()
@@ -121,13 +139,28 @@ class KimiCodeAPI(ScriptedOpenAIServer):
     """The scripted server, whose ``/v1/models`` also gives ``context_length`` as
     Kimi Code's does (`kimi login` writes it into the user's config)."""
 
-    async def _dispatch(self, method: str, target: str, headers: dict[str, str], raw: bytes,
-                        writer: asyncio.StreamWriter, keep_alive: bool) -> bool:
+    async def _dispatch(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        raw: bytes,
+        writer: asyncio.StreamWriter,
+        keep_alive: bool,
+    ) -> bool:
         if method == "GET" and target.split("?", 1)[0] == "/v1/models":
             self._record(method, "/v1/models", headers, None, False)
-            models = {"object": "list", "data": [{
-                "id": self.model, "object": "model", "context_length": 262144,
-                "supports_reasoning": True}]}
+            models = {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self.model,
+                        "object": "model",
+                        "context_length": 262144,
+                        "supports_reasoning": True,
+                    }
+                ],
+            }
             return await self._send_json(writer, 200, models, keep_alive=keep_alive)
         return await super()._dispatch(method, target, headers, raw, writer, keep_alive)
 
@@ -148,23 +181,42 @@ class Login:
 
     def bearers(self) -> list[str]:
         """Which issued access token (by index) each completion request carried."""
-        by_hash = {hashlib.sha256(f"Bearer {t['access_token']}".encode()).hexdigest(): str(i)
-                   for i, t in enumerate(self.auth.issued)}
-        return [by_hash.get(r.credential_sha256.get("authorization", ""), "other")
-                for r in self.api.completion_requests]
+        by_hash = {
+            hashlib.sha256(f"Bearer {t['access_token']}".encode()).hexdigest(): str(i)
+            for i, t in enumerate(self.auth.issued)
+        }
+        return [
+            by_hash.get(r.credential_sha256.get("authorization", ""), "other")
+            for r in self.api.completion_requests
+        ]
 
 
-def kimi_login(kimi_cli: list[str], share: Path, auth: AuthServer,
-               api: ScriptedOpenAIServer) -> None:
+def kimi_login(
+    kimi_cli: list[str], share: Path, auth: AuthServer, api: ScriptedOpenAIServer
+) -> None:
     """Run the real ``kimi login`` (device flow) against the local servers."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(share.parent), "KIMI_SHARE_DIR": str(share),
-           "KIMI_CODE_OAUTH_HOST": auth.url, "KIMI_CODE_BASE_URL": api.base_url,
-           "BROWSER": "true"}  # webbrowser.open runs `true URL`: no browser, no hang
-    proc = subprocess.run([*kimi_cli, "login", "--json"], capture_output=True, text=True,
-                          env=env, cwd=share.parent, timeout=180, start_new_session=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(share.parent),
+        "KIMI_SHARE_DIR": str(share),
+        "KIMI_CODE_OAUTH_HOST": auth.url,
+        "KIMI_CODE_BASE_URL": api.base_url,
+        "BROWSER": "true",
+    }  # webbrowser.open runs `true URL`: no browser, no hang
+    proc = subprocess.run(
+        [*kimi_cli, "login", "--json"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=share.parent,
+        timeout=180,
+        start_new_session=True,
+    )
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     assert proc.returncode == 0 and events and events[-1]["type"] == "success", (
-        proc.stdout[-1000:], proc.stderr[-1000:])
+        proc.stdout[-1000:],
+        proc.stderr[-1000:],
+    )
 
 
 @pytest.fixture
@@ -180,8 +232,12 @@ def login_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def logged_in(login_env: Path, kimi_cli: list[str], monkeypatch: pytest.MonkeyPatch,
-              request: pytest.FixtureRequest) -> Iterator[Login]:
+def logged_in(
+    login_env: Path,
+    kimi_cli: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> Iterator[Login]:
     expires_in = getattr(request, "param", 3600)
     with AuthServer(expires_in) as auth, KimiCodeAPI(model="kimi-for-coding") as api:
         kimi_login(kimi_cli, login_env, auth, api)
@@ -198,8 +254,14 @@ def complete(teacher: KimiCLITeacher, messages: list[Message] = ASK) -> Completi
 def test_the_login_is_laid_out_as_kimi_login_writes_it(logged_in: Login) -> None:
     """What the rest relies on: the file, its mode and fields, and the provider."""
     assert stat.S_IMODE(logged_in.file.stat().st_mode) == 0o600
-    assert set(logged_in.token()) == {"access_token", "refresh_token", "expires_at",
-                                      "expires_in", "scope", "token_type"}
+    assert set(logged_in.token()) == {
+        "access_token",
+        "refresh_token",
+        "expires_at",
+        "expires_in",
+        "scope",
+        "token_type",
+    }
     config = (logged_in.share / "config.toml").read_text()
     assert '[providers."managed:kimi-code"]' in config and 'key = "oauth/kimi-code"' in config
     assert 'default_model = "kimi-code/kimi-for-coding"' in config
@@ -209,7 +271,8 @@ def test_the_login_is_laid_out_as_kimi_login_writes_it(logged_in: Login) -> None
 
 @pytest.mark.parametrize("logged_in", [3600, 200], indirect=True, ids=["fresh", "coming-due"])
 def test_a_dialectic_on_the_login_alone_leaves_the_token_nowhere(
-        logged_in: Login, kimi_cli: list[str], tmp_path: Path) -> None:
+    logged_in: Login, kimi_cli: list[str], tmp_path: Path
+) -> None:
     """`hegelion generate` with no MOONSHOT_API_KEY: the CLI sends the login's access
     token (refreshed first when it is coming due); no output, log, manifest or record
     holds any token value, old or new."""
@@ -220,11 +283,33 @@ def test_a_dialectic_on_the_login_alone_leaves_the_token_nowhere(
     out = tmp_path / "out" / "traces.jsonl"
     out.parent.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("MOONSHOT_API_KEY", "KIMI_API_KEY")}
-    proc = subprocess.run([
-        sys.executable, "-m", "hegelion_core", "generate", "--teacher", "kimi-cli",
-        "-t", f"binary={json.dumps(kimi_cli)}", "-t", "timeout=180",
-        "--prompt-file", str(prompts), "-o", str(out), "--mode", "single", "--limit", "1",
-    ], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "hegelion_core",
+            "generate",
+            "--teacher",
+            "kimi-cli",
+            "-t",
+            f"binary={json.dumps(kimi_cli)}",
+            "-t",
+            "timeout=180",
+            "--prompt-file",
+            str(prompts),
+            "-o",
+            str(out),
+            "--mode",
+            "single",
+            "--limit",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 
     (record,) = [json.loads(line) for line in out.read_text().splitlines()]
@@ -237,22 +322,29 @@ def test_a_dialectic_on_the_login_alone_leaves_the_token_nowhere(
 
     written = [p for p in tmp_path.rglob("*") if p.is_file() and logged_in.share not in p.parents]
     assert any(p.name.endswith(".manifest.json") for p in written), sorted(map(str, written))
-    texts = {"stdout": proc.stdout, "stderr": proc.stderr,
-             **{str(p): p.read_text(errors="replace") for p in written}}
+    texts = {
+        "stdout": proc.stdout,
+        "stderr": proc.stderr,
+        **{str(p): p.read_text(errors="replace") for p in written},
+    }
     for secret in logged_in.secrets():
         assert not [name for name, text in texts.items() if secret in text]
     assert not list(Path(tempfile.gettempdir()).glob("hegelion-kimi-*/home/.kimi/credentials/*"))
 
 
 def test_each_call_gets_the_access_token_alone_and_nothing_else_of_the_user(
-        logged_in: Login, tmp_path: Path, kimi_venv: Path) -> None:
+    logged_in: Login, tmp_path: Path, kimi_venv: Path
+) -> None:
     """The copy the CLI sees: read-only, no refresh token, and beside it none of the
     user's hooks, MCP servers or plugins (control: the user's own setup has them)."""
     (logged_in.share / "mcp.json").write_text('{"mcpServers": {"evil": {"command": "false"}}}')
     (logged_in.share / "plugins").mkdir()
     config = logged_in.share / "config.toml"
-    config.write_text(config.read_text().replace(
-        "hooks = []", 'hooks = [{event = "SessionStart", command = "false"}]', 1))
+    config.write_text(
+        config.read_text().replace(
+            "hooks = []", 'hooks = [{event = "SessionStart", command = "false"}]', 1
+        )
+    )
     record = tmp_path / "seen.json"
     python = kimi_venv / "bin" / "python"
     wrapper = tmp_path / "kimi-spy"
@@ -277,12 +369,14 @@ os.execv({str(python)!r}, [{str(python)!r}, "-m", "kimi_cli.cli", *sys.argv[1:]]
     assert "KIMI_CODE_OAUTH_HOST" in seen["env"] and "KIMI_API_KEY" not in seen["env"]
     assert logged_in.bearers() == ["0"]
     assert (logged_in.share / "device_id").read_text().strip() in {
-        r.headers.get("x-msh-device-id") for r in logged_in.api.completion_requests}
+        r.headers.get("x-msh-device-id") for r in logged_in.api.completion_requests
+    }
 
 
 @pytest.mark.parametrize("logged_in", [200], indirect=True)  # due: under 300 s left
 def test_a_login_coming_due_is_refreshed_once_and_written_back(
-        logged_in: Login, kimi_cli: list[str]) -> None:
+    logged_in: Login, kimi_cli: list[str]
+) -> None:
     """Three calls at once on a token about to expire: one refresh run (no model
     request), the new token written to the user's file, every call on the new one."""
     old = logged_in.token()
@@ -305,7 +399,8 @@ def test_a_login_coming_due_is_refreshed_once_and_written_back(
 
 @pytest.mark.parametrize("logged_in", [200], indirect=True)
 def test_a_login_refreshed_meanwhile_by_kimi_itself_is_not_overwritten(
-        logged_in: Login, kimi_cli: list[str]) -> None:
+    logged_in: Login, kimi_cli: list[str]
+) -> None:
     """The user's own kimi rewrites the file while Hegelion's refresh is under way:
     theirs stands, and the call uses it."""
     theirs = logged_in.auth.grant() | {"expires_at": time.time() + 3600}
@@ -319,7 +414,8 @@ def test_a_login_refreshed_meanwhile_by_kimi_itself_is_not_overwritten(
 
 @pytest.mark.parametrize("logged_in", [200], indirect=True)
 def test_a_refresh_run_killed_after_refreshing_still_hands_the_new_token_back(
-        logged_in: Login, kimi_venv: Path, tmp_path: Path) -> None:
+    logged_in: Login, kimi_venv: Path, tmp_path: Path
+) -> None:
     """The refresh run outlives its timeout after the CLI rotated the token: the
     process group is killed, and the rotated token still reaches the user's file."""
     python = kimi_venv / "bin" / "python"
@@ -344,7 +440,8 @@ if prompt.startswith(b"/hegelion-refresh"):
 
 @pytest.mark.parametrize("logged_in", [1], indirect=True)  # expired a second after login
 def test_an_expired_login_that_cannot_be_refreshed_says_run_kimi_login(
-        logged_in: Login, kimi_cli: list[str]) -> None:
+    logged_in: Login, kimi_cli: list[str]
+) -> None:
     time.sleep(1.5)
     before = logged_in.file.read_bytes()
     logged_in.auth.refuse = True
@@ -360,8 +457,7 @@ def test_an_expired_login_that_cannot_be_refreshed_says_run_kimi_login(
     assert not [s for s in logged_in.secrets() if s in str(error)]
 
 
-def test_a_login_the_api_refuses_says_run_kimi_login(
-        logged_in: Login, kimi_cli: list[str]) -> None:
+def test_a_login_the_api_refuses_says_run_kimi_login(logged_in: Login, kimi_cli: list[str]) -> None:
     logged_in.api.enqueue(("status", 401), ("status", 401))  # the CLI retries a 401 once
     with pytest.raises(TeacherError) as info:
         complete(KimiCLITeacher(binary=kimi_cli, timeout=180))
@@ -370,8 +466,7 @@ def test_a_login_the_api_refuses_says_run_kimi_login(
     assert "Kimi refused your login" in str(error) and "kimi login" in str(error)
 
 
-def test_the_users_config_with_the_login_works_too(
-        logged_in: Login, kimi_cli: list[str]) -> None:
+def test_the_users_config_with_the_login_works_too(logged_in: Login, kimi_cli: list[str]) -> None:
     """use_user_config: the provider `kimi login` wrote, with the token lent alike."""
     result = complete(KimiCLITeacher(binary=kimi_cli, use_user_config=True, timeout=180))
     assert result.text and result.model == "kimi-for-coding"
@@ -388,9 +483,18 @@ def test_no_key_and_no_login_is_a_clear_error(login_env: Path) -> None:
 
 def test_an_expired_login_without_a_refresh_token_is_a_clear_error(login_env: Path) -> None:
     (login_env / "credentials").mkdir(parents=True)
-    (login_env / "credentials" / "kimi-code.json").write_text(json.dumps({
-        "access_token": canary("access"), "refresh_token": "", "expires_at": time.time() - 5,
-        "scope": "kimi-code", "token_type": "Bearer", "expires_in": 3600}))
+    (login_env / "credentials" / "kimi-code.json").write_text(
+        json.dumps(
+            {
+                "access_token": canary("access"),
+                "refresh_token": "",
+                "expires_at": time.time() - 5,
+                "scope": "kimi-code",
+                "token_type": "Bearer",
+                "expires_in": 3600,
+            }
+        )
+    )
     with pytest.raises(HegelionError, match="has expired and cannot be refreshed.*kimi login"):
         KimiCLITeacher(binary="true")
 
@@ -398,8 +502,7 @@ def test_an_expired_login_without_a_refresh_token_is_a_clear_error(login_env: Pa
 def test_a_garbled_login_names_the_file_and_shows_no_value(login_env: Path) -> None:
     (login_env / "credentials").mkdir(parents=True)
     secret = canary("refresh")
-    (login_env / "credentials" / "kimi-code.json").write_text(
-        json.dumps({"refresh_token": secret}))
+    (login_env / "credentials" / "kimi-code.json").write_text(json.dumps({"refresh_token": secret}))
     with pytest.raises(HegelionError) as info:
         KimiCLITeacher(binary="true")
     assert "kimi-code.json: not a Kimi login (no access_token)" in str(info.value)
@@ -407,7 +510,8 @@ def test_a_garbled_login_names_the_file_and_shows_no_value(login_env: Path) -> N
 
 
 def test_an_api_key_still_wins_over_the_login(
-        logged_in: Login, kimi_cli: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    logged_in: Login, kimi_cli: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     key = "sk-hegelion-kimi-test-login-wins-00"
     monkeypatch.setenv("MOONSHOT_API_KEY", key)
     complete(KimiCLITeacher(binary=kimi_cli, base_url=logged_in.api.base_url, timeout=180))

@@ -30,23 +30,27 @@ def test_defaults(moonshot_key: str) -> None:
     assert options.api_key_env == "MOONSHOT_API_KEY" and not options.use_user_config
 
 
-@pytest.mark.parametrize("arg, why", [
-    ("--yolo", "auto-approves tool calls"),
-    ("-y", "auto-approves tool calls"),
-    ("--afk", "auto-approves tool calls"),
-    ("--agent", "loads an agent with tools"),
-    ("--agent-file", "replaces Hegelion's tool-less agent"),
-    ("--mcp-config-file", "adds MCP tools"),
-    ("--mcp-config", "adds MCP tools"),
-    ("--config-file", "replaces Hegelion's config"),
-    ("--work-dir", "empty working directory"),
-    ("--model", "use the `model` option"),
-    ("acp", ""),  # a subcommand
-    ("--thinking=1", ""),
-    ("--max-steps-per-turn", ""),  # unknown to the allowlist, so refused
-])
-def test_extra_args_that_could_enable_tools_are_refused(moonshot_key: str, arg: str,
-                                                        why: str) -> None:
+@pytest.mark.parametrize(
+    "arg, why",
+    [
+        ("--yolo", "auto-approves tool calls"),
+        ("-y", "auto-approves tool calls"),
+        ("--afk", "auto-approves tool calls"),
+        ("--agent", "loads an agent with tools"),
+        ("--agent-file", "replaces Hegelion's tool-less agent"),
+        ("--mcp-config-file", "adds MCP tools"),
+        ("--mcp-config", "adds MCP tools"),
+        ("--config-file", "replaces Hegelion's config"),
+        ("--work-dir", "empty working directory"),
+        ("--model", "use the `model` option"),
+        ("acp", ""),  # a subcommand
+        ("--thinking=1", ""),
+        ("--max-steps-per-turn", ""),  # unknown to the allowlist, so refused
+    ],
+)
+def test_extra_args_that_could_enable_tools_are_refused(
+    moonshot_key: str, arg: str, why: str
+) -> None:
     with pytest.raises(OptionsError, match="extra_args") as info:
         KimiCLITeacher(extra_args=["--no-thinking", arg])
     assert repr(arg) in str(info.value) and why in str(info.value)
@@ -86,21 +90,25 @@ def test_a_binary_that_is_not_kimi_is_refused(moonshot_key: str) -> None:
 
 
 def test_single_user_turn_goes_as_it_is() -> None:
-    system, prompt = render_prompt([
-        Message(role="system", content="Be brief."),
-        Message(role="system", content="Use a thesis."),
-        Message(role="user", content="Why is the sky blue?"),
-    ])
+    system, prompt = render_prompt(
+        [
+            Message(role="system", content="Be brief."),
+            Message(role="system", content="Use a thesis."),
+            Message(role="user", content="Why is the sky blue?"),
+        ]
+    )
     assert system == "Be brief.\n\nUse a thesis."
     assert prompt == "Why is the sky blue?"
 
 
 def test_earlier_turns_become_a_transcript() -> None:
-    _, prompt = render_prompt([
-        Message(role="user", content="Thesis?"),
-        Message(role="assistant", content="THESIS: yes."),
-        Message(role="user", content="Now attack it."),
-    ])
+    _, prompt = render_prompt(
+        [
+            Message(role="user", content="Thesis?"),
+            Message(role="assistant", content="THESIS: yes."),
+            Message(role="user", content="Now attack it."),
+        ]
+    )
     assert prompt == "[user]\nThesis?\n\n[assistant]\nTHESIS: yes.\n\n[user]\nNow attack it."
 
 
@@ -110,12 +118,15 @@ def test_a_slash_prompt_is_labelled_so_it_is_not_a_command(text: str) -> None:
     assert prompt.startswith("[user]\n") and prompt.endswith(text)
 
 
-@pytest.mark.parametrize("messages", [
-    [],
-    [Message(role="system", content="x")],
-    [Message(role="user", content="q"), Message(role="assistant", content="a")],
-    [Message(role="user", content="   ")],
-])
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [],
+        [Message(role="system", content="x")],
+        [Message(role="user", content="q"), Message(role="assistant", content="a")],
+        [Message(role="user", content="   ")],
+    ],
+)
 def test_conversation_must_end_with_a_user_turn(messages: list[Message]) -> None:
     with pytest.raises(TeacherError) as info:
         render_prompt(messages)
@@ -125,16 +136,22 @@ def test_conversation_must_end_with_a_user_turn(messages: list[Message]) -> None
 # ----- output, as kimi-cli 1.52.0 prints it --------------------------------------------
 
 # Recorded from `python -m kimi_cli.cli --print --output-format stream-json` (1.52.0).
-THINK_AND_TEXT = ('{"role":"assistant","content":[{"type":"think","think":"thinking hard",'
-                  '"encrypted":null},{"type":"text","text":"Paris is the capital."}]}\n')
+THINK_AND_TEXT = (
+    '{"role":"assistant","content":[{"type":"think","think":"thinking hard",'
+    '"encrypted":null},{"type":"text","text":"Paris is the capital."}]}\n'
+)
 PLAIN_TEXT = '{"role":"assistant","content":"You said: hi"}\n'
-ERROR_401 = ("Error code: 401 - {'error': {'message': 'scripted status 401', 'type': 'scripted\n"
-             "', 'code': 401}}\n")
+ERROR_401 = (
+    "Error code: 401 - {'error': {'message': 'scripted status 401', 'type': 'scripted\n"
+    "', 'code': 401}}\n"
+)
 EMPTY_RESPONSE = "The API returned an empty response.\n"
 RESUME_HINT = "\nTo resume this session: kimi -r 7d4bcd0c-3024-412a-a1ce-b98f9a239787\n"
-TOOL_CALL = ('{"role":"assistant","content":"I will run it.","tool_calls":[{"type":"function",'
-             '"id":"call_1","function":{"name":"Shell","arguments":"{\\"command\\": \\"ls\\"}"}}]}\n'
-             '{"role":"tool","content":"Tool `Shell` not found","tool_call_id":"call_1"}\n')
+TOOL_CALL = (
+    '{"role":"assistant","content":"I will run it.","tool_calls":[{"type":"function",'
+    '"id":"call_1","function":{"name":"Shell","arguments":"{\\"command\\": \\"ls\\"}"}}]}\n'
+    '{"role":"tool","content":"Tool `Shell` not found","tool_call_id":"call_1"}\n'
+)
 
 
 def test_text_parts_are_kept_and_thinking_dropped() -> None:
@@ -156,15 +173,18 @@ def test_tool_calls_are_refused_even_on_success() -> None:
     assert not info.value.retryable
 
 
-@pytest.mark.parametrize("result, retryable, status", [
-    (RunResult(1, ERROR_401, RESUME_HINT), False, 401),
-    (RunResult(1, "Error code: 503 - {'error': 'busy'}\n", ""), True, 503),
-    (RunResult(1, "Error code: 429 - {'error': 'slow down'}\n", ""), True, 429),
-    (RunResult(75, EMPTY_RESPONSE, RESUME_HINT), True, None),
-    (RunResult(1, "Max number of steps reached: 1\n", ""), False, None),
-    (RunResult(2, "", "Usage: kimi [OPTIONS]\nError: No such option: --bogus\n"), False, None),
-    (RunResult(-9, "", ""), True, None),
-])
+@pytest.mark.parametrize(
+    "result, retryable, status",
+    [
+        (RunResult(1, ERROR_401, RESUME_HINT), False, 401),
+        (RunResult(1, "Error code: 503 - {'error': 'busy'}\n", ""), True, 503),
+        (RunResult(1, "Error code: 429 - {'error': 'slow down'}\n", ""), True, 429),
+        (RunResult(75, EMPTY_RESPONSE, RESUME_HINT), True, None),
+        (RunResult(1, "Max number of steps reached: 1\n", ""), False, None),
+        (RunResult(2, "", "Usage: kimi [OPTIONS]\nError: No such option: --bogus\n"), False, None),
+        (RunResult(-9, "", ""), True, None),
+    ],
+)
 def test_exit_statuses(result: RunResult, retryable: bool, status: int | None) -> None:
     with pytest.raises(TeacherError) as info:
         cli._final_text(result)
@@ -172,8 +192,15 @@ def test_exit_statuses(result: RunResult, retryable: bool, status: int | None) -
     assert f"status {result.returncode}" in str(info.value)
 
 
-@pytest.mark.parametrize("stdout", ["", "not json at all\n", '{"type": "Notification"}\n',
-                                    '{"role":"assistant","content":[{"type":"think","think":"x"}]}\n'])
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        "",
+        "not json at all\n",
+        '{"type": "Notification"}\n',
+        '{"role":"assistant","content":[{"type":"think","think":"x"}]}\n',
+    ],
+)
 def test_success_without_an_answer_is_retryable(stdout: str) -> None:
     with pytest.raises(TeacherError, match="no assistant message") as info:
         cli._final_text(RunResult(0, stdout, ""))
@@ -190,16 +217,34 @@ def test_error_text_is_scrubbed_of_the_key(moonshot_key: str) -> None:
 def test_usage_comes_from_the_session_wire_log(tmp_path: Path) -> None:
     wire = tmp_path / "sessions" / "566c409f" / "7e6d5cc0" / "wire.jsonl"
     wire.parent.mkdir(parents=True)
-    status = {"type": "StatusUpdate", "payload": {"context_tokens": 12, "token_usage": {
-        "input_other": 12, "output": 4, "input_cache_read": 3, "input_cache_creation": 0}}}
-    wire.write_text("\n".join([
-        json.dumps({"type": "metadata", "protocol_version": "1.10"}),
-        json.dumps({"timestamp": 1.0, "message": {"type": "TurnBegin", "payload": {}}}),
-        json.dumps({"timestamp": 2.0, "message": status}),
-        json.dumps({"timestamp": 3.0, "message": {"type": "StatusUpdate",
-                                                  "payload": {"token_usage": None}}}),
-        "{torn line with token_usage",
-    ]))
+    status = {
+        "type": "StatusUpdate",
+        "payload": {
+            "context_tokens": 12,
+            "token_usage": {
+                "input_other": 12,
+                "output": 4,
+                "input_cache_read": 3,
+                "input_cache_creation": 0,
+            },
+        },
+    }
+    wire.write_text(
+        "\n".join(
+            [
+                json.dumps({"type": "metadata", "protocol_version": "1.10"}),
+                json.dumps({"timestamp": 1.0, "message": {"type": "TurnBegin", "payload": {}}}),
+                json.dumps({"timestamp": 2.0, "message": status}),
+                json.dumps(
+                    {
+                        "timestamp": 3.0,
+                        "message": {"type": "StatusUpdate", "payload": {"token_usage": None}},
+                    }
+                ),
+                "{torn line with token_usage",
+            ]
+        )
+    )
     usage = cli._usage_from_sessions(tmp_path)
     assert (usage.prompt_tokens, usage.completion_tokens) == (15, 4)
     assert cli._usage_from_sessions(tmp_path / "nowhere").total_tokens == 0
@@ -227,18 +272,22 @@ def _gone(pid: int, *, group: bool, within: float = 10.0) -> bool:
 
 
 def _run(argv: list[str], tmp_path: Path, timeout: float, stdin: str = "") -> RunResult:
-    return asyncio.run(run_in_group(argv, stdin, cwd=tmp_path, env={"PATH": os.environ["PATH"]},
-                                    timeout=timeout))
+    return asyncio.run(
+        run_in_group(argv, stdin, cwd=tmp_path, env={"PATH": os.environ["PATH"]}, timeout=timeout)
+    )
 
 
 def test_timeout_kills_a_group_that_ignores_sigterm(tmp_path: Path) -> None:
-    stubborn = _script(tmp_path / "stubborn", f"""
+    stubborn = _script(
+        tmp_path / "stubborn",
+        f"""
 trap '' TERM
 echo $$ > {tmp_path}/leader
 ( trap '' TERM; exec sleep 300 ) &
 echo $! > {tmp_path}/child
 exec sleep 300
-""")
+""",
+    )
     start = time.monotonic()
     with pytest.raises(TeacherError, match="did not finish within 1s") as info:
         _run([str(stubborn)], tmp_path, timeout=1)
@@ -251,13 +300,17 @@ exec sleep 300
 
 
 def test_normal_exit_kills_leftover_grandchildren_and_does_not_wait_for_them(
-        tmp_path: Path) -> None:
-    leaver = _script(tmp_path / "leaver", f"""
+    tmp_path: Path,
+) -> None:
+    leaver = _script(
+        tmp_path / "leaver",
+        f"""
 sleep 300 &
 echo $! > {tmp_path}/child
 echo '{{"role":"assistant","content":"done"}}'
 exit 0
-""")
+""",
+    )
     start = time.monotonic()
     result = _run([str(leaver)], tmp_path, timeout=60)
     # The grandchild holds stdout open; the call still ends when the leader exits.
@@ -267,16 +320,22 @@ exit 0
 
 
 def test_cancellation_kills_the_group(tmp_path: Path) -> None:
-    sleeper = _script(tmp_path / "sleeper", f"""
+    sleeper = _script(
+        tmp_path / "sleeper",
+        f"""
 echo $$ > {tmp_path}/leader
 sleep 300 &
 echo $! > {tmp_path}/child
 wait
-""")
+""",
+    )
 
     async def go() -> None:
-        task = asyncio.ensure_future(run_in_group([str(sleeper)], "", cwd=tmp_path,
-                                                  env={"PATH": os.environ["PATH"]}, timeout=60))
+        task = asyncio.ensure_future(
+            run_in_group(
+                [str(sleeper)], "", cwd=tmp_path, env={"PATH": os.environ["PATH"]}, timeout=60
+            )
+        )
         for _ in range(200):  # bounded: the script writes its pids at once
             if (tmp_path / "child").exists():
                 break
@@ -305,13 +364,15 @@ def test_a_process_that_never_reads_stdin_is_fine(tmp_path: Path) -> None:
 
 
 def test_sigterm_alone_is_enough_for_a_polite_group(tmp_path: Path) -> None:
-    polite = _script(tmp_path / "polite", f"""
+    polite = _script(
+        tmp_path / "polite",
+        f"""
 trap 'echo term > {tmp_path}/got; exit 0' TERM
 echo $$ > {tmp_path}/leader
 while true; do sleep 0.05; done
-""")
+""",
+    )
     with pytest.raises(TeacherError):
         _run([str(polite)], tmp_path, timeout=1)
     assert (tmp_path / "got").read_text().strip() == "term"
     assert _gone(int((tmp_path / "leader").read_text()), group=True)
-

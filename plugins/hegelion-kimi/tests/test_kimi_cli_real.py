@@ -32,8 +32,7 @@ from hegelion_core.testing.openai_server import ScriptedOpenAIServer
 ASK = [Message(role="user", content="Is a hot dog a sandwich?")]
 
 
-def complete(teacher: KimiCLITeacher, messages: list[Message] = ASK,
-             **kwargs: Any) -> Completion:
+def complete(teacher: KimiCLITeacher, messages: list[Message] = ASK, **kwargs: Any) -> Completion:
     return asyncio.run(teacher.complete(messages, **kwargs))
 
 
@@ -88,8 +87,9 @@ def last_run(record: Path) -> dict[str, Any]:
 
 class TestKimiCLIContract(TeacherContract):
     @pytest.fixture
-    def driver(self, server: ScriptedOpenAIServer, moonshot_key: str,
-               kimi_cli: list[str]) -> KimiCLITeacher:
+    def driver(
+        self, server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]
+    ) -> KimiCLITeacher:
         return KimiCLITeacher(binary=kimi_cli, base_url=server.base_url, timeout=120)
 
     @pytest.fixture
@@ -98,7 +98,8 @@ class TestKimiCLIContract(TeacherContract):
 
 
 def test_a_cut_answer_is_not_reported_as_finished(
-        server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]) -> None:
+    server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]
+) -> None:
     """The endpoint cuts the answer and says ``length``; kimi-cli's stream-json output
     drops that, so the teacher reports no finish reason rather than a made-up ``stop``."""
     teacher = KimiCLITeacher(binary=kimi_cli, base_url=server.base_url, timeout=120)
@@ -110,7 +111,8 @@ def test_a_cut_answer_is_not_reported_as_finished(
 
 
 def test_no_request_offers_tools_and_the_key_rides_in_the_environment(
-        server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]) -> None:
+    server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]
+) -> None:
     teacher = KimiCLITeacher(binary=kimi_cli, base_url=server.base_url, timeout=120)
     messages = [Message(role="system", content="Answer as a dialectic."), *ASK]
     result = complete(teacher, messages, max_tokens=200, temperature=0.25)
@@ -132,8 +134,11 @@ def test_no_request_offers_tools_and_the_key_rides_in_the_environment(
 
 
 def test_fresh_empty_workdir_isolated_home_and_nothing_left_behind(
-        server: ScriptedOpenAIServer, moonshot_key: str, recorder: tuple[list[str], Path],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    server: ScriptedOpenAIServer,
+    moonshot_key: str,
+    recorder: tuple[list[str], Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # The user's own Kimi settings: if they leaked into the CLI, the call would go to
     # port 9 (nothing there) or carry the wrong key.
     monkeypatch.setenv("KIMI_BASE_URL", "http://127.0.0.1:9/v1")
@@ -159,60 +164,108 @@ def test_fresh_empty_workdir_isolated_home_and_nothing_left_behind(
 
 
 def test_system_prompt_reaches_the_model_verbatim(
-        server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]) -> None:
+    server: ScriptedOpenAIServer, moonshot_key: str, kimi_cli: list[str]
+) -> None:
     # The CLI renders its system prompt as a Jinja template: none of this may be evaluated.
-    system = ('Use {{ 7 * 7 }} and {% include "/etc/passwd" %} and ${KIMI_WORK_DIR}.\n'
-              'Quotes " \' and \\ backslash, tab\there, naïve café, 😀, and \x7f.')
-    complete(KimiCLITeacher(binary=kimi_cli, base_url=server.base_url, timeout=120),
-             [Message(role="system", content=system), *ASK])
+    system = (
+        'Use {{ 7 * 7 }} and {% include "/etc/passwd" %} and ${KIMI_WORK_DIR}.\n'
+        "Quotes \" ' and \\ backslash, tab\there, naïve café, 😀, and \x7f."
+    )
+    complete(
+        KimiCLITeacher(binary=kimi_cli, base_url=server.base_url, timeout=120),
+        [Message(role="system", content=system), *ASK],
+    )
     (request,) = server.completion_requests
     assert request.body["messages"][0] == {"role": "system", "content": system}
 
 
 def test_a_slash_prompt_is_text_not_a_cli_command(
-        server: ScriptedOpenAIServer, moonshot_key: str, recorder: tuple[list[str], Path]) -> None:
+    server: ScriptedOpenAIServer, moonshot_key: str, recorder: tuple[list[str], Path]
+) -> None:
     binary, record = recorder
-    complete(KimiCLITeacher(binary=binary, base_url=server.base_url, timeout=120),
-             [Message(role="user", content="/init")])
+    complete(
+        KimiCLITeacher(binary=binary, base_url=server.base_url, timeout=120),
+        [Message(role="user", content="/init")],
+    )
     (request,) = server.completion_requests  # /init would have run its own agent turn
     assert request.body["messages"][-1] == {"role": "user", "content": "[user]\n/init"}
 
 
 def _control_config(tmp: Path, base_url: str) -> Path:
     config = tmp / "control.json"
-    config.write_text(json.dumps({
-        "default_model": "m", "telemetry": False,
-        "providers": {"p": {"type": "kimi", "base_url": base_url, "api_key": "sk-control-key"}},
-        "models": {"m": {"provider": "p", "model": "m", "max_context_size": 8192}},
-    }))
+    config.write_text(
+        json.dumps(
+            {
+                "default_model": "m",
+                "telemetry": False,
+                "providers": {
+                    "p": {"type": "kimi", "base_url": base_url, "api_key": "sk-control-key"}
+                },
+                "models": {"m": {"provider": "p", "model": "m", "max_context_size": 8192}},
+            }
+        )
+    )
     return config
 
 
-def _run_cli_directly(kimi_cli: list[str], tmp: Path, args: list[str],
-                      share: Path | None = None) -> subprocess.CompletedProcess[str]:
+def _run_cli_directly(
+    kimi_cli: list[str], tmp: Path, args: list[str], share: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     work = tmp / "control-work"
     work.mkdir(exist_ok=True)
-    env = {"PATH": os.environ["PATH"], "HOME": str(tmp / "control-home"),
-           "KIMI_SHARE_DIR": str(share or tmp / "control-home" / ".kimi")}
-    return subprocess.run([*kimi_cli, "--print", "--output-format", "stream-json", *args],
-                          input="Go.", capture_output=True, text=True, cwd=work, env=env,
-                          timeout=180, start_new_session=True)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp / "control-home"),
+        "KIMI_SHARE_DIR": str(share or tmp / "control-home" / ".kimi"),
+    }
+    return subprocess.run(
+        [*kimi_cli, "--print", "--output-format", "stream-json", *args],
+        input="Go.",
+        capture_output=True,
+        text=True,
+        cwd=work,
+        env=env,
+        timeout=180,
+        start_new_session=True,
+    )
 
 
 def test_tool_calls_from_the_endpoint_execute_nothing(
-        moonshot_key: str, kimi_cli: list[str], tmp_path: Path) -> None:
+    moonshot_key: str, kimi_cli: list[str], tmp_path: Path
+) -> None:
     marker = tmp_path / "pwned"
-    answer = Answer(text="Running it.", finish_reason="tool_calls", tool_calls=[{
-        "id": "call_1", "type": "function",
-        "function": {"name": "Shell", "arguments": json.dumps({"command": f"touch {marker}"})},
-    }])
+    answer = Answer(
+        text="Running it.",
+        finish_reason="tool_calls",
+        tool_calls=[
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {
+                    "name": "Shell",
+                    "arguments": json.dumps({"command": f"touch {marker}"}),
+                },
+            }
+        ],
+    )
     with extras_server(answer) as srv:
         # Control: the CLI's default agent in print mode runs the endpoint's command.
-        control = _run_cli_directly(kimi_cli, tmp_path, [
-            "--config-file", str(_control_config(tmp_path, srv.base_url)),
-            "--agent", "default", "--max-steps-per-turn", "2"])
-        assert marker.exists(), ("control run did not execute the tool call; the check "
-                                 f"below would prove nothing: {control.stdout[-500:]}")
+        control = _run_cli_directly(
+            kimi_cli,
+            tmp_path,
+            [
+                "--config-file",
+                str(_control_config(tmp_path, srv.base_url)),
+                "--agent",
+                "default",
+                "--max-steps-per-turn",
+                "2",
+            ],
+        )
+        assert marker.exists(), (
+            "control run did not execute the tool call; the check "
+            f"below would prove nothing: {control.stdout[-500:]}"
+        )
         marker.unlink()
         srv.bodies.clear()
 
@@ -225,8 +278,11 @@ def test_tool_calls_from_the_endpoint_execute_nothing(
 
 
 def test_user_config_brings_providers_only_never_hooks_or_mcp(
-        server: ScriptedOpenAIServer, kimi_cli: list[str], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    server: ScriptedOpenAIServer,
+    kimi_cli: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     hook_marker, mcp_marker = tmp_path / "hook-ran", tmp_path / "mcp-ran"
     share = tmp_path / "user-kimi"
     share.mkdir()
@@ -248,12 +304,20 @@ max_context_size = 8192
 event = "SessionStart"
 command = "touch {hook_marker}"
 """)
-    (share / "mcp.json").write_text(json.dumps({"mcpServers": {"evil": {
-        "command": "/bin/sh", "args": ["-c", f"touch {mcp_marker}; sleep 1"]}}}))
+    (share / "mcp.json").write_text(
+        json.dumps(
+            {
+                "mcpServers": {
+                    "evil": {"command": "/bin/sh", "args": ["-c", f"touch {mcp_marker}; sleep 1"]}
+                }
+            }
+        )
+    )
 
     # Control: run with the user's own setup, the hook and the MCP server both run.
-    _run_cli_directly(kimi_cli, tmp_path, ["--config-file", str(share / "config.toml")],
-                      share=share)
+    _run_cli_directly(
+        kimi_cli, tmp_path, ["--config-file", str(share / "config.toml")], share=share
+    )
     assert hook_marker.exists() and mcp_marker.exists(), "control run did not load them"
     hook_marker.unlink()
     mcp_marker.unlink()
@@ -271,7 +335,8 @@ command = "touch {hook_marker}"
 
 
 def test_user_config_model_must_exist(
-        server: ScriptedOpenAIServer, kimi_cli: list[str], tmp_path: Path) -> None:
+    server: ScriptedOpenAIServer, kimi_cli: list[str], tmp_path: Path
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text(f"""
 [providers.p]
@@ -283,30 +348,40 @@ provider = "p"
 model = "x"
 max_context_size = 8192
 """)
-    teacher = KimiCLITeacher(binary=kimi_cli, use_user_config=True, user_config_file=config,
-                             model="unknown")
+    teacher = KimiCLITeacher(
+        binary=kimi_cli, use_user_config=True, user_config_file=config, model="unknown"
+    )
     error = failure(teacher)
     assert not error.retryable and "'unknown' is not in your Kimi config" in str(error)
     assert not server.completion_requests
 
 
 def test_reasoning_is_not_part_of_the_text(moonshot_key: str, kimi_cli: list[str]) -> None:
-    answer = Answer(text="THESIS: yes. ANTITHESIS: no. SYNTHESIS: sometimes.",
-                    reasoning="private scratchpad about bread")
+    answer = Answer(
+        text="THESIS: yes. ANTITHESIS: no. SYNTHESIS: sometimes.",
+        reasoning="private scratchpad about bread",
+    )
     with extras_server(answer) as srv:
         result = complete(KimiCLITeacher(binary=kimi_cli, base_url=srv.base_url, timeout=120))
     assert result.text == answer.text
 
 
-@pytest.mark.parametrize("script, retryable, status", [
-    ([("status", 401)], False, 401),
-    ([("status", 400)], False, 400),
-    ([("status", 503)] * 3, True, 503),  # the CLI's SDK retries twice, then exits 75
-    ([("malformed",)], True, None),
-])
+@pytest.mark.parametrize(
+    "script, retryable, status",
+    [
+        ([("status", 401)], False, 401),
+        ([("status", 400)], False, 400),
+        ([("status", 503)] * 3, True, 503),  # the CLI's SDK retries twice, then exits 75
+        ([("malformed",)], True, None),
+    ],
+)
 def test_api_failures_map_to_teacher_errors(
-        moonshot_key: str, kimi_cli: list[str], script: list[tuple[Any, ...]], retryable: bool,
-        status: int | None) -> None:
+    moonshot_key: str,
+    kimi_cli: list[str],
+    script: list[tuple[Any, ...]],
+    retryable: bool,
+    status: int | None,
+) -> None:
     with ScriptedOpenAIServer(script) as srv:
         error = failure(KimiCLITeacher(binary=kimi_cli, base_url=srv.base_url, timeout=120))
     assert error.retryable is retryable and error.status == status, str(error)
@@ -314,7 +389,8 @@ def test_api_failures_map_to_teacher_errors(
 
 
 def test_timeout_kills_the_whole_process_group(
-        moonshot_key: str, recorder: tuple[list[str], Path]) -> None:
+    moonshot_key: str, recorder: tuple[list[str], Path]
+) -> None:
     binary, record = recorder
     with ScriptedOpenAIServer([("hang",)]) as srv:
         teacher = KimiCLITeacher(binary=binary, base_url=srv.base_url, timeout=10)
@@ -332,7 +408,8 @@ def test_timeout_kills_the_whole_process_group(
 
 
 def test_cancellation_kills_the_whole_process_group(
-        moonshot_key: str, recorder: tuple[list[str], Path]) -> None:
+    moonshot_key: str, recorder: tuple[list[str], Path]
+) -> None:
     binary, record = recorder
     with ScriptedOpenAIServer([("hang",)]) as srv:
         teacher = KimiCLITeacher(binary=binary, base_url=srv.base_url, timeout=300)
@@ -356,7 +433,8 @@ def test_cancellation_kills_the_whole_process_group(
 
 
 def test_kimi_cli_1_52_stub_script_is_refused(
-        server: ScriptedOpenAIServer, moonshot_key: str, kimi_venv: Path) -> None:
+    server: ScriptedOpenAIServer, moonshot_key: str, kimi_venv: Path
+) -> None:
     teacher = KimiCLITeacher(binary=str(kimi_venv / "bin" / "kimi"), base_url=server.base_url)
     error = failure(teacher)
     assert not error.retryable and "deprecation stub" in str(error)

@@ -30,8 +30,11 @@ class Checkpoint:
 
 def _paths(directory: Path, step: int) -> tuple[Path, Path, Path]:
     stem = f"{step:07d}"
-    return (directory / f"{stem}_adapters.safetensors", directory / f"{stem}_optimizer.safetensors",
-            directory / f"{stem}_state.json")
+    return (
+        directory / f"{stem}_adapters.safetensors",
+        directory / f"{stem}_optimizer.safetensors",
+        directory / f"{stem}_state.json",
+    )
 
 
 def _save_tensors(path: Path, tensors: dict[str, Any]) -> None:
@@ -42,8 +45,15 @@ def _save_tensors(path: Path, tensors: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def save_checkpoint(directory: Path, step: int, adapters: dict[str, Any],
-                    optimizer: dict[str, Any], state: dict[str, Any], *, keep: int) -> Checkpoint:
+def save_checkpoint(
+    directory: Path,
+    step: int,
+    adapters: dict[str, Any],
+    optimizer: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    keep: int,
+) -> Checkpoint:
     """Write checkpoint ``step`` and keep only the newest ``keep`` complete ones."""
     directory.mkdir(parents=True, exist_ok=True)
     a, o, s = _paths(directory, step)

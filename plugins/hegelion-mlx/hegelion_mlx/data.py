@@ -43,8 +43,12 @@ def read_format(path: Path) -> str:
     """The file's row format; DPO rows are an error (MLX LoRA here trains SFT only)."""
     fmt = detect_format(path)
     if fmt == "dpo":
-        raise InputError(path, None, "holds dpo rows; MLX LoRA here trains SFT only",
-                         hint="use --trainer trl for DPO, or make chat rows with `--format mlx`")
+        raise InputError(
+            path,
+            None,
+            "holds dpo rows; MLX LoRA here trains SFT only",
+            hint="use --trainer trl for DPO, or make chat rows with `--format mlx`",
+        )
     return fmt
 
 
@@ -87,5 +91,9 @@ def load_splits(data: Path, tokenizer: Any, *, mask_prompt: bool) -> Splits:
         out[split] = CacheDataset(dataset)
     if "train" not in out:
         raise HegelionError(f"{data}: no train rows")
-    return Splits(train=out["train"], valid=out.get("valid"), format=fmt,
-                  mask_prompt=mask_prompt and fmt != "scu")
+    return Splits(
+        train=out["train"],
+        valid=out.get("valid"),
+        format=fmt,
+        mask_prompt=mask_prompt and fmt != "scu",
+    )

@@ -58,8 +58,9 @@ def sum_of_squares(tree: Any) -> mx.array:
     return sum((mx.sum(mx.square(v.astype(mx.float32))) for v in leaves), start=mx.array(0.0))
 
 
-def scu_loss(model: nn.Module, batch: mx.array, lengths: mx.array,
-             penalty_weight: mx.array) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+def scu_loss(
+    model: nn.Module, batch: mx.array, lengths: mx.array, penalty_weight: mx.array
+) -> tuple[mx.array, mx.array, mx.array, mx.array]:
     """CE + penalty_weight · Σw² of the trainable (LoRA) parameters, all inside the graph.
 
     Under ``nn.value_and_grad`` the model's trainable parameters are the traced ones, so
@@ -71,8 +72,9 @@ def scu_loss(model: nn.Module, batch: mx.array, lengths: mx.array,
     return ce + penalty_weight * sw2, ce, ntoks, sw2
 
 
-def plain_loss(model: nn.Module, batch: mx.array, lengths: mx.array,
-               penalty_weight: mx.array) -> tuple[mx.array, mx.array, mx.array, mx.array]:
+def plain_loss(
+    model: nn.Module, batch: mx.array, lengths: mx.array, penalty_weight: mx.array
+) -> tuple[mx.array, mx.array, mx.array, mx.array]:
     """CE alone (plain LoRA): no Σw² in the graph, so nothing is spent on it."""
     ce, ntoks = masked_ce(model, batch, lengths)
     return ce, ce, ntoks, mx.array(0.0)
@@ -86,14 +88,19 @@ def build_schedule(lr: float, kind: str, total_steps: int, warmup_steps: int) ->
     elif kind == "linear":
         main = optim.linear_schedule(lr, 0.0, decay)
     elif kind in ("constant", "constant_with_warmup"):
+
         def main(_step: Any) -> Any:
             return mx.array(lr, mx.float32)
     else:
-        raise HegelionError(f"lr_scheduler_type {kind!r} is not supported on MLX; "
-                            "use cosine, linear, constant or constant_with_warmup")
+        raise HegelionError(
+            f"lr_scheduler_type {kind!r} is not supported on MLX; "
+            "use cosine, linear, constant or constant_with_warmup"
+        )
     if warmup_steps <= 0:
         return main
-    return optim.join_schedules([optim.linear_schedule(0.0, lr, warmup_steps), main], [warmup_steps])
+    return optim.join_schedules(
+        [optim.linear_schedule(0.0, lr, warmup_steps), main], [warmup_steps]
+    )
 
 
 def build_optimizer(name: str, schedule: Any) -> optim.Optimizer:
@@ -110,8 +117,9 @@ def build_optimizer(name: str, schedule: Any) -> optim.Optimizer:
         return optim.Adafactor(learning_rate=schedule)
     if key == "muon":
         return optim.Muon(learning_rate=schedule)
-    raise HegelionError(f"optim {name!r} is not available on MLX; use adamw, adam, sgd, "
-                        "adafactor or muon")
+    raise HegelionError(
+        f"optim {name!r} is not available on MLX; use adamw, adam, sgd, adafactor or muon"
+    )
 
 
 def _set_path(tree: Any, dotted: str, value: mx.array) -> None:
@@ -152,7 +160,9 @@ class LoopResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def micro_batches(dataset: Any, settings: LoopSettings, start: int) -> Iterator[tuple[mx.array, mx.array]]:
+def micro_batches(
+    dataset: Any, settings: LoopSettings, start: int
+) -> Iterator[tuple[mx.array, mx.array]]:
     """mlx-lm's batches, epoch after epoch, from micro-batch ``start`` on.
 
     Each epoch's order comes from seed + epoch alone, so a resumed run sees exactly
@@ -161,8 +171,13 @@ def micro_batches(dataset: Any, settings: LoopSettings, start: int) -> Iterator[
     per_epoch = len(dataset) // settings.batch_size
     epoch, skip = divmod(start, per_epoch)
     while True:
-        batches = iterate_batches(dataset, settings.batch_size, settings.max_seq_length,
-                                  loop=False, seed=settings.seed + epoch)
+        batches = iterate_batches(
+            dataset,
+            settings.batch_size,
+            settings.max_seq_length,
+            loop=False,
+            seed=settings.seed + epoch,
+        )
         for i, batch in enumerate(batches):
             if i >= skip:
                 yield batch
@@ -173,7 +188,9 @@ def tokens_per_epoch(dataset: Any, settings: LoopSettings) -> int:
     """N for SCU: the targets trained in one pass over the batches (exactly those
     `iterate_batches` yields, so rows it leaves out are not counted)."""
     total = 0
-    for _, lengths in iterate_batches(dataset, settings.batch_size, settings.max_seq_length, loop=False, seed=0):
+    for _, lengths in iterate_batches(
+        dataset, settings.batch_size, settings.max_seq_length, loop=False, seed=0
+    ):
         offsets, lens = lengths[:, 0], lengths[:, 1]
         total += int(mx.sum(mx.maximum(lens - mx.maximum(offsets, 1), 0)).item())
     return total
@@ -190,8 +207,11 @@ def load_trainable(
     exactly in names and shapes; else `HegelionError` with ``mismatch(first difference)``."""
     ours = dict(tree_flatten(model.trainable_parameters()))
     missing, extra = sorted(set(ours) - set(weights)), sorted(set(weights) - set(ours))
-    shapes = [f"{k}: {tuple(weights[k].shape)} here, {tuple(v.shape)} in the model"
-              for k, v in ours.items() if k in weights and weights[k].shape != v.shape]
+    shapes = [
+        f"{k}: {tuple(weights[k].shape)} here, {tuple(v.shape)} in the model"
+        for k, v in ours.items()
+        if k in weights and weights[k].shape != v.shape
+    ]
     if missing:
         raise HegelionError(mismatch(f"no tensor for {missing[0]}"))
     if extra:
@@ -203,10 +223,15 @@ def load_trainable(
 
 def restore(model: nn.Module, optimizer: optim.Optimizer, checkpoint: Checkpoint) -> None:
     """Put a checkpoint's adapter weights and optimizer state back in place."""
-    load_trainable(model, mx.load(str(checkpoint.adapters)), mismatch=lambda problem: (
-        f"checkpoint {checkpoint.adapters} was trained with other LoRA settings (rank, "
-        f"target_modules or num_layers) than this run ({problem}): resume with the same config, "
-        "or run without --resume to start over"))
+    load_trainable(
+        model,
+        mx.load(str(checkpoint.adapters)),
+        mismatch=lambda problem: (
+            f"checkpoint {checkpoint.adapters} was trained with other LoRA settings (rank, "
+            f"target_modules or num_layers) than this run ({problem}): resume with the same config, "
+            "or run without --resume to start over"
+        ),
+    )
     optimizer.init(model.trainable_parameters())
     for key, value in mx.load(str(checkpoint.optimizer)).items():
         _set_path(optimizer.state, key, value)
@@ -238,7 +263,10 @@ def run(
     if resume is not None:
         restore(model, optimizer, resume)
         start = resume.step
-        tokens, train_time = int(resume.state.get("tokens", 0)), float(resume.state.get("train_time", 0.0))
+        tokens, train_time = (
+            int(resume.state.get("tokens", 0)),
+            float(resume.state.get("train_time", 0.0)),
+        )
         if controller is not None and resume.state.get("scu"):
             controller.state = SCUState.model_validate(resume.state["scu"])
     mx.random.seed(settings.seed + start)
@@ -292,13 +320,22 @@ def run(
             sw2_value = sw2.item()
             penalty = pw.item() * sw2_value
             controller.update(ce_value, sw2_value)
-            row = {"loss": ce_value, "total_loss": ce_value + penalty, "penalty": penalty,
-                   "lr": optimizer.learning_rate.item(), **controller.metrics()}
+            row = {
+                "loss": ce_value,
+                "total_loss": ce_value + penalty,
+                "penalty": penalty,
+                "lr": optimizer.learning_rate.item(),
+                **controller.metrics(),
+            }
         if it % settings.logging_steps == 0 or it == settings.total_steps:
-            row = {**(row or {}), "loss": window["ce"] / window["steps"],
-                   "lr": optimizer.learning_rate.item(),
-                   "tokens_per_s": window["tokens"] / max(window["time"], 1e-9),
-                   "tokens": tokens, "peak_memory_mb": mx.get_peak_memory() / 1e6}
+            row = {
+                **(row or {}),
+                "loss": window["ce"] / window["steps"],
+                "lr": optimizer.learning_rate.item(),
+                "tokens_per_s": window["tokens"] / max(window["time"], 1e-9),
+                "tokens": tokens,
+                "peak_memory_mb": mx.get_peak_memory() / 1e6,
+            }
             window = {"ce": 0.0, "tokens": 0, "time": 0.0, "steps": 0}
         if row is not None:
             metrics.log(it, row)
@@ -307,29 +344,49 @@ def run(
                 on_step(it, row)
             if settings.progress and (it % report_every == 0 or it == settings.total_steps):
                 extra = f" S {row['S']:.4f} λ {row['lambda']:.3g}" if "S" in row else ""
-                print(f"step {it}/{settings.total_steps} loss {row['loss']:.4f}{extra}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"step {it}/{settings.total_steps} loss {row['loss']:.4f}{extra}",
+                    file=sys.stderr,
+                    flush=True,
+                )
 
         if valid_set is not None and (
-            (settings.steps_per_eval and it % settings.steps_per_eval == 0) or it == settings.total_steps
+            (settings.steps_per_eval and it % settings.steps_per_eval == 0)
+            or it == settings.total_steps
         ):
-            val_loss = evaluate(model, valid_set, batch_size=min(settings.batch_size, len(valid_set)),
-                                num_batches=settings.val_batches, max_seq_length=settings.max_seq_length,
-                                loss=masked_ce)
+            val_loss = evaluate(
+                model,
+                valid_set,
+                batch_size=min(settings.batch_size, len(valid_set)),
+                num_batches=settings.val_batches,
+                max_seq_length=settings.max_seq_length,
+                loss=masked_ce,
+            )
             model.train()
             metrics.log(it, {"val_loss": val_loss})
             history.append({"step": it, "val_loss": val_loss})
 
         if it % settings.save_steps == 0 and it < settings.total_steps:
             save_checkpoint(
-                checkpoints, it, dict(tree_flatten(model.trainable_parameters())),
+                checkpoints,
+                it,
+                dict(tree_flatten(model.trainable_parameters())),
                 optimizer_tensors(optimizer),
-                {"tokens": tokens, "train_time": train_time,
-                 "scu": controller.state.model_dump() if controller is not None else None},
+                {
+                    "tokens": tokens,
+                    "train_time": train_time,
+                    "scu": controller.state.model_dump() if controller is not None else None,
+                },
                 keep=settings.save_total_limit,
             )
 
     trained = settings.total_steps - start
-    return LoopResult(steps=settings.total_steps, tokens=tokens, train_time=train_time,
-                      train_loss=ce_total / trained if trained else math.nan, val_loss=val_loss,
-                      resumed_from=resume.step if resume is not None else None, history=history)
+    return LoopResult(
+        steps=settings.total_steps,
+        tokens=tokens,
+        train_time=train_time,
+        train_loss=ce_total / trained if trained else math.nan,
+        val_loss=val_loss,
+        resumed_from=resume.step if resume is not None else None,
+        history=history,
+    )

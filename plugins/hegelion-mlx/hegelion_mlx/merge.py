@@ -14,16 +14,25 @@ from pathlib import Path
 from hegelion_core import atomic_output
 
 
-def fuse_adapter(base_model: str, mlx_adapter: Path, dest: Path, *, trust_remote_code: bool = False) -> Path:
+def fuse_adapter(
+    base_model: str, mlx_adapter: Path, dest: Path, *, trust_remote_code: bool = False
+) -> Path:
     """Write the merged, de-quantized model to ``dest`` (atomically); return ``dest``."""
     from mlx.utils import tree_unflatten
     from mlx_lm.utils import dequantize_model, load, save
 
-    model, tokenizer, config = load(base_model, adapter_path=str(mlx_adapter), return_config=True,
-                                    tokenizer_config={"trust_remote_code": trust_remote_code},
-                                    trust_remote_code=trust_remote_code)
-    fused = [(name, module.fuse(dequantize=True)) for name, module in model.named_modules()
-             if hasattr(module, "fuse")]
+    model, tokenizer, config = load(
+        base_model,
+        adapter_path=str(mlx_adapter),
+        return_config=True,
+        tokenizer_config={"trust_remote_code": trust_remote_code},
+        trust_remote_code=trust_remote_code,
+    )
+    fused = [
+        (name, module.fuse(dequantize=True))
+        for name, module in model.named_modules()
+        if hasattr(module, "fuse")
+    ]
     if fused:
         model.update_modules(tree_unflatten(fused))
     model = dequantize_model(model)

@@ -67,8 +67,10 @@ def mlx_to_peft(mlx_adapter: Path, dest: Path, *, base_model: str) -> dict[str, 
     mlx_adapter, dest = Path(mlx_adapter), Path(dest)
     mlx_cfg = json.loads((mlx_adapter / MLX_CONFIG).read_text(encoding="utf-8"))
     if mlx_cfg.get("fine_tune_type", "lora") != "lora":
-        raise HegelionError(f"{mlx_adapter}: only LoRA adapters convert to PEFT, "
-                            f"not {mlx_cfg.get('fine_tune_type')!r}")
+        raise HegelionError(
+            f"{mlx_adapter}: only LoRA adapters convert to PEFT, "
+            f"not {mlx_cfg.get('fine_tune_type')!r}"
+        )
     params = mlx_cfg["lora_parameters"]
     rank, scale = int(params["rank"]), float(params["scale"])
     weights = mx.load(str(mlx_adapter / MLX_WEIGHTS))
@@ -81,8 +83,10 @@ def mlx_to_peft(mlx_adapter: Path, dest: Path, *, base_model: str) -> dict[str, 
     for module in modules:
         a, b = weights[f"{module}.lora_a"], weights[f"{module}.lora_b"]
         if a.ndim != 2 or b.ndim != 2 or a.shape[1] != rank or b.shape[0] != rank:
-            raise HegelionError(f"{mlx_adapter}: {module} is not a plain linear LoRA "
-                                f"(lora_a {a.shape}, lora_b {b.shape}, rank {rank})")
+            raise HegelionError(
+                f"{mlx_adapter}: {module} is not a plain linear LoRA "
+                f"(lora_a {a.shape}, lora_b {b.shape}, rank {rank})"
+            )
         out[f"base_model.model.{module}.lora_A.weight"] = mx.contiguous(a.T)
         out[f"base_model.model.{module}.lora_B.weight"] = mx.contiguous(b.T)
 
@@ -95,7 +99,8 @@ def mlx_to_peft(mlx_adapter: Path, dest: Path, *, base_model: str) -> dict[str, 
                 f"the base model at {base_model} has no weights named {missing[0]}.weight "
                 f"(and {len(missing) - 1} more): this architecture renames modules between "
                 f"mlx-lm and transformers, so the PEFT adapter would not apply. The mlx "
-                f"adapter at {mlx_adapter} is complete and works with mlx-lm.")
+                f"adapter at {mlx_adapter} is complete and works with mlx-lm."
+            )
 
     layers = sorted({int(m.group(1)) for mod in modules if (m := _LAYER_INDEX.search(mod + "."))})
     total = _num_layers(base_dir) if base_dir.is_dir() else None
@@ -146,43 +151,69 @@ def read_adapter(path: Path, *, model_layers: int) -> LoadedAdapter:
     if (path / MLX_WEIGHTS).is_file():
         cfg = json.loads((path / MLX_CONFIG).read_text(encoding="utf-8"))
         if cfg.get("fine_tune_type", "lora") != "lora":
-            raise HegelionError(f"init_adapter: {path} is a {cfg.get('fine_tune_type')!r} adapter; "
-                                "only LoRA adapters can be continued")
+            raise HegelionError(
+                f"init_adapter: {path} is a {cfg.get('fine_tune_type')!r} adapter; "
+                "only LoRA adapters can be continued"
+            )
         weights = dict(mx.load(str(path / MLX_WEIGHTS)))
         params = dict(cfg["lora_parameters"])
     elif (path / PEFT_WEIGHTS).is_file() and (path / PEFT_CONFIG).is_file():
         cfg = json.loads((path / PEFT_CONFIG).read_text(encoding="utf-8"))
-        unsupported = [k for k in ("use_dora", "rank_pattern", "alpha_pattern", "modules_to_save") if cfg.get(k)]
-        if cfg.get("peft_type", "LORA") != "LORA" or cfg.get("bias", "none") != "none" or unsupported:
-            what = ", ".join(unsupported) or f"peft_type {cfg.get('peft_type')}, bias {cfg.get('bias')}"
-            raise HegelionError(f"init_adapter: {path / PEFT_CONFIG} uses {what}, which mlx-lm's LoRA "
-                                "layers cannot hold; continue it with --trainer trl")
+        unsupported = [
+            k
+            for k in ("use_dora", "rank_pattern", "alpha_pattern", "modules_to_save")
+            if cfg.get(k)
+        ]
+        if (
+            cfg.get("peft_type", "LORA") != "LORA"
+            or cfg.get("bias", "none") != "none"
+            or unsupported
+        ):
+            what = (
+                ", ".join(unsupported)
+                or f"peft_type {cfg.get('peft_type')}, bias {cfg.get('bias')}"
+            )
+            raise HegelionError(
+                f"init_adapter: {path / PEFT_CONFIG} uses {what}, which mlx-lm's LoRA "
+                "layers cannot hold; continue it with --trainer trl"
+            )
         rank = int(cfg["r"])
         alpha = float(cfg.get("lora_alpha", rank))
-        scale = alpha / rank ** 0.5 if cfg.get("use_rslora") else alpha / rank
+        scale = alpha / rank**0.5 if cfg.get("use_rslora") else alpha / rank
         params = {"rank": rank, "scale": scale, "dropout": float(cfg.get("lora_dropout", 0.0))}
         weights = {}
         for name, tensor in mx.load(str(path / PEFT_WEIGHTS)).items():
-            match = re.fullmatch(r"base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight", name)
+            match = re.fullmatch(
+                r"base_model\.model\.(.+)\.lora_([AB])(?:\.default)?\.weight", name
+            )
             if match is None:
-                raise HegelionError(f"init_adapter: {path / PEFT_WEIGHTS} holds {name}, which is not a "
-                                    "LoRA A or B matrix; continue it with --trainer trl")
+                raise HegelionError(
+                    f"init_adapter: {path / PEFT_WEIGHTS} holds {name}, which is not a "
+                    "LoRA A or B matrix; continue it with --trainer trl"
+                )
             weights[f"{match.group(1)}.lora_{match.group(2).lower()}"] = mx.contiguous(tensor.T)
     else:
-        raise HegelionError(f"init_adapter: {path} holds no LoRA adapter ({MLX_WEIGHTS} or "
-                            f"{PEFT_WEIGHTS} with {PEFT_CONFIG}); give the `adapter` or `mlx_adapter` "
-                            "directory that an earlier `hegelion train` wrote")
+        raise HegelionError(
+            f"init_adapter: {path} holds no LoRA adapter ({MLX_WEIGHTS} or "
+            f"{PEFT_WEIGHTS} with {PEFT_CONFIG}); give the `adapter` or `mlx_adapter` "
+            "directory that an earlier `hegelion train` wrote"
+        )
 
     modules = sorted({k.rsplit(".", 1)[0] for k in weights})
     outside = [m for m in modules if not _LAYER_INDEX.search(m + ".")]
     if not modules or outside:
-        raise HegelionError(f"init_adapter: {path} adapts {outside[:1] or 'nothing'} outside the "
-                            "transformer blocks; mlx-lm's LoRA covers block layers only")
+        raise HegelionError(
+            f"init_adapter: {path} adapts {outside[:1] or 'nothing'} outside the "
+            "transformer blocks; mlx-lm's LoRA covers block layers only"
+        )
     layers = sorted({int(m.group(1)) for mod in modules if (m := _LAYER_INDEX.search(mod + "."))})
     if layers != list(range(model_layers - len(layers), model_layers)):
         raise HegelionError(
             f"init_adapter: {path} adapts blocks {layers} of a model with {model_layers}; mlx-lm "
             "adapts a run of last blocks, so this adapter (or this base model) does not fit; "
-            "continue it with --trainer trl")
-    params["keys"] = sorted({_LAYER_INDEX.split(m + ".", maxsplit=1)[-1].rstrip(".") for m in modules})
+            "continue it with --trainer trl"
+        )
+    params["keys"] = sorted(
+        {_LAYER_INDEX.split(m + ".", maxsplit=1)[-1].rstrip(".") for m in modules}
+    )
     return LoadedAdapter(weights=weights, lora_parameters=params, num_layers=len(layers))

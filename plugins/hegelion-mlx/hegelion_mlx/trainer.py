@@ -45,7 +45,9 @@ class MLXOptions(DriverOptions):
     """Trainer options (``-o key=value``); everything else comes from the TrainConfig."""
 
     num_layers: int = -1  # transformer blocks to adapt, counted from the last; -1: all
-    steps_per_eval: int = Field(200, ge=0)  # validate every N steps (and at the end); 0: only at the end
+    steps_per_eval: int = Field(
+        200, ge=0
+    )  # validate every N steps (and at the end); 0: only at the end
     val_batches: int = Field(25, ge=-1)  # batches per validation; -1: the whole valid split
     quant_group_size: int = Field(64, ge=1)  # group size when quantization is 4bit/8bit
     trust_remote_code: bool = False
@@ -76,8 +78,13 @@ class MLXTrainer(Trainer):
         pass
 
     def train(self, data: Path, output_dir: Path, config: TrainConfig) -> TrainResult:
-        cfg = config if isinstance(config, TrainConfig) else TrainConfig.model_validate(
-            config.model_dump() if isinstance(config, BaseModel) else config)
+        cfg = (
+            config
+            if isinstance(config, TrainConfig)
+            else TrainConfig.model_validate(
+                config.model_dump() if isinstance(config, BaseModel) else config
+            )
+        )
         self._check(cfg, Path(data))
         return _train(self, Path(data), Path(output_dir), cfg)
 
@@ -86,14 +93,19 @@ class MLXTrainer(Trainer):
         if cfg.method != "sft":
             raise HegelionError(
                 f"the {self.name} trainer does LoRA SFT only (MLX LoRA here has no "
-                f"{cfg.method.upper()}); for --method {cfg.method} use --trainer trl")
+                f"{cfg.method.upper()}); for --method {cfg.method} use --trainer trl"
+            )
         if cfg.model is None:
             raise HegelionError("no model: pass --model or set `model:` in the config")
         if cfg.num_processes != 1:
-            raise HegelionError(f"the {self.name} trainer runs in one process; "
-                                "drop --num-processes (use --trainer trl for many GPUs)")
+            raise HegelionError(
+                f"the {self.name} trainer runs in one process; "
+                "drop --num-processes (use --trainer trl for many GPUs)"
+            )
         if cfg.training.packing:
-            raise HegelionError(f"the {self.name} trainer does not pack rows; set training.packing: false")
+            raise HegelionError(
+                f"the {self.name} trainer does not pack rows; set training.packing: false"
+            )
         for path in data_files(data).values():
             read_format(path)  # dpo rows and unknown rows fail here, naming the file
 
@@ -130,8 +142,11 @@ def _trim_metrics(path: Path, after: int) -> None:
         return
     from hegelion_core import atomic_output
 
-    keep = [line for line in path.read_bytes().splitlines()
-            if line.strip() and (step := _row_step(line)) is not None and step <= after]
+    keep = [
+        line
+        for line in path.read_bytes().splitlines()
+        if line.strip() and (step := _row_step(line)) is not None and step <= after
+    ]
     with atomic_output(path) as tmp:
         tmp.write_bytes(b"".join(line + b"\n" for line in keep))
 
@@ -165,8 +180,9 @@ def earlier_output(directory: Path) -> set[str] | None:
     return {p.name for p in directory.iterdir()} if ours else None
 
 
-def _write_mlx_adapter(model: Any, dest: Path, cfg: TrainConfig, lora: dict[str, Any],
-                       num_layers: int) -> None:
+def _write_mlx_adapter(
+    model: Any, dest: Path, cfg: TrainConfig, lora: dict[str, Any], num_layers: int
+) -> None:
     import mlx.core as mx
     from mlx.utils import tree_flatten
 
@@ -178,12 +194,20 @@ def _write_mlx_adapter(model: Any, dest: Path, cfg: TrainConfig, lora: dict[str,
         "num_layers": num_layers,
         "lora_parameters": lora,
         "quantization": cfg.quantization,
-        "hegelion": {"lora_alpha": lora["scale"] * lora["rank"], "r": lora["rank"],
-                     "scu": cfg.scu is not None, "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None},
+        "hegelion": {
+            "lora_alpha": lora["scale"] * lora["rank"],
+            "r": lora["rank"],
+            "scu": cfg.scu is not None,
+            "init_adapter": str(cfg.init_adapter) if cfg.init_adapter else None,
+        },
     }
     with atomic_output(dest, directory=True, earlier=earlier_output) as tmp:
-        mx.save_safetensors(str(tmp / "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters())))
-        (tmp / "adapter_config.json").write_text(orjson.dumps(adapter_config, option=orjson.OPT_INDENT_2).decode())
+        mx.save_safetensors(
+            str(tmp / "adapters.safetensors"), dict(tree_flatten(model.trainable_parameters()))
+        )
+        (tmp / "adapter_config.json").write_text(
+            orjson.dumps(adapter_config, option=orjson.OPT_INDENT_2).decode()
+        )
 
 
 def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> TrainResult:
@@ -211,12 +235,19 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
 
     try:
         model, tokenizer, model_config = load(
-            cfg.model, return_config=True, tokenizer_config={"trust_remote_code": opts.trust_remote_code},
-            trust_remote_code=opts.trust_remote_code)
+            cfg.model,
+            return_config=True,
+            tokenizer_config={"trust_remote_code": opts.trust_remote_code},
+            trust_remote_code=opts.trust_remote_code,
+        )
     except Exception as exc:  # hub, file and architecture errors all arrive here
-        raise HegelionError(f"mlx-lm cannot load the model {cfg.model!r}: {type(exc).__name__}: {exc}") from exc
+        raise HegelionError(
+            f"mlx-lm cannot load the model {cfg.model!r}: {type(exc).__name__}: {exc}"
+        ) from exc
     base_params = get_total_parameters(model)
-    if cfg.quantization != "none" and not any(isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules()):
+    if cfg.quantization != "none" and not any(
+        isinstance(m, nn.QuantizedLinear) for _, m in model.named_modules()
+    ):
         bits = 4 if cfg.quantization == "4bit" else 8
         model, model_config = quantize_model(model, model_config, opts.quant_group_size, bits)
 
@@ -226,12 +257,17 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
         raise HegelionError(
             f"{data}: the train split has {len(splits.train)} rows, fewer than the batch size {batch} "
             "(mlx-lm needs at least one full batch): lower training.per_device_train_batch_size "
-            "or add rows")
+            "or add rows"
+        )
 
     layers = len(model.layers)
     # Continuing an earlier adapter (Simplex stages chain): its rank, scale, targets and
     # blocks win over the config's, as with --trainer trl.
-    init = read_adapter(cfg.init_adapter, model_layers=layers) if cfg.init_adapter is not None else None
+    init = (
+        read_adapter(cfg.init_adapter, model_layers=layers)
+        if cfg.init_adapter is not None
+        else None
+    )
     num_layers = init.num_layers if init is not None else opts.num_layers
     if num_layers > layers:
         raise HegelionError(f"num_layers {num_layers} but the model has {layers} blocks")
@@ -240,40 +276,70 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     linear_to_lora_layers(model, num_layers, lora)
     adapted = [(n, m) for n, m in model.named_modules() if hasattr(m, "lora_a")]
     if not adapted:
-        linears = sorted({n.rsplit(".", 1)[-1] for n, m in model.layers[-1].named_modules()
-                          if isinstance(m, (nn.Linear, nn.QuantizedLinear))})
-        raise HegelionError(f"no module matched lora.target_modules {cfg.lora.target_modules}; "
-                            f"this model's blocks have: {linears}")
+        linears = sorted(
+            {
+                n.rsplit(".", 1)[-1]
+                for n, m in model.layers[-1].named_modules()
+                if isinstance(m, (nn.Linear, nn.QuantizedLinear))
+            }
+        )
+        raise HegelionError(
+            f"no module matched lora.target_modules {cfg.lora.target_modules}; "
+            f"this model's blocks have: {linears}"
+        )
     if init is None and isinstance(cfg.lora.target_modules, list):
         missing = sorted(set(cfg.lora.target_modules) - {n.rsplit(".", 1)[-1] for n, _ in adapted})
         if missing:
             raise HegelionError(f"lora.target_modules {missing} match no layer of this model")
     not_linear = [n for n, m in adapted if not isinstance(m, LoRALinear)]
     if not_linear:
-        raise HegelionError(f"{not_linear[0]} is not a linear layer ({len(not_linear)} such): the PEFT "
-                            "conversion handles linear LoRA only; name linear modules in lora.target_modules")
+        raise HegelionError(
+            f"{not_linear[0]} is not a linear layer ({len(not_linear)} such): the PEFT "
+            "conversion handles linear LoRA only; name linear modules in lora.target_modules"
+        )
     if init is not None:
-        loop.load_trainable(model, init.weights, mismatch=lambda problem: (
-            f"init_adapter: {cfg.init_adapter} does not fit the base model {cfg.model} ({problem}); "
-            "continue from an adapter trained on the same base"))
+        loop.load_trainable(
+            model,
+            init.weights,
+            mismatch=lambda problem: (
+                f"init_adapter: {cfg.init_adapter} does not fit the base model {cfg.model} ({problem}); "
+                "continue from an adapter trained on the same base"
+            ),
+        )
 
     per_epoch = max(1, (len(splits.train) // batch) // args.gradient_accumulation_steps)
-    total = args.max_steps if args.max_steps > 0 else max(1, math.ceil(args.num_train_epochs * per_epoch))
+    total = (
+        args.max_steps
+        if args.max_steps > 0
+        else max(1, math.ceil(args.num_train_epochs * per_epoch))
+    )
     settings = loop.LoopSettings(
-        total_steps=total, batch_size=batch, grad_accumulation_steps=args.gradient_accumulation_steps,
-        max_seq_length=args.max_seq_length, logging_steps=args.logging_steps, save_steps=args.save_steps,
-        save_total_limit=args.save_total_limit, steps_per_eval=opts.steps_per_eval,
-        val_batches=opts.val_batches, seed=args.seed, grad_checkpoint=args.gradient_checkpointing,
-        progress=opts.progress)
+        total_steps=total,
+        batch_size=batch,
+        grad_accumulation_steps=args.gradient_accumulation_steps,
+        max_seq_length=args.max_seq_length,
+        logging_steps=args.logging_steps,
+        save_steps=args.save_steps,
+        save_total_limit=args.save_total_limit,
+        steps_per_eval=opts.steps_per_eval,
+        val_batches=opts.val_batches,
+        seed=args.seed,
+        grad_checkpoint=args.gradient_checkpointing,
+        progress=opts.progress,
+    )
     warmup = math.ceil(args.warmup_ratio * total)
     optimizer = loop.build_optimizer(
-        args.optim, loop.build_schedule(args.learning_rate, args.lr_scheduler_type, total, warmup))
+        args.optim, loop.build_schedule(args.learning_rate, args.lr_scheduler_type, total, warmup)
+    )
 
     controller = None
     scu_config = cfg.scu or (SCUConfig() if trainer.always_scu else None)
     if scu_config is not None:
-        controller = SCUController(scu_config, tokens_per_epoch=max(1, loop.tokens_per_epoch(splits.train, settings)),
-                                   params=base_params)
+        controller = SCUController(
+            scu_config,
+            tokens_per_epoch=max(1, loop.tokens_per_epoch(splits.train, settings)),
+            params=base_params,
+        )
 
     checkpoints = output / CHECKPOINTS
     resume = latest_checkpoint(checkpoints) if cfg.resume else None
@@ -292,8 +358,17 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
 
     mx.reset_peak_memory()
     started = time.perf_counter()
-    result = loop.run(model, optimizer, splits.train, splits.valid, settings, checkpoints=checkpoints,
-                      metrics=metrics, controller=controller, resume=resume)
+    result = loop.run(
+        model,
+        optimizer,
+        splits.train,
+        splits.valid,
+        settings,
+        checkpoints=checkpoints,
+        metrics=metrics,
+        controller=controller,
+        resume=resume,
+    )
     wall = time.perf_counter() - started
 
     mlx_dir, peft_dir = output / MLX_ADAPTER, output / PEFT_ADAPTER
@@ -303,7 +378,9 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
         tokenizer.save_pretrained(str(tmp))
     merged = None
     if cfg.merge:
-        merged = fuse_adapter(cfg.model, mlx_dir, output / MERGED, trust_remote_code=opts.trust_remote_code)
+        merged = fuse_adapter(
+            cfg.model, mlx_dir, output / MERGED, trust_remote_code=opts.trust_remote_code
+        )
 
     figures: dict[str, float] = {
         "train_loss": result.train_loss,
@@ -312,7 +389,9 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
         "tokens_per_s": result.tokens / result.train_time if result.train_time > 0 else 0.0,
         "train_runtime_s": wall,
         "peak_memory_mb": mx.get_peak_memory() / 1e6,
-        "trainable_params": float(sum(v.size for _, v in tree_flatten(model.trainable_parameters()))),
+        "trainable_params": float(
+            sum(v.size for _, v in tree_flatten(model.trainable_parameters()))
+        ),
         "train_rows": float(len(splits.train)),
     }
     if result.val_loss is not None:
@@ -322,4 +401,6 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
     if controller is not None:
         figures.update({k: float(v) for k, v in controller.metrics().items()})
         figures["tokens_per_epoch"] = float(controller.tokens_per_epoch)
-    return TrainResult(adapter_dir=peft_dir, merged_dir=merged, metrics=figures, versions=_versions())
+    return TrainResult(
+        adapter_dir=peft_dir, merged_dir=merged, metrics=figures, versions=_versions()
+    )

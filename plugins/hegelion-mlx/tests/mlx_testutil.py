@@ -14,8 +14,13 @@ from hegelion_core.training.config import TrainConfig
 # a learning rate high enough that a few steps move the adapter well away from zero.
 BASE_CONFIG: dict[str, Any] = {
     "lora": {"r": 8, "lora_alpha": 16, "lora_dropout": 0.0},
-    "training": {"max_steps": 8, "learning_rate": 1e-2, "lr_scheduler_type": "constant",
-                 "warmup_ratio": 0.0, "save_steps": 1000},
+    "training": {
+        "max_steps": 8,
+        "learning_rate": 1e-2,
+        "lr_scheduler_type": "constant",
+        "warmup_ratio": 0.0,
+        "save_steps": 1000,
+    },
 }
 
 

@@ -15,7 +15,14 @@ from hegelion_core.cli import cli
 from hegelion_core.errors import HegelionError, InputError
 from hegelion_core.testing import TrainerContract
 
-FAST = ["-c", "lora.lora_dropout=0.0", "-c", "training.learning_rate=1e-2", "-c", "training.warmup_ratio=0"]
+FAST = [
+    "-c",
+    "lora.lora_dropout=0.0",
+    "-c",
+    "training.learning_rate=1e-2",
+    "-c",
+    "training.warmup_ratio=0",
+]
 
 
 def hegelion_train(*args: str) -> Result:
@@ -39,9 +46,21 @@ def test_cli_trains_an_sft_file_and_writes_the_manifest(
 ) -> None:
     data = make_dataset("sft")
     out = tmp_path / "run"
-    result = hegelion_train("--trainer", "mlx", "--model", str(tiny_model), "--data", str(data),
-                            "--output", str(out), "-c", "training.max_steps=4", *FAST,
-                            "-o", "progress=false")
+    result = hegelion_train(
+        "--trainer",
+        "mlx",
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "-c",
+        "training.max_steps=4",
+        *FAST,
+        "-o",
+        "progress=false",
+    )
     assert result.exit_code == 0, result.output
     assert f"adapter: {out / 'adapter'}" in result.output
 
@@ -63,12 +82,28 @@ def test_cli_mlx_scu_on_scu_text_rows_logs_the_controller(
 ) -> None:
     data = make_dataset("scu")
     out = tmp_path / "run"
-    result = hegelion_train("--trainer", "mlx-scu", "--model", str(tiny_model), "--data", str(data),
-                            "--output", str(out), "-c", "training.max_steps=3",
-                            "-c", "training.logging_steps=2", *FAST, "-o", "progress=false")
+    result = hegelion_train(
+        "--trainer",
+        "mlx-scu",
+        "--model",
+        str(tiny_model),
+        "--data",
+        str(data),
+        "--output",
+        str(out),
+        "-c",
+        "training.max_steps=3",
+        "-c",
+        "training.logging_steps=2",
+        *FAST,
+        "-o",
+        "progress=false",
+    )
     assert result.exit_code == 0, result.output
     rows = read_jsonl(out / "metrics.jsonl")
-    assert [r["step"] for r in rows] == [1, 2, 3], "SCU logs every step, whatever logging_steps says"
+    assert [r["step"] for r in rows] == [1, 2, 3], (
+        "SCU logs every step, whatever logging_steps says"
+    )
     for r in rows:
         assert {"DataBPT", "ParamBPT", "S", "lambda", "loss"} <= set(r)
         assert r["S"] == pytest.approx(r["ParamBPT"] / (r["ParamBPT"] + r["DataBPT"]))
@@ -78,16 +113,30 @@ def test_cli_mlx_scu_on_scu_text_rows_logs_the_controller(
 
 
 def test_cli_rejects_a_bad_trainer_option(tiny_model: Path, mlx_data: Path, tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["train", "--trainer", "mlx", "--model", str(tiny_model),
-                                      "--data", str(mlx_data), "--output", str(tmp_path / "r"),
-                                      "-o", "num_layers=0"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "train",
+            "--trainer",
+            "mlx",
+            "--model",
+            str(tiny_model),
+            "--data",
+            str(mlx_data),
+            "--output",
+            str(tmp_path / "r"),
+            "-o",
+            "num_layers=0",
+        ],
+    )
     assert result.exit_code != 0
     assert "num_layers" in result.output
     assert not (tmp_path / "r" / "adapter").exists()
 
 
-def test_dpo_is_refused_with_the_trainer_to_use(tiny_model: Path, make_dataset: Callable[..., Path],
-                                                tmp_path: Path) -> None:
+def test_dpo_is_refused_with_the_trainer_to_use(
+    tiny_model: Path, make_dataset: Callable[..., Path], tmp_path: Path
+) -> None:
     config = train_config(tiny_model, method="dpo")
     with pytest.raises(HegelionError, match=r"SFT only.*--trainer trl"):
         MLXTrainer().train(make_dataset("dpo"), tmp_path, config)

@@ -38,9 +38,11 @@ def test_a_second_stage_starts_from_the_first_stages_adapter(
     first: Path, tiny_model: Path, mlx_data: Path, tmp_path: Path, layout: str
 ) -> None:
     # A different rank and targets in the config: the earlier adapter's own win.
-    config = train_config(tiny_model, lora={"r": 4, "lora_alpha": 4, "target_modules": ["q_proj"]},
-                          training={"max_steps": 1, "learning_rate": 1e-9}).model_copy(
-        update={"init_adapter": first / layout})
+    config = train_config(
+        tiny_model,
+        lora={"r": 4, "lora_alpha": 4, "target_modules": ["q_proj"]},
+        training={"max_steps": 1, "learning_rate": 1e-9},
+    ).model_copy(update={"init_adapter": first / layout})
     MLXTrainer(QUIET).train(mlx_data, tmp_path, config)
 
     before = mx.load(str(first / "mlx_adapter" / "adapters.safetensors"))
@@ -60,11 +62,14 @@ def test_a_peft_adapter_with_rslora_keeps_its_scale(
 ) -> None:
     peft = tmp_path / "peft"
     peft.mkdir()
-    (peft / "adapter_model.safetensors").write_bytes((first / "adapter" / "adapter_model.safetensors").read_bytes())
+    (peft / "adapter_model.safetensors").write_bytes(
+        (first / "adapter" / "adapter_model.safetensors").read_bytes()
+    )
     cfg = json.loads((first / "adapter" / "adapter_config.json").read_text()) | {"use_rslora": True}
     (peft / "adapter_config.json").write_text(json.dumps(cfg))
     config = train_config(tiny_model, training={"max_steps": 1, "learning_rate": 1e-9}).model_copy(
-        update={"init_adapter": peft})
+        update={"init_adapter": peft}
+    )
     MLXTrainer(QUIET).train(mlx_data, tmp_path / "out", config)
     written = json.loads((tmp_path / "out" / "mlx_adapter" / "adapter_config.json").read_text())
     assert written["lora_parameters"]["scale"] == pytest.approx(16 / 8**0.5)  # alpha / sqrt(r)
@@ -74,7 +79,9 @@ def test_what_cannot_be_continued_is_a_clear_error(
     first: Path, tiny_model: Path, mlx_data: Path, tmp_path: Path
 ) -> None:
     def train(init: Path) -> None:
-        config = train_config(tiny_model, training={"max_steps": 1}).model_copy(update={"init_adapter": init})
+        config = train_config(tiny_model, training={"max_steps": 1}).model_copy(
+            update={"init_adapter": init}
+        )
         MLXTrainer(QUIET).train(mlx_data, tmp_path / "out", config)
 
     with pytest.raises(HegelionError, match=r"holds no LoRA adapter.*`adapter` or `mlx_adapter`"):
@@ -82,7 +89,9 @@ def test_what_cannot_be_continued_is_a_clear_error(
 
     dora = tmp_path / "dora"
     dora.mkdir()
-    (dora / "adapter_model.safetensors").write_bytes((first / "adapter" / "adapter_model.safetensors").read_bytes())
+    (dora / "adapter_model.safetensors").write_bytes(
+        (first / "adapter" / "adapter_model.safetensors").read_bytes()
+    )
     cfg = json.loads((first / "adapter" / "adapter_config.json").read_text())
     (dora / "adapter_config.json").write_text(json.dumps(cfg | {"use_dora": True}))
     with pytest.raises(HegelionError, match=r"uses use_dora.*--trainer trl"):
@@ -93,15 +102,28 @@ def test_what_cannot_be_continued_is_a_clear_error(
         dest = tmp_path / name
         dest.mkdir()
         tensors = change(mx.load(str(first / "adapter" / "adapter_model.safetensors")))
-        mx.save_safetensors(str(dest / "adapter_model.safetensors"), tensors, metadata={"format": "pt"})
-        (dest / "adapter_config.json").write_text((first / "adapter" / "adapter_config.json").read_text())
+        mx.save_safetensors(
+            str(dest / "adapter_model.safetensors"), tensors, metadata={"format": "pt"}
+        )
+        (dest / "adapter_config.json").write_text(
+            (first / "adapter" / "adapter_config.json").read_text()
+        )
         return dest
 
     # Trained on a wider base: lora_A (r, in) with in = 128 where this model has 64.
-    wider = peft_copy("wider", lambda t: {k: mx.zeros((8, 128)) if ".lora_A." in k else v for k, v in t.items()})
-    with pytest.raises(HegelionError, match=r"does not fit the base model .*\(128, 8\) here, \(64, 8\) in the model"):
+    wider = peft_copy(
+        "wider", lambda t: {k: mx.zeros((8, 128)) if ".lora_A." in k else v for k, v in t.items()}
+    )
+    with pytest.raises(
+        HegelionError,
+        match=r"does not fit the base model .*\(128, 8\) here, \(64, 8\) in the model",
+    ):
         train(wider)
 
-    first_block = peft_copy("first-block", lambda t: {k: v for k, v in t.items() if ".layers.0." in k})
-    with pytest.raises(HegelionError, match=r"adapts blocks \[0\] of a model with 2.*--trainer trl"):
+    first_block = peft_copy(
+        "first-block", lambda t: {k: v for k, v in t.items() if ".layers.0." in k}
+    )
+    with pytest.raises(
+        HegelionError, match=r"adapts blocks \[0\] of a model with 2.*--trainer trl"
+    ):
         train(first_block)

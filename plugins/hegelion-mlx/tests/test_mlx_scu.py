@@ -26,13 +26,18 @@ def lora_model_and_batch(tiny_model: Path, mlx_data: Path) -> tuple[nn.Module, A
     mx.random.seed(0)
     model, tokenizer = load(str(tiny_model))
     model.freeze()
-    linear_to_lora_layers(model, -1, {"rank": 4, "scale": 2.0, "dropout": 0.0,
-                                      "keys": ["self_attn.q_proj", "self_attn.v_proj"]})
+    linear_to_lora_layers(
+        model,
+        -1,
+        {"rank": 4, "scale": 2.0, "dropout": 0.0, "keys": ["self_attn.q_proj", "self_attn.v_proj"]},
+    )
     for _, module in model.named_modules():
         if hasattr(module, "lora_b"):
             module.lora_b = mx.random.normal(module.lora_b.shape) * 0.05
-    train, _, _ = load_dataset(types.SimpleNamespace(data=str(mlx_data), train=True, test=False,
-                                                     mask_prompt=True), tokenizer)
+    train, _, _ = load_dataset(
+        types.SimpleNamespace(data=str(mlx_data), train=True, test=False, mask_prompt=True),
+        tokenizer,
+    )
     batch = next(loop.iterate_batches(CacheDataset(train), 4, 512, seed=0))
     return model, batch
 
@@ -42,7 +47,9 @@ def grads(model: nn.Module, batch: Any, weight: float) -> tuple[dict[str, mx.arr
     return dict(tree_flatten(g)), ce.item(), sw2.item()
 
 
-def test_penalty_gradient_reaches_every_lora_weight(lora_model_and_batch: tuple[nn.Module, Any]) -> None:
+def test_penalty_gradient_reaches_every_lora_weight(
+    lora_model_and_batch: tuple[nn.Module, Any],
+) -> None:
     model, batch = lora_model_and_batch
     g0, ce0, sw2 = grads(model, batch, 0.0)
     g1, ce1, sw2_again = grads(model, batch, 0.5)
@@ -59,7 +66,9 @@ def test_penalty_gradient_reaches_every_lora_weight(lora_model_and_batch: tuple[
 
 def test_plain_loss_has_no_penalty(lora_model_and_batch: tuple[nn.Module, Any]) -> None:
     model, batch = lora_model_and_batch
-    (loss, ce, ntoks, _), g = nn.value_and_grad(model, loop.plain_loss)(model, *batch, mx.array(0.5))
+    (loss, ce, ntoks, _), g = nn.value_and_grad(model, loop.plain_loss)(
+        model, *batch, mx.array(0.5)
+    )
     g0, ce0, _ = grads(model, batch, 0.0)
     assert loss.item() == ce.item() == pytest.approx(ce0)
     assert ntoks.item() > 0
@@ -80,14 +89,18 @@ def test_loss_masks_the_prompt_and_the_padding(lora_model_and_batch: tuple[nn.Mo
     assert theirs.item() == ntoks.item() + batch.shape[0], "mlx-lm counts one padded target per row"
 
 
-def scu_run(tiny_model: Path, mlx_data: Path, out: Path, steps: int, **scu: float) -> list[dict[str, Any]]:
+def scu_run(
+    tiny_model: Path, mlx_data: Path, out: Path, steps: int, **scu: float
+) -> list[dict[str, Any]]:
     config = train_config(tiny_model, scu=scu, training={"max_steps": steps})
     MLXSCUTrainer({"progress": False, "steps_per_eval": 0}).train(mlx_data, out, config)
     return [r for r in read_jsonl(out / "metrics.jsonl") if "S" in r]
 
 
 @pytest.mark.parametrize(("sigma", "direction"), [(1e-3, "rises"), (100.0, "falls")])
-def test_lambda_follows_s(tiny_model: Path, mlx_data: Path, tmp_path: Path, sigma: float, direction: str) -> None:
+def test_lambda_follows_s(
+    tiny_model: Path, mlx_data: Path, tmp_path: Path, sigma: float, direction: str
+) -> None:
     """A tight prior (small σ) makes the weights expensive: S above target, λ rises.
     A loose one makes them free: S below target, λ falls."""
     rows = scu_run(tiny_model, mlx_data, tmp_path, 3, sigma=sigma, target_s=0.01)
@@ -107,8 +120,17 @@ def test_s_converges_to_its_target_and_only_because_of_lambda(
     neighbourhood; with λ pinned near zero the same run drifts far above it."""
     target = 0.01
     steered = scu_run(tiny_model, mlx_data, tmp_path / "scu", 15, sigma=0.15, target_s=target)
-    pinned = scu_run(tiny_model, mlx_data, tmp_path / "pinned", 15, sigma=0.15, target_s=target,
-                     lambda_init=1e-6, lambda_min=1e-6, lambda_max=1e-6)
+    pinned = scu_run(
+        tiny_model,
+        mlx_data,
+        tmp_path / "pinned",
+        15,
+        sigma=0.15,
+        target_s=target,
+        lambda_init=1e-6,
+        lambda_min=1e-6,
+        lambda_max=1e-6,
+    )
     start = steered[0]["S"]
     assert start > 3 * target
     final = sum(r["S"] for r in steered[-3:]) / 3

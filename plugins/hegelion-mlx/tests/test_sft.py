@@ -24,9 +24,13 @@ PROMPT = "<|im_start|>user\nIs doubt a virtue?<|im_end|>\n<|im_start|>assistant\
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_model: Path, mlx_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path]:
+def trained(
+    tiny_model: Path, mlx_data: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[TrainResult, Path]:
     out = tmp_path_factory.mktemp("sft-run")
-    result = MLXTrainer({"progress": False}).train(mlx_data, out, train_config(tiny_model, merge=True))
+    result = MLXTrainer({"progress": False}).train(
+        mlx_data, out, train_config(tiny_model, merge=True)
+    )
     return result, out
 
 
@@ -64,7 +68,9 @@ def test_writes_both_layouts_and_the_result(trained: tuple[TrainResult, Path]) -
     peft_cfg = json.loads((out / "adapter" / "adapter_config.json").read_text())
     assert (peft_cfg["r"], peft_cfg["lora_alpha"], peft_cfg["peft_type"]) == (8, 16, "LORA")
     assert sorted(peft_cfg["target_modules"]) == ["k_proj", "o_proj", "q_proj", "v_proj"]
-    assert (out / "adapter" / "tokenizer.json").is_file(), "the adapter directory carries the tokenizer"
+    assert (out / "adapter" / "tokenizer.json").is_file(), (
+        "the adapter directory carries the tokenizer"
+    )
 
     m = result.metrics
     assert m["steps"] == 8 and m["tokens"] > 0 and m["tokens_per_s"] > 0 and m["peak_memory_mb"] > 0
@@ -94,8 +100,9 @@ def test_metrics_log_every_step(trained: tuple[TrainResult, Path]) -> None:
     assert [r["step"] for r in rows if "val_loss" in r] == [8]
 
 
-def test_reloaded_adapter_changes_the_model(trained: tuple[TrainResult, Path], tiny_model: Path,
-                                            token_ids: list[int]) -> None:
+def test_reloaded_adapter_changes_the_model(
+    trained: tuple[TrainResult, Path], tiny_model: Path, token_ids: list[int]
+) -> None:
     _, out = trained
     base = mlx_logits(tiny_model, token_ids)
     adapted = mlx_logits(tiny_model, token_ids, out / "mlx_adapter")
@@ -118,8 +125,9 @@ def test_peft_loads_the_converted_adapter_and_matches_mlx(
     np.testing.assert_allclose(got, want, atol=1e-3, rtol=0)
 
 
-def test_merged_equals_base_plus_adapter(trained: tuple[TrainResult, Path], tiny_model: Path,
-                                         token_ids: list[int]) -> None:
+def test_merged_equals_base_plus_adapter(
+    trained: tuple[TrainResult, Path], tiny_model: Path, token_ids: list[int]
+) -> None:
     _, out = trained
     fused = mlx_logits(out / "merged", token_ids)
     want = mlx_logits(tiny_model, token_ids, out / "mlx_adapter")
@@ -127,14 +135,19 @@ def test_merged_equals_base_plus_adapter(trained: tuple[TrainResult, Path], tiny
     assert not any("lora" in k for k in mx.load(str(out / "merged" / "model.safetensors")))
 
 
-def test_transformers_loads_the_merged_model(trained: tuple[TrainResult, Path], tiny_model: Path,
-                                             token_ids: list[int]) -> None:
+def test_transformers_loads_the_merged_model(
+    trained: tuple[TrainResult, Path], tiny_model: Path, token_ids: list[int]
+) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     _, out = trained
     merged = AutoModelForCausalLM.from_pretrained(out / "merged", dtype="float32").eval()
-    np.testing.assert_allclose(torch_logits(merged, token_ids),
-                               mlx_logits(tiny_model, token_ids, out / "mlx_adapter"), atol=1e-3, rtol=0)
+    np.testing.assert_allclose(
+        torch_logits(merged, token_ids),
+        mlx_logits(tiny_model, token_ids, out / "mlx_adapter"),
+        atol=1e-3,
+        rtol=0,
+    )
     assert AutoTokenizer.from_pretrained(out / "merged").encode(PROMPT) == token_ids
 
 
@@ -146,19 +159,38 @@ def test_adapting_the_last_block_only_converts_exactly(
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    config = train_config(tiny_model, lora={"target_modules": "all-linear"}, training={"max_steps": 3})
-    MLXTrainer({"num_layers": 1, "progress": False, "steps_per_eval": 0}).train(mlx_data, tmp_path, config)
+    config = train_config(
+        tiny_model, lora={"target_modules": "all-linear"}, training={"max_steps": 3}
+    )
+    MLXTrainer({"num_layers": 1, "progress": False, "steps_per_eval": 0}).train(
+        mlx_data, tmp_path, config
+    )
     peft_cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert peft_cfg["layers_to_transform"] == [1]
-    assert set(peft_cfg["target_modules"]) == {"q_proj", "k_proj", "v_proj", "o_proj",
-                                               "gate_proj", "up_proj", "down_proj"}
+    assert set(peft_cfg["target_modules"]) == {
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
 
     hf = AutoModelForCausalLM.from_pretrained(tiny_model, dtype="float32")
     peft_model = PeftModel.from_pretrained(hf, tmp_path / "adapter").eval()
-    adapted = {n.split(".lora_A")[0] for n, _ in peft_model.named_modules() if n.endswith(".lora_A.default")}
+    adapted = {
+        n.split(".lora_A")[0]
+        for n, _ in peft_model.named_modules()
+        if n.endswith(".lora_A.default")
+    }
     assert len(adapted) == 7 and all(".layers.1." in n for n in adapted)
-    np.testing.assert_allclose(torch_logits(peft_model, token_ids),
-                               mlx_logits(tiny_model, token_ids, tmp_path / "mlx_adapter"), atol=1e-3, rtol=0)
+    np.testing.assert_allclose(
+        torch_logits(peft_model, token_ids),
+        mlx_logits(tiny_model, token_ids, tmp_path / "mlx_adapter"),
+        atol=1e-3,
+        rtol=0,
+    )
 
 
 def test_qlora_trains_on_a_quantized_base_and_merges_dequantized(
@@ -168,10 +200,19 @@ def test_qlora_trains_on_a_quantized_base_and_merges_dequantized(
 
     config = train_config(tiny_model, quantization="4bit", merge=True, training={"max_steps": 3})
     result = MLXTrainer({"progress": False, "steps_per_eval": 0}).train(mlx_data, tmp_path, config)
-    assert json.loads((tmp_path / "mlx_adapter" / "adapter_config.json").read_text())["quantization"] == "4bit"
+    assert (
+        json.loads((tmp_path / "mlx_adapter" / "adapter_config.json").read_text())["quantization"]
+        == "4bit"
+    )
     merged_cfg = json.loads((result.merged_dir / "config.json").read_text())
     assert "quantization" not in merged_cfg and "quantization_config" not in merged_cfg
     model, _ = load(str(result.merged_dir))
-    assert model.model.layers[0].self_attn.q_proj.weight.dtype == mx.float32  # de-quantized, HF layout
-    np.testing.assert_allclose(mlx_logits(result.merged_dir, token_ids),
-                               mlx_logits(tiny_model, token_ids, tmp_path / "mlx_adapter"), atol=1e-4, rtol=0)
+    assert (
+        model.model.layers[0].self_attn.q_proj.weight.dtype == mx.float32
+    )  # de-quantized, HF layout
+    np.testing.assert_allclose(
+        mlx_logits(result.merged_dir, token_ids),
+        mlx_logits(tiny_model, token_ids, tmp_path / "mlx_adapter"),
+        atol=1e-4,
+        rtol=0,
+    )

@@ -59,15 +59,19 @@ class OpenAITeacher(SDKTeacher):
     class Options(SDKTeacher.Options):
         model: str = "gpt-4o"
         base_url: str | None = Field(
-            None, description="an OpenAI-compatible server, e.g. http://localhost:11434/v1")
+            None, description="an OpenAI-compatible server, e.g. http://localhost:11434/v1"
+        )
         api_key_env: str = Field(
-            "OPENAI_API_KEY", description="where the key is read (environment, then secrets.toml)")
+            "OPENAI_API_KEY", description="where the key is read (environment, then secrets.toml)"
+        )
         temperature: float | None = Field(None, ge=0, le=2)
         max_tokens: int | None = Field(None, gt=0, description="default when a call gives none")
         max_tokens_field: Literal["max_tokens", "max_completion_tokens"] = Field(
-            "max_tokens", description="o-series and newer models want max_completion_tokens")
+            "max_tokens", description="o-series and newer models want max_completion_tokens"
+        )
         extra_body: dict[str, Any] = Field(
-            default_factory=dict, description="server-specific parameters, sent as they are")
+            default_factory=dict, description="server-specific parameters, sent as they are"
+        )
         stream: bool = Field(False, description="stream the answer and assemble it")
 
     def __init__(self, options: Any = None, **kwargs: Any) -> None:
@@ -99,20 +103,28 @@ class OpenAITeacher(SDKTeacher):
             while True:
                 try:
                     return await self._call(
-                        client, request if json_schema is None else
-                        _with_schema(request, json_schema, mode))
+                        client,
+                        request
+                        if json_schema is None
+                        else _with_schema(request, json_schema, mode),
+                    )
                 except Exception as exc:
                     if json_schema is None or mode == "prompt" or not _rejects_format(exc):
                         raise
                     mode = self._json_mode = _JSON_MODES[_JSON_MODES.index(mode) + 1]
 
         text, finish, usage, model = await self.guarded(call)
-        return Completion(text=text, model=model or self.options.model, usage=usage,
-                          finish_reason=finish_reason_of(finish),
-                          latency_s=time.perf_counter() - start)
+        return Completion(
+            text=text,
+            model=model or self.options.model,
+            usage=usage,
+            finish_reason=finish_reason_of(finish),
+            latency_s=time.perf_counter() - start,
+        )
 
-    def _request(self, messages: Sequence[Message], max_tokens: int | None,
-                 temperature: float | None) -> dict[str, Any]:
+    def _request(
+        self, messages: Sequence[Message], max_tokens: int | None, temperature: float | None
+    ) -> dict[str, Any]:
         opts = self.options
         request: dict[str, Any] = {
             "model": opts.model,
@@ -132,8 +144,9 @@ class OpenAITeacher(SDKTeacher):
             request["stream_options"] = {"include_usage": True}
         return request
 
-    async def _call(self, client: AsyncOpenAI,
-                    request: dict[str, Any]) -> tuple[str, str | None, Usage, str | None]:
+    async def _call(
+        self, client: AsyncOpenAI, request: dict[str, Any]
+    ) -> tuple[str, str | None, Usage, str | None]:
         """(text, finish_reason, usage, model) for one HTTP request."""
         if request.get("stream"):
             return await _read_stream(await client.chat.completions.create(**request))
@@ -147,10 +160,12 @@ class OpenAITeacher(SDKTeacher):
         # `content=` exists only in SDKs where _post_takes_content says so.
         if _post_takes_content(client):
             raw = await client.post(  # type: ignore[call-overload]  # see above
-                "/chat/completions", content=orjson.dumps(body), cast_to=bytes, options=options)
+                "/chat/completions", content=orjson.dumps(body), cast_to=bytes, options=options
+            )
         else:  # older SDKs: a dict body, which the SDK serialises itself
             raw = await client.post(  # type: ignore[call-overload]  # see above
-                "/chat/completions", body=body, cast_to=bytes, options=options)
+                "/chat/completions", body=body, cast_to=bytes, options=options
+            )
         return _parse_completion(raw)
 
 
@@ -223,7 +238,9 @@ def _usage_dict(usage: Any) -> Usage:
     counts = []
     for name in ("prompt_tokens", "completion_tokens"):
         value = usage.get(name)
-        counts.append(max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else 0)
+        counts.append(
+            max(value, 0) if isinstance(value, int) and not isinstance(value, bool) else 0
+        )
     return Usage(prompt_tokens=counts[0], completion_tokens=counts[1])
 
 
@@ -249,8 +266,11 @@ async def _read_stream(stream: Any) -> tuple[str, str | None, Usage, str | None]
         if close is not None:
             await close()
     if finish is None:
-        raise TeacherError(f"truncated stream: it ended after {len(''.join(parts))} characters "
-                           "without a finish reason", retryable=True)
+        raise TeacherError(
+            f"truncated stream: it ended after {len(''.join(parts))} characters "
+            "without a finish reason",
+            retryable=True,
+        )
     return "".join(parts), finish, usage, model
 
 
@@ -258,16 +278,20 @@ def _usage(usage: Any) -> Usage:
     """Token counts from a response's ``usage``; 0 for whatever a server leaves out."""
     if usage is None:
         return Usage()
-    return Usage(prompt_tokens=max(getattr(usage, "prompt_tokens", 0) or 0, 0),
-                 completion_tokens=max(getattr(usage, "completion_tokens", 0) or 0, 0))
+    return Usage(
+        prompt_tokens=max(getattr(usage, "prompt_tokens", 0) or 0, 0),
+        completion_tokens=max(getattr(usage, "completion_tokens", 0) or 0, 0),
+    )
 
 
 # ----- structured output ---------------------------------------------------------------
 
 
 def _schema_instruction(schema: Mapping[str, Any]) -> str:
-    return ("Answer with a single JSON value that follows this JSON schema, and nothing else "
-            f"(no prose, no code fence):\n{json.dumps(schema)}")
+    return (
+        "Answer with a single JSON value that follows this JSON schema, and nothing else "
+        f"(no prose, no code fence):\n{json.dumps(schema)}"
+    )
 
 
 def _with_schema(request: dict[str, Any], schema: dict[str, Any], mode: JsonMode) -> dict[str, Any]:
@@ -275,8 +299,10 @@ def _with_schema(request: dict[str, Any], schema: dict[str, Any], mode: JsonMode
     out = dict(request)
     if mode == "json_schema":
         name = re.sub(r"[^a-zA-Z0-9_-]", "_", str(schema.get("title") or "answer"))[:64]
-        out["response_format"] = {"type": "json_schema",
-                                  "json_schema": {"name": name, "schema": schema, "strict": False}}
+        out["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": False},
+        }
         return out
     if mode == "json_object":  # llama-cpp-python honours "schema" here; others ignore it
         out["response_format"] = {"type": "json_object", "schema": schema}

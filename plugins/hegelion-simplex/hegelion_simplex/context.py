@@ -73,8 +73,10 @@ class World:
 
         nf, ne = rng.randint(2, 3), rng.randint(2, 3)
         self.facts = [(self.names[i], objects[i], self.places[i]) for i in range(nf)]
-        self.experiences = [(rng.choice(pools.WHEN), rng.choice(pools.VERBS_PAST), objects[4 + i],
-                             self.places[4 + i]) for i in range(ne)]
+        self.experiences = [
+            (rng.choice(pools.WHEN), rng.choice(pools.VERBS_PAST), objects[4 + i], self.places[4 + i])
+            for i in range(ne)
+        ]
         self.beliefs = [(fresh(), rng.randint(32, 97) / 100) for _ in range(rng.randint(2, 3))]
         hidden = [(fresh(), rng.randint(5, 29) / 100)] if rng.random() < 0.5 else []
         facts = [f"{n} keeps the {o} in the {p}." for n, o, p in self.facts]
@@ -91,9 +93,13 @@ class World:
             low = [(fresh(), rng.randint(31, 49) / 100)] if rng.random() < 0.5 else []
             hive_ctx = HiveContext(
                 name=self.hive,
-                experiences=[(f"The {self.hive} {rng.choice(pools.VERBS_PAST)[0]} the "
-                              f"{rng.choice(pools.OBJECTS)} at the {rng.choice(pools.PLACES)} "
-                              f"{rng.choice(pools.WHEN)}.")],
+                experiences=[
+                    (
+                        f"The {self.hive} {rng.choice(pools.VERBS_PAST)[0]} the "
+                        f"{rng.choice(pools.OBJECTS)} at the {rng.choice(pools.PLACES)} "
+                        f"{rng.choice(pools.WHEN)}."
+                    )
+                ],
                 knowledge=[f"{n} guards the {p}." for n, p in self.hive_knowledge],
                 beliefs=[Belief(text=t, confidence=c) for t, c in self.hive_beliefs + low],
             )
@@ -101,33 +107,58 @@ class World:
 
 
 def _ex(world: World, template: str, question: str, assistant: str, truth: dict) -> Example:
-    return Example(STAGE, template, SYSTEM, f"{render_context(world.ctx)}\n\nQuestion: {question}",
-                   assistant, truth)
+    return Example(
+        STAGE, template, SYSTEM, f"{render_context(world.ctx)}\n\nQuestion: {question}", assistant, truth
+    )
 
 
 def fact(rng: random.Random, w: World) -> Example:
     n, o, p = rng.choice(w.facts)
     why = f"My known facts say: {n} keeps the {o} in the {p}."
-    return _ex(w, "ctx_fact", f"Where does {n} keep the {o}?", respond(f"the {p}", why, LOOKUP),
-               calibration_truth("factual", p, LOOKUP, determined=True))
+    return _ex(
+        w,
+        "ctx_fact",
+        f"Where does {n} keep the {o}?",
+        respond(f"the {p}", why, LOOKUP),
+        calibration_truth("factual", p, LOOKUP, determined=True),
+    )
 
 
 def experience(rng: random.Random, w: World) -> Example:
     when, verb, o, p = rng.choice(w.experiences)
     why = f"My recent experiences say: {when} I {verb[0]} the {o} at the {p}."
-    return _ex(w, "ctx_experience", f"Where did you {verb[1]} the {o} {when}?",
-               respond(f"the {p}", why, LOOKUP), calibration_truth("factual", p, LOOKUP, determined=True))
+    return _ex(
+        w,
+        "ctx_experience",
+        f"Where did you {verb[1]} the {o} {when}?",
+        respond(f"the {p}", why, LOOKUP),
+        calibration_truth("factual", p, LOOKUP, determined=True),
+    )
 
 
 def _belief_answer(w: World, template: str, text: str, p: float, owner: str, rng: random.Random) -> Example:
     best = "yes" if p >= 0.5 else "no"
     conf = round(max(p, 1 - p), 2)
-    settled = "at or above the Divine threshold of 70%, so I treat it as settled" if p >= DIVINE_THRESHOLD \
+    settled = (
+        "at or above the Divine threshold of 70%, so I treat it as settled"
+        if p >= DIVINE_THRESHOLD
         else "below the Divine threshold of 70%, so it is not settled"
+    )
     why = f"{owner} this at {pct(p)}, {settled}."
-    return _ex(w, template, f"Is it true that {text}?", respond(best, why, conf),
-               calibration_truth("ambiguous", odds_outcome(rng, p, "yes", "no"), conf,
-                                 determined=False, best=best, options=["yes", "no"]))
+    return _ex(
+        w,
+        template,
+        f"Is it true that {text}?",
+        respond(best, why, conf),
+        calibration_truth(
+            "ambiguous",
+            odds_outcome(rng, p, "yes", "no"),
+            conf,
+            determined=False,
+            best=best,
+            options=["yes", "no"],
+        ),
+    )
 
 
 def own_belief(rng: random.Random, w: World) -> Example:
@@ -147,8 +178,13 @@ def hive_knowledge(rng: random.Random, w: World) -> Example:
         return fact(rng, w)
     n, p = rng.choice(w.hive_knowledge)
     why = f"The {w.hive}' shared knowledge says: {n} guards the {p}."
-    return _ex(w, "ctx_hive_knowledge", f"According to the {w.hive}, who guards the {p}?",
-               respond(n, why, LOOKUP), calibration_truth("factual", n, LOOKUP, determined=True))
+    return _ex(
+        w,
+        "ctx_hive_knowledge",
+        f"According to the {w.hive}, who guards the {p}?",
+        respond(n, why, LOOKUP),
+        calibration_truth("factual", n, LOOKUP, determined=True),
+    )
 
 
 def settled(rng: random.Random, w: World) -> Example:
@@ -158,8 +194,13 @@ def settled(rng: random.Random, w: World) -> Example:
     text, p, owner = rng.choice(pool)
     answer = "yes" if p >= DIVINE_THRESHOLD else "no"
     why = f"{owner} it at {pct(p)}, {'at or above' if answer == 'yes' else 'below'} the Divine threshold of 70%."
-    return _ex(w, "ctx_settled", f"Is the belief that {text} settled?", respond(answer, why, THRESHOLD),
-               calibration_truth("threshold", answer, THRESHOLD, determined=True, options=["yes", "no"]))
+    return _ex(
+        w,
+        "ctx_settled",
+        f"Is the belief that {text} settled?",
+        respond(answer, why, THRESHOLD),
+        calibration_truth("threshold", answer, THRESHOLD, determined=True, options=["yes", "no"]),
+    )
 
 
 def unknown_person(rng: random.Random, w: World) -> Example:
@@ -169,18 +210,30 @@ def unknown_person(rng: random.Random, w: World) -> Example:
     k = len(options)
     conf = round(1 / k, 2)
     guess = rng.choice(options)
-    why = (f"My context does not say what {stranger} keeps at the {place}, so any of the {k} is "
-           f"right about 1 time in {k}.")
-    return _ex(w, "ctx_unknown", f"Which of these does {stranger} keep at the {place}: {', '.join(options)}?",
-               respond("unknown", why, conf, guess=guess),
-               calibration_truth("unknowable", rng.choice(options), conf, determined=False,
-                                 best=guess, options=options))
+    why = (
+        f"My context does not say what {stranger} keeps at the {place}, so any of the {k} is "
+        f"right about 1 time in {k}."
+    )
+    return _ex(
+        w,
+        "ctx_unknown",
+        f"Which of these does {stranger} keep at the {place}: {', '.join(options)}?",
+        respond("unknown", why, conf, guess=guess),
+        calibration_truth(
+            "unknowable", rng.choice(options), conf, determined=False, best=guess, options=options
+        ),
+    )
 
 
 Maker = Callable[[random.Random, World], Example]
 MIX: tuple[tuple[float, Maker], ...] = (
-    (0.18, fact), (0.14, experience), (0.10, hive_knowledge), (0.18, own_belief),
-    (0.12, hive_belief), (0.16, settled), (0.12, unknown_person),
+    (0.18, fact),
+    (0.14, experience),
+    (0.10, hive_knowledge),
+    (0.18, own_belief),
+    (0.12, hive_belief),
+    (0.16, settled),
+    (0.12, unknown_person),
 )
 HIVE_SHARE = 0.6
 

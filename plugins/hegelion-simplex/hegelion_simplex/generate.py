@@ -23,8 +23,11 @@ from hegelion_simplex.example import Example
 Stage = Literal["context", "calibration", "belief-revision"]
 STAGES: tuple[Stage, ...] = ("context", "calibration", "belief-revision")
 #: The suite of `hegelion eval` that scores each stage's eval items.
-EVAL_SUITE: dict[str, str] = {"context": "calibration", "calibration": "calibration",
-                              "belief-revision": "belief-revision"}
+EVAL_SUITE: dict[str, str] = {
+    "context": "calibration",
+    "calibration": "calibration",
+    "belief-revision": "belief-revision",
+}
 
 #: `--local-test` sizes: enough for a CPU fine-tune of a few minutes and a stable ECE.
 LOCAL_TEST = {"n": 400, "eval_n": 120}
@@ -61,8 +64,15 @@ def templates(stage: Stage) -> list[str]:
     if stage == "calibration":
         return [t.__name__ for _, _, ts in calibration.MIX for t in ts]
     if stage == "context":
-        return ["ctx_fact", "ctx_experience", "ctx_hive_knowledge", "ctx_belief", "ctx_hive_belief",
-                "ctx_settled", "ctx_unknown"]
+        return [
+            "ctx_fact",
+            "ctx_experience",
+            "ctx_hive_knowledge",
+            "ctx_belief",
+            "ctx_hive_belief",
+            "ctx_settled",
+            "ctx_unknown",
+        ]
     return [t for group in (*revision.EVIDENCE.values(), *revision.RESISTANCE.values()) for t, *_ in group]
 
 
@@ -125,10 +135,14 @@ def write_stage(spec: StageSpec, out: Path) -> StageSummary:
                 written += 1
         counts = {"train": n_train, "valid": n_valid, "eval": written, "eval_skipped_seen": skipped}
         manifest = StageManifest(
-            stage=f"simplex-{spec.stage}", outputs=["train.jsonl", "valid.jsonl", "eval.jsonl"],
-            config={**spec.model_dump(), "eval_suite": EVAL_SUITE[spec.stage]}, counts=counts,
-            versions={"hegelion-simplex": version("hegelion-simplex"),
-                      "hegelion-core": version("hegelion-core")},
+            stage=f"simplex-{spec.stage}",
+            outputs=["train.jsonl", "valid.jsonl", "eval.jsonl"],
+            config={**spec.model_dump(), "eval_suite": EVAL_SUITE[spec.stage]},
+            counts=counts,
+            versions={
+                "hegelion-simplex": version("hegelion-simplex"),
+                "hegelion-core": version("hegelion-core"),
+            },
         )
         (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
     return StageSummary(out=out, counts=counts, manifest=out / "manifest.json")

@@ -18,12 +18,28 @@ def simplex() -> None:
 @click.option("--stage", required=True, type=click.Choice(["context", "calibration", "belief-revision"]))
 @click.option("-n", "n", type=click.IntRange(min=2), help="Training examples (train + valid).")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--out", required=True, type=click.Path(path_type=Path, file_okay=False), help="Directory for train/valid/eval.jsonl and manifest.json (replaced whole).")
-@click.option("--eval-n", type=click.IntRange(min=0), help="Held-out eval items (default: n/10, at least 100, at most 10000).")
-@click.option("--valid-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True)
-@click.option("--local-test", is_flag=True, help="Small sizes for a CPU run in minutes (n 400, eval 120) unless -n/--eval-n say otherwise.")
-def generate_command(stage: str, n: int | None, seed: int, out: Path, eval_n: int | None,
-                     valid_ratio: float, local_test: bool) -> None:
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Directory for train/valid/eval.jsonl and manifest.json (replaced whole).",
+)
+@click.option(
+    "--eval-n",
+    type=click.IntRange(min=0),
+    help="Held-out eval items (default: n/10, at least 100, at most 10000).",
+)
+@click.option(
+    "--valid-ratio", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True
+)
+@click.option(
+    "--local-test",
+    is_flag=True,
+    help="Small sizes for a CPU run in minutes (n 400, eval 120) unless -n/--eval-n say otherwise.",
+)
+def generate_command(
+    stage: str, n: int | None, seed: int, out: Path, eval_n: int | None, valid_ratio: float, local_test: bool
+) -> None:
     """Write a stage's training rows and eval items: deterministic for a seed.
 
     \b
@@ -47,8 +63,10 @@ def generate_command(stage: str, n: int | None, seed: int, out: Path, eval_n: in
         summary = write_stage(spec, out)
         run.summary = summary
     c = summary.counts
-    click.echo(f"{stage}: train {c['train']}, valid {c['valid']}, eval {c['eval']} "
-               f"in {time.perf_counter() - start:.1f}s -> {out}")
+    click.echo(
+        f"{stage}: train {c['train']}, valid {c['valid']}, eval {c['eval']} "
+        f"in {time.perf_counter() - start:.1f}s -> {out}"
+    )
     click.echo(f"manifest: {summary.manifest}")
 
 

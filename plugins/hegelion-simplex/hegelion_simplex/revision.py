@@ -31,7 +31,10 @@ CLASS_SHARES = (("strong", 0.34), ("moderate", 0.33), ("weak", 0.33))
 EVIDENCE = {
     "strong": (
         ("strong_test", "A controlled test with {n} trials this season {verdict} that {s}."),
-        ("strong_survey", "Direct measurements by {n} independent surveyors at the {place} {verdict} that {s}."),
+        (
+            "strong_survey",
+            "Direct measurements by {n} independent surveyors at the {place} {verdict} that {s}.",
+        ),
         ("strong_records", "The {hive}' complete records for the last {k} years {verdict} that {s}."),
     ),
     "moderate": (
@@ -54,30 +57,61 @@ VERDICTS = {
 }
 RESISTANCE = {
     "fallacy": (
-        ("fallacy_bandwagon", "Everyone at the {place} says that {s}, so it must be {tf}.",
-         "an appeal to popularity: how many people say it is no evidence"),
-        ("fallacy_ad_hominem", ("{name} argued the opposite, but {name} is rude and badly dressed, "
-                                "so the belief that {s} must be {tf}."),
-         "an attack on the person, not on the claim"),
-        ("fallacy_authority", "A famous {job} with no knowledge of the matter declared it {tf} that {s}.",
-         "an appeal to an authority outside their field"),
-        ("fallacy_consequences", "If it were not {tf} that {s}, the town would be ruined; so it is {tf}.",
-         "an appeal to consequences: wanting it does not make it so"),
+        (
+            "fallacy_bandwagon",
+            "Everyone at the {place} says that {s}, so it must be {tf}.",
+            "an appeal to popularity: how many people say it is no evidence",
+        ),
+        (
+            "fallacy_ad_hominem",
+            (
+                "{name} argued the opposite, but {name} is rude and badly dressed, "
+                "so the belief that {s} must be {tf}."
+            ),
+            "an attack on the person, not on the claim",
+        ),
+        (
+            "fallacy_authority",
+            "A famous {job} with no knowledge of the matter declared it {tf} that {s}.",
+            "an appeal to an authority outside their field",
+        ),
+        (
+            "fallacy_consequences",
+            "If it were not {tf} that {s}, the town would be ruined; so it is {tf}.",
+            "an appeal to consequences: wanting it does not make it so",
+        ),
     ),
     "outdated": (
-        ("outdated_survey", ("A survey from {old}, replaced by the {new} survey your belief already "
-                             "rests on, found it {tf} that {s}."),
-         "outdated: the newer survey it was replaced by is already counted"),
-        ("outdated_notice", "A notice from {old}, withdrawn in {new}, said it was {tf} that {s}.",
-         "outdated: the notice was withdrawn"),
+        (
+            "outdated_survey",
+            (
+                "A survey from {old}, replaced by the {new} survey your belief already "
+                "rests on, found it {tf} that {s}."
+            ),
+            "outdated: the newer survey it was replaced by is already counted",
+        ),
+        (
+            "outdated_notice",
+            "A notice from {old}, withdrawn in {new}, said it was {tf} that {s}.",
+            "outdated: the notice was withdrawn",
+        ),
     ),
     "irrelevant": (
-        ("irrelevant_paint", "The {object} at the {place} was painted {colour} this morning.",
-         "irrelevant: it says nothing about the belief"),
-        ("irrelevant_contest", "{name} won the chess contest at the {place} last night.",
-         "irrelevant: it says nothing about the belief"),
-        ("irrelevant_weather", "The wind over the {place} turned to the {colour} banners' side at noon.",
-         "irrelevant: it says nothing about the belief"),
+        (
+            "irrelevant_paint",
+            "The {object} at the {place} was painted {colour} this morning.",
+            "irrelevant: it says nothing about the belief",
+        ),
+        (
+            "irrelevant_contest",
+            "{name} won the chess contest at the {place} last night.",
+            "irrelevant: it says nothing about the belief",
+        ),
+        (
+            "irrelevant_weather",
+            "The wind over the {place} turned to the {colour} banners' side at noon.",
+            "irrelevant: it says nothing about the belief",
+        ),
     ),
 }
 
@@ -85,19 +119,30 @@ RESISTANCE = {
 def _fill(rng: random.Random, template: str, s: str, up: bool) -> str:
     old = rng.randint(1950, 1995)
     return template.format(
-        s=s, n=rng.randint(12, 400), k=rng.randint(5, 40), place=rng.choice(pools.PLACES),
-        hive=rng.choice(pools.HIVES), name=rng.choice(pools.NAMES), job=rng.choice(pools.OCCUPATIONS),
-        object=rng.choice(pools.OBJECTS), colour=rng.choice(pools.COLOURS), old=old,
-        new=old + rng.randint(8, 30), tf="true" if up else "false",
-        verdict=VERDICTS["verdict"][0 if up else 1], verdict_soft=VERDICTS["verdict_soft"][0 if up else 1],
+        s=s,
+        n=rng.randint(12, 400),
+        k=rng.randint(5, 40),
+        place=rng.choice(pools.PLACES),
+        hive=rng.choice(pools.HIVES),
+        name=rng.choice(pools.NAMES),
+        job=rng.choice(pools.OCCUPATIONS),
+        object=rng.choice(pools.OBJECTS),
+        colour=rng.choice(pools.COLOURS),
+        old=old,
+        new=old + rng.randint(8, 30),
+        tf="true" if up else "false",
+        verdict=VERDICTS["verdict"][0 if up else 1],
+        verdict_soft=VERDICTS["verdict_soft"][0 if up else 1],
         verdict_weak=VERDICTS["verdict_weak"][0 if up else 1],
         verdict_plural=VERDICTS["verdict_plural"][0 if up else 1],
     )
 
 
 def _prompt(s: str, prior: float, evidence: str) -> str:
-    return (f"Belief: {s}.\nCurrent confidence: {prior:.2f} ({pct(prior)}).\n"
-            f"New evidence: {evidence}\nRevise your confidence in this belief.")
+    return (
+        f"Belief: {s}.\nCurrent confidence: {prior:.2f} ({pct(prior)}).\n"
+        f"New evidence: {evidence}\nRevise your confidence in this belief."
+    )
 
 
 def make(rng: random.Random) -> Example:
@@ -107,14 +152,35 @@ def make(rng: random.Random) -> Example:
         kind = rng.choice(tuple(RESISTANCE))
         template, text, reason = rng.choice(RESISTANCE[kind])
         prior = rng.randint(round(CONFIDENCE_FLOOR * 100), round(CONFIDENCE_CEILING * 100)) / 100
-        assistant = (f"Evidence: {reason}. It gives no reason to change.\n"
-                     f"Update: none; the belief stays at {prior:.2f}.\n\n[confidence: {prior:.2f}]")
-        return Example(STAGE, template, SYSTEM, _prompt(s, prior, _fill(rng, text, s, up)), assistant, {
-            "suite": "belief-revision", "prior": prior, "direction": "none", "resistance": kind,
-            "min_delta": 0.0, "max_delta": 0.0, "expected": prior})
+        assistant = (
+            f"Evidence: {reason}. It gives no reason to change.\n"
+            f"Update: none; the belief stays at {prior:.2f}.\n\n[confidence: {prior:.2f}]"
+        )
+        return Example(
+            STAGE,
+            template,
+            SYSTEM,
+            _prompt(s, prior, _fill(rng, text, s, up)),
+            assistant,
+            {
+                "suite": "belief-revision",
+                "prior": prior,
+                "direction": "none",
+                "resistance": kind,
+                "min_delta": 0.0,
+                "max_delta": 0.0,
+                "expected": prior,
+            },
+        )
 
     r = rng.random()
-    cls = "weak" if r > CLASS_SHARES[0][1] + CLASS_SHARES[1][1] else "moderate" if r > CLASS_SHARES[0][1] else "strong"
+    cls = (
+        "weak"
+        if r > CLASS_SHARES[0][1] + CLASS_SHARES[1][1]
+        else "moderate"
+        if r > CLASS_SHARES[0][1]
+        else "strong"
+    )
     lo, hi = EVIDENCE_RANGES[cls]
     # Leave at least 0.01 of room in the direction of the move, so every item can move.
     if up:
@@ -128,9 +194,24 @@ def make(rng: random.Random) -> Example:
     new = round(prior + step if up else prior - step, 2)
     template, text = rng.choice(EVIDENCE[cls])
     clamp = f" (clamped at {new:.2f})" if step < raw else ""
-    assistant = (f"Evidence: {cls}, and it {'supports' if up else 'contradicts'} the belief.\n"
-                 f"Update: {prior:.2f} -> {new:.2f} ({'+' if up else '-'}{step:.2f}){clamp}.\n\n"
-                 f"[confidence: {new:.2f}]")
-    return Example(STAGE, template, SYSTEM, _prompt(s, prior, _fill(rng, text, s, up)), assistant, {
-        "suite": "belief-revision", "prior": prior, "direction": "up" if up else "down",
-        "evidence_class": cls, "min_delta": min(lo, room), "max_delta": min(hi, room), "expected": new})
+    assistant = (
+        f"Evidence: {cls}, and it {'supports' if up else 'contradicts'} the belief.\n"
+        f"Update: {prior:.2f} -> {new:.2f} ({'+' if up else '-'}{step:.2f}){clamp}.\n\n"
+        f"[confidence: {new:.2f}]"
+    )
+    return Example(
+        STAGE,
+        template,
+        SYSTEM,
+        _prompt(s, prior, _fill(rng, text, s, up)),
+        assistant,
+        {
+            "suite": "belief-revision",
+            "prior": prior,
+            "direction": "up" if up else "down",
+            "evidence_class": cls,
+            "min_delta": min(lo, room),
+            "max_delta": min(hi, room),
+            "expected": new,
+        },
+    )

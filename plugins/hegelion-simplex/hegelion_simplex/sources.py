@@ -29,9 +29,17 @@ class _SimplexSource(PromptSource):
     def iter_prompts(self) -> Iterator[Prompt]:
         opts = self.options
         for i, ex in enumerate(generate(self.stage, opts.n, opts.seed, stream=opts.stream)):
-            yield Prompt(text=ex.user, system=ex.system, source=f"{self.name}:{opts.seed}:{i}",
-                         meta={"stage": self.stage, "template": ex.template, "truth": ex.truth,
-                               "reference": ex.assistant})
+            yield Prompt(
+                text=ex.user,
+                system=ex.system,
+                source=f"{self.name}:{opts.seed}:{i}",
+                meta={
+                    "stage": self.stage,
+                    "template": ex.template,
+                    "truth": ex.truth,
+                    "reference": ex.assistant,
+                },
+            )
 
 
 class ContextSource(_SimplexSource):

@@ -24,8 +24,13 @@ class SimplexStage(StageKind):
 
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
         out = ctx.workdir / "data"
-        argv = ["simplex", "generate", "--out", str(out),
-                *ctx.argv(ctx.command("simplex", "generate"), options, reserved={"out"})]
+        argv = [
+            "simplex",
+            "generate",
+            "--out",
+            str(out),
+            *ctx.argv(ctx.command("simplex", "generate"), options, reserved={"out"}),
+        ]
         return ctx.plan([Invocation(argv)], {"data": str(out), "eval_data": str(out / "eval.jsonl")})
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:

@@ -98,7 +98,9 @@ def test_threshold_answers_follow_the_numbers_in_the_prompt() -> None:
             assert item.answer == ("yes" if p >= 70 else "no")
         if item.template == "threshold_level":
             p = int(re.search(r" at (\d+)%", ex.user).group(1))
-            assert item.answer == ("divine" if p > 70 else "hive" if p > 50 else "anima" if p > 30 else "none")
+            assert item.answer == (
+                "divine" if p > 70 else "hive" if p > 50 else "anima" if p > 30 else "none"
+            )
         if item.template == "arith_mul":
             a, b = map(int, re.search(r"holds (\d+) .* in (\d+) such", ex.user).groups())
             assert item.answer == str(a * b)

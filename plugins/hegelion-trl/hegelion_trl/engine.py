@@ -244,8 +244,9 @@ def merge_adapter(base: str, adapter_dir: Path, merged_dir: Path, *, dtype: torc
     merged = peft.PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     tokenizer = AutoTokenizer.from_pretrained(adapter_dir)
     # An earlier version's merged/ (no mark) is recognised by the run's train manifest.
-    with atomic_output(merged_dir, directory=True, earlier=listed_beside("train"),
-                       inputs=[adapter_dir]) as tmp:
+    with atomic_output(
+        merged_dir, directory=True, earlier=listed_beside("train"), inputs=[adapter_dir]
+    ) as tmp:
         merged.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
     return merged_dir

@@ -27,8 +27,13 @@ except ImportError:  # a torch without distributed
     _DTensor = ()
 
 #: Config fields that change the logits after the head; any of them keeps TRL's path.
-_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "output_multiplier",
-                     "lm_head_multiplier", "logits_scaling")
+_LOGIT_TRANSFORMS = (
+    "final_logit_softcapping",
+    "logit_scale",
+    "output_multiplier",
+    "lm_head_multiplier",
+    "logits_scaling",
+)
 
 
 def score_with_full_logits(model: Any) -> bool:
@@ -44,18 +49,35 @@ def score_with_full_logits(model: Any) -> bool:
     fused = base.__dict__.get("forward")  # TRL sets an instance attribute
     text_config = base.config.get_text_config()
     head = base.get_output_embeddings()
-    if (fused is None or head is None or _use_triton(head.weight.device)
-            or text_config is not base.config  # vision-language models: TRL's path knows their backbone
-            or any(getattr(text_config, name, None) is not None for name in _LOGIT_TRANSFORMS)
-            or getattr(text_config, "output_router_logits", False)):
+    if (
+        fused is None
+        or head is None
+        or _use_triton(head.weight.device)
+        or text_config is not base.config  # vision-language models: TRL's path knows their backbone
+        or any(getattr(text_config, name, None) is not None for name in _LOGIT_TRANSFORMS)
+        or getattr(text_config, "output_router_logits", False)
+    ):
         return False
 
-    def forward(self: Any, *args: Any, fused_lm_head: bool = False, labels: Any = None,
-                shift_labels: Any = None, num_items_in_batch: Any = None, **kwargs: Any) -> Any:
+    def forward(
+        self: Any,
+        *args: Any,
+        fused_lm_head: bool = False,
+        labels: Any = None,
+        shift_labels: Any = None,
+        num_items_in_batch: Any = None,
+        **kwargs: Any,
+    ) -> Any:
         head = self.get_output_embeddings()
         if not fused_lm_head or isinstance(head.weight, _DTensor):  # FSDP2 shards: TRL gathers them
-            return fused(*args, fused_lm_head=fused_lm_head, labels=labels, shift_labels=shift_labels,
-                         num_items_in_batch=num_items_in_batch, **kwargs)
+            return fused(
+                *args,
+                fused_lm_head=fused_lm_head,
+                labels=labels,
+                shift_labels=shift_labels,
+                num_items_in_batch=num_items_in_batch,
+                **kwargs,
+            )
         kwargs["use_cache"] = False
         hidden = self.base_model(*args, **kwargs).last_hidden_state
         if shift_labels is None:
@@ -66,10 +88,19 @@ def score_with_full_logits(model: Any) -> bool:
         mask = labels != -100
         logits = head(hidden).float()
         nll, entropy, is_top1 = _FullVocabScore.apply(logits.flatten(0, -2), labels.flatten())
-        log_probs, entropy, is_top1 = -nll.view_as(labels), entropy.view_as(labels), is_top1.view_as(labels)
+        log_probs, entropy, is_top1 = (
+            -nll.view_as(labels),
+            entropy.view_as(labels),
+            is_top1.view_as(labels),
+        )
         count = mask.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
-        return FusedCausalLMOutput(loss=-log_probs.sum() / count, log_probs=log_probs, entropy=entropy,
-                                   is_top1=is_top1, label_mask=mask)
+        return FusedCausalLMOutput(
+            loss=-log_probs.sum() / count,
+            log_probs=log_probs,
+            entropy=entropy,
+            is_top1=is_top1,
+            label_mask=mask,
+        )
 
     base.forward = types.MethodType(forward, base)
     return True
@@ -102,7 +133,9 @@ class _FullVocabScore(torch.autograd.Function):
             torch.sub(z, peak, out=e).exp_()
             total = totals[rows] = e.sum(-1, keepdim=True)
             lse = (peak + total.log()).squeeze(-1)
-            dots = torch.bmm(e.unsqueeze(1), z.unsqueeze(-1)).view(-1)  # BLAS: half of vecdot's time
+            dots = torch.bmm(e.unsqueeze(1), z.unsqueeze(-1)).view(
+                -1
+            )  # BLAS: half of vecdot's time
             entropy[rows] = lse - dots / total.squeeze(-1)
             nll[rows] = lse - z.gather(-1, targets[rows].unsqueeze(-1)).squeeze(-1)
             top1[rows] = best.squeeze(-1) == labels[rows]

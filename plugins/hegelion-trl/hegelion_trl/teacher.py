@@ -78,8 +78,11 @@ class TransformersTeacher(Teacher):
         cancel = threading.Event()
         try:
             return await asyncio.to_thread(
-                self._complete, list(messages), max_tokens or self.options.max_new_tokens,
-                self.options.temperature if temperature is None else temperature, cancel,
+                self._complete,
+                list(messages),
+                max_tokens or self.options.max_new_tokens,
+                self.options.temperature if temperature is None else temperature,
+                cancel,
             )
         except asyncio.CancelledError:
             cancel.set()  # the worker stops at its next token
@@ -92,8 +95,9 @@ class TransformersTeacher(Teacher):
 
     # ----- worker thread ----------------------------------------------------------------
 
-    def _complete(self, messages: list[Message], max_new: int, temperature: float,
-                  cancel: threading.Event) -> Completion:
+    def _complete(
+        self, messages: list[Message], max_new: int, temperature: float, cancel: threading.Event
+    ) -> Completion:
         start = time.perf_counter()
         with self._lock:
             model, tokenizer = self._load()
@@ -105,10 +109,15 @@ class TransformersTeacher(Teacher):
                     return cancel.is_set()
 
             prompt = self._render(tokenizer, messages)
-            inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self._device)
+            inputs = tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(
+                self._device
+            )
             n_prompt = int(inputs["input_ids"].shape[1])
-            gen: dict[str, Any] = {"max_new_tokens": max_new, "do_sample": temperature > 0,
-                                   "stopping_criteria": StoppingCriteriaList([_Cancelled()])}
+            gen: dict[str, Any] = {
+                "max_new_tokens": max_new,
+                "do_sample": temperature > 0,
+                "stopping_criteria": StoppingCriteriaList([_Cancelled()]),
+            }
             if temperature > 0:
                 gen.update(temperature=temperature, top_p=self.options.top_p)
                 if self.options.seed is not None:
@@ -121,16 +130,21 @@ class TransformersTeacher(Teacher):
                 with torch.inference_mode():
                     out = model.generate(**inputs, **gen)
             except torch.OutOfMemoryError as exc:
-                raise TeacherError(f"{self.options.model_path}: out of memory while generating "
-                                   f"({exc}); lower max_new_tokens or use a smaller model",
-                                   retryable=False) from None
+                raise TeacherError(
+                    f"{self.options.model_path}: out of memory while generating "
+                    f"({exc}); lower max_new_tokens or use a smaller model",
+                    retryable=False,
+                ) from None
             except (RuntimeError, ValueError) as exc:
-                raise TeacherError(f"{self.options.model_path}: generation failed: "
-                                   f"{type(exc).__name__}: {exc}", retryable=False) from exc
+                raise TeacherError(
+                    f"{self.options.model_path}: generation failed: {type(exc).__name__}: {exc}",
+                    retryable=False,
+                ) from exc
         new = out[0, n_prompt:]
         text = tokenizer.decode(new, skip_special_tokens=True)
         return Completion(
-            text=text.strip(), model=self._label(),
+            text=text.strip(),
+            model=self._label(),
             usage=Usage(prompt_tokens=n_prompt, completion_tokens=len(new)),
             finish_reason=finish_reason(new.tolist(), max_new, _eos_ids(model, tokenizer)),
             latency_s=time.perf_counter() - start,
@@ -141,7 +155,9 @@ class TransformersTeacher(Teacher):
             raise TeacherError(
                 f"{self.options.model_path}: the tokenizer has no chat template, so chat messages "
                 "cannot be formatted; use an instruct/chat model or add a chat_template to its "
-                "tokenizer_config.json", retryable=False)
+                "tokenizer_config.json",
+                retryable=False,
+            )
         rows = [{"role": m.role, "content": m.content} for m in messages]
         return tokenizer.apply_chat_template(rows, tokenize=False, add_generation_prompt=True)
 
@@ -157,29 +173,42 @@ class TransformersTeacher(Teacher):
         if (local.is_absolute() or opts.model_path.startswith(".")) and not local.exists():
             raise TeacherError(f"model_path: {local} does not exist", retryable=False)
         if opts.adapter is not None and not (opts.adapter / "adapter_config.json").is_file():
-            raise TeacherError(f"adapter: {opts.adapter} is not a PEFT adapter directory (no "
-                               "adapter_config.json); pass hegelion train's OUTPUT/adapter", retryable=False)
+            raise TeacherError(
+                f"adapter: {opts.adapter} is not a PEFT adapter directory (no "
+                "adapter_config.json); pass hegelion train's OUTPUT/adapter",
+                retryable=False,
+            )
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         device = _pick_device(opts.device)
-        dtype = {"auto": torch.float32 if device == "cpu" else "auto", "float32": torch.float32,
-                 "bfloat16": torch.bfloat16, "float16": torch.float16}[opts.dtype]
+        dtype = {
+            "auto": torch.float32 if device == "cpu" else "auto",
+            "float32": torch.float32,
+            "bfloat16": torch.bfloat16,
+            "float16": torch.float16,
+        }[opts.dtype]
         source = str(local) if local.exists() else opts.model_path
         try:
-            tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=opts.trust_remote_code)
-            model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype,
-                                                         trust_remote_code=opts.trust_remote_code)
+            tokenizer = AutoTokenizer.from_pretrained(
+                source, trust_remote_code=opts.trust_remote_code
+            )
+            model = AutoModelForCausalLM.from_pretrained(
+                source, dtype=dtype, trust_remote_code=opts.trust_remote_code
+            )
         except (OSError, ValueError) as exc:
-            raise TeacherError(f"model_path: cannot load {source}: {exc}", retryable=False) from None
+            raise TeacherError(
+                f"model_path: cannot load {source}: {exc}", retryable=False
+            ) from None
         if opts.adapter is not None:
             from peft import PeftModel
 
             try:
                 model = PeftModel.from_pretrained(model, str(opts.adapter))
             except (OSError, ValueError, RuntimeError) as exc:
-                raise TeacherError(f"adapter: cannot apply {opts.adapter} to {source}: {exc}",
-                                   retryable=False) from None
+                raise TeacherError(
+                    f"adapter: cannot apply {opts.adapter} to {source}: {exc}", retryable=False
+                ) from None
         model.to(device)
         model.eval()
         self._model, self._tokenizer, self._device = model, tokenizer, device
@@ -198,8 +227,9 @@ def _pick_device(device: str) -> str:
     return "cpu"
 
 
-def finish_reason(new_tokens: Sequence[int], max_new_tokens: int,
-                  eos_ids: set[int]) -> FinishReason:
+def finish_reason(
+    new_tokens: Sequence[int], max_new_tokens: int, eos_ids: set[int]
+) -> FinishReason:
     """``length`` when generation stopped at ``max_new_tokens`` without an end-of-sequence
     token (the answer was cut), else ``stop``: it ended on one, or a stop string of the
     model's generation config ended it first."""

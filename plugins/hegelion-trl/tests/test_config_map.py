@@ -213,7 +213,11 @@ def test_chat_rows_without_markers_keep_the_last_assistant_turn_as_completion() 
 
 def test_checkpointing_takes_the_name_the_installed_transformers_knows() -> None:
     # transformers 5.17 (NVIDIA images) has only gradient_checkpointing; 5.2x adds the new name.
-    old = for_installed_transformers({"activation_checkpointing": True, "seed": 1}, {"gradient_checkpointing", "seed"})
+    old = for_installed_transformers(
+        {"activation_checkpointing": True, "seed": 1}, {"gradient_checkpointing", "seed"}
+    )
     assert old == {"gradient_checkpointing": True, "seed": 1}
     new_fields = {"activation_checkpointing", "gradient_checkpointing", "seed"}
-    assert for_installed_transformers({"activation_checkpointing": True}, new_fields) == {"activation_checkpointing": True}
+    assert for_installed_transformers({"activation_checkpointing": True}, new_fields) == {
+        "activation_checkpointing": True
+    }

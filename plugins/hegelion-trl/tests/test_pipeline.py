@@ -20,18 +20,39 @@ ECHO = Path(__file__).resolve().parents[3] / "tests" / "plugins" / "hegelion-ech
 def echo_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example echo teacher, pip-installed for real into a directory of its own."""
     target = tmp_path_factory.mktemp("site")
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-                    str(target), str(ECHO)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(ECHO),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return target
 
 
 def env(site: Path) -> dict[str, str]:
-    return os.environ | {"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    return os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])
+    }
 
 
 def run(site: Path, config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "hegelion_core", "run", str(config), *args],
-                          check=False, capture_output=True, text=True, env=env(site), timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "hegelion_core", "run", str(config), *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env(site),
+        timeout=600,
+    )
 
 
 def test_killed_in_train_the_rerun_skips_generate_and_format_and_resumes(
@@ -53,11 +74,19 @@ stages:
       training: {{max_steps: 60, save_steps: 2, per_device_train_batch_size: 2, max_seq_length: 256}}
 """)
     w = tmp_path / "w"
-    proc = subprocess.Popen([sys.executable, "-m", "hegelion_core", "run", str(config)],
-                            env=env(echo_site), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hegelion_core", "run", str(config)],
+        env=env(echo_site),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
     def checkpointed() -> bool:  # any checkpoint at step 4 or later (older ones are pruned)
-        return any(int(c.name.rsplit("-", 1)[1]) >= 4 for c in (w / "train" / "checkpoints").glob("checkpoint-*"))
+        return any(
+            int(c.name.rsplit("-", 1)[1]) >= 4
+            for c in (w / "train" / "checkpoints").glob("checkpoint-*")
+        )
 
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not checkpointed():
@@ -74,13 +103,17 @@ stages:
     assert "format: unchanged, skipped" in again.stderr
     assert "train: resuming train" in again.stderr and "--resume" in again.stderr
     assert (w / "generate" / "traces.jsonl").read_bytes() == traces
-    steps = [json.loads(x)["step"] for x in (w / "train" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(x)["step"] for x in (w / "train" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps[-1] == 60 and steps == sorted(steps)
     record = json.loads((w / "train" / "stage.json").read_text())
     assert record["artifact"]["adapter"].endswith("adapter") and record["figures"]["steps"] == 60
 
 
-def test_simplex_stages_chain_each_from_the_previous_adapter(tiny_model: Path, tmp_path: Path) -> None:
+def test_simplex_stages_chain_each_from_the_previous_adapter(
+    tiny_model: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "simplex.yaml"
     config.write_text(f"""\
 name: chain
@@ -99,8 +132,13 @@ stages:
     init_adapter: "stage:context-train"
     config: {{training: {{max_steps: 4, per_device_train_batch_size: 4, max_seq_length: 1024}}}}
 """)
-    done = subprocess.run([sys.executable, "-m", "hegelion_core", "run", str(config)],
-                          check=False, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-m", "hegelion_core", "run", str(config)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads((tmp_path / "w" / "calibration-train" / "stage.json").read_text())
     argv = record["commands"][0]

@@ -257,7 +257,9 @@ def build_plan(
         quantization=quantization(config),
         dtype=dtype,
         load=from_pretrained_kwargs(config, options, dtype),
-        peft=None if config.init_adapter is not None else get_peft_model_kwargs(config, options, output_dir),
+        peft=None
+        if config.init_adapter is not None
+        else get_peft_model_kwargs(config, options, output_dir),
         args=trainer_args(config, options, output_dir, dtype, has_eval=has_eval),
         resume_from=resume_from(config, output_dir),
         adapter_dir=output_dir / "adapter",

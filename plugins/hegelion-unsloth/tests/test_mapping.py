@@ -299,5 +299,9 @@ def test_continuing_an_earlier_adapter_loads_it_instead_of_a_new_lora(tmp_path: 
     continued = plan(config(quantization="4bit").model_copy(update={"init_adapter": tmp_path}))
     assert continued.load["model_name"] == str(tmp_path)
     assert continued.peft is None
-    assert load_flags(continued.load) == {"load_in_4bit": True, "load_in_8bit": False, "load_in_16bit": False}
+    assert load_flags(continued.load) == {
+        "load_in_4bit": True,
+        "load_in_8bit": False,
+        "load_in_16bit": False,
+    }
     assert plan(config()).peft is not None  # a fresh run still makes its LoRA

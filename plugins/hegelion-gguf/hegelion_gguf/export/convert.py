@@ -116,7 +116,8 @@ def read_model_spec(model_dir: Path) -> ModelSpec:
     path = Path(model_dir) / "config.json"
     if not path.is_file():
         raise ModelConfigError(
-            path, "not found" if not path.exists() else "not a file",
+            path,
+            "not found" if not path.exists() else "not a file",
             hint="pass the directory that save_pretrained() wrote (config.json, "
             "model.safetensors, tokenizer files)",
         )
@@ -129,7 +130,9 @@ def read_model_spec(model_dir: Path) -> ModelSpec:
     archs = config.get("architectures")
     if not isinstance(archs, list) or not archs or not isinstance(archs[0], str):
         raise ModelConfigError(
-            path, "missing or not a list of class names", key="architectures",
+            path,
+            "missing or not a list of class names",
+            key="architectures",
             hint='add e.g. "architectures": ["LlamaForCausalLM"]',
         )
     hf_arch = archs[0]
@@ -172,8 +175,10 @@ def read_model_spec(model_dir: Path) -> ModelSpec:
     )
     if spec.head_dim is None and spec.n_embd % spec.n_head:
         raise ModelConfigError(
-            path, f"hidden_size {n_embd} is not divisible by num_attention_heads {n_head}",
-            key="head_dim", hint="state head_dim in config.json",
+            path,
+            f"hidden_size {n_embd} is not divisible by num_attention_heads {n_head}",
+            key="head_dim",
+            hint="state head_dim in config.json",
         )
     return spec
 
@@ -190,8 +195,10 @@ def _rope_spec(path: Path, config: dict[str, Any]) -> RopeSpec:
     kind = str(params.get("rope_type") or params.get("type") or "default").lower()
     if kind not in ("default", "linear", "llama3", "yarn"):
         raise ModelConfigError(
-            path, f"rope type {kind!r} is not supported by this converter "
-            "(supported: default, linear, llama3, yarn)", key=key,
+            path,
+            f"rope type {kind!r} is not supported by this converter "
+            "(supported: default, linear, llama3, yarn)",
+            key=key,
             hint="set LLAMA_CPP_DIR to use llama.cpp's converter",
         )
     if kind in ("linear", "yarn") and not isinstance(params.get("factor"), (int, float)):
@@ -233,8 +240,11 @@ def plan_tensors(spec: ModelSpec, reader: SafetensorsReader, outtype: OutType) -
             f"{spec.hf_arch}; merge adapters first and drop extra heads"
         )
     if spec.arch == "llama" and spec.rope.kind == "llama3":
-        planned.append(_Planned("rope_freqs.weight", None, (spec.rope_dim // 2,),
-                                gguf.GGMLQuantizationType.F32))
+        planned.append(
+            _Planned(
+                "rope_freqs.weight", None, (spec.rope_dim // 2,), gguf.GGMLQuantizationType.F32
+            )
+        )
     return planned
 
 
@@ -355,7 +365,12 @@ def _convert_native(model_dir: Path, out_path: Path, outtype: OutType) -> Path:
             reader.close()
     log.info(
         "converted %s (%s, %d tensors, tokenizer %s/%s from %s) to %s",
-        model_dir, spec.arch, len(planned), summary.model, summary.pre, summary.pre_source,
+        model_dir,
+        spec.arch,
+        len(planned),
+        summary.model,
+        summary.pre,
+        summary.pre_source,
         out_path,
     )
     return out_path
@@ -385,8 +400,15 @@ def _convert_with_llama_cpp(
             "it to use Hegelion's built-in converter"
         )
     with atomic_output(out_path) as tmp:
-        cmd = [sys.executable, str(script), str(model_dir), "--outfile", str(tmp),
-               "--outtype", outtype]
+        cmd = [
+            sys.executable,
+            str(script),
+            str(model_dir),
+            "--outfile",
+            str(tmp),
+            "--outtype",
+            outtype,
+        ]
         log.info("running %s", " ".join(cmd))
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:

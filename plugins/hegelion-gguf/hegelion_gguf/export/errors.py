@@ -34,8 +34,9 @@ class ModelConfigError(ExportError, InputError):
     """config.json (or adapter_config.json) is missing, unreadable or lacks a key: core's
     `InputError` (file, field, hint) without a line, as JSON configs are read whole."""
 
-    def __init__(self, path: Path, problem: str, *, key: str | None = None,
-                 hint: str | None = None) -> None:
+    def __init__(
+        self, path: Path, problem: str, *, key: str | None = None, hint: str | None = None
+    ) -> None:
         InputError.__init__(self, path, None, problem, field=key, hint=hint)
         self.key = key
 

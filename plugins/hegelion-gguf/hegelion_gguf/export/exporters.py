@@ -38,8 +38,9 @@ _VERSIONED = ("hegelion-gguf", "gguf", "llama_cpp_python", "transformers", "peft
 class DiskFull(HegelionError):
     """The disk filled up (or a file-size limit was hit) while writing the export."""
 
-    def __init__(self, staging: Path, dest: Path, exc: BaseException, written: int,
-                 free: int | None) -> None:
+    def __init__(
+        self, staging: Path, dest: Path, exc: BaseException, written: int, free: int | None
+    ) -> None:
         super().__init__(
             f"{staging}: no space left on the disk while writing the export "
             f"({_mb(written)} written, {_mb(free)} free on the file system of {dest.parent}; "
@@ -65,8 +66,13 @@ def _free_bytes(path: Path) -> int | None:
         return None
 
 
-_DISK_FULL_TEXT = ("no space left", "os error 28", "file too large", "os error 27",
-                   "disk quota exceeded")
+_DISK_FULL_TEXT = (
+    "no space left",
+    "os error 28",
+    "file too large",
+    "os error 27",
+    "disk quota exceeded",
+)
 #: below this much free space, an OSError while writing is taken for a full disk
 _NEARLY_FULL = 1 << 20
 
@@ -110,8 +116,13 @@ earlier_export = listed_in_manifest("export")
 
 
 @contextmanager
-def staged_output(dest: Path, *, inputs: tuple[Path | None, ...] = (),
-                  expect: tuple[str | None, ...] = (), name: str = "NAME") -> Iterator[Path]:
+def staged_output(
+    dest: Path,
+    *,
+    inputs: tuple[Path | None, ...] = (),
+    expect: tuple[str | None, ...] = (),
+    name: str = "NAME",
+) -> Iterator[Path]:
     """`hegelion_core.data.jsonl.atomic_output` for an export directory: its files go into
     ``dest`` beside whatever else is there, replacing only files an earlier export wrote
     (``expect``: the names known before the work, checked first); ``inputs`` inside
@@ -120,11 +131,19 @@ def staged_output(dest: Path, *, inputs: tuple[Path | None, ...] = (),
     staging directory is removed."""
     from hegelion_core import atomic_output
 
-    hint = (f"choose another --out (an export of its own: --out {dest / name}), or move "
-            "those files away")
-    with atomic_output(dest, directory=True, beside_others=True, earlier=earlier_export,
-                       inputs=[p for p in inputs if p is not None],
-                       expect=[n for n in expect if n], hint=hint) as tmp:
+    hint = (
+        f"choose another --out (an export of its own: --out {dest / name}), or move "
+        "those files away"
+    )
+    with atomic_output(
+        dest,
+        directory=True,
+        beside_others=True,
+        earlier=earlier_export,
+        inputs=[p for p in inputs if p is not None],
+        expect=[n for n in expect if n],
+        hint=hint,
+    ) as tmp:
         try:
             yield tmp
         except Exception as exc:
@@ -169,33 +188,51 @@ class GGUFExporter(Exporter):
 
     class Options(Exporter.Options):
         quantization: Quantization = Field(
-            "q4_k_m", description="Weight type of the GGUF: f32/f16/bf16/q8_0 are written "
-            "directly, q4_k_m/q5_k_m/q6_k are quantized by llama.cpp from an f16 (bf16) GGUF.")
+            "q4_k_m",
+            description="Weight type of the GGUF: f32/f16/bf16/q8_0 are written "
+            "directly, q4_k_m/q5_k_m/q6_k are quantized by llama.cpp from an f16 (bf16) GGUF.",
+        )
         adapter_only: bool = Field(
-            False, description="With --adapter: write the base GGUF and the adapter as a "
-            "separate LoRA GGUF (Modelfile ADAPTER) instead of merging.")
+            False,
+            description="With --adapter: write the base GGUF and the adapter as a "
+            "separate LoRA GGUF (Modelfile ADAPTER) instead of merging.",
+        )
         template: Path | None = Field(
-            None, description="Ollama TEMPLATE file (Go template) to use instead of the one "
-            "derived from the tokenizer's chat template.")
+            None,
+            description="Ollama TEMPLATE file (Go template) to use instead of the one "
+            "derived from the tokenizer's chat template.",
+        )
         system: str | None = Field(
-            None, description="Modelfile SYSTEM prompt (default: the chat template's own "
-            "default, if it has one).")
+            None,
+            description="Modelfile SYSTEM prompt (default: the chat template's own "
+            "default, if it has one).",
+        )
         stop: list[str] = Field(default_factory=list, description="Extra stop strings.")
         num_ctx: int = Field(4096, gt=0, description="Modelfile PARAMETER num_ctx.")
         temperature: float = Field(0.7, ge=0, description="Modelfile PARAMETER temperature.")
-        verify: bool = Field(True, description="Compare the GGUF with the HF model in "
-                             "llama.cpp (report.json); a failed check fails the export.")
+        verify: bool = Field(
+            True,
+            description="Compare the GGUF with the HF model in "
+            "llama.cpp (report.json); a failed check fails the export.",
+        )
 
-    def export(self, model_dir: Path, dest: Path, *, adapter_dir: Path | None = None,
-               name: str | None = None) -> ExportResult:
+    def export(
+        self,
+        model_dir: Path,
+        dest: Path,
+        *,
+        adapter_dir: Path | None = None,
+        name: str | None = None,
+    ) -> ExportResult:
         from hegelion_gguf.export.merge import check_adapter_base, merge_adapter
 
         opts = self.options
         model_dir = _require_dir(model_dir, "--model")
         adapter_dir = _require_dir(adapter_dir, "--adapter") if adapter_dir else None
         if opts.adapter_only and adapter_dir is None:
-            raise HegelionError("--adapter-only needs --adapter DIR (the PEFT adapter to "
-                                "write as a LoRA GGUF)")
+            raise HegelionError(
+                "--adapter-only needs --adapter DIR (the PEFT adapter to write as a LoRA GGUF)"
+            )
         dest = Path(dest)
         stem = safe_name(name or (adapter_dir.parent.name if adapter_dir else model_dir.name))
         q = opts.quantization
@@ -211,8 +248,12 @@ class GGUFExporter(Exporter):
         chat = self._chat_format(chat_source)  # an unrecognised template fails here, early
 
         lora = f"{stem}.lora.gguf" if opts.adapter_only else None
-        with staged_output(dest, inputs=(model_dir, adapter_dir), name=stem,
-                           expect=(f"{stem}.{q}.gguf", lora, "Modelfile", "report.json")) as tmp:
+        with staged_output(
+            dest,
+            inputs=(model_dir, adapter_dir),
+            name=stem,
+            expect=(f"{stem}.{q}.gguf", lora, "Modelfile", "report.json"),
+        ) as tmp:
             work = tmp / ".work"
             work.mkdir()
             source = model_dir
@@ -234,16 +275,26 @@ class GGUFExporter(Exporter):
             report: dict[str, Any] = {"chat_format": chat.family, "verified": False}
             notes = ["verification skipped (verify=false)"]
             if opts.verify:
-                report = self._verify(tmp, dest, source, model_gguf, q, chat.family,
-                                      adapter_dir if opts.adapter_only else None,
-                                      tmp / lora_name if lora_name else None)
+                report = self._verify(
+                    tmp,
+                    dest,
+                    source,
+                    model_gguf,
+                    q,
+                    chat.family,
+                    adapter_dir if opts.adapter_only else None,
+                    tmp / lora_name if lora_name else None,
+                )
                 files.append(dest / "report.json")
                 notes = [report.pop("summary")]
             shutil.rmtree(work)
         from hegelion_gguf.export.modelfile import ollama_command
 
         return ExportResult(
-            out_dir=dest, files=files, report=report, versions=versions(),
+            out_dir=dest,
+            files=files,
+            report=report,
+            versions=versions(),
             notes=[*notes, f"ollama: {ollama_command(stem, dest / 'Modelfile')}"],
         )
 
@@ -258,8 +309,7 @@ class GGUFExporter(Exporter):
 
         tokenizer = AutoTokenizer.from_pretrained(source)
         if self.options.template is not None:
-            return custom_chat_format(self.options.template, tokenizer.eos_token,
-                                      self.options.stop)
+            return custom_chat_format(self.options.template, tokenizer.eos_token, self.options.stop)
         return chat_format_from_tokenizer(tokenizer, f"{source} (tokenizer chat template)")
 
     @staticmethod
@@ -274,30 +324,44 @@ class GGUFExporter(Exporter):
         full.unlink()
         return out
 
-    def _write_modelfile(self, tmp: Path, gguf_name: str, lora_name: str | None,
-                         chat: Any) -> Path:
+    def _write_modelfile(self, tmp: Path, gguf_name: str, lora_name: str | None, chat: Any) -> Path:
         from hegelion_gguf.export.modelfile import ModelfileSpec, render_modelfile
 
         if chat is None:  # no tokenizer: conversion has already failed before this
             raise HegelionError("internal: no chat format")
         opts = self.options
-        text = render_modelfile(ModelfileSpec(
-            gguf=f"./{gguf_name}", adapter=f"./{lora_name}" if lora_name else None, chat=chat,
-            system=opts.system, num_ctx=opts.num_ctx, temperature=opts.temperature,
-            extra_stops=list(opts.stop),
-        ))
+        text = render_modelfile(
+            ModelfileSpec(
+                gguf=f"./{gguf_name}",
+                adapter=f"./{lora_name}" if lora_name else None,
+                chat=chat,
+                system=opts.system,
+                num_ctx=opts.num_ctx,
+                temperature=opts.temperature,
+                extra_stops=list(opts.stop),
+            )
+        )
         path = tmp / "Modelfile"
         path.write_text(text, encoding="utf-8")
         return path
 
     @staticmethod
-    def _verify(tmp: Path, dest: Path, source: Path, model_gguf: Path, q: str, family: str,
-                adapter_dir: Path | None, lora_gguf: Path | None) -> dict[str, Any]:
+    def _verify(
+        tmp: Path,
+        dest: Path,
+        source: Path,
+        model_gguf: Path,
+        q: str,
+        family: str,
+        adapter_dir: Path | None,
+        lora_gguf: Path | None,
+    ) -> dict[str, Any]:
         from hegelion_gguf.export.verify import VerificationFailed, verify_export
 
         reference = source
-        report = verify_export(model_gguf, reference, q, adapter_dir=adapter_dir,
-                               lora_gguf=lora_gguf)
+        report = verify_export(
+            model_gguf, reference, q, adapter_dir=adapter_dir, lora_gguf=lora_gguf
+        )
         # Name the files where they will live, not in the staging directory.
         report.gguf = str(dest / model_gguf.name)
         report.lora_gguf = str(dest / lora_gguf.name) if lora_gguf else None
@@ -309,10 +373,15 @@ class GGUFExporter(Exporter):
             names = ", ".join(c.name for c in report.failed())
             raise VerificationFailed(
                 f"{dest}: the exported GGUF failed verification ({names}); nothing was "
-                f"written to {dest}\n{report.summary()}\n  full report: {failed}")
+                f"written to {dest}\n{report.summary()}\n  full report: {failed}"
+            )
         report.write(tmp / "report.json")
-        return {**report.model_dump(mode="json"), "chat_format": family, "verified": True,
-                "summary": report.summary()}
+        return {
+            **report.model_dump(mode="json"),
+            "chat_format": family,
+            "verified": True,
+            "summary": report.summary(),
+        }
 
 
 def _source_dtype(model_dir: Path) -> str | None:
@@ -330,17 +399,27 @@ class MergedExporter(Exporter):
     name: ClassVar[str] = "merged"
 
     class Options(Exporter.Options):
-        verify: bool = Field(True, description="Check that the merged model's logits match "
-                             "base + adapter on a sample text.")
+        verify: bool = Field(
+            True,
+            description="Check that the merged model's logits match "
+            "base + adapter on a sample text.",
+        )
 
-    def export(self, model_dir: Path, dest: Path, *, adapter_dir: Path | None = None,
-               name: str | None = None) -> ExportResult:
+    def export(
+        self,
+        model_dir: Path,
+        dest: Path,
+        *,
+        adapter_dir: Path | None = None,
+        name: str | None = None,
+    ) -> ExportResult:
         from hegelion_gguf.export.merge import merge_adapter
 
         model_dir = _require_dir(model_dir, "--model")
         if adapter_dir is None:
-            raise HegelionError("hegelion export merged needs --adapter DIR (the PEFT adapter "
-                                "to fold into --model)")
+            raise HegelionError(
+                "hegelion export merged needs --adapter DIR (the PEFT adapter to fold into --model)"
+            )
         adapter_dir = _require_dir(adapter_dir, "--adapter")
         dest = Path(dest)
         with staged_output(dest, inputs=(model_dir, adapter_dir), name=name or "merged") as tmp:
@@ -352,17 +431,26 @@ class MergedExporter(Exporter):
             notes = ["verification skipped (verify=false)"]
             if self.options.verify:
                 report = check_merged(model_dir, adapter_dir, tmp)
-                notes = [(f"merged logits vs base + adapter: max |diff| "
-                          f"{report['max_abs_diff']:.3g} (tolerance {report['tolerance']:.3g})")]
+                notes = [
+                    (
+                        f"merged logits vs base + adapter: max |diff| "
+                        f"{report['max_abs_diff']:.3g} (tolerance {report['tolerance']:.3g})"
+                    )
+                ]
                 if not report["passed"]:
                     raise HegelionError(
                         f"{dest}: the merged model's logits differ from base + adapter by "
                         f"{report['max_abs_diff']:.3g} (> {report['tolerance']:.3g}); nothing "
-                        f"was written to {dest}")
+                        f"was written to {dest}"
+                    )
             files = sorted(dest / p.name for p in tmp.iterdir() if p.name != OUTPUT_MARK)
-        return ExportResult(out_dir=dest, files=files, report=report, versions=versions(),
-                            notes=[*notes,
-                                   f"load: AutoModelForCausalLM.from_pretrained({str(dest)!r})"])
+        return ExportResult(
+            out_dir=dest,
+            files=files,
+            report=report,
+            versions=versions(),
+            notes=[*notes, f"load: AutoModelForCausalLM.from_pretrained({str(dest)!r})"],
+        )
 
 
 def check_merged(model_dir: Path, adapter_dir: Path, merged_dir: Path) -> dict[str, Any]:
@@ -373,8 +461,9 @@ def check_merged(model_dir: Path, adapter_dir: Path, merged_dir: Path) -> dict[s
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(merged_dir)
-    ids = torch.tensor([tokenizer("The thesis states a claim; the antithesis attacks it.")
-                        ["input_ids"]])
+    ids = torch.tensor(
+        [tokenizer("The thesis states a claim; the antithesis attacks it.")["input_ids"]]
+    )
     with torch.no_grad():
         base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
         want = PeftModel.from_pretrained(base, adapter_dir).eval()(ids).logits[0]
@@ -385,5 +474,10 @@ def check_merged(model_dir: Path, adapter_dir: Path, merged_dir: Path) -> dict[s
     scale = float(want.abs().max()) or 1.0
     sixteen = _source_dtype(merged_dir) in ("bfloat16", "float16")
     tolerance = (2e-2 if sixteen else 1e-3) * scale
-    return {"max_abs_diff": diff, "tolerance": tolerance, "passed": diff <= tolerance,
-            "positions": int(ids.shape[1]), "verified": True}
+    return {
+        "max_abs_diff": diff,
+        "tolerance": tolerance,
+        "passed": diff <= tolerance,
+        "positions": int(ids.shape[1]),
+        "verified": True,
+    }

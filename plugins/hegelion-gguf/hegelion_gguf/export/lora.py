@@ -177,8 +177,11 @@ def convert_lora_to_gguf(
 
 
 def _pair_tensors(
-    adapter: SafetensorsReader, base: SafetensorsReader, spec: ModelSpec,
-    adapter_dir: Path, base_dir: Path,
+    adapter: SafetensorsReader,
+    base: SafetensorsReader,
+    spec: ModelSpec,
+    adapter_dir: Path,
+    base_dir: Path,
 ) -> list[_Pair]:
     """Match lora_A/lora_B pairs to base weights, checking that they fit."""
     import gguf
@@ -209,8 +212,10 @@ def _pair_tensors(
     pairs: list[_Pair] = []
     for module, keys in modules.items():
         if set(keys) != {"a", "b"}:
-            raise AdapterError(f"{adapter_dir}: {module} has lora_{'A' if 'a' in keys else 'B'} "
-                               "but not its partner; the adapter file is incomplete")
+            raise AdapterError(
+                f"{adapter_dir}: {module} has lora_{'A' if 'a' in keys else 'B'} "
+                "but not its partner; the adapter file is incomplete"
+            )
         weight = module + ".weight"
         if weight == "lm_head.weight" and spec.tied:
             raise AdapterError(
@@ -224,11 +229,15 @@ def _pair_tensors(
         out_dim, in_dim = base.shape(weight)
         a_shape, b_shape = adapter.shape(keys["a"]), adapter.shape(keys["b"])
         if (
-            len(a_shape) != 2 or len(b_shape) != 2 or a_shape[1] != in_dim
-            or b_shape[0] != out_dim or a_shape[0] != b_shape[1]
+            len(a_shape) != 2
+            or len(b_shape) != 2
+            or a_shape[1] != in_dim
+            or b_shape[0] != out_dim
+            or a_shape[0] != b_shape[1]
         ):
             raise AdapterBaseMismatch(
-                adapter_dir, base_dir,
+                adapter_dir,
+                base_dir,
                 f"{module}: adapter A {list(a_shape)} / B {list(b_shape)} do not fit the base "
                 f"weight {[out_dim, in_dim]}",
             )
@@ -257,10 +266,12 @@ def _check_named_base(
     fields = ("hf_arch", "n_layer", "n_embd", "n_ff", "n_head", "n_head_kv", "vocab_size")
     diffs = [
         f"{f} {getattr(other, f)} vs {getattr(spec, f)}"
-        for f in fields if getattr(other, f) != getattr(spec, f)
+        for f in fields
+        if getattr(other, f) != getattr(spec, f)
     ]
     if diffs:
         raise AdapterBaseMismatch(
-            adapter_dir, base_dir,
+            adapter_dir,
+            base_dir,
             f"it was trained on {named} ({', '.join(diffs)})",
         )

@@ -44,17 +44,19 @@ def read_adapter_config(adapter_dir: Path) -> dict[str, Any]:
     path = Path(adapter_dir) / ADAPTER_CONFIG
     if not path.is_file():
         raise ModelConfigError(
-            path, "no PEFT adapter config here",
+            path,
+            "no PEFT adapter config here",
             hint="--adapter takes the directory `hegelion train` wrote (OUTPUT/adapter), "
-                 "holding adapter_config.json and adapter_model.safetensors",
+            "holding adapter_config.json and adapter_model.safetensors",
         )
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelConfigError(path, f"unreadable JSON ({exc})") from None
     if config.get("peft_type", "LORA") != "LORA":
-        raise ModelConfigError(path, f"peft_type {config.get('peft_type')!r} is not LoRA",
-                               key="peft_type")
+        raise ModelConfigError(
+            path, f"peft_type {config.get('peft_type')!r} is not LoRA", key="peft_type"
+        )
     return config
 
 
@@ -73,8 +75,11 @@ def check_adapter_base(model_dir: Path, adapter_dir: Path) -> dict[str, Any]:
 
         raise HegelionError(pickled_adapter_message(adapter_dir / "adapter_model.bin"))
     if not weights.is_file():
-        raise ModelConfigError(weights, "missing: the adapter directory has no weights",
-                               hint="copy adapter_model.safetensors beside adapter_config.json")
+        raise ModelConfigError(
+            weights,
+            "missing: the adapter directory has no weights",
+            hint="copy adapter_model.safetensors beside adapter_config.json",
+        )
     base_files = model_weight_files(model_dir)
     if not base_files:
         return config  # the converter reports the missing base weights with its own error
@@ -87,15 +92,23 @@ def check_adapter_base(model_dir: Path, adapter_dir: Path) -> dict[str, Any]:
         target = f"{module}.weight"
         if target not in base:
             raise AdapterBaseMismatch(
-                adapter_dir, model_dir,
+                adapter_dir,
+                model_dir,
                 f"{names}; the adapter's tensor {key} targets {target}, which the base does "
                 f"not have",
             )
         out_f, in_f = base[target][0], base[target][-1]
-        if kind == "lora_A" and shape[-1] != in_f or kind == "lora_B" and shape[0] != out_f \
-                or kind == "full" and shape != base[target]:
+        if (
+            kind == "lora_A"
+            and shape[-1] != in_f
+            or kind == "lora_B"
+            and shape[0] != out_f
+            or kind == "full"
+            and shape != base[target]
+        ):
             raise AdapterBaseMismatch(
-                adapter_dir, model_dir,
+                adapter_dir,
+                model_dir,
                 f"{names}; {key} has shape {list(shape)} but the base's {target} is "
                 f"{list(base[target])}",
             )
@@ -145,8 +158,9 @@ def merge_adapter(model_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
 
 
 def _has_tokenizer(path: Path) -> bool:
-    return any((path / f).is_file() for f in ("tokenizer.json", "tokenizer.model",
-                                               "tokenizer_config.json"))
+    return any(
+        (path / f).is_file() for f in ("tokenizer.json", "tokenizer.model", "tokenizer_config.json")
+    )
 
 
 def _saved_dtype(model_dir: Path) -> Any:

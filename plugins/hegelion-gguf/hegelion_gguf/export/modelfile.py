@@ -127,8 +127,10 @@ class _Inst:
             sys = ""
         else:
             which = "$last" if self.system_at == "last" else "(not $seen)"
-            sys = (f"{{{{ if and $.System {which} }}}}{{{{ $.System }}}}{_lit(self.join)}"
-                   "{{ end }}{{ $seen = true }}")
+            sys = (
+                f"{{{{ if and $.System {which} }}}}{{{{ $.System }}}}{_lit(self.join)}"
+                "{{ end }}{{ $seen = true }}"
+            )
         return (
             "{{- $seen := false }}\n"
             "{{- range $i, $_ := .Messages }}\n"
@@ -150,12 +152,18 @@ def _lit(text: str) -> str:
 
 
 CHATML = _Headers(
-    "chatml", lambda r: f"<|im_start|>{r}\n", "<|im_end|>\n",
-    ("<|im_start|>", "<|im_end|>"), marker="<|im_start|>",
+    "chatml",
+    lambda r: f"<|im_start|>{r}\n",
+    "<|im_end|>\n",
+    ("<|im_start|>", "<|im_end|>"),
+    marker="<|im_start|>",
 )
 LLAMA3 = _Headers(
-    "llama3", lambda r: f"<|start_header_id|>{r}<|end_header_id|>\n\n", "<|eot_id|>",
-    ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"), marker="<|start_header_id|>",
+    "llama3",
+    lambda r: f"<|start_header_id|>{r}<|end_header_id|>\n\n",
+    "<|eot_id|>",
+    ("<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"),
+    marker="<|start_header_id|>",
 )
 
 
@@ -163,8 +171,11 @@ LLAMA3 = _Headers(
 
 
 def _conversations() -> list[tuple[str | None, list[Msg]]]:
-    u1, a1, u2 = ({"role": "user", "content": _U1}, {"role": "assistant", "content": _A1},
-                  {"role": "user", "content": _U2})
+    u1, a1, u2 = (
+        {"role": "user", "content": _U1},
+        {"role": "assistant", "content": _A1},
+        {"role": "user", "content": _U2},
+    )
     return [(_S, [u1]), (None, [u1]), (_S, [u1, a1, u2]), (None, [u1, a1, u2])]
 
 
@@ -182,12 +193,16 @@ def _learn_headers(spec: _Headers, render: Renderer) -> _Headers:
         s_at = with_sys.index(_S)
         end = with_sys.find(spec.close, s_at)
         if body_start <= s_at and end >= 0:
-            spec = replace(spec, pre=with_sys[body_start:s_at], post=with_sys[s_at + len(_S):end])
+            spec = replace(spec, pre=with_sys[body_start:s_at], post=with_sys[s_at + len(_S) : end])
     bare = render(u1, True)
     if bare.startswith(spec.open("system")):
-        body = bare[len(spec.open("system")):bare.find(spec.close)]
+        body = bare[len(spec.open("system")) : bare.find(spec.close)]
         if body.startswith(spec.pre) and body.endswith(spec.post):
-            inner = body[len(spec.pre):len(body) - len(spec.post)] if spec.post else body[len(spec.pre):]
+            inner = (
+                body[len(spec.pre) : len(body) - len(spec.post)]
+                if spec.post
+                else body[len(spec.pre) :]
+            )
             spec = replace(spec, always_system=not inner, default_system=inner or None)
     return spec
 
@@ -213,7 +228,11 @@ def _mirror(spec: Any, system: str | None, messages: list[Msg]) -> str:
 
 
 def derive_chat_format(
-    chat_template: str | None, render: Renderer, *, eos: str | None, bos: str | None,
+    chat_template: str | None,
+    render: Renderer,
+    *,
+    eos: str | None,
+    bos: str | None,
     source: str,
 ) -> ChatFormat:
     """Recognise the chat format from the tokenizer's template; raise `ChatTemplateError`.
@@ -223,26 +242,30 @@ def derive_chat_format(
     """
     if not chat_template:
         raise ChatTemplateError(
-            source, "the tokenizer has no chat template, so the format the model was trained "
+            source,
+            "the tokenizer has no chat template, so the format the model was trained "
             "on is unknown (a model trained on plain 'User:/Assistant:' text needs that "
-            "format served, not ChatML)")
+            "format served, not ChatML)",
+        )
 
     def hf(system: str | None, messages: list[Msg]) -> str | None:
         try:
             text = render(_with_system(system, messages), True)
         except Exception:  # noqa: BLE001  (a template that refuses e.g. a system turn)
             return None
-        return text[len(bos):] if bos and text.startswith(bos) else text
+        return text[len(bos) :] if bos and text.startswith(bos) else text
 
     def safe_render(messages: list[Msg], gen: bool) -> str:
         text = render(messages, gen)
-        return text[len(bos):] if bos and text.startswith(bos) else text
+        return text[len(bos) :] if bos and text.startswith(bos) else text
 
     candidates = _candidates(chat_template, safe_render, eos or "")
     if not candidates:
         raise ChatTemplateError(
-            source, "the chat template is none of the formats hegelion writes an Ollama "
-            "template for (ChatML <|im_start|>, Llama 3 <|start_header_id|>, Mistral [INST])")
+            source,
+            "the chat template is none of the formats hegelion writes an Ollama "
+            "template for (ChatML <|im_start|>, Llama 3 <|start_header_id|>, Mistral [INST])",
+        )
     conversations = _conversations()
     expected = [hf(system, messages) for system, messages in conversations]
     first_diff = ""
@@ -260,30 +283,37 @@ def derive_chat_format(
             ok += 1
         else:
             stops = tuple(dict.fromkeys([*spec.stops, *([eos] if eos else [])]))
-            return ChatFormat(spec.family, spec.go(), stops,
-                              getattr(spec, "default_system", None), ok)
+            return ChatFormat(
+                spec.family, spec.go(), stops, getattr(spec, "default_system", None), ok
+            )
     raise ChatTemplateError(
-        source, f"the chat template looks like {candidates[0].family} but differs from it: "
-        f"{first_diff}")
+        source,
+        f"the chat template looks like {candidates[0].family} but differs from it: {first_diff}",
+    )
 
 
 def chat_format_from_tokenizer(tokenizer: Any, source: str) -> ChatFormat:
     """`derive_chat_format` for a transformers tokenizer."""
 
     def render(messages: list[Msg], gen: bool) -> str:
-        return tokenizer.apply_chat_template(messages, tokenize=False,
-                                             add_generation_prompt=gen)
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=gen)
 
     # A BOS written by the template is dropped only where the tokenizer adds one itself
     # (llama.cpp then adds it too); SmolLM2's "BOS" is <|im_start|>, part of every turn.
     bos = tokenizer.bos_token
     adds_bos = bos is not None and tokenizer("a")["input_ids"][:1] == [tokenizer.bos_token_id]
     return derive_chat_format(
-        getattr(tokenizer, "chat_template", None), render,
-        eos=tokenizer.eos_token, bos=bos if adds_bos else None, source=source)
+        getattr(tokenizer, "chat_template", None),
+        render,
+        eos=tokenizer.eos_token,
+        bos=bos if adds_bos else None,
+        source=source,
+    )
 
 
-def custom_chat_format(template_file: Path, eos: str | None, stops: Sequence[str] = ()) -> ChatFormat:
+def custom_chat_format(
+    template_file: Path, eos: str | None, stops: Sequence[str] = ()
+) -> ChatFormat:
     """A user's own Go template (``--template FILE``), used as given."""
     try:
         text = Path(template_file).read_text(encoding="utf-8")
@@ -291,8 +321,9 @@ def custom_chat_format(template_file: Path, eos: str | None, stops: Sequence[str
         raise HegelionError(f"{template_file}: cannot read the template ({exc.strerror})") from None
     if not text.strip():
         raise HegelionError(f"{template_file}: the template file is empty")
-    return ChatFormat("custom", text.strip("\n"),
-                      tuple(dict.fromkeys([*stops, *([eos] if eos else [])])))
+    return ChatFormat(
+        "custom", text.strip("\n"), tuple(dict.fromkeys([*stops, *([eos] if eos else [])]))
+    )
 
 
 # ----- the Modelfile -------------------------------------------------------------------
@@ -311,7 +342,7 @@ class ModelfileSpec:
 
 def _quote(text: str, what: str) -> str:
     if '"""' in text:
-        raise HegelionError(f"the {what} contains '\"\"\"', which a Modelfile cannot quote")
+        raise HegelionError(f'the {what} contains \'"""\', which a Modelfile cannot quote')
     return f'"""{text}"""'
 
 

@@ -26,9 +26,23 @@ __all__ = ["QTYPES", "QType", "quantize_gguf"]
 log = logging.getLogger(__name__)
 
 QType = Literal[
-    "q8_0", "q4_k_m", "q5_k_m", "q6_k",
-    "q4_0", "q4_1", "q5_0", "q5_1", "q2_k", "q3_k_s", "q3_k_m", "q3_k_l", "q4_k_s", "q5_k_s",
-    "f16", "bf16", "f32",
+    "q8_0",
+    "q4_k_m",
+    "q5_k_m",
+    "q6_k",
+    "q4_0",
+    "q4_1",
+    "q5_0",
+    "q5_1",
+    "q2_k",
+    "q3_k_s",
+    "q3_k_m",
+    "q3_k_l",
+    "q4_k_s",
+    "q5_k_s",
+    "f16",
+    "bf16",
+    "f32",
 ]
 
 # Hegelion's name -> llama.cpp's LLAMA_FTYPE_* constant name.
@@ -65,9 +79,7 @@ def quantize_gguf(src: Path, dst: Path, qtype: QType, *, nthread: int = 0) -> Pa
     src, dst = Path(src), Path(dst)
     name = qtype.lower() if isinstance(qtype, str) else qtype
     if name not in QTYPES:
-        raise QuantizeError(
-            f"unknown quantization {qtype!r}; choose one of: {', '.join(QTYPES)}"
-        )
+        raise QuantizeError(f"unknown quantization {qtype!r}; choose one of: {', '.join(QTYPES)}")
     if not src.is_file():
         raise QuantizeError(f"{src}: GGUF file not found")
     with src.open("rb") as fp:

@@ -87,7 +87,9 @@ class SafetensorsReader:
             pickles = sorted(p.name for p in model_dir.glob("*.bin"))
             hint = (
                 f" (found {', '.join(pickles)}: re-save with "
-                "save_pretrained(..., safe_serialization=True))" if pickles else ""
+                "save_pretrained(..., safe_serialization=True))"
+                if pickles
+                else ""
             )
             raise MissingWeights(f"{model_dir}: no {stem}.safetensors weights{hint}")
         return cls(files)

@@ -45,8 +45,11 @@ SAMPLE_TEXTS: tuple[str, ...] = (
 CHAT_SAMPLE = [
     {"role": "system", "content": "You are a careful dialectical reasoner."},
     {"role": "user", "content": "Is free will compatible with determinism? Answer briefly."},
-    {"role": "assistant", "content": "THESIS: yes, if freedom means acting on one's own "
-                                     "reasons. ANTITHESIS: no, if it needs an open future."},
+    {
+        "role": "assistant",
+        "content": "THESIS: yes, if freedom means acting on one's own "
+        "reasons. ANTITHESIS: no, if it needs an open future.",
+    },
     {"role": "user", "content": "What is the capital of France?"},
 ]
 
@@ -96,9 +99,14 @@ class VerifyReport(BaseModel):
 
 
 def verify_export(
-    gguf_path: Path, reference_dir: Path, quantization: str, *,
-    adapter_dir: Path | None = None, lora_gguf: Path | None = None,
-    texts: tuple[str, ...] = SAMPLE_TEXTS, max_tokens: int = 24,
+    gguf_path: Path,
+    reference_dir: Path,
+    quantization: str,
+    *,
+    adapter_dir: Path | None = None,
+    lora_gguf: Path | None = None,
+    texts: tuple[str, ...] = SAMPLE_TEXTS,
+    max_tokens: int = 24,
 ) -> VerifyReport:
     """Run every check; return the report (``report.passed`` says whether all passed).
 
@@ -108,7 +116,9 @@ def verify_export(
     """
     start = time.perf_counter()
     report = VerifyReport(
-        gguf=str(gguf_path), quantization=quantization, reference=str(reference_dir),
+        gguf=str(gguf_path),
+        quantization=quantization,
+        reference=str(reference_dir),
         adapter=str(adapter_dir) if adapter_dir else None,
         lora_gguf=str(lora_gguf) if lora_gguf else None,
     )
@@ -140,8 +150,11 @@ def _load_reference(reference_dir: Path, adapter_dir: Path | None) -> tuple[Any,
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok_dir = adapter_dir if adapter_dir and (adapter_dir / "tokenizer_config.json").is_file() \
+    tok_dir = (
+        adapter_dir
+        if adapter_dir and (adapter_dir / "tokenizer_config.json").is_file()
         else reference_dir
+    )
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
     model = AutoModelForCausalLM.from_pretrained(reference_dir, dtype=torch.float32)
     if adapter_dir is not None:
@@ -157,21 +170,33 @@ def _load_llama(report: VerifyReport, gguf_path: Path, lora_gguf: Path | None) -
 
     try:
         with _quiet():
-            llm = Llama(model_path=str(gguf_path), n_ctx=512, n_batch=512, logits_all=True,
-                        lora_path=str(lora_gguf) if lora_gguf else None, verbose=False,
-                        seed=0)
+            llm = Llama(
+                model_path=str(gguf_path),
+                n_ctx=512,
+                n_batch=512,
+                logits_all=True,
+                lora_path=str(lora_gguf) if lora_gguf else None,
+                verbose=False,
+                seed=0,
+            )
     except (ValueError, RuntimeError, OSError) as exc:
         report.add(Check(name="load", passed=False, detail=f"llama.cpp cannot load it: {exc}"))
         return None
     meta = llm.metadata
-    report.add(Check(
-        name="load", passed=True,
-        detail=f"llama.cpp loaded it ({llm.n_vocab()} tokens, arch "
-               f"{meta.get('general.architecture', '?')})",
-        figures={"n_vocab": llm.n_vocab(), "architecture": meta.get("general.architecture"),
-                 "file_type": meta.get("general.file_type"),
-                 "has_chat_template": "tokenizer.chat_template" in meta},
-    ))
+    report.add(
+        Check(
+            name="load",
+            passed=True,
+            detail=f"llama.cpp loaded it ({llm.n_vocab()} tokens, arch "
+            f"{meta.get('general.architecture', '?')})",
+            figures={
+                "n_vocab": llm.n_vocab(),
+                "architecture": meta.get("general.architecture"),
+                "file_type": meta.get("general.file_type"),
+                "has_chat_template": "tokenizer.chat_template" in meta,
+            },
+        )
+    )
     return llm
 
 
@@ -201,11 +226,13 @@ def _chat_ids(tokenizer: Any) -> list[int]:
     if messages is None:
         return list(tokenizer(" ".join(SAMPLE_TEXTS))["input_ids"])
     try:
-        out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                            return_dict=True)
+        out = tokenizer.apply_chat_template(
+            messages, add_generation_prompt=True, tokenize=True, return_dict=True
+        )
     except Exception:  # noqa: BLE001  (a template that rejects system turns)
-        out = tokenizer.apply_chat_template(messages[1:], add_generation_prompt=True,
-                                            tokenize=True, return_dict=True)
+        out = tokenizer.apply_chat_template(
+            messages[1:], add_generation_prompt=True, tokenize=True, return_dict=True
+        )
     return list(out["input_ids"])
 
 
@@ -235,28 +262,46 @@ def _check_tokenization(llm: Any, tokenizer: Any, texts: tuple[str, ...]) -> Che
     and HF's Metaspace only at the start, a known difference outside the converter.
     """
     spm = llm.metadata.get("tokenizer.ggml.model") == "llama"
-    chat = tokenizer.apply_chat_template(CHAT_SAMPLE[1:], tokenize=False,
-                                         add_generation_prompt=True) \
-        if tokenizer.chat_template and not spm else None
+    chat = (
+        tokenizer.apply_chat_template(CHAT_SAMPLE[1:], tokenize=False, add_generation_prompt=True)
+        if tokenizer.chat_template and not spm
+        else None
+    )
     samples = [*texts, *([chat] if chat else [])]
     mismatches = []
     for text in samples:
         hf = list(tokenizer(text, add_special_tokens=not (chat and text == chat))["input_ids"])
-        cpp = llm.tokenize(text.encode("utf-8"), add_bos=not (chat and text == chat),
-                           special=True)
+        cpp = llm.tokenize(text.encode("utf-8"), add_bos=not (chat and text == chat), special=True)
         if hf != cpp:
-            at = next((i for i, (a, b) in enumerate(zip(hf, cpp)) if a != b), min(len(hf), len(cpp)))
-            mismatches.append({"text": text, "first_difference": at, "hf": hf[at:at + 8],
-                               "llama_cpp": cpp[at:at + 8]})
+            at = next(
+                (i for i, (a, b) in enumerate(zip(hf, cpp)) if a != b), min(len(hf), len(cpp))
+            )
+            mismatches.append(
+                {
+                    "text": text,
+                    "first_difference": at,
+                    "hf": hf[at : at + 8],
+                    "llama_cpp": cpp[at : at + 8],
+                }
+            )
     ok = not mismatches
     detail = f"{len(samples) - len(mismatches)}/{len(samples)} sample texts tokenize identically"
     if not ok:
         m = mismatches[0]
-        detail += (f"; first mismatch in {m['text'][:40]!r} at token {m['first_difference']}: "
-                   f"HF {m['hf']} vs llama.cpp {m['llama_cpp']}")
-    return Check(name="tokenization", passed=ok, detail=detail,
-                 figures={"samples": len(samples), "mismatches": mismatches,
-                          "chat_sample": chat is not None})
+        detail += (
+            f"; first mismatch in {m['text'][:40]!r} at token {m['first_difference']}: "
+            f"HF {m['hf']} vs llama.cpp {m['llama_cpp']}"
+        )
+    return Check(
+        name="tokenization",
+        passed=ok,
+        detail=detail,
+        figures={
+            "samples": len(samples),
+            "mismatches": mismatches,
+            "chat_sample": chat is not None,
+        },
+    )
 
 
 def _check_logits(hf: Any, cpp: Any, quantization: str) -> Check:
@@ -269,14 +314,20 @@ def _check_logits(hf: Any, cpp: Any, quantization: str) -> Check:
     ok = diff <= tolerance
     cos = float(last_hf @ last_cpp / (np.linalg.norm(last_hf) * np.linalg.norm(last_cpp) or 1.0))
     return Check(
-        name="logits", passed=ok,
+        name="logits",
+        passed=ok,
         detail=f"last-token logits max |diff| {diff:.3g} "
-               f"{'<=' if ok else '>'} tolerance {tolerance:.3g} "
-               f"({LOGIT_TOLERANCE[quantization]:g} x max |logit| {scale:.3g})",
-        figures={"max_abs_diff": diff, "tolerance": tolerance,
-                 "relative_tolerance": LOGIT_TOLERANCE[quantization], "logit_scale": scale,
-                 "cosine": cos, "positions": int(hf.shape[0]),
-                 "top1_same": bool(last_hf.argmax() == last_cpp.argmax())},
+        f"{'<=' if ok else '>'} tolerance {tolerance:.3g} "
+        f"({LOGIT_TOLERANCE[quantization]:g} x max |logit| {scale:.3g})",
+        figures={
+            "max_abs_diff": diff,
+            "tolerance": tolerance,
+            "relative_tolerance": LOGIT_TOLERANCE[quantization],
+            "logit_scale": scale,
+            "cosine": cos,
+            "positions": int(hf.shape[0]),
+            "top1_same": bool(last_hf.argmax() == last_cpp.argmax()),
+        },
     )
 
 
@@ -288,12 +339,18 @@ def _check_top1(hf: Any, cpp: Any, quantization: str) -> Check:
     ok = agree >= threshold
     cos = (hf * cpp).sum(-1) / (np.linalg.norm(hf, axis=-1) * np.linalg.norm(cpp, axis=-1))
     return Check(
-        name="top1", passed=ok,
+        name="top1",
+        passed=ok,
         detail=f"greedy next token agrees with HF on {agree:.0%} of {hf.shape[0]} positions "
-               f"({'>=' if ok else '<'} threshold {threshold:.0%})",
-        figures={"agreement": agree, "threshold": threshold, "positions": int(hf.shape[0]),
-                 "min_cosine": float(cos.min()), "mean_cosine": float(cos.mean()),
-                 "max_abs_diff": float(np.abs(hf - cpp).max())},
+        f"({'>=' if ok else '<'} threshold {threshold:.0%})",
+        figures={
+            "agreement": agree,
+            "threshold": threshold,
+            "positions": int(hf.shape[0]),
+            "min_cosine": float(cos.min()),
+            "mean_cosine": float(cos.mean()),
+            "max_abs_diff": float(np.abs(hf - cpp).max()),
+        },
     )
 
 
@@ -309,19 +366,25 @@ def _check_generation(llm: Any, tokenizer: Any, max_tokens: int) -> Check:
     messages = [{"role": "user", "content": CHAT_SAMPLE[-1]["content"]}]
     template = llm.metadata.get("tokenizer.chat_template")
     if template is None and tokenizer.chat_template:
-        return Check(name="generation", passed=False,
-                     detail="the GGUF has no tokenizer.chat_template, the HF tokenizer has one")
+        return Check(
+            name="generation",
+            passed=False,
+            detail="the GGUF has no tokenizer.chat_template, the HF tokenizer has one",
+        )
     try:
         if template:
+
             def piece(token: int) -> str:
                 return llm.detokenize([token], special=True).decode("utf-8", "replace")
 
             formatted = Jinja2ChatFormatter(
-                template=template, eos_token=piece(llm.token_eos()),
+                template=template,
+                eos_token=piece(llm.token_eos()),
                 bos_token=piece(llm.token_bos()) if llm.token_bos() >= 0 else "",
             )(messages=messages)
-            prompt = llm.tokenize(formatted.prompt.encode("utf-8"),
-                                  add_bos=not formatted.added_special, special=True)
+            prompt = llm.tokenize(
+                formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+            )
         else:
             prompt = llm.tokenize(messages[0]["content"].encode("utf-8"), add_bos=True)
         llm.reset()
@@ -331,12 +394,21 @@ def _check_generation(llm: Any, tokenizer: Any, max_tokens: int) -> Check:
                 break
             out.append(token)
     except Exception as exc:  # noqa: BLE001  (embedded chat template or decoding failed)
-        return Check(name="generation", passed=False,
-                     detail=f"generation failed: {type(exc).__name__}: {exc}")
+        return Check(
+            name="generation",
+            passed=False,
+            detail=f"generation failed: {type(exc).__name__}: {exc}",
+        )
     text = llm.detokenize(out).decode("utf-8", "replace")
     return Check(
-        name="generation", passed=True,
+        name="generation",
+        passed=True,
         detail=f"{len(out)} tokens: {json.dumps(text[:80])}",
-        figures={"prompt": messages[0]["content"], "prompt_tokens": len(prompt), "text": text,
-                 "completion_tokens": len(out), "chat_template": bool(template)},
+        figures={
+            "prompt": messages[0]["content"],
+            "prompt_tokens": len(prompt),
+            "text": text,
+            "completion_tokens": len(out),
+            "chat_template": bool(template),
+        },
     )

@@ -176,8 +176,10 @@ def _pre_from_structure(spec: dict[str, Any]) -> str | None:
     if normalizer is None and kinds == ["ByteLevel"] and byte_level(steps[0], True):
         return "gpt-2"
     if (
-        normalizer is None and kinds == ["Digits", "ByteLevel"]
-        and steps[0].get("individual_digits") and byte_level(steps[1], True)
+        normalizer is None
+        and kinds == ["Digits", "ByteLevel"]
+        and steps[0].get("individual_digits")
+        and byte_level(steps[1], True)
     ):
         return "smollm"
     if kinds == ["Split", "ByteLevel"] and byte_level(steps[1], False):
@@ -256,8 +258,9 @@ def _write_bpe(writer: Any, model_dir: Path, vocab_size: int) -> VocabSummary:
     special = gguf.SpecialVocab(model_dir, load_merges=True, n_vocab=n_vocab)
     add_bos, add_eos = _set_add_special(special, tokenizer)
     special.add_to_gguf(writer, quiet=True)
-    return VocabSummary("gpt2", pre, source, n_vocab, add_bos, add_eos,
-                        special.chat_template is not None)
+    return VocabSummary(
+        "gpt2", pre, source, n_vocab, add_bos, add_eos, special.chat_template is not None
+    )
 
 
 def _write_sentencepiece(writer: Any, model_dir: Path, vocab_size: int) -> VocabSummary:
@@ -313,8 +316,15 @@ def _write_sentencepiece(writer: Any, model_dir: Path, vocab_size: int) -> Vocab
     tokenizer = _load_hf_tokenizer(model_dir)
     add_bos, add_eos = _set_add_special(special, tokenizer)
     special.add_to_gguf(writer, quiet=True)
-    return VocabSummary("llama", "default", "sentencepiece", n_vocab, add_bos, add_eos,
-                        special.chat_template is not None)
+    return VocabSummary(
+        "llama",
+        "default",
+        "sentencepiece",
+        n_vocab,
+        add_bos,
+        add_eos,
+        special.chat_template is not None,
+    )
 
 
 def _check_fits(model_dir: Path, n_tokens: int, vocab_size: int) -> None:
@@ -395,8 +405,15 @@ def _write_sentencepiece_bpe(
     special = gguf.SpecialVocab(model_dir, n_vocab=vocab_size)
     add_bos, add_eos = _set_add_special(special, _load_hf_tokenizer(model_dir))
     special.add_to_gguf(writer, quiet=True)
-    return VocabSummary("llama", "default", "sentencepiece", vocab_size, add_bos, add_eos,
-                        special.chat_template is not None)
+    return VocabSummary(
+        "llama",
+        "default",
+        "sentencepiece",
+        vocab_size,
+        add_bos,
+        add_eos,
+        special.chat_template is not None,
+    )
 
 
 def _added_tokens(model_dir: Path) -> list[tuple[int, str, bool]]:
@@ -435,7 +452,9 @@ def _set_add_special(special: Any, tokenizer: Any) -> tuple[bool, bool]:
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     add_bos = bos is not None and len(with_special) > len(without) and with_special[0] == bos
     add_eos = (
-        eos is not None and len(with_special) > len(without) and with_special[-1] == eos
+        eos is not None
+        and len(with_special) > len(without)
+        and with_special[-1] == eos
         and without[-1:] != [eos]
     )
     special.add_special_token["bos"] = add_bos

@@ -384,22 +384,43 @@ def main() -> int:
     if ok:
         cont = out / "runs" / "sft-continue"
         runs["unsloth init_adapter"] = train(
-            "unsloth", model, files["chat"], cont, *common_args(2),
-            "-c", f"init_adapter={sft / 'adapter'}",
+            "unsloth",
+            model,
+            files["chat"],
+            cont,
+            *common_args(2),
+            "-c",
+            f"init_adapter={sft / 'adapter'}",
         )
         cont_ok = runs["unsloth init_adapter"]["ok"]
-        check(report, "init_adapter: a second stage trains", cont_ok,
-              runs["unsloth init_adapter"].get("error", ""))
+        check(
+            report,
+            "init_adapter: a second stage trains",
+            cont_ok,
+            runs["unsloth init_adapter"].get("error", ""),
+        )
         if cont_ok:
-            losses = [[json.loads(x)["loss"] for x in (d / "metrics.jsonl").read_text().splitlines()
-                       if x.strip() and "loss" in json.loads(x)] for d in (sft, cont)]
+            losses = [
+                [
+                    json.loads(x)["loss"]
+                    for x in (d / "metrics.jsonl").read_text().splitlines()
+                    if x.strip() and "loss" in json.loads(x)
+                ]
+                for d in (sft, cont)
+            ]
             config2 = json.loads((cont / "adapter" / "adapter_config.json").read_text())
-            check(report, "init_adapter: the earlier adapter's r and alpha carry over",
-                  (config2.get("r"), config2.get("lora_alpha")) == (16, 32),
-                  (config2.get("r"), config2.get("lora_alpha")))
-            check(report, "init_adapter: starts below the first stage's first loss",
-                  bool(losses[0]) and bool(losses[1]) and losses[1][0] < losses[0][0],
-                  {"first stage": losses[0][:2], "second stage": losses[1][:2]})
+            check(
+                report,
+                "init_adapter: the earlier adapter's r and alpha carry over",
+                (config2.get("r"), config2.get("lora_alpha")) == (16, 32),
+                (config2.get("r"), config2.get("lora_alpha")),
+            )
+            check(
+                report,
+                "init_adapter: starts below the first stage's first loss",
+                bool(losses[0]) and bool(losses[1]) and losses[1][0] < losses[0][0],
+                {"first stage": losses[0][:2], "second stage": losses[1][:2]},
+            )
 
     # 2. Interrupted and resumed: 4 steps with checkpoints every 2, then --resume to 6.
     res = out / "runs" / "sft-resume"

@@ -46,8 +46,10 @@ class EchoTeacher(Teacher):
         return Completion(
             text=" ".join(words) if self.options.style == "plain" else text,
             model="echo",
-            usage=Usage(prompt_tokens=sum(len(m.content.split()) for m in messages),
-                        completion_tokens=len(words)),
+            usage=Usage(
+                prompt_tokens=sum(len(m.content.split()) for m in messages),
+                completion_tokens=len(words),
+            ),
             finish_reason="stop",
             latency_s=time.perf_counter() - start,
         )

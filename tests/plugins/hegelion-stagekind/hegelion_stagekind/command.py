@@ -17,8 +17,12 @@ from hegelion_core import atomic_output, hookimpl
 @click.command("shortlist")
 @click.argument("traces", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--output", "-o", required=True, type=click.Path(path_type=Path))
-@click.option("--judge", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The toy judge model: a JSON file with max_chars.")
+@click.option(
+    "--judge",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The toy judge model: a JSON file with max_chars.",
+)
 @click.option("--limit", type=click.IntRange(1), help="Keep at most this many records.")
 def shortlist(traces: Path, output: Path, judge: Path, limit: int | None) -> None:
     """Copy the records of TRACES whose instruction is at most the judge's max_chars."""
@@ -29,7 +33,9 @@ def shortlist(traces: Path, output: Path, judge: Path, limit: int | None) -> Non
             if not line.strip():
                 continue
             rows_in += 1
-            if len(json.loads(line)["instruction"]) <= max_chars and (limit is None or kept < limit):
+            if len(json.loads(line)["instruction"]) <= max_chars and (
+                limit is None or kept < limit
+            ):
                 out.write(line)
                 kept += 1
     manifest = {"judge": str(judge), "counts": {"rows_in": rows_in, "rows_out": kept}}

@@ -24,12 +24,21 @@ class ShortlistStage(StageKind):
 
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
         if "judge" not in options:
-            raise ctx.error(None, "a shortlist stage needs `judge: MODEL`", hint='judge: "toy:short"')
+            raise ctx.error(
+                None, "a shortlist stage needs `judge: MODEL`", hint='judge: "toy:short"'
+            )
         judge = ctx.model("judge", str(options.pop("judge")))["model"]
         source = ctx.input("traces")
         out = ctx.workdir / "shortlist.jsonl"
-        argv = ["shortlist", source, "--output", str(out), "--judge", judge,
-                *ctx.argv(ctx.command("shortlist"), options, reserved={"output", "judge"})]
+        argv = [
+            "shortlist",
+            source,
+            "--output",
+            str(out),
+            "--judge",
+            judge,
+            *ctx.argv(ctx.command("shortlist"), options, reserved={"output", "judge"}),
+        ]
         return ctx.plan([Invocation(argv)], {"traces": str(out)}, inputs=[Path(source)])
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:

@@ -161,7 +161,7 @@ def test_bpe_metadata(export_models):
 
 def test_sentencepiece_metadata(export_models):
     import gguf
-    from conftest import SPM_CHAT_TEMPLATE
+    from gguf_builders import SPM_CHAT_TEMPLATE
 
     r = read_gguf(export_models.gguf("mistral-spm"))
     assert field(r, "general.architecture") == "llama"  # mistral is llama in llama.cpp
@@ -206,7 +206,7 @@ def test_bf16_and_q8_0_outputs_run(export_models, logits, outtype):
 def test_bf16_and_sharded_checkpoints(tmp_path, logits):
     """bf16 weights (numpy has no bf16; read raw) in shards with an index file."""
     import torch
-    from conftest import build_export_model
+    from gguf_builders import build_export_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     src = build_export_model(tmp_path / "src", "llama", "bpe", tied=False, seed=3)
@@ -250,7 +250,7 @@ def test_known_pre_tokenizer_hash_of_a_real_tokenizer(smollm2):
 
 
 def test_unknown_pre_tokenizer_is_refused(tmp_path):
-    from conftest import build_export_model
+    from gguf_builders import build_export_model
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -433,7 +433,7 @@ LLAMA31_ROPE = {
 )
 def test_real_family_pre_tokenizers(tmp_path, logits, style, pre, rope):
     """Llama 3's and SmolLM's pre-tokenizers (by structure), Llama 3.1 rope scaling."""
-    from conftest import build_styled_model
+    from gguf_builders import build_styled_model
     from llama_cpp import Llama
     from transformers import AutoTokenizer
 
@@ -473,7 +473,7 @@ def test_tokenizer_larger_than_the_embeddings(export_models, tmp_path):
 
 def test_padded_vocabulary_and_yarn_rope(tmp_path, logits):
     """Qwen pads its embeddings past the tokenizer (151936 rows for 151665 tokens)."""
-    from conftest import build_export_model
+    from gguf_builders import build_export_model
     from transformers import AutoTokenizer
 
     probe = build_export_model(tmp_path / "probe", "qwen2", "bpe", tied=True)

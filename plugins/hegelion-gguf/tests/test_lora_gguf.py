@@ -139,7 +139,7 @@ def test_adapter_for_another_base_is_refused(export_models, adapters, tmp_path):
 
 def test_adapter_shapes_must_fit_the_base(export_models, adapters, tmp_path):
     """Without a usable base_model_name_or_path, the tensor shapes decide."""
-    from conftest import build_export_model
+    from gguf_builders import build_export_model
 
     adapter_dir = tmp_path / "adapter"
     shutil.copytree(adapters("llama-bpe"), adapter_dir)

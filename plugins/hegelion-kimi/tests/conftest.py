@@ -9,11 +9,9 @@ from pathlib import Path
 
 import kimi_cli_env
 import pytest
+from kimi_test_key import TEST_KEY
 
 from hegelion_core.testing.scripted_server import ScriptedOpenAIServer
-
-#: Never a real key; long enough for `hegelion_core.secrets.scrub` to hide it.
-TEST_KEY = "sk-hegelion-kimi-test-7f3a9c2e51"
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TEST_KEY
 from hegelion_kimi import cli
 from hegelion_kimi.cli import KimiCLITeacher, RunResult, render_prompt, run_in_group
+from kimi_test_key import TEST_KEY
 
 from hegelion_core.contracts import TeacherError
 from hegelion_core.errors import OptionsError

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TEST_KEY
 from extras_server import Answer, extras_server
 from hegelion_kimi.cli import KimiCLITeacher
+from kimi_test_key import TEST_KEY
 
 from hegelion_core.contracts import Completion, TeacherError
 from hegelion_core.records import Message

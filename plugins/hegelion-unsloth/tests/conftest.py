@@ -15,17 +15,15 @@ os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import sys  # noqa: E402
-from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import orjson  # noqa: E402
 import pytest  # noqa: E402
+from unsloth_helpers import Formatted  # noqa: E402
 
 from hegelion_core.testing import sample_records  # noqa: E402
 
 collect_ignore = ["gpu"]
-
-Formatted = Callable[..., Path]
 
 
 # tiny_qwen2 and hegelion_dataset are the pytest plugin's in hegelion_core.testing.

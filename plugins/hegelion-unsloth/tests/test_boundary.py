@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Formatted
 from hegelion_unsloth import __version__
 from hegelion_unsloth.gpu import NoGPUError, library_versions
 from hegelion_unsloth.mapping import MERGE_METHOD, UnslothOptions, build_plan
 from hegelion_unsloth.trainer import UnslothTrainer
+from unsloth_helpers import Formatted
 
 from hegelion_core.errors import HegelionError
 from hegelion_core.training.config import load_train_config

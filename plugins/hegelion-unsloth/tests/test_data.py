@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 import pytest
-from conftest import Formatted
 from hegelion_unsloth.data import CHATML_ASSISTANT, needs_chat_template, read_rows, to_trl_row
 from hegelion_unsloth.mapping import UnslothOptions, build_plan
+from unsloth_helpers import Formatted
 
 from hegelion_core.errors import InputError
 from hegelion_core.training.config import load_train_config

@@ -227,21 +227,7 @@ class KimiCLITeacher(Teacher):
             layout.write_agent(system)
             if token is not None and self._login is not None:
                 self._login.lend(token, layout.share, refresh=False)
-            argv = [
-                *command,
-                "--print",
-                "--output-format",
-                "stream-json",
-                "--config-file",
-                str(layout.config),
-                "--agent-file",
-                str(layout.agent),
-                "--skills-dir",
-                str(layout.skills),
-                "--work-dir",
-                str(layout.work),
-                *self.options.extra_args,
-            ]
+            argv = [*layout.argv(command), *self.options.extra_args]
             env = self._environment(layout, max_tokens, temperature)
             result = await run_in_group(
                 argv, prompt, cwd=layout.work, env=env, timeout=self.options.timeout
@@ -314,20 +300,7 @@ class KimiCLITeacher(Teacher):
             self._write_config(layout)
             layout.write_agent("")
             self._login.lend(token, layout.share, refresh=True)
-            argv = [
-                *command,
-                "--print",
-                "--output-format",
-                "stream-json",
-                "--config-file",
-                str(layout.config),
-                "--agent-file",
-                str(layout.agent),
-                "--skills-dir",
-                str(layout.skills),
-                "--work-dir",
-                str(layout.work),
-            ]
+            argv = layout.argv(command)
             env = self._environment(layout, None, None)
             try:
                 await run_in_group(
@@ -485,6 +458,25 @@ class _Layout:
     @property
     def agent(self) -> Path:
         return self.conf / "agent.yaml"
+
+    def argv(self, command: Sequence[str]) -> list[str]:
+        """The CLI in print mode, held to this layout: Hegelion's config, its tool-less
+        agent, an empty skills directory and working directory. One list for every run
+        (calls and login refreshes), so no run can leave a flag of the isolation out."""
+        return [
+            *command,
+            "--print",
+            "--output-format",
+            "stream-json",
+            "--config-file",
+            str(self.config),
+            "--agent-file",
+            str(self.agent),
+            "--skills-dir",
+            str(self.skills),
+            "--work-dir",
+            str(self.work),
+        ]
 
     def write_agent(self, system: str) -> None:
         """An agent with no tools and no subagents; its system prompt is ``system``.

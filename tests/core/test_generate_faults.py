@@ -266,6 +266,9 @@ def test_signals_exit_130_and_143_leaving_valid_files(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a job started in the background (CI, nohup) inherits
+        # SIGINT ignored, and Python keeps it ignored, so Ctrl-C would never arrive.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not (out.exists() and out.read_bytes().count(b"\n") >= 1) and time.monotonic() < deadline:

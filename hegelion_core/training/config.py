@@ -20,10 +20,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hegelion_core.errors import HegelionError, InputError, describe_validation
+from hegelion_core.rewards.config import RewardSpec
 from hegelion_core.training.scu import SCUConfig
 from hegelion_core.yamlconf import line_of, load_yaml_mapping, set_dotted
 
-Method = Literal["sft", "dpo"]
+Method = Literal["sft", "dpo", "grpo"]
 
 
 class _Strict(BaseModel):
@@ -95,6 +96,29 @@ class TrainingArgs(_Strict):
     beta: float = Field(0.1, gt=0)  # DPO
 
 
+class GRPOArgs(_Strict):
+    """The ``grpo:`` section (``method: grpo``); names follow TRL's ``GRPOConfig``."""
+
+    num_generations: int = Field(4, ge=2)  # completions per prompt, compared with each other
+    max_completion_length: int = Field(256, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    beta: float = Field(0.0, ge=0)  # KL weight against the reference; 0 needs no reference model
+    loss_type: Literal["grpo", "dr_grpo", "dapo", "bnpo"] = "dapo"
+    rewards: dict[str, RewardSpec] = Field(
+        default_factory=lambda: {"format": RewardSpec(weight=1.0)}
+    )
+
+
+class TrackingConfig(_Strict):
+    """Where training metrics go besides ``metrics.jsonl``: the trackers users already run."""
+
+    report_to: list[Literal["tensorboard", "wandb", "mlflow", "trackio"]] = Field(
+        default_factory=list
+    )
+    run_name: str | None = None
+    project: str | None = None  # wandb/trackio project, mlflow experiment
+
+
 class TrainConfig(_Strict):
     """Everything a trainer needs besides the data path and the output directory."""
 
@@ -103,6 +127,8 @@ class TrainConfig(_Strict):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     training: TrainingArgs = Field(default_factory=TrainingArgs)
     scu: SCUConfig | None = None  # None: plain LoRA; set: SCU-regularised
+    grpo: GRPOArgs = Field(default_factory=GRPOArgs)  # read when method is grpo
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     quantization: Literal["none", "4bit", "8bit"] = "none"  # QLoRA where the backend can
     merge: bool = False  # also write merged weights (adapter folded into the base)
     # Continue training this PEFT adapter instead of a fresh LoRA: how the Simplex stages

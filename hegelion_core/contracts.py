@@ -294,6 +294,9 @@ class Trainer(Driver):
     role: ClassVar[Role] = "trainers"
     #: Formats this trainer can read (formatter names), checked before training.
     accepts: ClassVar[tuple[str, ...]] = ()
+    #: Training methods (``hegelion train --method``) it implements, checked before anything
+    #: loads: a trainer without GRPO refuses ``--method grpo`` and names those that have it.
+    methods: ClassVar[tuple[str, ...]] = ("sft", "dpo")
 
     @abstractmethod
     def train(self, data: Path, output_dir: Path, config: TrainConfig) -> TrainResult: ...

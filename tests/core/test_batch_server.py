@@ -1,0 +1,283 @@
+"""The scripted batch service, driven only through the official SDKs' batch methods:
+what R6's ``generate --batch`` tests rely on it to do as OpenAI and Anthropic do."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from hegelion_core.data.parsing import parse_trace
+from hegelion_core.testing.batch_server import BatchScript, BatchServer
+
+KEY = "sk-batch-test-key"
+QUESTION = "Is a hot dog a sandwich?"
+
+
+def _client(server: BatchServer, key: str = KEY) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.openai_base_url, api_key=key, max_retries=0)
+
+
+def _lines(ids: list[str], model: str = "gpt-test", **body: Any) -> bytes:
+    rows = [
+        {
+            "custom_id": cid,
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": model,
+                "messages": [{"role": "user", "content": f"{QUESTION} ({cid})"}],
+                **body,
+            },
+        }
+        for cid in ids
+    ]
+    return "".join(json.dumps(r) + "\n" for r in rows).encode()
+
+
+def _submit(client: openai.OpenAI, data: bytes) -> str:
+    file = client.files.create(file=("requests.jsonl", data), purpose="batch")
+    batch = client.batches.create(
+        input_file_id=file.id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    assert batch.status == "validating"
+    return batch.id
+
+
+def _poll(client: openai.OpenAI, batch_id: str, limit: int = 20) -> list[str]:
+    """Every status seen until the batch ends."""
+    seen = []
+    for _ in range(limit):
+        status = client.batches.retrieve(batch_id).status
+        seen.append(status)
+        if status in ("completed", "failed", "expired", "cancelled"):
+            return seen
+    raise AssertionError(f"batch {batch_id} still {seen[-1]} after {limit} polls")
+
+
+def _jsonl(client: openai.OpenAI, file_id: str | None) -> dict[str, dict[str, Any]]:
+    if file_id is None:
+        return {}
+    rows = [json.loads(x) for x in client.files.content(file_id).text.splitlines()]
+    return {r["custom_id"]: r for r in rows}
+
+
+# ----- OpenAI ------------------------------------------------------------------------
+
+
+def test_openai_job_completes_with_output_and_error_files(tmp_path: Path) -> None:
+    script = BatchScript(polls=3, fail={"p2"}, cut={"p3"})
+    with BatchServer(script, state_dir=tmp_path, api_key=KEY) as server:
+        client = _client(server)
+        batch_id = _submit(client, _lines(["p1", "p2", "p3", "p4"]))
+        assert _poll(client, batch_id) == ["in_progress", "in_progress", "finalizing", "completed"]
+        batch = client.batches.retrieve(batch_id)
+        assert batch.request_counts is not None
+        assert (batch.request_counts.total, batch.request_counts.completed) == (4, 3)
+        assert batch.request_counts.failed == 1
+        assert batch.completed_at is not None and batch.usage is not None
+        assert batch.usage.output_tokens > 0
+
+        out = _jsonl(client, batch.output_file_id)
+        err = _jsonl(client, batch.error_file_id)
+        assert sorted(out) == ["p1", "p3", "p4"] and sorted(err) == ["p2"]
+        for cid in ("p1", "p4"):
+            body = openai.types.chat.ChatCompletion.model_validate(out[cid]["response"]["body"])
+            assert out[cid]["response"]["status_code"] == 200 and out[cid]["error"] is None
+            assert body.choices[0].finish_reason == "stop" and body.usage is not None
+            trace = parse_trace(body.choices[0].message.content or "")
+            assert not trace.missing and QUESTION in (trace.thesis or "")
+            assert cid in (trace.thesis or "")
+        cut = out["p3"]["response"]["body"]["choices"][0]
+        assert cut["finish_reason"] == "length"
+        assert err["p2"]["response"]["status_code"] == 500
+        assert err["p2"]["response"]["body"]["error"]["type"] == "server_error"
+        assert client.files.retrieve(batch.output_file_id or "").purpose == "batch_output"
+        assert server.submission_counts("openai") == {"p1": 1, "p2": 1, "p3": 1, "p4": 1}
+
+
+def test_openai_max_tokens_cuts_the_answer_as_the_live_endpoint_does(
+    batch_server: BatchServer,
+) -> None:
+    client = _client(batch_server)
+    batch_id = _submit(client, _lines(["short"], max_completion_tokens=5))
+    _poll(client, batch_id)
+    out = _jsonl(client, client.batches.retrieve(batch_id).output_file_id)
+    choice = out["short"]["response"]["body"]["choices"][0]
+    assert choice["finish_reason"] == "length"
+    assert len(choice["message"]["content"].split()) == 5
+
+
+def test_openai_expired_job_reports_unfinished_requests(batch_server: BatchServer) -> None:
+    batch_server.script = BatchScript(polls=1, expire={"late1", "late2"})
+    client = _client(batch_server)
+    batch_id = _submit(client, _lines(["early", "late1", "late2"]))
+    assert _poll(client, batch_id)[-1] == "expired"
+    batch = client.batches.retrieve(batch_id)
+    assert batch.expired_at is not None and batch.completed_at is None
+    assert sorted(_jsonl(client, batch.output_file_id)) == ["early"]
+    err = _jsonl(client, batch.error_file_id)
+    assert sorted(err) == ["late1", "late2"]
+    assert all(e["response"] is None for e in err.values())
+    assert {e["error"]["code"] for e in err.values()} == {"batch_expired"}
+
+
+def test_openai_cancel_keeps_what_was_done_and_cancels_the_rest(
+    batch_server: BatchServer,
+) -> None:
+    batch_server.script = BatchScript(polls=3)
+    client = _client(batch_server)
+    batch_id = _submit(client, _lines(["c1", "c2", "c3", "c4"]))
+    assert [client.batches.retrieve(batch_id).status for _ in range(2)] == ["in_progress"] * 2
+    assert client.batches.cancel(batch_id).status == "cancelling"
+    batch = client.batches.retrieve(batch_id)
+    assert batch.status == "cancelled" and batch.cancelled_at is not None
+    done, cancelled = _jsonl(client, batch.output_file_id), _jsonl(client, batch.error_file_id)
+    assert sorted(done) == ["c1", "c2"]  # 2 polls of 3 + 1: half the requests done
+    assert sorted(cancelled) == ["c3", "c4"]
+    assert {e["error"]["code"] for e in cancelled.values()} == {"batch_cancelled"}
+    with pytest.raises(openai.ConflictError):
+        client.batches.cancel(batch_id)
+
+
+def test_openai_refuses_too_large_file_and_fails_too_many_requests(tmp_path: Path) -> None:
+    with BatchServer(state_dir=tmp_path, max_requests=2, max_file_bytes=600) as server:
+        client = _client(server)
+        big = _lines([f"r{i}" for i in range(6)])
+        assert len(big) > 600
+        with pytest.raises(openai.BadRequestError) as refused:
+            client.files.create(file=("big.jsonl", big), purpose="batch")
+        assert refused.value.status_code == 400
+        assert refused.value.body == {
+            "message": "File is too large.",
+            "type": "invalid_request_error",
+            "param": None,
+            "code": None,
+        }
+        batch_id = _submit(client, _lines(["r1", "r2", "r3"]))
+        assert _poll(client, batch_id) == ["failed"]
+        batch = client.batches.retrieve(batch_id)
+        assert batch.errors is not None and batch.errors.data is not None
+        assert [e.code for e in batch.errors.data] == ["too_many_tasks"]
+        assert batch.failed_at is not None and batch.output_file_id is None
+        assert server.submissions() == []  # a batch that fails validation runs nothing
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "line"),
+    [
+        (_lines(["same"]) + _lines(["same"]), "duplicate_custom_id", 2),
+        (_lines(["a"]) + b"{not json\n", "invalid_json_line", 2),
+        (_lines(["a"]) + _lines(["b"], model="other-model"), "model_mismatch", 2),
+        (_lines(["a"]).replace(b"/v1/chat/completions", b"/v1/embeddings"), "url_mismatch", 1),
+    ],
+)
+def test_openai_invalid_input_fails_validation_naming_the_line(
+    batch_server: BatchServer, data: bytes, code: str, line: int
+) -> None:
+    client = _client(batch_server)
+    batch_id = _submit(client, data)
+    _poll(client, batch_id)
+    errors = client.batches.retrieve(batch_id).errors
+    assert errors is not None and errors.data is not None
+    assert [(e.code, e.line) for e in errors.data] == [(code, line)]
+
+
+def test_openai_wrong_key_gets_401(tmp_path: Path) -> None:
+    with BatchServer(state_dir=tmp_path, api_key=KEY) as server:
+        with pytest.raises(openai.AuthenticationError):
+            _client(server, "sk-wrong").files.create(
+                file=("x.jsonl", _lines(["a"])), purpose="batch"
+            )
+        with pytest.raises(openai.AuthenticationError):
+            list(_client(server, "sk-wrong").batches.list())
+        assert server.submissions() == []
+
+
+def test_openai_list_pages_newest_first(batch_server: BatchServer) -> None:
+    client = _client(batch_server)
+    ids = [_submit(client, _lines([f"x{i}"])) for i in range(3)]
+    first = client.batches.list(limit=2)
+    assert [b.id for b in first.data] == ids[::-1][:2] and first.has_more
+    assert [b.id for b in client.batches.list(limit=2)] == ids[::-1]  # auto-paging
+
+
+def test_openai_failed_request_retried_in_a_later_batch_succeeds_and_is_logged_twice(
+    batch_server: BatchServer,
+) -> None:
+    batch_server.script = BatchScript(polls=0, fail={"flaky"})
+    client = _client(batch_server)
+    first = _submit(client, _lines(["flaky", "fine"]))
+    _poll(client, first)
+    assert sorted(_jsonl(client, client.batches.retrieve(first).error_file_id)) == ["flaky"]
+    second = _submit(client, _lines(["flaky"]))
+    _poll(client, second)
+    assert sorted(_jsonl(client, client.batches.retrieve(second).output_file_id)) == ["flaky"]
+    assert batch_server.submission_counts() == {"flaky": 2, "fine": 1}
+    assert [(s.batch_id, s.custom_id) for s in batch_server.submissions()] == [
+        (first, "flaky"),
+        (first, "fine"),
+        (second, "flaky"),
+    ]
+    log = batch_server.state_dir / "submissions.jsonl"  # type: ignore[operator]
+    assert [json.loads(x)["custom_id"] for x in log.read_text().splitlines()] == [
+        "flaky",
+        "fine",
+        "flaky",
+    ]
+
+
+def test_openai_job_in_progress_survives_a_restart_on_the_same_state_dir(
+    tmp_path: Path,
+) -> None:
+    with BatchServer(BatchScript(polls=3), state_dir=tmp_path) as first:
+        client = _client(first)
+        batch_id = _submit(client, _lines(["s1", "s2"]))
+        assert client.batches.retrieve(batch_id).status == "in_progress"
+    with BatchServer(BatchScript(polls=50), state_dir=tmp_path) as second:  # the job's own
+        client = _client(second)  # script holds: 2 more polls, not 50
+        assert _poll(client, batch_id) == ["in_progress", "finalizing", "completed"]
+        out = _jsonl(client, client.batches.retrieve(batch_id).output_file_id)
+        assert sorted(out) == ["s1", "s2"]
+        assert second.submission_counts() == {"s1": 1, "s2": 1}
+
+
+def _start_process(state: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hegelion_core.testing.batch_server", "--state-dir", str(state)]
+        + ["--polls", "2"],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("serving http://127.0.0.1:"), line
+    return proc, line.split()[1]
+
+
+def test_openai_job_survives_kill_9_of_the_server_process(tmp_path: Path) -> None:
+    proc, root = _start_process(tmp_path)
+    try:
+        client = openai.OpenAI(base_url=f"{root}/v1", api_key=KEY, max_retries=0)
+        batch_id = _submit(client, _lines(["k1", "k2", "k3"]))
+        assert client.batches.retrieve(batch_id).status == "in_progress"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+    proc, root = _start_process(tmp_path)
+    try:
+        client = openai.OpenAI(base_url=f"{root}/v1", api_key=KEY, max_retries=0)
+        assert _poll(client, batch_id) == ["finalizing", "completed"]
+        out = _jsonl(client, client.batches.retrieve(batch_id).output_file_id)
+        assert sorted(out) == ["k1", "k2", "k3"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0

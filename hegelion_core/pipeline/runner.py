@@ -74,7 +74,9 @@ def _digest(path: Path, exclude: Path) -> list[FileDigest]:
 
 
 def fingerprint(plan: StagePlan) -> tuple[str, list[FileDigest]]:
-    """The argv and the content of every input path in it (the stage's own dir excluded)."""
+    """The argv and the content of every input path in it (the stage's own dir excluded).
+
+    The argv is hashed masked: a rotated API key is the same stage, not a rerun."""
     paths = {Path(a) for inv in plan.invocations for a in inv.argv if a.startswith("/")}
     paths |= set(plan.inputs)
     digests = [d for p in sorted(paths) for d in _digest(p, plan.workdir.resolve())]
@@ -82,7 +84,7 @@ def fingerprint(plan: StagePlan) -> tuple[str, list[FileDigest]]:
         dumps(
             {
                 "kind": plan.kind,
-                "argv": [i.argv for i in plan.invocations],
+                "argv": [secrets.mask_argv(i.argv) for i in plan.invocations],
                 "inputs": [(d.path, d.sha256) for d in digests],
             }
         )

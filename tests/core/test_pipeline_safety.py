@@ -316,3 +316,25 @@ def test_a_generate_stage_that_stopped_early_is_not_done(plugin_site: Path, tmp_
     assert "stage generate: `hegelion generate` stopped early (" in out.stderr
     assert "(exit status 5)" in out.stderr and "it is not done" in out.stderr
     assert not (w / "generate" / "stage.json").exists()
+
+
+def test_rotating_an_api_key_keeps_the_stage_fingerprint(tmp_path: Path) -> None:
+    """A new key is the same work: hashing the raw argv would rerun the stage (and put a
+    digest of the key in stage.json); any other change still changes the fingerprint."""
+    from hegelion_core.pipeline.runner import fingerprint
+    from hegelion_core.pipeline.stages import Invocation, StagePlan
+
+    def plan(*argv: str) -> StagePlan:
+        return StagePlan(
+            name="generate",
+            kind="generate",
+            workdir=tmp_path / "generate",
+            invocations=[Invocation(argv=["hegelion", "generate", *argv])],
+            artifact={"output": str(tmp_path / "generate" / "traces.jsonl")},
+        )
+
+    old = fingerprint(plan("--teacher-option", "api_key=sk-old-aaaaaaaaaaaa"))[0]
+    new = fingerprint(plan("--teacher-option", "api_key=sk-new-bbbbbbbbbbbb"))[0]
+    other = fingerprint(plan("--teacher-option", "api_key=sk-new-bbbbbbbbbbbb", "--limit", "9"))[0]
+    assert old == new
+    assert other != new

@@ -10,13 +10,38 @@ from hegelion_core.cli.options import parse_pairs
 
 
 @click.command("curate")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.option(
     "--output",
     "-o",
     required=True,
     type=click.Path(path_type=Path),
     help="The curated traces file (JSONL); OUTPUT.manifest.json is written beside it.",
+)
+@click.option(
+    "--trace-field",
+    metavar="COLUMN",
+    help="Rows whose trace is only text: the column that holds it "
+    "(default: output, response, generation, completion, answer, then messages).",
+)
+@click.option(
+    "--prompt-field",
+    metavar="COLUMN",
+    help="Rows whose trace is only text: the prompt column (default: instruction, prompt, "
+    "question, problem, query, input, then the user turn before the answer).",
+)
+@click.option(
+    "--hf",
+    metavar="NAME",
+    help="Also read a Hugging Face dataset (a Hub id, a local dataset repository or a "
+    "directory of data files), streaming.",
+)
+@click.option("--hf-config", metavar="NAME", help="With --hf: the dataset's subset.")
+@click.option(
+    "--split",
+    "input_split",
+    metavar="SPLIT",
+    help="The split to read of --hf (default train) or of a saved DatasetDict (default all).",
 )
 @click.option(
     "--no-dedupe", is_flag=True, help="Keep exact and near-duplicate prompts and syntheses."
@@ -78,6 +103,11 @@ from hegelion_core.cli.options import parse_pairs
 def curate_command(
     inputs: tuple[Path, ...],
     output: Path,
+    trace_field: str | None,
+    prompt_field: str | None,
+    hf: str | None,
+    hf_config: str | None,
+    input_split: str | None,
     no_dedupe: bool,
     near_threshold: float,
     shingle_size: int,
@@ -94,6 +124,10 @@ def curate_command(
     """Filter trace files (INPUTS) into OUTPUT: duplicates, held-out prompts, judge score,
     length, truncated and degenerate answers. Surviving rows are copied unchanged.
 
+    INPUTS are JSONL or Parquet files or saved `datasets` directories (a distilabel
+    Distiset too), holding Hegelion's records or rows whose trace is only text; a row
+    that is not a JSONL line is written as its columns in one JSON line.
+
     \b
     Examples:
       hegelion curate traces.jsonl -o curated.jsonl
@@ -105,7 +139,11 @@ def curate_command(
     from hegelion_core.data.curate import CurateJob, curate
     from hegelion_core.data.curate.run import describe
     from hegelion_core.data.quality import QualityConfig
+    from hegelion_core.data.sources import ReadOptions
     from hegelion_core.errors import describe_validation
+
+    if not inputs and not hf:
+        raise click.UsageError("give INPUTS, or --hf NAME")
 
     try:
         quality_config = QualityConfig(**parse_pairs(quality))
@@ -120,6 +158,13 @@ def curate_command(
         job = CurateJob(
             inputs=list(inputs),
             output=output,
+            read=ReadOptions(
+                trace_field=trace_field,
+                prompt_field=prompt_field,
+                split=input_split,
+                hf=hf,
+                hf_config=hf_config,
+            ),
             dedupe=not no_dedupe,
             near_threshold=near_threshold,
             shingle=shingle_size,

@@ -11,7 +11,7 @@ from hegelion_core.cli.options import parse_pairs
 
 
 @click.command("dataset")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option(
     "--format",
@@ -38,6 +38,38 @@ from hegelion_core.cli.options import parse_pairs
     help="sft/chat/scu/mlx: answer with the synthesis alone.",
 )
 @click.option("--system", help="Replace each record's system prompt.")
+@click.option(
+    "--trace-field",
+    metavar="COLUMN",
+    help="Rows whose trace is only text: the column that holds it "
+    "(default: output, response, generation, completion, answer, then messages).",
+)
+@click.option(
+    "--prompt-field",
+    metavar="COLUMN",
+    help="Rows whose trace is only text: the prompt column (default: instruction, prompt, "
+    "question, problem, query, input, then the user turn before the answer).",
+)
+@click.option(
+    "--hf",
+    metavar="NAME",
+    help="Also read a Hugging Face dataset (a Hub id, a local dataset repository or a "
+    "directory of data files), streaming.",
+)
+@click.option("--hf-config", metavar="NAME", help="With --hf: the dataset's subset.")
+@click.option(
+    "--split",
+    "input_split",
+    metavar="SPLIT",
+    help="The split to read of --hf (default train) or of a saved DatasetDict (default all).",
+)
+@click.option(
+    "--quality",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Degenerate-output thresholds for rows read from text (docs/curation.md); "
+    "enabled=false turns the check off.",
+)
 @click.option(
     "-o",
     "--option",
@@ -77,6 +109,12 @@ def dataset_command(
     conversational: bool | None,
     synthesis_only: bool | None,
     system: str | None,
+    trace_field: str | None,
+    prompt_field: str | None,
+    hf: str | None,
+    hf_config: str | None,
+    input_split: str | None,
+    quality: tuple[str, ...],
     extra: tuple[str, ...],
     to: str | None,
     valid_ratio: float | None,
@@ -92,17 +130,39 @@ def dataset_command(
 ) -> None:
     """Format trace files (INPUTS) into a training dataset at OUTPUT.
 
+    INPUTS are JSONL or Parquet files or saved `datasets` directories (a distilabel
+    Distiset too), holding Hegelion's records or rows whose trace is only text.
+
     \b
     Examples:
       hegelion dataset traces.jsonl sft.jsonl --format sft
       hegelion dataset traces.jsonl dpo.jsonl --format dpo --rejected both
       hegelion dataset traces.jsonl data/ --format mlx --valid-ratio 0.1
+      hegelion dataset curator.parquet dpo.jsonl --format dpo --trace-field response
+      hegelion dataset --hf user/traces --split train dpo.jsonl --format dpo
     """
     from pydantic import ValidationError
 
     from hegelion_core.data.dataset import DatasetJob, SplitSpec, build_dataset
+    from hegelion_core.data.quality import QualityConfig
+    from hegelion_core.data.sources import ReadOptions
     from hegelion_core.errors import describe_validation
     from hegelion_core.plugins import load_driver
+
+    if not inputs and not hf:
+        raise click.UsageError("give INPUTS and OUTPUT, or --hf NAME and OUTPUT")
+    try:
+        quality_config = QualityConfig(**parse_pairs(quality))
+    except (click.BadParameter, ValidationError) as exc:
+        problem = exc.message if isinstance(exc, click.BadParameter) else describe_validation(exc)
+        raise click.BadParameter(problem, param_hint="--quality") from None
+    read = ReadOptions(
+        trace_field=trace_field,
+        prompt_field=prompt_field,
+        split=input_split,
+        hf=hf,
+        hf_config=hf_config,
+    )
 
     flags = {
         "rejected": rejected,
@@ -132,6 +192,8 @@ def dataset_command(
         inputs=list(inputs),
         output=output,
         format=fmt,
+        read=read,
+        quality=quality_config,
         options=options,
         to=to,
         split=split,

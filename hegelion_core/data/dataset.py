@@ -39,6 +39,8 @@ from hegelion_core.data.jsonl import (
     remove_stale_temporaries,
     temporary_sibling,
 )
+from hegelion_core.data.quality import QualityConfig
+from hegelion_core.data.sources import ReadOptions
 from hegelion_core.data.traces import ReadStats, iter_records
 from hegelion_core.errors import HegelionError
 from hegelion_core.plugins import make_driver
@@ -79,9 +81,11 @@ class DatasetJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    inputs: list[Path] = Field(min_length=1)
+    inputs: list[Path] = Field(default_factory=list)  # files and saved dataset directories
     output: Path
     format: str
+    read: ReadOptions = Field(default_factory=ReadOptions)  # text columns, split, --hf
+    quality: QualityConfig = Field(default_factory=QualityConfig)  # for rows read from text
     options: dict[str, Any] = Field(default_factory=dict)
     to: Layout | None = None  # inferred from the output's suffix when None
     split: SplitSpec | None = None  # None: the formatter's default (mlx splits)
@@ -90,6 +94,20 @@ class DatasetJob(BaseModel):
     push_to_hub: str | None = None
     private: bool = False
     overwrite: bool = False  # write a split directory's files beside files that are not ours
+
+    @model_validator(mode="after")
+    def _some_input(self) -> DatasetJob:
+        if not self.inputs and not self.read.hf:
+            raise ValueError("give an input file or directory, or a dataset with --hf")
+        return self
+
+    def sources(self) -> list[Path | None]:
+        """Every input in order; None stands for the ``--hf`` dataset, read last."""
+        return [*self.inputs, *([None] if self.read.hf else [])]
+
+    def describe_inputs(self) -> str:
+        hub = [f"{self.read.hf}[{self.read.split or 'train'}]"] if self.read.hf else []
+        return ", ".join([*(str(p) for p in self.inputs), *hub])
 
     def layout(self) -> Layout:
         if self.to:
@@ -190,7 +208,7 @@ def _build(
 
         manifest = StageManifest(
             stage="dataset",
-            inputs=[_digest(p) for p in job.inputs],
+            inputs=[d for p in job.inputs for d in _digests(p)],
             outputs=[str(job.output)],
             config=job.model_dump(mode="json", exclude={"inputs", "output"}),
             counts={
@@ -326,25 +344,33 @@ def _input_under(target: Path, inputs: dict[tuple[int, int], Path]) -> Path | No
 
 def _filtered(job: DatasetJob, stats: ReadStats, seen: set[int]) -> Iterator[Any]:
     """Records from every input, deduplicated by prompt id and passed through hooks."""
-    for path in job.inputs:
-        for record in iter_records(path, stats, skip_invalid_json=job.skip_invalid):
+    for path in job.sources():
+        records = iter_records(
+            path,
+            stats,
+            skip_invalid_json=job.skip_invalid,
+            options=job.read,
+            quality=job.quality,
+        )
+        label = path or job.read.hf
+        for record in records:
             if job.dedupe:
                 key = int(record.prompt_id[:16], 16)
                 if key in seen:
                     stats.valid -= 1
-                    stats.reject("duplicate prompt_id", f"{path}: prompt_id {record.prompt_id}")
+                    stats.reject("duplicate prompt_id", f"{label}: prompt_id {record.prompt_id}")
                     continue
                 seen.add(key)
             admitted = hooks.admit(record)
             if admitted is None:
                 stats.valid -= 1
-                stats.reject("rejected by plugin", f"{path}: prompt_id {record.prompt_id}")
+                stats.reject("rejected by plugin", f"{label}: prompt_id {record.prompt_id}")
                 continue
             yield admitted
 
 
 def _nothing_valid(job: DatasetJob, stats: ReadStats) -> str:
-    inputs = ", ".join(str(p) for p in job.inputs)
+    inputs = job.describe_inputs()
     if not stats.lines:
         return f"no records in {inputs}: the input is empty"
     lines = [f"no valid records for format {job.format!r} in {inputs} ({stats.lines} lines read):"]
@@ -454,6 +480,11 @@ def load_dataset_dict(path: Path) -> Any:
 
 
 # ----- provenance ---------------------------------------------------------------------
+
+
+def _digests(path: Path) -> list[FileDigest]:
+    """An input file's digest, or those of every file of a saved dataset directory."""
+    return FileDigest.under(path) if path.is_dir() else [_digest(path)]
 
 
 def _digest(path: Path) -> FileDigest:

@@ -27,10 +27,11 @@ class Row:
     lineno: int
     raw: bytes
     record: TraceRecord
+    label: str = ""  # where a row that is not a JSONL line is ("file.parquet:row 3")
 
     @property
     def where(self) -> str:
-        return f"{self.path}:{self.lineno}"
+        return self.label or f"{self.path}:{self.lineno}"
 
 
 class Drop(NamedTuple):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hegelion_core import hooks
@@ -29,9 +30,10 @@ from hegelion_core.data.curate.filters import (
     Row,
     TruncatedFilter,
 )
-from hegelion_core.data.jsonl import TORN_TAIL, atomic_output, dumps, read_jsonl_lines
+from hegelion_core.data.jsonl import atomic_output, dumps
 from hegelion_core.data.quality import QualityConfig
-from hegelion_core.data.traces import InvalidTrace, record_from_dict
+from hegelion_core.data.sources import ReadOptions
+from hegelion_core.data.traces import ReadStats, iter_source_records
 from hegelion_core.errors import HegelionError
 from hegelion_core.records import FileDigest, StageManifest
 
@@ -41,8 +43,9 @@ class CurateJob(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    inputs: list[Path] = Field(min_length=1)
+    inputs: list[Path] = Field(default_factory=list)  # files and saved dataset directories
     output: Path
+    read: ReadOptions = Field(default_factory=ReadOptions)  # text columns, split, --hf
     dedupe: bool = True
     near_threshold: float = Field(0.8, gt=0, le=1)  # 1: exact duplicates only
     shingle: int = Field(3, ge=1, le=16)  # words per MinHash shingle
@@ -57,6 +60,8 @@ class CurateJob(BaseModel):
 
     @model_validator(mode="after")
     def _bounds(self) -> CurateJob:
+        if not self.inputs and not self.read.hf:
+            raise ValueError("give an input file or directory, or a dataset with --hf")
         if (
             self.min_chars is not None
             and self.max_chars is not None
@@ -136,7 +141,7 @@ def _curate(job: CurateJob) -> CurateSummary:
 
     manifest = CurateManifest(
         stage="curate",
-        inputs=[FileDigest.of(p) for p in job.inputs],
+        inputs=[d for p in job.inputs for d in FileDigest.under(p)],
         outputs=[str(job.output)],
         output=FileDigest(path=str(job.output), sha256=digest.hexdigest(), bytes=size),
         config=job.model_dump(mode="json", exclude={"inputs", "output"}),
@@ -189,28 +194,31 @@ def _reports(read: _Tally, tallies: list[_Tally]) -> list[FilterReport]:
 
 
 def _rows(job: CurateJob, read: _Tally) -> Iterator[Row]:
-    """Every valid record of every input with its line; the rest counted in ``read``."""
-    for path in job.inputs:
+    """Every valid record of every input with its line; the rest counted in ``read``.
+    A row that is not a JSONL line (Parquet, a saved dataset, --hf) is written out as
+    its columns in one JSON line. Rows read from text are checked for degenerate output
+    as they are read, with ``job.quality``."""
+    for path in [*job.inputs, *([None] if job.read.hf else [])]:
+        stats = ReadStats()
+        rows = iter_source_records(
+            path, stats, skip_invalid_json=job.skip_invalid, options=job.read, quality=job.quality
+        )
+        for source, record in rows:
+            raw = source.raw if source.raw is not None else _json_line(source.row)
+            yield Row(source.path or Path(str(job.read.hf)), source.line, raw, record, source.where)
+        read.rows_in += stats.lines  # counted once the input is read: reports come after
+        for reason, n in stats.invalid.items():
+            read.dropped[reason] = read.dropped.get(reason, 0) + n
+            read.examples.setdefault(reason, stats.examples[reason])
 
-        def bad_json(lineno: int, problem: str, path: Path = path) -> None:
-            read.rows_in += 1
-            reason = "incomplete last line" if problem == TORN_TAIL else "invalid JSON"
-            read.drop(reason, f"{path}:{lineno}: {problem}")
 
-        for lineno, raw, obj in read_jsonl_lines(
-            path, skip_invalid=job.skip_invalid, on_invalid=bad_json
-        ):
-            read.rows_in += 1
-            try:
-                record = record_from_dict(obj)
-            except InvalidTrace as exc:
-                read.drop(exc.reason, f"{path}:{lineno}: {exc.detail or exc.reason}")
-                continue
-            yield Row(path, lineno, raw, record)
+def _json_line(row: dict[str, Any]) -> bytes:
+    return orjson.dumps(row, default=str) + b"\n"
 
 
 def _nothing_left(job: CurateJob, reports: list[FilterReport]) -> str:
-    inputs = ", ".join(str(p) for p in job.inputs)
+    hub = [f"{job.read.hf}[{job.read.split or 'train'}]"] if job.read.hf else []
+    inputs = ", ".join([*(str(p) for p in job.inputs), *hub])
     if not reports[0].rows_in:
         return f"no records in {inputs}: the input is empty"
     lines = [f"no row of {inputs} survived curation ({reports[0].rows_in} lines read):"]

@@ -650,10 +650,201 @@ def _json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+# ----- Anthropic: message batches --------------------------------------------------
+
+
+class _AnthropicRoutes:
+    """The Anthropic Message Batches routes of `BatchServer` (called under its lock)."""
+
+    _store: _Store
+    max_requests: int | None
+    max_body_bytes: int
+
+    if TYPE_CHECKING:  # BatchServer's
+
+        @property
+        def root_url(self) -> str: ...
+
+        def _new_job(
+            self, api: str, batch_id: str, requests: list[dict[str, Any]]
+        ) -> dict[str, Any]: ...
+
+        def _advance(self, job: dict[str, Any]) -> None: ...
+
+    def _anthropic(
+        self, method: str, path: str, params: dict[str, str], raw: bytes
+    ) -> tuple[int, str, bytes]:
+        parts = path.strip("/").split("/")[3:]  # after "v1/messages/batches"
+        if not parts and method == "POST":
+            return _json(self._create_message_batch(raw))
+        if not parts and method == "GET":
+            return _json(self._list_message_batches(params))
+        if len(parts) == 1 and method == "GET":
+            job = self._message_batch(parts[0])
+            self._advance(job)
+            self._store.save_job(job)
+            return _json(self._message_batch_json(job))
+        if len(parts) == 2 and parts[1] == "results" and method == "GET":
+            job = self._message_batch(parts[0])
+            if job["state"] != "ended":
+                raise _anthropic_error(
+                    404,
+                    "not_found_error",
+                    f"Results for message batch {job['id']} are not available until its "
+                    "processing has ended.",
+                )
+            data = "".join(json.dumps(_anthropic_result(r)) + "\n" for r in job["results"])
+            return 200, "application/binary", data.encode()
+        if len(parts) == 2 and parts[1] == "cancel" and method == "POST":
+            job = self._message_batch(parts[0])
+            if job["state"] == "ended":
+                raise _anthropic_error(
+                    409, "conflict_error", f"Message batch {job['id']} has already ended."
+                )
+            if job["state"] == "running":
+                job.update(state="cancelling", cancel_at=time.time())
+                self._store.save_job(job)
+            return _json(self._message_batch_json(job))
+        raise _anthropic_error(404, "not_found_error", f"Not found: {method} {path}")
+
+    def _message_batch(self, batch_id: str) -> dict[str, Any]:
+        job = self._store.jobs.get(batch_id)
+        if job is None or job["api"] != "anthropic":
+            raise _anthropic_error(404, "not_found_error", f"Message batch {batch_id} not found.")
+        return job
+
+    def _create_message_batch(self, raw: bytes) -> dict[str, Any]:
+        if len(raw) > self.max_body_bytes:
+            raise _anthropic_error(
+                413, "request_too_large", "Request exceeds the maximum allowed number of bytes."
+            )
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise _anthropic_error(400, "invalid_request_error", "The body is not valid JSON.")
+        items = body.get("requests")
+        if not isinstance(items, list):
+            raise _anthropic_error(400, "invalid_request_error", "requests: Field required")
+        if not items:
+            raise _anthropic_error(
+                400, "invalid_request_error", "requests: List should have at least 1 item"
+            )
+        limit = self.max_requests if self.max_requests is not None else ANTHROPIC_MAX_REQUESTS
+        if len(items) > limit:
+            raise _anthropic_error(
+                400,
+                "invalid_request_error",
+                f"requests: a message batch holds at most {limit} requests, not {len(items)}",
+            )
+        requests: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for index, item in enumerate(items):
+            where = f"requests.{index}"
+            if not isinstance(item, dict) or not isinstance(item.get("params"), dict):
+                raise _anthropic_error(
+                    400, "invalid_request_error", f"{where}.params: Field required"
+                )
+            custom_id = item.get("custom_id")
+            if not isinstance(custom_id, str) or not _ANTHROPIC_CUSTOM_ID.match(custom_id):
+                raise _anthropic_error(
+                    400,
+                    "invalid_request_error",
+                    f"{where}.custom_id: String should match pattern '^[a-zA-Z0-9_-]{{1,64}}$'",
+                )
+            if custom_id in seen:
+                raise _anthropic_error(
+                    400,
+                    "invalid_request_error",
+                    f"{where}.custom_id: duplicate custom_id '{custom_id}'; each request in a "
+                    "batch must have a unique custom_id",
+                )
+            seen.add(custom_id)
+            requests.append({"custom_id": custom_id, "body": item["params"]})
+        job = self._new_job("anthropic", _random_id("msgbatch_", 24), requests)
+        self._store.save_job(job)
+        return self._message_batch_json(job)
+
+    def _list_message_batches(self, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            limit = int(params.get("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 1000:
+            raise _anthropic_error(400, "invalid_request_error", "limit: between 1 and 1000")
+        jobs = sorted(
+            (j for j in self._store.jobs.values() if j["api"] == "anthropic"),
+            key=lambda j: -int(j["seq"]),
+        )
+        ids = [j["id"] for j in jobs]
+        after, before = params.get("after_id"), params.get("before_id")
+        if after:
+            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
+            page, more = jobs[:limit], len(jobs) > limit
+        elif before:
+            jobs = jobs[: ids.index(before)] if before in ids else []
+            page, more = jobs[-limit:], len(jobs) > limit
+        else:
+            page, more = jobs[:limit], len(jobs) > limit
+        data = [self._message_batch_json(j) for j in page]
+        return {
+            "data": data,
+            "has_more": more,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+
+    def _message_batch_json(self, job: dict[str, Any]) -> dict[str, Any]:
+        """The ``MessageBatch`` object the API answers for a job now."""
+        state = job["state"]
+        ended = state == "ended"
+        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
+        if ended:
+            names = {"ok": "succeeded", "error": "errored", "cancelled": "canceled"}
+            for result in job["results"]:
+                counts[names.get(result["kind"], result["kind"])] += 1
+        else:
+            counts["processing"] = len(job["requests"])
+        created = job["created_at"]
+        return {
+            "id": job["id"],
+            "type": "message_batch",
+            "processing_status": "ended"
+            if ended
+            else ("canceling" if state == "cancelling" else "in_progress"),
+            "request_counts": counts,
+            "ended_at": _rfc3339(job["ended_at"]),
+            "created_at": _rfc3339(created),
+            "expires_at": _rfc3339(created + _DAY),
+            "archived_at": None,
+            "cancel_initiated_at": _rfc3339(job["cancel_at"]),
+            "results_url": f"{self.root_url}/v1/messages/batches/{job['id']}/results"
+            if ended
+            else None,
+        }
+
+
+def _anthropic_result(result: dict[str, Any]) -> dict[str, Any]:
+    """One line of a message batch's results file."""
+    kind = result["kind"]
+    if kind == "ok":
+        outcome: dict[str, Any] = {"type": "succeeded", "message": result["body"]}
+    elif kind == "error":
+        error_type = "api_error" if result["status"] >= 500 else "invalid_request_error"
+        outcome = {
+            "type": "errored",
+            "error": {"type": "error", "error": {"type": error_type, "message": result["message"]}},
+        }
+    else:
+        outcome = {"type": "canceled" if kind == "cancelled" else "expired"}
+    return {"custom_id": result["custom_id"], "result": outcome}
+
+
 # ----- the server ------------------------------------------------------------------
 
 
-class BatchServer(ScriptedServer, _OpenAIRoutes):
+class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
     """The scripted batch service (see the module doc). ``script`` is read when a job
     is created; set ``server.script`` between jobs to give the next ones other faults."""
 
@@ -851,11 +1042,6 @@ class BatchServer(ScriptedServer, _OpenAIRoutes):
         else:
             _, payload = _openai_answer(body, text, cut, usage, model, 1)
         return {"kind": "ok", "status": 200, "body": payload}
-
-    def _anthropic(
-        self, method: str, path: str, params: dict[str, str], raw: bytes
-    ) -> tuple[int, str, bytes]:
-        raise _anthropic_error(404, "not_found_error", f"no route {path}")
 
 
 def _body_problem(api: str, body: dict[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import openai
 import pytest
 
@@ -281,3 +282,159 @@ def test_openai_job_survives_kill_9_of_the_server_process(tmp_path: Path) -> Non
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+
+
+# ----- Anthropic ---------------------------------------------------------------------
+
+
+def _anthropic(server: BatchServer, key: str = KEY) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=key, max_retries=0)
+
+
+def _requests(ids: list[str], max_tokens: int = 1024) -> list[dict[str, Any]]:
+    return [
+        {
+            "custom_id": cid,
+            "params": {
+                "model": "claude-test",
+                "max_tokens": max_tokens,
+                "messages": [{"role": "user", "content": f"{QUESTION} ({cid})"}],
+            },
+        }
+        for cid in ids
+    ]
+
+
+def _wait(client: anthropic.Anthropic, batch_id: str, limit: int = 20) -> list[str]:
+    seen = []
+    for _ in range(limit):
+        seen.append(client.messages.batches.retrieve(batch_id).processing_status)
+        if seen[-1] == "ended":
+            return seen
+    raise AssertionError(f"message batch {batch_id} still {seen[-1]} after {limit} polls")
+
+
+def _results(client: anthropic.Anthropic, batch_id: str) -> dict[str, Any]:
+    return {r.custom_id: r.result for r in client.messages.batches.results(batch_id)}
+
+
+def test_anthropic_job_ends_with_results_the_sdk_parses(tmp_path: Path) -> None:
+    script = BatchScript(polls=2, fail={"a2"}, cut={"a3"})
+    with BatchServer(script, state_dir=tmp_path, api_key=KEY) as server:
+        client = _anthropic(server)
+        batch = client.messages.batches.create(requests=_requests(["a1", "a2", "a3", "a4"]))  # type: ignore[arg-type]
+        assert batch.processing_status == "in_progress" and batch.results_url is None
+        assert batch.request_counts.processing == 4
+        assert _wait(client, batch.id) == ["in_progress", "in_progress", "ended"]
+        ended = client.messages.batches.retrieve(batch.id)
+        assert ended.ended_at is not None and ended.results_url is not None
+        counts = ended.request_counts
+        assert (counts.processing, counts.succeeded, counts.errored) == (0, 3, 1)
+        results = _results(client, batch.id)
+        assert sorted(results) == ["a1", "a2", "a3", "a4"]
+        for cid in ("a1", "a4"):
+            result = results[cid]
+            assert result.type == "succeeded"
+            assert result.message.stop_reason == "end_turn" and result.message.usage.output_tokens
+            block = result.message.content[0]
+            assert block.type == "text"
+            trace = parse_trace(block.text)
+            assert not trace.missing and cid in (trace.thesis or "")
+        assert results["a3"].type == "succeeded"
+        assert results["a3"].message.stop_reason == "max_tokens"
+        assert results["a2"].type == "errored"
+        assert results["a2"].error.error.type == "api_error"
+        assert server.submission_counts("anthropic") == {"a1": 1, "a2": 1, "a3": 1, "a4": 1}
+
+
+def test_anthropic_invalid_params_come_back_errored(batch_server: BatchServer) -> None:
+    batch_server.script = BatchScript(polls=0)
+    client = _anthropic(batch_server)
+    requests = _requests(["ok", "bad"])
+    del requests[1]["params"]["max_tokens"]
+    batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+    _wait(client, batch.id)
+    results = _results(client, batch.id)
+    assert results["ok"].type == "succeeded"
+    assert results["bad"].type == "errored"
+    assert results["bad"].error.error.type == "invalid_request_error"
+    assert "max_tokens" in results["bad"].error.error.message
+
+
+def test_anthropic_expired_and_cancelled(batch_server: BatchServer) -> None:
+    batch_server.script = BatchScript(polls=1, expire={"gone"})
+    client = _anthropic(batch_server)
+    expiring = client.messages.batches.create(requests=_requests(["kept", "gone"]))  # type: ignore[arg-type]
+    _wait(client, expiring.id)
+    assert client.messages.batches.retrieve(expiring.id).request_counts.expired == 1
+    results = _results(client, expiring.id)
+    assert (results["kept"].type, results["gone"].type) == ("succeeded", "expired")
+
+    batch_server.script = BatchScript(polls=3)
+    batch = client.messages.batches.create(requests=_requests(["c1", "c2", "c3", "c4"]))  # type: ignore[arg-type]
+    assert [client.messages.batches.retrieve(batch.id).processing_status for _ in range(2)] == [
+        "in_progress",
+        "in_progress",
+    ]
+    canceling = client.messages.batches.cancel(batch.id)
+    assert canceling.processing_status == "canceling" and canceling.cancel_initiated_at
+    ended = client.messages.batches.retrieve(batch.id)
+    assert ended.processing_status == "ended"
+    assert (ended.request_counts.succeeded, ended.request_counts.canceled) == (2, 2)
+    results = _results(client, batch.id)
+    assert [results[c].type for c in ("c1", "c2", "c3", "c4")] == ["succeeded"] * 2 + [
+        "canceled"
+    ] * 2
+    with pytest.raises(anthropic.ConflictError):
+        client.messages.batches.cancel(batch.id)
+
+
+def test_anthropic_refuses_too_large_and_bad_custom_ids(tmp_path: Path) -> None:
+    with BatchServer(state_dir=tmp_path, max_requests=3, max_body_bytes=2000) as server:
+        client = _anthropic(server)
+        huge = _requests(["huge"])
+        huge[0]["params"]["messages"][0]["content"] = "x" * 2000
+        with pytest.raises(anthropic.APIStatusError) as too_big:
+            client.messages.batches.create(requests=huge)  # type: ignore[arg-type]
+        assert too_big.value.status_code == 413
+        assert isinstance(too_big.value.body, dict)
+        assert too_big.value.body["error"]["type"] == "request_too_large"
+        with pytest.raises(anthropic.BadRequestError, match="at most 3 requests"):
+            client.messages.batches.create(requests=_requests(["q1", "q2", "q3", "q4"]))  # type: ignore[arg-type]
+        with pytest.raises(anthropic.BadRequestError, match=r"requests\.0\.custom_id"):
+            client.messages.batches.create(requests=_requests(["has space"]))  # type: ignore[arg-type]
+        with pytest.raises(anthropic.BadRequestError, match="duplicate"):
+            client.messages.batches.create(requests=_requests(["d", "d"]))  # type: ignore[arg-type]
+        assert server.submissions() == []
+
+
+def test_anthropic_wrong_key_gets_401(tmp_path: Path) -> None:
+    with BatchServer(state_dir=tmp_path, api_key=KEY) as server:
+        with pytest.raises(anthropic.AuthenticationError) as refused:
+            _anthropic(server, "sk-ant-wrong").messages.batches.create(requests=_requests(["a"]))  # type: ignore[arg-type]
+        assert isinstance(refused.value.body, dict)
+        assert refused.value.body["error"]["type"] == "authentication_error"
+        assert server.submissions() == []
+
+
+def test_anthropic_list_pages_newest_first(batch_server: BatchServer) -> None:
+    client = _anthropic(batch_server)
+    ids = [client.messages.batches.create(requests=_requests([f"l{i}"])).id for i in range(3)]  # type: ignore[arg-type]
+    first = client.messages.batches.list(limit=2)
+    assert [b.id for b in first.data] == ids[::-1][:2] and first.has_more
+    assert [b.id for b in client.messages.batches.list(limit=2)] == ids[::-1]
+    older = client.messages.batches.list(limit=5, before_id=ids[0])
+    assert [b.id for b in older.data] == ids[::-1][:2]
+
+
+def test_anthropic_job_in_progress_survives_a_restart(tmp_path: Path) -> None:
+    with BatchServer(BatchScript(polls=2), state_dir=tmp_path) as first:
+        client = _anthropic(first)
+        batch = client.messages.batches.create(requests=_requests(["s1", "s2"]))  # type: ignore[arg-type]
+        assert client.messages.batches.retrieve(batch.id).processing_status == "in_progress"
+    with BatchServer(state_dir=tmp_path) as second:
+        client = _anthropic(second)
+        assert _wait(client, batch.id) == ["in_progress", "ended"]
+        results = _results(client, batch.id)  # results_url names the new server's port
+        assert {r.type for r in results.values()} == {"succeeded"} and len(results) == 2
+        assert second.submission_counts("anthropic") == {"s1": 1, "s2": 1}

@@ -220,6 +220,115 @@ class Teacher(Driver):
         """Release connections or processes. Called once when a run ends."""
 
 
+# ----- batch teachers ----------------------------------------------------------------
+#
+# A teacher whose provider has a batch API (half price, answers within a day) offers it
+# through a method ``batch(self) -> BatchTeacher``; `hegelion generate --batch` replays
+# the same dialectic on the answers (hegelion_core.generation.batch), so the teacher's
+# `BatchTeacher` only moves provider-neutral requests and results.
+
+#: A provider job's state: still running (``in_progress``, ``cancelling``) or ended
+#: (``ended``: results are ready; ``failed``: the job as a whole was refused, e.g. an
+#: invalid input file; ``expired`` and ``cancelled`` may still hold some results).
+BatchState = Literal["in_progress", "cancelling", "ended", "failed", "expired", "cancelled"]
+#: States after which the job changes no more.
+BATCH_FINAL: frozenset[str] = frozenset({"ended", "failed", "expired", "cancelled"})
+
+
+class BatchRequest(BaseModel):
+    """One teacher call, as the dialectic asked for it (`Teacher.complete`'s arguments)."""
+
+    custom_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    messages: list[Message]
+    max_tokens: int | None = None
+    temperature: float | None = None
+    json_schema: dict[str, Any] | None = None
+
+
+class BatchResult(BaseModel):
+    """What a batch job says about one request: a `Completion`, or why there is none.
+
+    ``status`` is ``succeeded``, ``errored`` (``error``, ``retryable``, ``blame`` and,
+    where the provider gave one, the HTTP ``http_status``), ``expired`` (the job's
+    window closed first) or ``cancelled``. Expired and cancelled requests are never the
+    prompt's fault."""
+
+    custom_id: str
+    status: Literal["succeeded", "errored", "expired", "cancelled"]
+    completion: Completion | None = None
+    error: str | None = None
+    http_status: int | None = None
+    retryable: bool = True
+    blame: Blame = "service"
+
+
+class BatchJob(BaseModel):
+    """A provider's batch job as `BatchTeacher.poll` sees it."""
+
+    id: str
+    state: BatchState
+    provider_status: str  # the provider's own word (validating, finalizing, ended...)
+    total: int = 0
+    succeeded: int = 0
+    failed: int = 0  # errored, expired or cancelled
+    created_at: float | None = None  # Unix time
+
+    @property
+    def final(self) -> bool:
+        return self.state in BATCH_FINAL
+
+
+class BatchLimits(BaseModel):
+    """How big one provider job may be; `hegelion generate --batch` splits below both."""
+
+    max_requests: int = Field(gt=0)
+    max_bytes: int = Field(gt=0)
+
+
+class BatchTeacher(ABC):
+    """A provider's batch API for one `Teacher` (its model, key and options).
+
+    ``submit`` names the job with ``tag`` where the provider keeps metadata, so that
+    `find` can recover a job whose id was lost to a crash between submitting and
+    recording it; where it keeps none, `find` may match on what it can see (count,
+    time) and the caller checks the results' ``custom_id`` values. Failures are
+    `TeacherError` (with `Blame`), never an SDK's own exception."""
+
+    limits: BatchLimits
+
+    def __init__(self, teacher: Teacher) -> None:
+        self.teacher = teacher
+
+    @abstractmethod
+    def request_bytes(self, request: BatchRequest) -> int:
+        """The size this request adds to a job (its input line), for splitting."""
+
+    @abstractmethod
+    async def submit(self, requests: Sequence[BatchRequest], *, tag: str) -> str:
+        """Create one job holding ``requests``; returns its id."""
+
+    @abstractmethod
+    async def find(self, tag: str, *, count: int, since: float, known: set[str]) -> str | None:
+        """The id of a job submitted with ``tag`` (``count`` requests, created after Unix
+        time ``since``, not one of ``known``), or None when there is none."""
+
+    @abstractmethod
+    async def poll(self, job_id: str) -> BatchJob: ...
+
+    @abstractmethod
+    async def results(
+        self, job_id: str, requests: Mapping[str, BatchRequest]
+    ) -> list[BatchResult]:
+        """Every result the ended job holds (``requests`` by ``custom_id``: what was
+        asked, to read each answer back as the live teacher would)."""
+
+    @abstractmethod
+    async def cancel(self, job_id: str) -> None: ...
+
+    async def aclose(self) -> None:
+        await self.teacher.aclose()
+
+
 # ----- prompt sources ----------------------------------------------------------------
 
 

@@ -10,6 +10,7 @@ import click
 from hegelion_core._version import __version__
 from hegelion_core.cli import (
     agent,
+    batch,
     curate,
     dataset,
     dialectic,
@@ -35,6 +36,7 @@ for _command in (
     plugins.plugins_command,
     dataset.dataset_command,
     generate.generate_command,
+    batch.batch_group,
     status.status_command,
     dialectic.dialectic_command,
     agent.agent_command,

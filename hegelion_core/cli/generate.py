@@ -66,6 +66,23 @@ from hegelion_core.cli.options import (
     "(connection, 5xx, timeouts); 0: never. A rejected key stops at once.",
 )
 @click.option("--system", help="System prompt stored with each record.")
+@click.option(
+    "--batch",
+    is_flag=True,
+    help="Through the provider's batch API (half price; openai, anthropic, kimi): submit "
+    "the first round, record the jobs in OUTPUT.batch/ and exit; then `hegelion batch "
+    "collect OUTPUT`. See docs/batch.md.",
+)
+@click.option(
+    "--batch-max-requests",
+    type=click.IntRange(min=1),
+    help="At most this many requests per batch job (below the provider's limit).",
+)
+@click.option(
+    "--batch-max-bytes",
+    type=click.IntRange(min=1),
+    help="At most this many bytes per batch job (below the provider's limit).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress line.")
 def generate_command(
     dataset: str | None,
@@ -99,6 +116,9 @@ def generate_command(
     max_retry_wait: float,
     stop_after_failures: int,
     system: str | None,
+    batch: bool,
+    batch_max_requests: int | None,
+    batch_max_bytes: int | None,
     quiet: bool,
     **policy: Any,
 ) -> None:
@@ -166,6 +186,19 @@ def generate_command(
         max_retry_wait=max_retry_wait,
         stop_after_failures=stop_after_failures,
     )
+    if batch:
+        from hegelion_core.cli.batch import start_batch
+
+        teacher_driver = make_teacher(teacher, model, base_url, teacher_pairs)
+        start_batch(
+            job,
+            teacher_driver,
+            teacher,
+            src,
+            max_requests=batch_max_requests,
+            max_bytes=batch_max_bytes,
+        )
+        return
     resume = "what finished is written; rerun the same command to resume"
     try:
         stats = run_generate(

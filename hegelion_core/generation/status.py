@@ -8,6 +8,10 @@ dollars per million tokens, which users extend or override with a TOML or JSON f
     ["my-finetune"]
     input = 0.5
     output = 1.5
+
+Records a batch run wrote (``hegelion generate --batch``: their prompts are listed in
+``OUTPUT.batch/prompts.jsonl``) cost `BATCH_DISCOUNT` of the table's price: OpenAI's
+Batch API and Anthropic's Message Batches both bill half the live rate.
 """
 
 from __future__ import annotations
@@ -40,10 +44,19 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+#: What a batch API request costs, as a share of the live price (OpenAI's Batch API and
+#: Anthropic's Message Batches: half).
+BATCH_DISCOUNT = 0.5
+
+
 class ModelUsage(BaseModel):
     records: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Of the above, written by a batch run (priced at `BATCH_DISCOUNT`).
+    batch_records: int = 0
+    batch_prompt_tokens: int = 0
+    batch_completion_tokens: int = 0
     cost_usd: float | None = None
 
 
@@ -85,6 +98,23 @@ def price_for(model: str, prices: dict[str, tuple[float, float]]) -> tuple[float
     return prices[max(matches, key=len)] if matches else None
 
 
+def cost_usd(
+    prompt_tokens: int, completion_tokens: int, price: tuple[float, float], *, batch: bool = False
+) -> float:
+    """US dollars for these tokens at ``price`` (per million), at batch prices if asked."""
+    live = prompt_tokens * price[0] / 1e6 + completion_tokens * price[1] / 1e6
+    return live * BATCH_DISCOUNT if batch else live
+
+
+def batch_prompt_ids(output: Path) -> set[str]:
+    """The prompts a batch run on ``output`` took (their records cost batch prices)."""
+    return {
+        str(row["prompt_id"])
+        for row in _rows(output.with_name(output.name + ".batch") / "prompts.jsonl")
+        if "prompt_id" in row
+    }
+
+
 def run_status(
     output: Path,
     *,
@@ -103,6 +133,7 @@ def run_status(
 
     times: list[datetime] = []
     seen: set[str] = set()
+    batched = batch_prompt_ids(output)
     for row in _rows(output):
         if row.get("prompt_id") in seen:
             continue
@@ -113,6 +144,10 @@ def run_status(
         m.records += 1
         m.prompt_tokens += int(usage.get("prompt_tokens", 0))
         m.completion_tokens += int(usage.get("completion_tokens", 0))
+        if row.get("prompt_id") in batched:
+            m.batch_records += 1
+            m.batch_prompt_tokens += int(usage.get("prompt_tokens", 0))
+            m.batch_completion_tokens += int(usage.get("completion_tokens", 0))
         if row.get("created_at"):
             times.append(datetime.fromisoformat(row["created_at"].replace("Z", "+00:00")))
 
@@ -140,7 +175,13 @@ def run_status(
         if p is None:
             priced = False
             continue
-        m.cost_usd = round(m.prompt_tokens * p[0] / 1e6 + m.completion_tokens * p[1] / 1e6, 4)
+        live = cost_usd(
+            m.prompt_tokens - m.batch_prompt_tokens,
+            m.completion_tokens - m.batch_completion_tokens,
+            p,
+        )
+        batch = cost_usd(m.batch_prompt_tokens, m.batch_completion_tokens, p, batch=True)
+        m.cost_usd = round(live + batch, 4)
         total_cost += m.cost_usd
     status.cost_usd = round(total_cost, 4) if priced and status.by_model else None
 
@@ -188,6 +229,8 @@ def render(status: RunStatus) -> str:
         cost = (
             f", ${m.cost_usd:.4f}" if m.cost_usd is not None else ", price unknown (see --prices)"
         )
+        if m.batch_records:
+            cost += f" ({m.batch_records} records at batch prices)"
         lines.append(
             f"  {model}: {m.records} records, {m.prompt_tokens} in + {m.completion_tokens} out tokens{cost}"
         )

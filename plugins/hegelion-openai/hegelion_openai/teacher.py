@@ -44,6 +44,8 @@ from hegelion_core import (
 if TYPE_CHECKING:  # the SDK loads only when a call is made
     from openai import AsyncOpenAI
 
+    from hegelion_openai.batch import OpenAIBatch
+
 JsonMode = Literal["json_schema", "json_object", "prompt"]
 _JSON_MODES: tuple[JsonMode, ...] = ("json_schema", "json_object", "prompt")
 
@@ -83,6 +85,12 @@ class OpenAITeacher(SDKTeacher):
         """How ``json_schema`` is sent now: ``json_schema``, ``json_object`` or ``prompt``
         (it steps down when a server rejects a level, and stays there)."""
         return self._json_mode
+
+    def batch(self) -> OpenAIBatch:
+        """OpenAI's Batch API with this teacher's model and options (``--batch``)."""
+        from hegelion_openai.batch import OpenAIBatch
+
+        return OpenAIBatch(self)
 
     # ----- calls -------------------------------------------------------------------
 

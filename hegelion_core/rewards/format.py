@@ -46,18 +46,19 @@ def score_format(text: str, *, cut: bool = False, quality: QualityConfig = DEFAU
     """One completion's ``format`` reward; ``cut``: TRL stopped it at its length limit."""
     parsed = _parse_trace(text)
     bodies = {part: getattr(parsed, part) for part in PARTS if getattr(parsed, part)}
-    at = {part: text.find(body) for part, body in bodies.items()}
+    at, cursor = {}, 0
+    for part, body in bodies.items():  # each after the one before: -1 when out of order
+        at[part] = found = text.find(body, cursor)
+        cursor = found + len(body) if found >= 0 else cursor
     closed = _THOUGHT_CLOSE.search(text) is not None
     last_open = None if closed or not at else max(at, key=lambda part: at[part])
     answer = parsed.answer if parsed.answer and not is_placeholder(parsed.answer) else None
     issues = trace_issues({**bodies, "answer": answer}, quality)
     degenerate = {issue.section for issue in issues}
-    score, after = 0.0, -1
-    for part in PARTS:
-        if part not in bodies or at[part] <= after or part == last_open or part in degenerate:
-            continue
-        score += CREDIT
-        after = at[part]
+    score = 0.0
+    for part in bodies:
+        if at[part] >= 0 and part != last_open and part not in degenerate:
+            score += CREDIT
     if answer is not None and not cut and "answer" not in degenerate:
         score += CREDIT
     return score

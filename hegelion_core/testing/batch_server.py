@@ -68,6 +68,7 @@ import datetime as dt
 import email.parser
 import email.policy
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -75,8 +76,8 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Collection, Iterable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -114,17 +115,20 @@ class BatchScript:
 
     polls: int = 1
     seconds: float | None = None
-    fail: frozenset[str] = field(default_factory=frozenset)
+    fail: Collection[str] = frozenset()
     fail_fraction: float = 0.0
-    cut: frozenset[str] = field(default_factory=frozenset)
+    cut: Collection[str] = frozenset()
     cut_fraction: float = 0.0
-    expire: frozenset[str] = field(default_factory=frozenset)
+    expire: Collection[str] = frozenset()
     expire_fraction: float = 0.0
     attempts: int = 1
 
     def __post_init__(self) -> None:
         for kind in _FAULTS:
-            object.__setattr__(self, kind, frozenset(getattr(self, kind)))
+            ids = getattr(self, kind)
+            if isinstance(ids, str):
+                raise TypeError(f"{kind}: give a collection of custom_ids, not the string {ids!r}")
+            object.__setattr__(self, kind, frozenset(ids))
             fraction = getattr(self, f"{kind}_fraction")
             if not 0.0 <= fraction <= 1.0:
                 raise ValueError(f"{kind}_fraction must be in [0, 1], not {fraction!r}")
@@ -224,6 +228,7 @@ class _Store:
         self.contents: dict[str, bytes] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.submissions: list[Submission] = []
+        self.counts: Counter[tuple[str, str]] = Counter()  # (api, custom_id) -> submissions
         if state_dir is None:
             return
         for sub in ("files", "jobs"):
@@ -240,6 +245,7 @@ class _Store:
             for line in log.read_text().splitlines():
                 with contextlib.suppress(ValueError, TypeError):  # a torn last line
                     self.submissions.append(Submission(**json.loads(line)))
+        self.counts.update((s.api, s.custom_id) for s in self.submissions)
 
     def add_file(self, info: dict[str, Any], content: bytes) -> None:
         if self.dir is not None:
@@ -263,6 +269,7 @@ class _Store:
             finally:
                 os.close(fd)
         self.submissions.extend(items)
+        self.counts.update((s.api, s.custom_id) for s in items)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -574,7 +581,6 @@ class _OpenAIRoutes:
 
     def _batch_json(self, job: dict[str, Any]) -> dict[str, Any]:
         """The ``Batch`` object the API answers for a job now."""
-        script = BatchScript.from_json(job["script"])
         state, end = job["state"], job["end"]
         if state in ("failed", "failed_reported"):
             status = "failed" if state == "failed_reported" else "validating"
@@ -603,7 +609,6 @@ class _OpenAIRoutes:
                 usage["output_tokens"] += r["body"]["usage"]["completion_tokens"]
         created = job["created_at"]
         reported_fail = state == "failed_reported"
-        del script
         return {
             "id": job["id"],
             "object": "batch",
@@ -948,7 +953,7 @@ class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
         )  # the real message shows the key's ends; this one shows nothing of it
 
     def _earlier(self, api: str, custom_id: str) -> int:
-        return sum(1 for s in self._store.submissions if s.api == api and s.custom_id == custom_id)
+        return self._store.counts[api, custom_id]
 
     def _new_job(self, api: str, batch_id: str, requests: list[dict[str, Any]]) -> dict[str, Any]:
         """The common part of a job; logs its submissions and picks each request's fault."""
@@ -1012,8 +1017,12 @@ class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
             else:
                 outcome = self._answer(job["api"], request)
             results.append({"custom_id": request["custom_id"], **outcome})
+        # Neither provider keeps the input's order: a stable shuffle, so clients match on
+        # custom_id as they must.
+        results.sort(key=lambda r: hashlib.sha256(r["custom_id"].encode()).digest())
         job.update(state="ended", end=end, ended_at=now, results=results)
-        job.setdefault("finalizing_at", now)
+        if end in ("completed", "expired"):
+            job.setdefault("finalizing_at", now)
         if job["api"] == "openai":
             self._openai_files(job)
 
@@ -1093,6 +1102,12 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="answer 401 unless the key in this environment variable is sent (never in argv)",
     )
+    parser.add_argument(
+        "--reply",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="the reply function (request -> text) to answer with (default: a valid trace)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds")
     args = parser.parse_args(argv)
     api_key = os.environ.get(args.api_key_env) if args.api_key_env else None
@@ -1107,8 +1122,16 @@ def main(argv: list[str] | None = None) -> int:
             **{f"{k}_fraction": getattr(args, f"{k}_fraction") for k in _FAULTS},
         }
     )
+    reply = None
+    if args.reply:
+        module, _, name = args.reply.partition(":")
+        try:
+            reply = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError) as exc:
+            parser.error(f"--reply {args.reply}: cannot import it ({exc}); give MODULE:FUNCTION")
     server = BatchServer(
         script,
+        reply=reply,
         state_dir=args.state_dir,
         host=args.host,
         port=args.port,

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from hegelion_core.data.parsing import parse_trace
 from hegelion_core.testing.batch_server import BatchScript, BatchServer
+from hegelion_core.testing.scripted_server import RecordedRequest
 
 KEY = "sk-batch-test-key"
 QUESTION = "Is a hot dog a sandwich?"
@@ -54,7 +56,7 @@ def _submit(client: openai.OpenAI, data: bytes) -> str:
 
 def _poll(client: openai.OpenAI, batch_id: str, limit: int = 20) -> list[str]:
     """Every status seen until the batch ends."""
-    seen = []
+    seen: list[str] = []
     for _ in range(limit):
         status = client.batches.retrieve(batch_id).status
         seen.append(status)
@@ -227,7 +229,8 @@ def test_openai_failed_request_retried_in_a_later_batch_succeeds_and_is_logged_t
         (first, "fine"),
         (second, "flaky"),
     ]
-    log = batch_server.state_dir / "submissions.jsonl"  # type: ignore[operator]
+    assert batch_server.state_dir is not None
+    log = batch_server.state_dir / "submissions.jsonl"
     assert [json.loads(x)["custom_id"] for x in log.read_text().splitlines()] == [
         "flaky",
         "fine",
@@ -250,13 +253,17 @@ def test_openai_job_in_progress_survives_a_restart_on_the_same_state_dir(
         assert second.submission_counts() == {"s1": 1, "s2": 1}
 
 
-def _start_process(state: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_process(
+    state: Path, argv: list[str] | None = None, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """``python -m hegelion_core.testing.batch_server`` (default ``--polls 2``) and its URL."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "hegelion_core.testing.batch_server", "--state-dir", str(state)]
-        + ["--polls", "2"],
+        + (argv if argv is not None else ["--polls", "2"]),
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+        cwd=Path(__file__).parents[2],
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -291,7 +298,8 @@ def _anthropic(server: BatchServer, key: str = KEY) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=server.anthropic_base_url, api_key=key, max_retries=0)
 
 
-def _requests(ids: list[str], max_tokens: int = 1024) -> list[dict[str, Any]]:
+def _requests(ids: list[str], max_tokens: int = 1024) -> list[Any]:
+    """Message batch requests (``list[Any]``: the SDK takes TypedDicts, these are edited)."""
     return [
         {
             "custom_id": cid,
@@ -306,7 +314,7 @@ def _requests(ids: list[str], max_tokens: int = 1024) -> list[dict[str, Any]]:
 
 
 def _wait(client: anthropic.Anthropic, batch_id: str, limit: int = 20) -> list[str]:
-    seen = []
+    seen: list[str] = []
     for _ in range(limit):
         seen.append(client.messages.batches.retrieve(batch_id).processing_status)
         if seen[-1] == "ended":
@@ -322,7 +330,7 @@ def test_anthropic_job_ends_with_results_the_sdk_parses(tmp_path: Path) -> None:
     script = BatchScript(polls=2, fail={"a2"}, cut={"a3"})
     with BatchServer(script, state_dir=tmp_path, api_key=KEY) as server:
         client = _anthropic(server)
-        batch = client.messages.batches.create(requests=_requests(["a1", "a2", "a3", "a4"]))  # type: ignore[arg-type]
+        batch = client.messages.batches.create(requests=_requests(["a1", "a2", "a3", "a4"]))
         assert batch.processing_status == "in_progress" and batch.results_url is None
         assert batch.request_counts.processing == 4
         assert _wait(client, batch.id) == ["in_progress", "in_progress", "ended"]
@@ -352,7 +360,7 @@ def test_anthropic_invalid_params_come_back_errored(batch_server: BatchServer) -
     client = _anthropic(batch_server)
     requests = _requests(["ok", "bad"])
     del requests[1]["params"]["max_tokens"]
-    batch = client.messages.batches.create(requests=requests)  # type: ignore[arg-type]
+    batch = client.messages.batches.create(requests=requests)
     _wait(client, batch.id)
     results = _results(client, batch.id)
     assert results["ok"].type == "succeeded"
@@ -364,14 +372,14 @@ def test_anthropic_invalid_params_come_back_errored(batch_server: BatchServer) -
 def test_anthropic_expired_and_cancelled(batch_server: BatchServer) -> None:
     batch_server.script = BatchScript(polls=1, expire={"gone"})
     client = _anthropic(batch_server)
-    expiring = client.messages.batches.create(requests=_requests(["kept", "gone"]))  # type: ignore[arg-type]
+    expiring = client.messages.batches.create(requests=_requests(["kept", "gone"]))
     _wait(client, expiring.id)
     assert client.messages.batches.retrieve(expiring.id).request_counts.expired == 1
     results = _results(client, expiring.id)
     assert (results["kept"].type, results["gone"].type) == ("succeeded", "expired")
 
     batch_server.script = BatchScript(polls=3)
-    batch = client.messages.batches.create(requests=_requests(["c1", "c2", "c3", "c4"]))  # type: ignore[arg-type]
+    batch = client.messages.batches.create(requests=_requests(["c1", "c2", "c3", "c4"]))
     assert [client.messages.batches.retrieve(batch.id).processing_status for _ in range(2)] == [
         "in_progress",
         "in_progress",
@@ -395,23 +403,23 @@ def test_anthropic_refuses_too_large_and_bad_custom_ids(tmp_path: Path) -> None:
         huge = _requests(["huge"])
         huge[0]["params"]["messages"][0]["content"] = "x" * 2000
         with pytest.raises(anthropic.APIStatusError) as too_big:
-            client.messages.batches.create(requests=huge)  # type: ignore[arg-type]
+            client.messages.batches.create(requests=huge)
         assert too_big.value.status_code == 413
         assert isinstance(too_big.value.body, dict)
         assert too_big.value.body["error"]["type"] == "request_too_large"
         with pytest.raises(anthropic.BadRequestError, match="at most 3 requests"):
-            client.messages.batches.create(requests=_requests(["q1", "q2", "q3", "q4"]))  # type: ignore[arg-type]
+            client.messages.batches.create(requests=_requests(["q1", "q2", "q3", "q4"]))
         with pytest.raises(anthropic.BadRequestError, match=r"requests\.0\.custom_id"):
-            client.messages.batches.create(requests=_requests(["has space"]))  # type: ignore[arg-type]
+            client.messages.batches.create(requests=_requests(["has space"]))
         with pytest.raises(anthropic.BadRequestError, match="duplicate"):
-            client.messages.batches.create(requests=_requests(["d", "d"]))  # type: ignore[arg-type]
+            client.messages.batches.create(requests=_requests(["d", "d"]))
         assert server.submissions() == []
 
 
 def test_anthropic_wrong_key_gets_401(tmp_path: Path) -> None:
     with BatchServer(state_dir=tmp_path, api_key=KEY) as server:
         with pytest.raises(anthropic.AuthenticationError) as refused:
-            _anthropic(server, "sk-ant-wrong").messages.batches.create(requests=_requests(["a"]))  # type: ignore[arg-type]
+            _anthropic(server, "sk-ant-wrong").messages.batches.create(requests=_requests(["a"]))
         assert isinstance(refused.value.body, dict)
         assert refused.value.body["error"]["type"] == "authentication_error"
         assert server.submissions() == []
@@ -419,7 +427,7 @@ def test_anthropic_wrong_key_gets_401(tmp_path: Path) -> None:
 
 def test_anthropic_list_pages_newest_first(batch_server: BatchServer) -> None:
     client = _anthropic(batch_server)
-    ids = [client.messages.batches.create(requests=_requests([f"l{i}"])).id for i in range(3)]  # type: ignore[arg-type]
+    ids = [client.messages.batches.create(requests=_requests([f"l{i}"])).id for i in range(3)]
     first = client.messages.batches.list(limit=2)
     assert [b.id for b in first.data] == ids[::-1][:2] and first.has_more
     assert [b.id for b in client.messages.batches.list(limit=2)] == ids[::-1]
@@ -430,7 +438,7 @@ def test_anthropic_list_pages_newest_first(batch_server: BatchServer) -> None:
 def test_anthropic_job_in_progress_survives_a_restart(tmp_path: Path) -> None:
     with BatchServer(BatchScript(polls=2), state_dir=tmp_path) as first:
         client = _anthropic(first)
-        batch = client.messages.batches.create(requests=_requests(["s1", "s2"]))  # type: ignore[arg-type]
+        batch = client.messages.batches.create(requests=_requests(["s1", "s2"]))
         assert client.messages.batches.retrieve(batch.id).processing_status == "in_progress"
     with BatchServer(state_dir=tmp_path) as second:
         client = _anthropic(second)
@@ -438,3 +446,118 @@ def test_anthropic_job_in_progress_survives_a_restart(tmp_path: Path) -> None:
         results = _results(client, batch.id)  # results_url names the new server's port
         assert {r.type for r in results.values()} == {"succeeded"} and len(results) == 2
         assert second.submission_counts("anthropic") == {"s1": 1, "s2": 1}
+
+
+# ----- script controls ---------------------------------------------------------------
+
+
+def test_seconds_end_a_job_by_the_clock(batch_server: BatchServer) -> None:
+    batch_server.script = BatchScript(polls=1000, seconds=0.3)
+    client = _client(batch_server)
+    batch_id = _submit(client, _lines(["t1"]))
+    assert client.batches.retrieve(batch_id).status == "in_progress"
+    time.sleep(0.35)
+    assert client.batches.retrieve(batch_id).status == "completed"
+
+
+def test_fractions_choose_stable_ids_and_attempts_bound_the_faults(
+    batch_server: BatchServer,
+) -> None:
+    ids = [f"f{i}" for i in range(200)]
+    script = BatchScript(polls=0, fail_fraction=0.25, attempts=2)
+    failing = {cid for cid in ids if script.fault(cid, 0) == "fail"}
+    assert 25 < len(failing) < 75  # about a quarter
+    assert failing == {cid for cid in ids if BatchScript(fail_fraction=0.25).fault(cid, 0)}
+    batch_server.script = script
+    client = _client(batch_server)
+    errored = []
+    for _ in range(3):  # the same ids, three submissions: faulted on the first two only
+        batch_id = _submit(client, _lines(ids))
+        _poll(client, batch_id)
+        errored.append(set(_jsonl(client, client.batches.retrieve(batch_id).error_file_id)))
+    assert errored == [failing, failing, set()]
+    assert set(batch_server.submission_counts().values()) == {3}
+
+
+def test_results_come_back_in_another_order_than_the_input(batch_server: BatchServer) -> None:
+    ids = [f"o{i}" for i in range(8)]
+    batch_server.script = BatchScript(polls=0)
+    client = _client(batch_server)
+    batch_id = _submit(client, _lines(ids))
+    _poll(client, batch_id)
+    out = list(_jsonl(client, client.batches.retrieve(batch_id).output_file_id))
+    assert sorted(out) == ids and out != ids  # clients must match on custom_id
+    batch = _anthropic(batch_server).messages.batches.create(requests=_requests(ids))
+    _wait(_anthropic(batch_server), batch.id)
+    assert list(_results(_anthropic(batch_server), batch.id)) == out
+
+
+def test_structured_requests_get_answers_that_fit_their_schema(
+    batch_server: BatchServer,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"score": {"type": "integer", "minimum": 0, "maximum": 10}},
+        "required": ["score"],
+    }
+    batch_server.script = BatchScript(polls=0)
+    client = _client(batch_server)
+    fmt = {"type": "json_schema", "json_schema": {"name": "verdict", "schema": schema}}
+    batch_id = _submit(client, _lines(["judge"], response_format=fmt))
+    _poll(client, batch_id)
+    out = _jsonl(client, client.batches.retrieve(batch_id).output_file_id)
+    content = out["judge"]["response"]["body"]["choices"][0]["message"]["content"]
+    assert json.loads(content) == {"score": 5}
+
+    requests = _requests(["judge"])
+    requests[0]["params"]["tools"] = [{"name": "verdict", "input_schema": schema}]
+    requests[0]["params"]["tool_choice"] = {"type": "tool", "name": "verdict"}
+    claude = _anthropic(batch_server)
+    batch = claude.messages.batches.create(requests=requests)
+    _wait(claude, batch.id)
+    result = _results(claude, batch.id)["judge"]
+    assert result.type == "succeeded" and result.message.stop_reason == "tool_use"
+    block = result.message.content[0]
+    assert block.type == "tool_use" and block.input == {"score": 5}
+
+
+def _system_echo(request: RecordedRequest) -> str:
+    """A reply function that answers with the request's system prompt (either API's)."""
+    body = request.body
+    system = body.get("system") or body["messages"][0]["content"]
+    return f"{request.path} {system}"
+
+
+def test_the_reply_function_sees_each_request_as_the_live_endpoint_would(
+    tmp_path: Path,
+) -> None:
+    with BatchServer(BatchScript(polls=0), state_dir=tmp_path, reply=_system_echo) as server:
+        requests = _requests(["sys"])
+        requests[0]["params"]["system"] = "You are the thesis."
+        claude = _anthropic(server)
+        batch = claude.messages.batches.create(requests=requests)
+        _wait(claude, batch.id)
+        result = _results(claude, batch.id)["sys"]
+        assert result.type == "succeeded"
+        block = result.message.content[0]
+        assert block.type == "text" and block.text == "/v1/messages You are the thesis."
+
+
+def test_process_takes_faults_a_key_from_the_environment_and_a_reply(tmp_path: Path) -> None:
+    argv = ["--fail", "bad", "--polls", "0", "--api-key-env", "BATCH_TEST_KEY"]
+    argv += ["--reply", "tests.core.test_batch_server:_system_echo"]
+    proc, root = _start_process(tmp_path, argv, {"BATCH_TEST_KEY": KEY})
+    try:
+        client = openai.OpenAI(base_url=f"{root}/v1", api_key=KEY, max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            openai.OpenAI(base_url=f"{root}/v1", api_key="sk-no", max_retries=0).batches.list()
+        batch_id = _submit(client, _lines(["bad", "good"]))
+        _poll(client, batch_id)
+        batch = client.batches.retrieve(batch_id)
+        assert list(_jsonl(client, batch.error_file_id)) == ["bad"]
+        good = _jsonl(client, batch.output_file_id)["good"]["response"]["body"]
+        assert good["choices"][0]["message"]["content"].startswith("/v1/chat/completions ")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    assert KEY not in " ".join(argv)

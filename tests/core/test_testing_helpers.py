@@ -136,7 +136,7 @@ def test_every_fixture_of_the_plugin_is_documented() -> None:
         and any("fixture" in ast.unparse(d) for d in node.decorator_list)
     ]
     docs = (Path(__file__).resolve().parents[2] / "docs" / "plugins.md").read_text()
-    assert len(fixtures) == 8
+    assert len(fixtures) == 10
     for name in fixtures:
         assert f"| `{name}` |" in docs, name
 

@@ -73,13 +73,17 @@ _PROMPT_ID = hashlib.sha256(JUDGE_SYSTEM.encode()).hexdigest()[:12]
 class JudgeStats:
     """What the judge did so far: ``calls`` requests sent (retries included), ``scored``
     verdicts the teacher gave, ``cached`` verdicts that cost no request, ``retried``
-    calls, and ``failed`` verdicts by reason (``timeout``, ``http_429``, ``http_500``,
-    ``unavailable``, ``invalid_verdict``, ``retry_after``, ``auth``, ...)."""
+    calls, ``faults`` every failed call by reason, and ``failed`` the verdicts given up
+    on (after their retries) by the last call's reason. Reasons: ``http_<status>``,
+    ``timeout``, ``malformed`` (a body that is not the API's), ``unavailable`` (no
+    connection), ``invalid_verdict`` (no valid JSON verdict), ``auth``, ``retry_after``
+    (a longer wait asked than ``max_retry_wait``), ``error_<Exception>``."""
 
     calls: int = 0
     scored: int = 0
     cached: int = 0
     retried: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
     failed: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -96,6 +100,7 @@ class JudgeStats:
             "judge/failed": float(self.failed_total),
         }
         out.update({f"judge/failed/{r}": float(n) for r, n in sorted(self.failed.items())})
+        out.update({f"judge/faults/{r}": float(n) for r, n in sorted(self.faults.items())})
         return out
 
 
@@ -108,7 +113,12 @@ class _Failed(Exception):
 def _reason(error: TeacherError) -> str:
     if error.blame == "auth":
         return "auth"
-    return f"http_{error.status}" if error.status else "unavailable"
+    if error.status:
+        return f"http_{error.status}"
+    message = str(error)
+    if message.startswith("malformed"):
+        return "malformed"
+    return "timeout" if message.startswith("timed out") else "unavailable"
 
 
 class JudgeReward:
@@ -329,6 +339,7 @@ class JudgeReward:
                 else:
                     self.stats.scored += 1
                     return verdict.score / 10.0
+            self.stats.faults[reason] += 1
             if error is not None:
                 log.info("judge: %s (%s)", scrub(str(error)), reason)
                 if not error.retryable:

@@ -211,7 +211,9 @@ def render_modelfile(spec: ModelfileSpec) -> str:
     if system:
         lines.append(f"SYSTEM {_quote(system, 'system prompt')}")
     for stop in dict.fromkeys([*spec.chat.stops, *spec.extra_stops]):
-        lines.append(f"PARAMETER stop {json.dumps(stop)}")
+        # raw UTF-8: Ollama's Modelfile parser reads "..." without escapes, so a \uXXXX
+        # would stay six characters and DeepSeek's <｜end▁of▁sentence｜> would never stop
+        lines.append(f"PARAMETER stop {json.dumps(stop, ensure_ascii=False)}")
     lines.append(f"PARAMETER num_ctx {spec.num_ctx}")
     lines.append(f"PARAMETER temperature {spec.temperature:g}")
     return "\n".join(lines) + "\n"

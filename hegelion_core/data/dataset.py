@@ -527,6 +527,8 @@ def dataset_card(
         f"- `{Path(d.path).name}` (sha256 `{d.sha256[:16]}…`, {d.bytes} bytes)"
         for d in manifest.inputs
     )
+    if job.read.hf:
+        inputs += f"\n- Hugging Face dataset `{job.read.hf}`, split `{job.read.split or 'train'}`"
     skipped = "\n".join(f"- {reason}: {n}" for reason, n in stats.invalid.most_common()) or "- none"
     options = dumps(formatter.options.model_dump(mode="json")).decode()
     return f"""---

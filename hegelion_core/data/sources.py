@@ -48,11 +48,16 @@ class ReadOptions(BaseModel):
 class SourceRow:
     """One row and where it was read; ``raw`` is the JSONL line's bytes (None otherwise)."""
 
-    where: str
     row: dict[str, Any]
-    raw: bytes | None = None
     path: Path | None = None
-    line: int = 0
+    line: int = 0  # the JSONL line, or the row's index
+    raw: bytes | None = None
+    label: str = ""  # where a row that is not a JSONL line is; JSONL rows build theirs
+
+    @property
+    def where(self) -> str:
+        """``file:line`` (built only when asked: most rows never need it), or the label."""
+        return self.label or f"{self.path}:{self.line}"
 
 
 OnInvalid = Callable[[str, str, bool], None]  # (where, problem, torn tail)
@@ -88,7 +93,7 @@ def iter_hub_rows(options: ReadOptions) -> Iterator[SourceRow]:
     try:
         rows = iter(source._load())  # the hf prompt source's loader: one way to open a dataset
         for index, row in enumerate(rows):
-            yield SourceRow(f"{label}:row {index}", dict(row))
+            yield SourceRow(dict(row), None, index, label=f"{label}:row {index}")
     except HegelionError:
         raise
     except Exception as exc:  # the Hub, the network, a file that is not a dataset
@@ -111,7 +116,7 @@ def _jsonl_rows(
             on_invalid(f"{path}:{lineno}", problem, problem == TORN_TAIL)
 
     for lineno, raw, obj in read_jsonl_lines(path, skip_invalid=skip_invalid, on_invalid=bad):
-        yield SourceRow(f"{path}:{lineno}", obj, raw, path, lineno)
+        yield SourceRow(obj, path, lineno, raw)
 
 
 def _parquet_rows(path: Path) -> Iterator[SourceRow]:
@@ -126,7 +131,7 @@ def _parquet_rows(path: Path) -> Iterator[SourceRow]:
     with reader:
         for batch in reader.iter_batches(batch_size=_BATCH_ROWS):
             for row in batch.to_pylist():
-                yield SourceRow(f"{path}:row {index}", row, None, path, index)
+                yield SourceRow(row, path, index, label=f"{path}:row {index}")
                 index += 1
 
 
@@ -176,11 +181,6 @@ def _saved_rows(path: Path, split: str | None) -> Iterator[SourceRow]:
         for batch in ds.iter(batch_size=_BATCH_ROWS):
             columns = list(batch)
             for values in zip(*(batch[c] for c in columns), strict=True):
-                yield SourceRow(
-                    f"{label}:row {index}",
-                    dict(zip(columns, values, strict=True)),
-                    None,
-                    path,
-                    index,
-                )
+                row = dict(zip(columns, values, strict=True))
+                yield SourceRow(row, path, index, label=f"{label}:row {index}")
                 index += 1

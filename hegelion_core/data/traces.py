@@ -177,7 +177,8 @@ def _from_text(
         if empty_answer(text):
             issues.append("empty_answer (nothing after </thought>)")
         if issues:
-            raise InvalidTrace(issues[0].split(" ")[0], f"{field}: {'; '.join(issues)}")
+            reason = f"degenerate: {issues[0].split(' ')[0]}"  # as generate and curate say
+            raise InvalidTrace(reason, f"{field}: {'; '.join(issues)}")
     model = next((obj[k] for k in ("model", "model_name") if isinstance(obj.get(k), str)), None)
     finish = next(
         (obj[k] for k in ("finish_reason", "stop_reason") if isinstance(obj.get(k), str)), ""

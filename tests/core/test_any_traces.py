@@ -316,8 +316,8 @@ def test_placeholders_and_unparseable_rows_are_counted_by_reason(run_cli, tmp_pa
         (1, "synthesis missing", f"{src}:4: output: SYNTHESIS section is a placeholder"),
         (1, "instruction missing", f"{src}:5:"),
         (1, "not a trace record", f"{src}:6:"),
-        (1, "repetitive", f"{src}:7: output: repetitive"),
-        (1, "empty_answer", f"{src}:8: output: empty_answer"),
+        (1, "degenerate: repetitive", f"{src}:7: output: repetitive"),
+        (1, "degenerate: empty_answer", f"{src}:8: output: empty_answer"),
     ]:
         assert f"{count}  {reason}   e.g. {where}" in lines, (reason, lines)
     # Nothing was invented: the one record is the good row's.

@@ -205,7 +205,8 @@ def _rows(job: CurateJob, read: _Tally) -> Iterator[Row]:
         )
         for source, record in rows:
             raw = source.raw if source.raw is not None else _json_line(source.row)
-            yield Row(source.path or Path(str(job.read.hf)), source.line, raw, record, source.where)
+            where = source.label  # "" for a JSONL line: Row builds "file:line" when asked
+            yield Row(source.path or Path(str(job.read.hf)), source.line, raw, record, where)
         read.rows_in += stats.lines  # counted once the input is read: reports come after
         for reason, n in stats.invalid.items():
             read.dropped[reason] = read.dropped.get(reason, 0) + n

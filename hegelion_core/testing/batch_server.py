@@ -15,7 +15,8 @@ demand. This server produces them from a script::
 
 Routes (as the SDKs call them):
 
-- OpenAI: ``POST /v1/files`` (multipart), ``GET /v1/files/{id}``, ``GET
+- OpenAI: ``POST /v1/files`` (multipart), ``GET /v1/files`` (``purpose``, ``order``,
+  ``after``, ``limit``), ``GET``/``DELETE /v1/files/{id}``, ``GET
   /v1/files/{id}/content``, ``POST /v1/batches``, ``GET /v1/batches/{id}``, ``GET
   /v1/batches`` (``after``, ``limit``), ``POST /v1/batches/{id}/cancel``; only the
   ``/v1/chat/completions`` endpoint is run.
@@ -224,35 +225,50 @@ class _Store:
 
     def __init__(self, state_dir: Path | None) -> None:
         self.dir = state_dir
-        self.files: dict[str, dict[str, Any]] = {}
+        self.files: dict[str, dict[str, Any]] = {}  # oldest first
         self.contents: dict[str, bytes] = {}
         self.jobs: dict[str, dict[str, Any]] = {}
         self.submissions: list[Submission] = []
         self.counts: Counter[tuple[str, str]] = Counter()  # (api, custom_id) -> submissions
+        self.file_seq = 0
         if state_dir is None:
             return
         for sub in ("files", "jobs"):
             (state_dir / sub).mkdir(parents=True, exist_ok=True)
-        for meta in sorted((state_dir / "files").glob("*.json")):
-            info = json.loads(meta.read_text())
+        metas = [json.loads(m.read_text()) for m in (state_dir / "files").glob("*.json")]
+        for meta in sorted(metas, key=lambda m: int(m["seq"])):
+            info = meta["file"]
             self.files[info["id"]] = info
             self.contents[info["id"]] = (state_dir / "files" / info["id"]).read_bytes()
+        self.file_seq = max((int(m["seq"]) for m in metas), default=0)
         for path in sorted((state_dir / "jobs").glob("*.json")):
             job = json.loads(path.read_text())
             self.jobs[job["id"]] = job
         log = state_dir / "submissions.jsonl"
         if log.exists():
-            for line in log.read_text().splitlines():
+            text = log.read_text()
+            for line in text.splitlines():
                 with contextlib.suppress(ValueError, TypeError):  # a torn last line
                     self.submissions.append(Submission(**json.loads(line)))
+            if text and not text.endswith("\n"):  # the next line must not join a torn one
+                with open(log, "a") as fh:
+                    fh.write("\n")
         self.counts.update((s.api, s.custom_id) for s in self.submissions)
 
     def add_file(self, info: dict[str, Any], content: bytes) -> None:
-        if self.dir is not None:
+        self.file_seq += 1
+        if self.dir is not None:  # the content first: a file exists once its meta does
             _write_atomic(self.dir / "files" / info["id"], content)
-            _write_atomic(self.dir / "files" / f"{info['id']}.json", json.dumps(info).encode())
+            meta = {"seq": self.file_seq, "file": info}
+            _write_atomic(self.dir / "files" / f"{info['id']}.json", json.dumps(meta).encode())
         self.files[info["id"]] = info
         self.contents[info["id"]] = content
+
+    def delete_file(self, file_id: str) -> None:
+        if self.dir is not None:
+            (self.dir / "files" / f"{file_id}.json").unlink(missing_ok=True)
+            (self.dir / "files" / file_id).unlink(missing_ok=True)
+        del self.files[file_id], self.contents[file_id]
 
     def save_job(self, job: dict[str, Any]) -> None:
         if self.dir is not None:
@@ -329,8 +345,14 @@ class _OpenAIRoutes:
         parts = path.strip("/").split("/")[1:]  # without "v1"
         if parts == ["files"] and method == "POST":
             return _json(self._upload(headers.get("content-type", ""), raw))
+        if parts == ["files"] and method == "GET":
+            return _json(self._list_files(params))
         if len(parts) == 2 and parts[0] == "files" and method == "GET":
             return _json(self._file(parts[1]))
+        if len(parts) == 2 and parts[0] == "files" and method == "DELETE":
+            self._file(parts[1])
+            self._store.delete_file(parts[1])
+            return _json({"id": parts[1], "object": "file", "deleted": True})
         if len(parts) == 3 and parts[0] == "files" and parts[2] == "content" and method == "GET":
             self._file(parts[1])
             return 200, "application/octet-stream", self._store.contents[parts[1]]
@@ -376,6 +398,23 @@ class _OpenAIRoutes:
         }
         self._store.add_file(info, content)
         return info
+
+    def _list_files(self, params: dict[str, str]) -> dict[str, Any]:
+        try:
+            limit = int(params.get("limit", "10000"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 10000:
+            raise _openai_error(400, "limit must be between 1 and 10000.", "limit")
+        order = params.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise _openai_error(400, "order must be 'asc' or 'desc'.", "order")
+        files = [
+            f for f in self._store.files.values() if params.get("purpose") in (None, f["purpose"])
+        ]
+        if order == "desc":
+            files.reverse()
+        return _page(files, params.get("after"), limit)
 
     def _file(self, file_id: str) -> dict[str, Any]:
         if file_id not in self._store.files:
@@ -519,18 +558,7 @@ class _OpenAIRoutes:
             (j for j in self._store.jobs.values() if j["api"] == "openai"),
             key=lambda j: -int(j["seq"]),
         )
-        after = params.get("after")
-        if after:
-            ids = [j["id"] for j in jobs]
-            jobs = jobs[ids.index(after) + 1 :] if after in ids else []
-        page = [self._batch_json(j) for j in jobs[:limit]]
-        return {
-            "object": "list",
-            "data": page,
-            "first_id": page[0]["id"] if page else None,
-            "last_id": page[-1]["id"] if page else None,
-            "has_more": len(jobs) > limit,
-        }
+        return _page([self._batch_json(j) for j in jobs], params.get("after"), limit)
 
     def _cancel_batch(self, job: dict[str, Any]) -> dict[str, Any]:
         if job["state"] != "running":
@@ -639,6 +667,21 @@ class _OpenAIRoutes:
             },
             "metadata": job["metadata"],
         }
+
+
+def _page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
+    """One page of an OpenAI list: the ``limit`` items after the one with id ``after``."""
+    if after:
+        ids = [item["id"] for item in items]
+        items = items[ids.index(after) + 1 :] if after in ids else []
+    page = items[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(items) > limit,
+    }
 
 
 def _json(payload: Any, status: int = 200) -> tuple[int, str, bytes]:

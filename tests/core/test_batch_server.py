@@ -544,9 +544,13 @@ def test_the_reply_function_sees_each_request_as_the_live_endpoint_would(
 
 
 def test_process_takes_faults_a_key_from_the_environment_and_a_reply(tmp_path: Path) -> None:
+    (tmp_path / "echo_reply.py").write_text(
+        "def reply(request):\n    return request.path + ' ' + request.body['messages'][0]['content']\n"
+    )
     argv = ["--fail", "bad", "--polls", "0", "--api-key-env", "BATCH_TEST_KEY"]
-    argv += ["--reply", "tests.core.test_batch_server:_system_echo"]
-    proc, root = _start_process(tmp_path, argv, {"BATCH_TEST_KEY": KEY})
+    argv += ["--reply", "echo_reply:reply"]
+    env = {"BATCH_TEST_KEY": KEY, "PYTHONPATH": str(tmp_path)}
+    proc, root = _start_process(tmp_path / "state", argv, env)
     try:
         client = openai.OpenAI(base_url=f"{root}/v1", api_key=KEY, max_retries=0)
         with pytest.raises(openai.AuthenticationError):
@@ -561,3 +565,28 @@ def test_process_takes_faults_a_key_from_the_environment_and_a_reply(tmp_path: P
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
     assert KEY not in " ".join(argv)
+
+
+def test_openai_files_list_by_purpose_delete_and_survive_a_restart(tmp_path: Path) -> None:
+    with BatchServer(BatchScript(polls=0), state_dir=tmp_path) as server:
+        client = _client(server)
+        uploads = [
+            client.files.create(file=(f"in{i}.jsonl", _lines([f"u{i}"])), purpose="batch").id
+            for i in range(3)
+        ]
+        batch_id = client.batches.create(
+            input_file_id=uploads[0], endpoint="/v1/chat/completions", completion_window="24h"
+        ).id
+        _poll(client, batch_id)
+        output = client.batches.retrieve(batch_id).output_file_id
+        assert [f.id for f in client.files.list(purpose="batch")] == uploads[::-1]
+        assert [f.id for f in client.files.list(purpose="batch_output")] == [output]
+        assert [f.id for f in client.files.list(purpose="batch", order="asc", limit=1)] == uploads
+        assert client.files.delete(uploads[1]).deleted
+        with pytest.raises(openai.NotFoundError):
+            client.files.retrieve(uploads[1])
+    with BatchServer(state_dir=tmp_path) as again:
+        client = _client(again)
+        listed = [f.id for f in client.files.list(order="asc")]  # the upload order holds
+        assert listed == [uploads[0], uploads[2], output]
+        assert client.files.content(uploads[2]).read() == _lines(["u2"])

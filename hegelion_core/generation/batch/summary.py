@@ -86,7 +86,7 @@ async def summarize(run: BatchRun, *, poll: bool = True) -> BatchSummary:
             prompt_tokens = sum(r.completion.usage.prompt_tokens for r in got if r.completion)
             out_tokens = sum(r.completion.usage.completion_tokens for r in got if r.completion)
             if price is not None:
-                line.cost_usd = round(cost_usd(prompt_tokens, out_tokens, price, batch=True), 4)
+                line.cost_usd = cost_usd(prompt_tokens, out_tokens, price, batch=True)
                 spent += line.cost_usd
         elif price is not None:
             prompt_tokens = out_tokens = 0
@@ -95,13 +95,15 @@ async def summarize(run: BatchRun, *, poll: bool = True) -> BatchSummary:
                 if request is not None:
                     prompt_tokens += sum(len(m.content) for m in request.messages) // 4
                     out_tokens += request.max_tokens or default_out
-            line.cost_usd = round(cost_usd(prompt_tokens, out_tokens, price, batch=True), 4)
+            line.cost_usd = cost_usd(prompt_tokens, out_tokens, price, batch=True)
             line.estimated = True
             expected += line.cost_usd
+        if line.cost_usd is not None:
+            line.cost_usd = round(line.cost_usd, 6)
         summary.jobs.append(line)
     if price is not None:
-        summary.spent_usd = round(spent, 4)
-        summary.expected_usd = round(spent + expected, 4)
+        summary.spent_usd = round(spent, 6)
+        summary.expected_usd = round(spent + expected, 6)
     return summary
 
 

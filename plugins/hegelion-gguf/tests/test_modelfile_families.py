@@ -264,3 +264,51 @@ def test_export_writes_a_modelfile_without_template_flag(name, tmp_path):
             assert got == want, f"{name}/{case}: {text!r}"
     finally:
         vocab.close()
+
+
+def test_a_thinking_template_that_is_not_qwen3s_is_refused():
+    """A ChatML template whose thinking switch differs from Qwen3's: neither Qwen3's Go
+    template nor plain ChatML (which ignores ``think``) reproduces it."""
+    tok = build_family_tokenizer("qwen3")
+    tok.chat_template = load_fixture("qwen3")["chat_template"].replace(
+        "{{- '<think>\\n\\n</think>\\n\\n' }}", "{{- '<think>\\n</think>\\n' }}"
+    )
+    assert tok.chat_template != load_fixture("qwen3")["chat_template"]
+    with pytest.raises(ChatTemplateError, match="looks like qwen3 but differs"):
+        chat_format_from_tokenizer(tok, "near-qwen3")
+
+
+def test_a_bos_the_template_does_not_write_is_left_alone():
+    """SmolLM2's BOS is <|im_start|>, not added by its tokenizer: the ChatML template
+    (which names no bos_token) is taken as it renders, nothing cut from its start."""
+    from gguf_builders import build_styled_bpe_tokenizer
+
+    tok = build_styled_bpe_tokenizer("smollm")
+    assert tok.bos_token == "<|im_start|>" and not _adds_bos(tok)
+    chat = chat_format_from_tokenizer(tok, "smollm")
+    assert chat.family == "chatml" and chat.template.startswith("{{- if .System }}")
+    assert ollama_tokens(tok, chat, SYS, [U1]) == hf_tokens(tok, SYS, [U1], True)
+
+
+#: a variable set inside range is the outer one (Go 1.11+), as Qwen3's template needs
+LAST_INDEX = (
+    "{{ $n := -1 }}{{ range $i, $m := .L }}{{ if gt $i $n }}{{ $n = $i }}{{ end }}{{ end }}{{ $n }}"
+)
+
+
+@pytest.mark.parametrize(
+    "template,data,want",
+    [
+        ("a \n\t{{- .X -}}\n b", {"X": "x"}, "axb"),  # {{- -}} trim Go's four spaces only
+        ("a\u00a0{{- .X }}", {"X": "x"}, "a\u00a0x"),
+        (
+            LAST_INDEX,
+            {"L": ["p", "q", "r"]},
+            "2",
+        ),
+        ('{{ or .A "b" }}{{ and .A "c" }}{{ if not .A }}!{{ end }}', {"A": ""}, "b!"),
+        ('{{ len (slice .L 1) }}{{ if eq .S "x" "y" }}+{{ end }}', {"L": [1, 2], "S": "y"}, "1+"),
+    ],
+)
+def test_go_renderer_semantics(template, data, want):
+    assert render_go_template(template, data) == want

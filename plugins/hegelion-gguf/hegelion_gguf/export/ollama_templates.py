@@ -61,27 +61,29 @@ class Headers:
     system_close: str | None = None  # learned; None: `close` (SmolLM3's system turn has none)
     assistant_close: str | None = None  # None: `close` (Tulu ends an answer with eos + "\n")
     refuses_system: bool = False
+    extra: tuple[Case, ...] = ()  # checks of the family's own besides `conversations()`
 
     def go(self) -> str:
+        lit = go_literal
         o = self.open
         sys_if, sys_end = ("", "") if self.always_system else ("{{- if .System }}", "{{ end }}")
         sys_close = self.close if self.system_close is None else self.system_close
         a_close = self.close if self.assistant_close is None else self.assistant_close
         return (
-            f"{sys_if}{go_literal(o('system'))}{go_literal(self.pre)}{{{{ .System }}}}{go_literal(self.post)}"
-            f"{go_literal(sys_close)}{sys_end}\n"
+            f"{sys_if}{lit(o('system'))}{lit(self.pre)}{{{{ .System }}}}{lit(self.post)}"
+            f"{lit(sys_close)}{sys_end}\n"
             "{{- range $i, $_ := .Messages }}\n"
             "{{- $last := eq (len (slice $.Messages $i)) 1 }}\n"
-            f'{{{{- if eq .Role "user" }}}}{go_literal(o("user"))}{{{{ .Content }}}}{go_literal(self.close)}'
-            f"{{{{ if $last }}}}{go_literal(o('assistant'))}{{{{ end }}}}\n"
-            f'{{{{- else if eq .Role "assistant" }}}}{go_literal(o("assistant"))}{{{{ .Content }}}}'
-            f"{{{{ if not $last }}}}{go_literal(a_close)}{{{{ end }}}}\n"
+            f'{{{{- if eq .Role "user" }}}}{lit(o("user"))}{{{{ .Content }}}}{lit(self.close)}'
+            f"{{{{ if $last }}}}{lit(o('assistant'))}{{{{ end }}}}\n"
+            f'{{{{- else if eq .Role "assistant" }}}}{lit(o("assistant"))}{{{{ .Content }}}}'
+            f"{{{{ if not $last }}}}{lit(a_close)}{{{{ end }}}}\n"
             "{{- end }}\n"
             "{{- end }}"
         )
 
     def cases(self) -> list[Case]:
-        return []
+        return list(self.extra)
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,7 @@ class Inst:
         return self.system_at == "none"
 
     def go(self) -> str:
+        lit = go_literal
         # .Messages keeps system turns (Ollama's collate), so "first user" is tracked
         # with a variable rather than by index.
         if self.system_at == "none":
@@ -111,17 +114,17 @@ class Inst:
         else:
             which = "$last" if self.system_at == "last" else "(not $seen)"
             sys = (
-                f"{{{{ if and $.System {which} }}}}{{{{ $.System }}}}{go_literal(self.join)}"
+                f"{{{{ if and $.System {which} }}}}{{{{ $.System }}}}{lit(self.join)}"
                 "{{ end }}{{ $seen = true }}"
             )
         return (
             "{{- $seen := false }}\n"
             "{{- range $i, $_ := .Messages }}\n"
             "{{- $last := eq (len (slice $.Messages $i)) 1 }}\n"
-            f'{{{{- if eq .Role "user" }}}}{go_literal(self.user_open)}{sys}{{{{ .Content }}}}'
-            f"{go_literal(self.user_close, before_trim=True)}\n"
-            f'{{{{- else if eq .Role "assistant" }}}}{go_literal(self.assistant_open)}{{{{ .Content }}}}'
-            f"{{{{ if not $last }}}}{go_literal(self.eos)}{{{{ end }}}}\n"
+            f'{{{{- if eq .Role "user" }}}}{lit(self.user_open)}{sys}{{{{ .Content }}}}'
+            f"{lit(self.user_close, before_trim=True)}\n"
+            f'{{{{- else if eq .Role "assistant" }}}}{lit(self.assistant_open)}{{{{ .Content }}}}'
+            f"{{{{ if not $last }}}}{lit(self.eos)}{{{{ end }}}}\n"
             "{{- end }}\n"
             "{{- end }}"
         )
@@ -359,7 +362,9 @@ def candidates(template: str, render: Renderer, eos: str) -> list[Family]:
         if "Reasoning Mode" in template:  # SmolLM3's metadata block
             return [replace(learn_headers(CHATML, render), family="smollm3")]
         if "<think>" in template:
-            return [QWEN3, learn_headers(CHATML, render)]
+            # plain ChatML only if the template ignores enable_thinking, as that does
+            plain = Case(_S, [{"role": "user", "content": _U1}], hf={"enable_thinking": False})
+            return [QWEN3, replace(learn_headers(CHATML, render), extra=(plain,))]
         return [learn_headers(CHATML, render)]
     if "<|start_header_id|>" in template:
         return [learn_headers(LLAMA3, render)]

@@ -25,18 +25,22 @@ Routes (as the SDKs call them):
   /v1/messages/batches/{id}/results``, ``POST /v1/messages/batches/{id}/cancel``.
 - Everything `ScriptedServer` serves (live completions, with its fault script) too.
 
-Time is counted in polls: only a retrieve (``GET`` of one batch) moves a job on, so a
-test needs no sleeps. After creation (OpenAI ``validating``, Anthropic ``in_progress``)
-a job answers ``script.polls`` retrieves as not finished (OpenAI: ``in_progress``, the
-last of them ``finalizing``), then ends; ``script.seconds`` ends it by the clock
-instead, whichever comes first. A job that is not finished has done a share of its
-requests in order (``polls`` seen / ``polls + 1``); a cancel keeps those answers and
-cancels the rest. The script a job follows is taken when it is created and stored with
-it, so a restart does not change what it does.
+Time is counted in polls: only a retrieve (``GET`` of one batch; the Anthropic SDK's
+``results()`` makes one too) moves a job on, so a test needs no sleeps. After creation
+(OpenAI ``validating``, Anthropic ``in_progress``) a job answers ``script.polls``
+retrieves as not finished (OpenAI: ``in_progress``, the last of them ``finalizing``
+when ``polls`` >= 2), then ends; ``script.seconds`` ends it by the clock instead,
+whichever comes first. A job that is not finished has done a share of its requests in
+order (polls seen / ``polls + 1``); a cancel (``cancelling``/``canceling``, ended at the
+next retrieve) keeps those answers and cancels the rest. The script a job follows is
+taken when it is created and stored with it, so a restart does not change what it does.
 
 Each request's answer comes from the reply function (`default_reply`: a valid trace,
-or JSON fitting a requested schema), cut at ``max_tokens`` as a model's would be, with
-``finish_reason``/``stop_reason`` and usage, exactly as the live endpoints answer it.
+or JSON fitting a requested schema; ``reply=`` another), called with a
+`RecordedRequest` of the live endpoint's path and the request's body, cut at
+``max_tokens`` as a model's would be, with ``finish_reason``/``stop_reason`` and usage,
+exactly as the live endpoints answer it. Results come back in a stable order that is
+not the input's, as neither provider keeps it: clients must match on custom_id.
 The script's faults pick custom_ids, by name or by a stable hash-chosen fraction:
 ``fail`` (an error result: OpenAI's error file with ``status_code`` 500, Anthropic's
 ``errored``), ``cut`` (an answer cut short: ``length``/``max_tokens``), ``expire`` (the
@@ -107,7 +111,6 @@ ANTHROPIC_MAX_BODY_BYTES = 256 * 1024 * 1024
 _DAY = 24 * 3600
 _FAULTS = ("expire", "fail", "cut")
 _ANTHROPIC_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_OPENAI_TERMINAL = ("completed", "failed", "expired", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -324,6 +327,7 @@ class _OpenAIRoutes:
     _store: _Store
     max_requests: int | None
     max_file_bytes: int
+    completion_windows: tuple[str, ...]
     model: str
 
     if TYPE_CHECKING:  # BatchServer's
@@ -431,11 +435,12 @@ class _OpenAIRoutes:
         for name in ("input_file_id", "endpoint", "completion_window"):
             if not isinstance(body.get(name), str) or not body[name]:
                 raise _openai_error(400, f"Missing required parameter: '{name}'.", name)
-        if body["completion_window"] != "24h":
+        if body["completion_window"] not in self.completion_windows:
+            supported = ", ".join(f"'{w}'" for w in self.completion_windows)
             raise _openai_error(
                 400,
                 f"Invalid value for 'completion_window': '{body['completion_window']}'. "
-                "Supported values are: '24h'.",
+                f"Supported values are: {supported}.",
                 "completion_window",
             )
         if body["endpoint"] != "/v1/chat/completions":
@@ -466,7 +471,7 @@ class _OpenAIRoutes:
         job.update(
             input_file_id=file_id,
             endpoint=body["endpoint"],
-            completion_window="24h",
+            completion_window=body["completion_window"],
             metadata=metadata,
             errors=errors,
             model=next((r["body"].get("model") for r in requests), None),
@@ -650,7 +655,7 @@ class _OpenAIRoutes:
             "error_file_id": job.get("error_file_id"),
             "created_at": int(created),
             "in_progress_at": int(created) if job["polled"] and not job["errors"] else None,
-            "expires_at": int(created) + _DAY,
+            "expires_at": int(created + _window_seconds(job["completion_window"])),
             "finalizing_at": _int(job.get("finalizing_at")) if status != "in_progress" else None,
             "completed_at": _int(job["ended_at"]) if end == "completed" else None,
             "failed_at": _int(job["ended_at"]) if reported_fail else None,
@@ -667,6 +672,14 @@ class _OpenAIRoutes:
             },
             "metadata": job["metadata"],
         }
+
+
+def _window_seconds(window: str) -> float:
+    """``"24h"`` -> 86400.0; ``"7d"`` -> 604800.0 (a day for anything else)."""
+    match = re.fullmatch(r"(\d+)([hd])", window)
+    if match is None:
+        return _DAY
+    return int(match[1]) * (3600 if match[2] == "h" else _DAY)
 
 
 def _page(items: list[dict[str, Any]], after: str | None, limit: int) -> dict[str, Any]:
@@ -908,6 +921,7 @@ class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
         max_requests: int | None = None,
         max_file_bytes: int = OPENAI_MAX_FILE_BYTES,
         max_body_bytes: int = ANTHROPIC_MAX_BODY_BYTES,
+        completion_windows: Iterable[str] = ("24h",),
         live_script: Iterable[Action] = (),
     ) -> None:
         super().__init__(live_script, reply=reply, host=host, port=port, api_key=api_key)
@@ -916,6 +930,7 @@ class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
         self.max_requests = max_requests
         self.max_file_bytes = max_file_bytes
         self.max_body_bytes = max_body_bytes
+        self.completion_windows = tuple(completion_windows)
         self._store = _Store(self.state_dir)
         self._seq = max((int(j.get("seq", 0)) for j in self._store.jobs.values()), default=0)
 
@@ -1140,6 +1155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-file-bytes", type=int, default=OPENAI_MAX_FILE_BYTES)
     parser.add_argument("--max-body-bytes", type=int, default=ANTHROPIC_MAX_BODY_BYTES)
     parser.add_argument(
+        "--completion-window",
+        action="append",
+        default=None,
+        help="an OpenAI completion_window accepted (repeatable; default 24h)",
+    )
+    parser.add_argument(
         "--api-key-env",
         default=None,
         metavar="NAME",
@@ -1182,6 +1203,7 @@ def main(argv: list[str] | None = None) -> int:
         max_requests=args.max_requests,
         max_file_bytes=args.max_file_bytes,
         max_body_bytes=args.max_body_bytes,
+        completion_windows=args.completion_window or ("24h",),
     )
 
     async def run() -> None:

@@ -590,3 +590,24 @@ def test_openai_files_list_by_purpose_delete_and_survive_a_restart(tmp_path: Pat
         listed = [f.id for f in client.files.list(order="asc")]  # the upload order holds
         assert listed == [uploads[0], uploads[2], output]
         assert client.files.content(uploads[2]).read() == _lines(["u2"])
+
+
+def test_openai_upload_is_byte_exact_and_windows_are_configurable(tmp_path: Path) -> None:
+    data = _lines(["w1"]).replace(b"\n", b"\r\n") + "café ✓\n".encode() + bytes(range(256))
+    with BatchServer(state_dir=tmp_path, completion_windows=("24h", "7d")) as server:
+        client = _client(server)
+        file = client.files.create(file=("odd.jsonl", data), purpose="batch")
+        assert file.bytes == len(data) and client.files.content(file.id).read() == data
+        good = client.files.create(file=("ok.jsonl", _lines(["w1"])), purpose="batch")
+        week = client.batches.create(
+            input_file_id=good.id,
+            endpoint="/v1/chat/completions",
+            completion_window="7d",  # type: ignore[arg-type]  # the SDK's Literal is OpenAI's
+        )
+        assert week.expires_at == week.created_at + 7 * 24 * 3600
+        with pytest.raises(openai.BadRequestError, match="completion_window"):
+            client.batches.create(
+                input_file_id=good.id,
+                endpoint="/v1/chat/completions",
+                completion_window="1h",  # type: ignore[arg-type]  # refused, as OpenAI does
+            )

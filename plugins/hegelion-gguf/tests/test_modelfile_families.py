@@ -312,3 +312,25 @@ LAST_INDEX = (
 )
 def test_go_renderer_semantics(template, data, want):
     assert render_go_template(template, data) == want
+
+
+ALWAYS_SYSTEM_CHATML = (
+    "{% if messages[0]['role'] == 'system' %}{% set sys = messages[0]['content'] %}"
+    "{% set rest = messages[1:] %}{% else %}{% set sys = '' %}{% set rest = messages %}{% endif %}"
+    "<|im_start|>system\n{{ sys }}<|im_end|>\n{% for m in rest %}<|im_start|>{{ m['role'] }}\n"
+    "{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def test_a_system_turn_written_even_when_empty_keeps_its_newline():
+    """The Go template's always-written system turn ends in a newline right before
+    ``{{- range``, which would trim it: it is quoted so it stays."""
+    tok = build_family_tokenizer("qwen2.5")
+    tok.chat_template = ALWAYS_SYSTEM_CHATML
+    chat = chat_format_from_tokenizer(tok, "always-system")
+    assert chat.family == "chatml" and chat.default_system is None
+    assert chat.template.startswith('<|im_start|>system\n{{ .System }}{{ "<|im_end|>\\n" }}\n')
+    for system in (SYS, None):
+        want = hf_tokens(tok, system, [U1, A1, U2], True)
+        assert ollama_tokens(tok, chat, system, [U1, A1, U2]) == want

@@ -70,8 +70,9 @@ class Headers:
         sys_close = self.close if self.system_close is None else self.system_close
         a_close = self.close if self.assistant_close is None else self.assistant_close
         return (
-            f"{sys_if}{lit(o('system'))}{lit(self.pre)}{{{{ .System }}}}{lit(self.post)}"
-            f"{lit(sys_close)}{sys_end}\n"
+            f"{sys_if}{lit(o('system'))}{lit(self.pre)}{{{{ .System }}}}"
+            # with no {{ end }} after it, the turn's end meets {{- range and must be quoted
+            f"{lit(self.post + sys_close, before_trim=self.always_system)}{sys_end}\n"
             "{{- range $i, $_ := .Messages }}\n"
             "{{- $last := eq (len (slice $.Messages $i)) 1 }}\n"
             f'{{{{- if eq .Role "user" }}}}{lit(o("user"))}{{{{ .Content }}}}{lit(self.close)}'

@@ -90,17 +90,18 @@ class JudgeStats:
     def failed_total(self) -> int:
         return sum(self.failed.values())
 
-    def metrics(self) -> dict[str, float]:
-        """The counters as ``judge/...`` metrics."""
+    def as_metrics(self) -> dict[str, float]:
+        """The counters as metrics (``calls``, ``failed``, ``failed/http_500``...), which a
+        trainer logs under the reward's name: ``judge/failed``."""
         out = {
-            "judge/calls": float(self.calls),
-            "judge/scored": float(self.scored),
-            "judge/cached": float(self.cached),
-            "judge/retried": float(self.retried),
-            "judge/failed": float(self.failed_total),
+            "calls": float(self.calls),
+            "scored": float(self.scored),
+            "cached": float(self.cached),
+            "retried": float(self.retried),
+            "failed": float(self.failed_total),
         }
-        out.update({f"judge/failed/{r}": float(n) for r, n in sorted(self.failed.items())})
-        out.update({f"judge/faults/{r}": float(n) for r, n in sorted(self.faults.items())})
+        out.update({f"failed/{r}": float(n) for r, n in sorted(self.failed.items())})
+        out.update({f"faults/{r}": float(n) for r, n in sorted(self.faults.items())})
         return out
 
 

@@ -141,7 +141,7 @@ def test_a_permanent_outage_gives_the_neutral_value_and_raises_nothing(
     assert judge.stats.failed == {"unavailable": 4}
     assert judge.stats.calls == 12 and judge.stats.retried == 8 and judge.stats.scored == 0
     assert trl.metrics["judge/failed"][-1] == 4.0
-    assert judge.stats.metrics()["judge/failed/unavailable"] == 4.0
+    assert judge.stats.as_metrics()["failed/unavailable"] == 4.0
 
 
 def test_a_failed_verdict_takes_its_groups_mean(server: ScriptedOpenAIServer, key: str) -> None:

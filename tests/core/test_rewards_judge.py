@@ -263,3 +263,45 @@ def test_build_rewards_makes_the_judge_from_its_spec(
         judge.close()
     assert (judge.concurrency, judge.max_retries) == (2, 1)
     assert (tmp_path / "judge-cache.jsonl").is_file()
+
+
+def test_the_judge_pickles_without_its_thread_and_keeps_its_cache(
+    server: ScriptedOpenAIServer, key: str
+) -> None:
+    """Process pools pickle reward functions (TRL names them by 'the picklable forms')."""
+    import pickle
+
+    judge = make_judge(server.base_url)
+    try:
+        first = judge(prompts=PROMPTS[:2], completions=COMPLETIONS[:2])
+    finally:
+        judge.close()
+    copy = pickle.loads(pickle.dumps(judge))
+    try:
+        assert copy(prompts=PROMPTS[:2], completions=COMPLETIONS[:2]) == first
+        assert copy(prompts=PROMPTS[2:], completions=COMPLETIONS[2:]) == [0.9, 0.2]
+    finally:
+        copy.close()
+    assert len(server.completion_requests) == 4  # two verdicts came with the copy's cache
+    assert copy.stats.cached == judge.stats.cached + 2
+
+
+def test_a_cache_torn_by_a_killed_run_keeps_its_whole_lines(
+    server: ScriptedOpenAIServer, key: str, tmp_path: Path
+) -> None:
+    judge = make_judge(server.base_url, cache_dir=tmp_path)
+    try:
+        judge(prompts=PROMPTS[:1], completions=COMPLETIONS[:1])
+    finally:
+        judge.close()
+    path = tmp_path / "judge-cache.jsonl"
+    with path.open("a") as f:
+        f.write('{"key": "abc", "sco')  # kill -9 in the middle of an append
+    resumed = make_judge(server.base_url, cache_dir=tmp_path)
+    try:
+        assert resumed(prompts=PROMPTS[:2], completions=COMPLETIONS[:2]) == [0.9, 0.2]
+    finally:
+        resumed.close()
+    assert len(server.completion_requests) == 2  # the whole line was kept, one new verdict
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [r["score"] for r in rows] == [0.9, 0.2]

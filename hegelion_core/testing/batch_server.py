@@ -46,7 +46,9 @@ The script's faults pick custom_ids, by name or by a stable hash-chosen fraction
 ``errored``), ``cut`` (an answer cut short: ``length``/``max_tokens``), ``expire`` (the
 job ends ``expired`` with those requests unfinished: OpenAI's ``batch_expired`` error
 lines, Anthropic's ``expired`` results). A chosen custom_id is faulted on its first
-``attempts`` submissions only, so a retry in a later batch succeeds.
+``attempts`` submissions only, so a retry in a later batch succeeds. OpenAI's
+``request_counts`` count the requests answered (``completed``) and errored
+(``failed``); expired and cancelled ones are in ``total`` only.
 
 Limits answer as the providers do: an OpenAI batch file over ``max_file_bytes`` is
 refused on upload (400 ``File is too large.``), one of more than ``max_requests`` lines
@@ -1033,7 +1035,7 @@ class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
             "requests": requests,
             "polled": 0,
             "done": 0,
-            "state": "running",  # running | cancelling | failed | ended
+            "state": "running",  # running | cancelling | failed (-> failed_reported) | ended
             "cancel_at": None,
             "ended_at": None,
             "end": None,  # completed | expired | cancelled | failed

@@ -611,3 +611,43 @@ def test_openai_upload_is_byte_exact_and_windows_are_configurable(tmp_path: Path
                 endpoint="/v1/chat/completions",
                 completion_window="1h",  # type: ignore[arg-type]  # refused, as OpenAI does
             )
+
+
+def test_every_object_validates_against_the_sdks_own_types(batch_server: BatchServer) -> None:
+    """The SDKs build their objects without validating; here each answer is validated
+    (pydantic, strict about required fields and literals) by the SDKs' own types."""
+    from anthropic.types.messages import MessageBatch, MessageBatchIndividualResponse
+    from openai.types import Batch, FileObject
+
+    batch_server.script = BatchScript(polls=2, fail={"v2"}, expire={"v3"})
+    client = _client(batch_server)
+    raw = client.files.with_raw_response.create(
+        file=("v.jsonl", _lines(["v1", "v2", "v3"])), purpose="batch"
+    )
+    file_id = FileObject.model_validate(raw.http_response.json()).id
+    created = client.batches.with_raw_response.create(
+        input_file_id=file_id, endpoint="/v1/chat/completions", completion_window="24h"
+    )
+    batch = Batch.model_validate(created.http_response.json())
+    for _ in range(3):
+        answer = client.batches.with_raw_response.retrieve(batch.id).http_response.json()
+        batch = Batch.model_validate(answer)
+    assert batch.status == "expired"
+    for file in (batch.output_file_id, batch.error_file_id):
+        FileObject.model_validate(
+            client.files.with_raw_response.retrieve(file or "").http_response.json()
+        )
+
+    claude = _anthropic(batch_server)
+    made = claude.messages.batches.with_raw_response.create(requests=_requests(["v1", "v2", "v3"]))
+    message_batch = MessageBatch.model_validate(made.http_response.json())
+    for _ in range(3):
+        answer = claude.messages.batches.with_raw_response.retrieve(message_batch.id)
+        message_batch = MessageBatch.model_validate(answer.http_response.json())
+    assert message_batch.processing_status == "ended" and message_batch.results_url
+    lines = claude.messages.batches.with_raw_response.results(message_batch.id)
+    kinds: dict[str, str] = {}
+    for text in lines.http_response.read().decode().splitlines():
+        row = MessageBatchIndividualResponse.model_validate(json.loads(text))
+        kinds[row.custom_id] = row.result.type
+    assert kinds == {"v1": "succeeded", "v2": "errored", "v3": "expired"}

@@ -107,6 +107,37 @@ class HoldingBatchServer(BatchServer):
         return await super()._dispatch(method, target, headers, raw, writer, keep_alive)
 
 
+def thesis_custom_ids(
+    questions: Sequence[str], attempt: int, max_tokens: Sequence[int | None] = (None,)
+) -> frozenset[str]:
+    """The custom_ids ``generate --batch`` gives the thesis requests of ``questions`` (the
+    first request each prompt sends) at ``attempt``, to script faults on exactly them."""
+    from hegelion_core.generation.batch.replay import custom_id, request_key
+    from hegelion_core.generation.dialectic import THESIS_SYSTEM
+    from hegelion_core.records import Prompt
+
+    return frozenset(
+        custom_id(
+            request_key(
+                Prompt(text=q).id,
+                0,
+                {
+                    "messages": [
+                        {"role": "system", "content": THESIS_SYSTEM},
+                        {"role": "user", "content": q},
+                    ],
+                    "max_tokens": budget,
+                    "temperature": None,
+                    "json_schema": None,
+                },
+            ),
+            attempt,
+        )
+        for q in questions
+        for budget in max_tokens
+    )
+
+
 def hegelion_argv(*args: str | os.PathLike[str]) -> list[str]:
     return [sys.executable, "-m", "hegelion_core", *map(str, args)]
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
@@ -37,6 +37,9 @@ from hegelion_core import (
     finish_reason_of,
     scrub,
 )
+
+if TYPE_CHECKING:
+    from hegelion_anthropic.batch import AnthropicBatch
 
 #: The newest Sonnet the SDK lists (claude-sonnet-4-5 is deprecated, end of life 2026-11-30).
 DEFAULT_MODEL = "claude-sonnet-5-5"
@@ -82,6 +85,12 @@ class AnthropicTeacher(SDKTeacher):
             default_factory=dict, description="more request fields, sent as they are"
         )
         stream: bool = Field(False, description="stream the answer and assemble it")
+
+    def batch(self) -> AnthropicBatch:
+        """Anthropic's Message Batches with this teacher's model and options (``--batch``)."""
+        from hegelion_anthropic.batch import AnthropicBatch
+
+        return AnthropicBatch(self)
 
     # ----- calls -------------------------------------------------------------------
 

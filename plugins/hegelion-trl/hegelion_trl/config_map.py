@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from hegelion_core import TrainConfig
+from hegelion_core.training.tracking import apply_tracker_environment, require_trackers, run_name
 
 if TYPE_CHECKING:
     from trl import DPOConfig, SFTConfig
@@ -84,7 +85,10 @@ def trl_arguments(
         # transformers 5's name; TRL's default (True) would flow through the old alias.
         "activation_checkpointing": t.gradient_checkpointing,
         "max_length": t.max_seq_length,
-        "report_to": [],
+        # tracking: TRL's own callbacks (the environment they read: build_trl_config).
+        "report_to": list(config.tracking.report_to),
+        "run_name": run_name(config.tracking, output_dir),
+        **({"project": config.tracking.project} if config.tracking.project else {}),  # trackio
         "dataloader_num_workers": 0,
         # Every LoRA weight takes part in every step; searching for unused ones costs a pass.
         "ddp_find_unused_parameters": False if distributed else None,
@@ -108,6 +112,8 @@ def build_trl_config(
 
     cls = DPOConfig if shape == "preference" else SFTConfig
     kwargs = trl_arguments(config, output_dir, device=device, shape=shape, has_eval=has_eval)
+    require_trackers(config.tracking.report_to, trainer="trl", extra="hegelion-trl[tracking]")
+    apply_tracker_environment(config.tracking, output_dir)
     return cls(**for_installed_transformers(kwargs, {f.name for f in dataclasses.fields(cls)}))
 
 

@@ -30,6 +30,7 @@ from hegelion_core import (
     TrainResult,
     require_peft_adapter,
 )
+from hegelion_core.training.tracking import finish_runs
 from hegelion_trl.checkpoints import read_trainer_state
 from hegelion_trl.config_map import Device, build_trl_config
 from hegelion_trl.data import Prepared, prepare
@@ -107,6 +108,13 @@ class _HegelionLoss:
         local = local.to(self.accelerator.device)
         return int(self.accelerator.reduce(local, reduction="sum").item())
 
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """SCU's S and λ join the step's row here, so metrics.jsonl and TRL's tracker
+        callbacks (tracking.report_to) get the same row."""
+        if self.hegelion_scu is not None and "loss" in logs:
+            logs = {**logs, **self.hegelion_scu.metrics()}
+        super().log(logs, start_time)  # type: ignore[misc]  # a mixin: super() is TRL's trainer
+
 
 class HegelionSFTTrainer(_HegelionLoss, SFTTrainer):
     """TRL's SFTTrainer with Hegelion's token count and SCU penalty."""
@@ -133,17 +141,13 @@ class HegelionCallback(TrainerCallback, ExportableState):
         self.metrics = metrics
         self.scu = scu
         self.reduce = reduce
-        self._pending: dict[str, float] = {}
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.scu is None:
             return
         self.scu.end_step(self.reduce)
-        scu_metrics = self.scu.metrics()
-        if control.should_log:
-            self._pending = scu_metrics  # joined with loss and lr in on_log, one row per step
-        else:
-            self._write(state, scu_metrics)
+        if not control.should_log:  # else the trainer's log() adds them to the step's row
+            self._write(state, self.scu.metrics())
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
@@ -155,9 +159,6 @@ class HegelionCallback(TrainerCallback, ExportableState):
             for k, v in logs.items()
             if isinstance(v, (int, float))
         }
-        if "eval_loss" not in row:
-            row.update(self._pending)
-            self._pending = {}
         self._write(state, row)
 
     def _write(self, state: Any, row: dict[str, float]) -> None:
@@ -395,6 +396,7 @@ def run_training(
     started = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     runtime = time.perf_counter() - started
+    finish_runs(config.tracking.report_to)  # a pipeline's next stage starts a run of its own
     tokens = trainer.trained_tokens()
 
     adapter_dir = Path(output_dir) / "adapter"

@@ -1,0 +1,178 @@
+"""tracking.report_to through TRL's own tracker callbacks, read back with each tracker's
+own reader: what the trackers hold is what metrics.jsonl holds, step for step, SCU's S
+and λ included. Offline: tensorboard event files, wandb's offline run directory, an
+MLflow local file store."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hegelion_trl.trainer import TRLTrainer
+from trl_helpers import read_jsonl, train_config
+
+from hegelion_core import HegelionError
+
+ENV = (
+    "TENSORBOARD_LOGGING_DIR",
+    "WANDB_DIR",
+    "WANDB_NAME",
+    "WANDB_PROJECT",
+    "WANDB_MODE",
+    "MLFLOW_TRACKING_URI",
+    "MLFLOW_EXPERIMENT_NAME",
+    "MLFLOW_ALLOW_FILE_STORE",
+    "TRACKIO_DIR",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No tracker variable from the machine or an earlier test; all restored afterwards."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    yield
+
+
+def train(data: Path, out: Path, model: Path, **tracking: Any) -> list[dict[str, Any]]:
+    config = train_config(model, scu={"lambda_init": 2.0}, tracking=tracking)
+    TRLTrainer().train(data, out, config)
+    rows = [r for r in read_jsonl(out / "metrics.jsonl") if "loss" in r]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    return rows
+
+
+def test_tensorboard_holds_metrics_jsonl_step_for_step(
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "tb-run"
+    rows = train(hegelion_dataset("chat"), out, tiny_model, report_to=["tensorboard"])
+    logdir = out / "tensorboard"
+    assert list(logdir.glob("events.out.tfevents.*")), f"no event file in {logdir}"
+    events = EventAccumulator(str(logdir))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    for key in ("loss", "S", "lambda", "DataBPT", "ParamBPT"):
+        assert f"train/{key}" in tags, f"train/{key} not in {sorted(tags)}"
+        logged = [(e.step, e.value) for e in events.Scalars(f"train/{key}")]
+        expected = [(r["step"], r[key]) for r in rows]
+        assert [s for s, _ in logged] == [s for s, _ in expected], key
+        assert [v for _, v in logged] == pytest.approx([v for _, v in expected], rel=1e-6), key
+    # λ moves (SCU is on), so equal curves are not equal constants.
+    assert len({r["lambda"] for r in rows}) > 1
+
+
+def test_wandb_offline_run_holds_the_metrics(
+    hegelion_dataset: Callable[..., Path],
+    tiny_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "wandb-run"
+    rows = train(
+        hegelion_dataset("chat"),
+        out,
+        tiny_model,
+        report_to=["wandb"],
+        project="hegelion-tests",
+        run_name="tiny",
+    )
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, f"one offline run under {out / 'wandb'}, found {runs}"
+    records = wandb_records(next(runs[0].glob("*.wandb")))
+    (run,) = [r.run for r in records if r.HasField("run")]
+    assert (run.project, run.display_name) == ("hegelion-tests", "tiny")
+    history = [wandb_items(r.history.item) for r in records if r.HasField("history")]
+    steps = {h["train/global_step"]: h for h in history if "train/loss" in h}
+    assert sorted(steps) == [r["step"] for r in rows]
+    for r in rows:
+        for key in ("loss", "S", "lambda"):
+            assert steps[r["step"]][f"train/{key}"] == pytest.approx(r[key], rel=1e-6), key
+    # The run was finished (its exit record written), so a next training starts its own.
+    assert any(r.HasField("exit") for r in records)
+
+
+def wandb_records(path: Path) -> list[Any]:
+    """Every record of an offline ``.wandb`` file, parsed with wandb's own protobuf schema.
+
+    wandb 0.2x/0.3x ship no Python reader for the file any more (``wandb.sdk.internal.
+    datastore`` is gone; wandb-core writes it), so its framing is read here: a 7-byte
+    header (``:W&B``, magic 0xBEE1, version 0), then LevelDB-log blocks of 32 KiB whose
+    records are crc32c (4 bytes), length (2, little-endian), type (1: full, 2: first,
+    3: middle, 4: last) and the data; under 7 bytes left in a block are padding."""
+    import struct
+
+    from wandb.proto import wandb_internal_pb2
+
+    raw = path.read_bytes()
+    assert raw[:7] == b":W&B" + struct.pack("<HB", 0xBEE1, 0), f"{path} is not a .wandb file"
+    block, pos, pieces, records = 32768, 7, b"", []
+    while pos + 7 <= len(raw):
+        if block - pos % block < 7:
+            pos += block - pos % block
+            continue
+        length, kind = struct.unpack("<HB", raw[pos + 4 : pos + 7])
+        if kind == 0:  # zero padding at the end of the file
+            break
+        pieces += raw[pos + 7 : pos + 7 + length]
+        pos += 7 + length
+        if kind in (1, 4):
+            record = wandb_internal_pb2.Record()
+            record.ParseFromString(pieces)
+            records.append(record)
+            pieces = b""
+    return records
+
+
+def wandb_items(items: Any) -> dict[str, Any]:
+    import json
+
+    return {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
+
+
+def test_mlflow_local_store_holds_the_metrics(
+    hegelion_dataset: Callable[..., Path], tiny_model: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    out = tmp_path / "mlflow-run"
+    rows = train(
+        hegelion_dataset("chat"), out, tiny_model, report_to=["mlflow"], project="hegelion-tests"
+    )
+    store = out / "mlruns"
+    assert store.is_dir(), "the default store lives under the output directory"
+    client = MlflowClient(tracking_uri=store.as_uri())
+    experiment = client.get_experiment_by_name("hegelion-tests")
+    assert experiment is not None
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.run_name == "mlflow-run"  # the output directory's name
+    for key in ("loss", "S", "lambda"):
+        history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+        assert [m.step for m in history] == [r["step"] for r in rows], key
+        assert [m.value for m in history] == pytest.approx([r[key] for r in rows], rel=1e-6)
+
+
+def test_a_tracker_not_installed_is_refused_before_training(
+    hegelion_dataset: Callable[..., Path],
+    tiny_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # what `import mlflow` sees uninstalled
+    config = train_config(tiny_model, tracking={"report_to": ["tensorboard", "mlflow"]})
+    with pytest.raises(HegelionError) as caught:
+        TRLTrainer().train(hegelion_dataset("chat"), tmp_path, config)
+    message = str(caught.value)
+    assert "tracking.report_to: mlflow is not installed" in message
+    assert "pip install mlflow" in message and "hegelion-trl[tracking]" in message
+    assert "tensorboard" not in message.split("not installed")[0]  # only the missing one
+    assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()

@@ -5,6 +5,7 @@
 - `hegelion_core.testing.pytest_plugin`: the shared fixtures (scripted servers, a fake
   key, sample traces and their datasets, tiny models), loaded by pytest on its own;
 - `hegelion_core.testing.scripted_server`: scripted OpenAI/Anthropic servers with faults;
+- `hegelion_core.testing.batch_server`: a scripted OpenAI/Anthropic batch service;
 - `hegelion_core.testing.sample_traces`, `tiny_models`, `calls`: data, models, calls.
 
 Importing this package needs neither pytest nor torch (the benchmarks use it): the

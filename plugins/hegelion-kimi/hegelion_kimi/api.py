@@ -49,6 +49,13 @@ class KimiTeacher(SDKTeacher):
         """Moonshot always wants a key, also behind another ``base_url``."""
         return api_key(self.options.api_key_env, f"the {self.name} teacher")
 
+    def batch(self) -> Any:
+        """Moonshot's Batch API (OpenAI's protocol: ``/v1/files``, ``/v1/batches``), through
+        hegelion-openai's adapter (``pip install 'hegelion-kimi[batch]'``)."""
+        from hegelion_kimi.batch import KimiBatch
+
+        return KimiBatch(self)
+
     async def complete(
         self,
         messages: Sequence[Message],
@@ -57,6 +64,20 @@ class KimiTeacher(SDKTeacher):
         temperature: float | None = None,
         json_schema: dict[str, Any] | None = None,
     ) -> Completion:
+        request = self.request(messages, max_tokens, temperature, json_schema)
+        client = self.client()  # the first call imports the SDK: not on the clock
+        start = time.perf_counter()
+        response = await self.guarded(lambda: client.chat.completions.create(**request))
+        return _completion(response, self.options.model, time.perf_counter() - start)
+
+    def request(
+        self,
+        messages: Sequence[Message],
+        max_tokens: int | None,
+        temperature: float | None,
+        json_schema: dict[str, Any] | None,
+    ) -> dict[str, Any]:
+        """The chat completion body for one call (live, or a line of a batch)."""
         request: dict[str, Any] = {
             "model": self.options.model,
             "messages": [{"role": m.role, "content": m.content} for m in messages],
@@ -72,10 +93,7 @@ class KimiTeacher(SDKTeacher):
                 "type": "json_schema",
                 "json_schema": {"name": "hegelion", "schema": json_schema},
             }
-        client = self.client()  # the first call imports the SDK: not on the clock
-        start = time.perf_counter()
-        response = await self.guarded(lambda: client.chat.completions.create(**request))
-        return _completion(response, self.options.model, time.perf_counter() - start)
+        return request
 
 
 def _completion(response: Any, model: str, latency: float) -> Completion:

@@ -987,7 +987,11 @@ class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
         )
         if api is None:
             return await super()._dispatch(method, target, headers, raw, writer, keep_alive)
-        self._record(method, path, headers, None, False)
+        body: Any = None
+        if headers.get("content-type", "").startswith("application/json"):
+            with contextlib.suppress(ValueError):
+                body = json.loads(raw) if raw else None
+        self._record(method, path, headers, body, False)  # uploads are kept as files, not here
         params = {k: v[-1] for k, v in parse_qs(query).items()}
         try:
             self._authorize(api, headers)

@@ -277,6 +277,9 @@ def test_openai_job_survives_kill_9_of_the_server_process(tmp_path: Path) -> Non
         client = openai.OpenAI(base_url=f"{root}/v1", api_key=KEY, max_retries=0)
         batch_id = _submit(client, _lines(["k1", "k2", "k3"]))
         assert client.batches.retrieve(batch_id).status == "in_progress"
+        claude = anthropic.Anthropic(base_url=root, api_key=KEY, max_retries=0)
+        message_batch = claude.messages.batches.create(requests=_requests(["m1"])).id
+        assert claude.messages.batches.retrieve(message_batch).processing_status == "in_progress"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
@@ -286,6 +289,11 @@ def test_openai_job_survives_kill_9_of_the_server_process(tmp_path: Path) -> Non
         assert _poll(client, batch_id) == ["finalizing", "completed"]
         out = _jsonl(client, client.batches.retrieve(batch_id).output_file_id)
         assert sorted(out) == ["k1", "k2", "k3"]
+        claude = anthropic.Anthropic(base_url=root, api_key=KEY, max_retries=0)
+        assert _wait(claude, message_batch) == ["in_progress", "ended"]
+        assert _results(claude, message_batch)["m1"].type == "succeeded"
+        log = (tmp_path / "submissions.jsonl").read_text().splitlines()
+        assert sorted(json.loads(x)["custom_id"] for x in log) == ["k1", "k2", "k3", "m1"]
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
@@ -651,3 +659,27 @@ def test_every_object_validates_against_the_sdks_own_types(batch_server: BatchSe
         row = MessageBatchIndividualResponse.model_validate(json.loads(text))
         kinds[row.custom_id] = row.result.type
     assert kinds == {"v1": "succeeded", "v2": "errored", "v3": "expired"}
+
+
+def test_concurrent_clients_each_get_their_own_job_and_log_lines(tmp_path: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with BatchServer(BatchScript(polls=0), state_dir=tmp_path) as server:
+
+        def one(n: int) -> str:
+            client = _client(server)
+            if n % 2:
+                claude = _anthropic(server)
+                return claude.messages.batches.create(requests=_requests([f"t{n}a", f"t{n}b"])).id
+            return _submit(client, _lines([f"t{n}a", f"t{n}b"]))
+
+        with ThreadPoolExecutor(8) as pool:
+            ids = list(pool.map(one, range(16)))
+        assert len(set(ids)) == 16
+        assert server.submission_counts() == {f"t{n}{x}": 1 for n in range(16) for x in "ab"}
+        assert {s.batch_id for s in server.submissions()} == set(ids)
+        posted = [r for r in server.requests if r.path == "/v1/batches" and r.method == "POST"]
+        assert len(posted) == 8 and all(r.body["completion_window"] == "24h" for r in posted)
+    with BatchServer(state_dir=tmp_path) as again:  # every job and log line on disk
+        assert {s.batch_id for s in again.submissions()} == set(ids)
+        assert {again.job(i)["id"] for i in ids} == set(ids)

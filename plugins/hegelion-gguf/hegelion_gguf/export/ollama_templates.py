@@ -237,37 +237,43 @@ QWEN3 = Fixed(
     ),
 )
 
-#: DeepSeek-R1-Distill (Qwen and Llama share one template): the system prompt bare at the
-#: start, ``<｜User｜>`` / ``<｜Assistant｜>`` turns, and the answer opened inside
-#: ``<think>\n``. (The template also cuts an earlier answer to what follows its
-#: ``</think>``; a Go template has no string functions, and Ollama passes the thinking
-#: separately, so the answer's text is used as it comes.)
-DEEPSEEK_R1 = Fixed(
-    "deepseek-r1",
-    "{{- if .System }}{{ .System }}{{ end }}\n"
-    "{{- range $i, $_ := .Messages }}\n"
-    "{{- $last := eq (len (slice $.Messages $i)) 1 }}\n"
-    '{{- if eq .Role "user" }}<\uff5cUser\uff5c>{{ .Content }}'
-    "{{ if $last }}<\uff5cAssistant\uff5c><think>\n{{ end }}\n"
-    '{{- else if eq .Role "assistant" }}<\uff5cAssistant\uff5c>{{ .Content }}'
-    "{{ if not $last }}<\uff5cend\u2581of\u2581sentence\uff5c>{{ end }}\n"
-    "{{- end }}\n"
-    "{{- end }}",
-    (
-        "<\uff5cbegin\u2581of\u2581sentence\uff5c>",
-        "<\uff5cend\u2581of\u2581sentence\uff5c>",
-        "<\uff5cUser\uff5c>",
-        "<\uff5cAssistant\uff5c>",
-    ),
-    extra=(
-        Case(
-            None,
-            [{"role": "user", "content": _U1}, {"role": "assistant", "content": _A1}],
-            gen=False,
-            hf={"continue_final_message": True},
+
+def _deepseek_r1(opening: str) -> Fixed:
+    """DeepSeek-R1-Distill (Qwen and Llama share one template): the system prompt bare at
+    the start, ``<｜User｜>`` / ``<｜Assistant｜>`` turns, the answer opened with
+    ``opening`` (``<think>\\n`` since the distills' template update, nothing before).
+    The template also cuts an earlier answer to what follows its ``</think>``; a Go
+    template has no string functions (and Ollama passes thinking separately), so the
+    answer's text is used as it comes."""
+    return Fixed(
+        "deepseek-r1",
+        "{{- if .System }}{{ .System }}{{ end }}\n"
+        "{{- range $i, $_ := .Messages }}\n"
+        "{{- $last := eq (len (slice $.Messages $i)) 1 }}\n"
+        '{{- if eq .Role "user" }}<\uff5cUser\uff5c>{{ .Content }}'
+        f"{{{{ if $last }}}}<\uff5cAssistant\uff5c>{go_literal(opening)}{{{{ end }}}}\n"
+        '{{- else if eq .Role "assistant" }}<\uff5cAssistant\uff5c>{{ .Content }}'
+        "{{ if not $last }}<\uff5cend\u2581of\u2581sentence\uff5c>{{ end }}\n"
+        "{{- end }}\n"
+        "{{- end }}",
+        (
+            "<\uff5cbegin\u2581of\u2581sentence\uff5c>",
+            "<\uff5cend\u2581of\u2581sentence\uff5c>",
+            "<\uff5cUser\uff5c>",
+            "<\uff5cAssistant\uff5c>",
         ),
-    ),
-)
+        extra=(
+            Case(
+                None,
+                [{"role": "user", "content": _U1}, {"role": "assistant", "content": _A1}],
+                gen=False,
+                hf={"continue_final_message": True},
+            ),
+        ),
+    )
+
+
+DEEPSEEK_R1 = (_deepseek_r1("<think>\n"), _deepseek_r1(""))
 
 _GEMMA_STOPS = ("<start_of_turn>", "<end_of_turn>")
 
@@ -356,7 +362,7 @@ def learn_headers(spec: Headers, render: Renderer) -> Headers:
 def candidates(template: str, render: Renderer, eos: str) -> list[Family]:
     """The families ``template`` may be, by each family's marker, most specific first."""
     if "<\uff5cUser\uff5c>" in template and "<\uff5cAssistant\uff5c>" in template:
-        return [DEEPSEEK_R1]
+        return list(DEEPSEEK_R1)
     if "<|im_sep|>" in template:
         return [learn_headers(PHI4, render)]
     if "<|im_start|>" in template:
@@ -371,7 +377,7 @@ def candidates(template: str, render: Renderer, eos: str) -> list[Family]:
         return [learn_headers(LLAMA3, render)]
     if "<start_of_turn>" in template:
         return list(GEMMA)
-    if "<|user|>" in template and "<|end|>" in template:
+    if "<|assistant|>" in template and "<|end|>" in template:
         return [learn_headers(spec, render) for spec in PHI3]
     if "<|user|>" in template and "<|assistant|>" in template:
         return [learn_headers(tulu(eos), render)]

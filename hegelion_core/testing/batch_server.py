@@ -1002,6 +1002,14 @@ class BatchServer(ScriptedServer, _OpenAIRoutes, _AnthropicRoutes):
                     status, ctype, data = self._anthropic(method, path, params, raw)
         except _HTTPError as err:
             return await self._send_json(writer, err.status, err.body, keep_alive=keep_alive)
+        except Exception as exc:  # a reply function's bug: say so, not a dropped connection
+            message = f"batch_server: {type(exc).__name__}: {exc}"
+            error = (
+                _anthropic_error(500, "api_error", message)
+                if api == "anthropic"
+                else _openai_error(500, message)
+            )
+            return await self._send_json(writer, 500, error.body, keep_alive=keep_alive)
         return await self._send(writer, status, ctype, data, keep_alive=keep_alive)
 
     def _authorize(self, api: str, headers: dict[str, str]) -> None:

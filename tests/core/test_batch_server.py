@@ -683,3 +683,15 @@ def test_concurrent_clients_each_get_their_own_job_and_log_lines(tmp_path: Path)
     with BatchServer(state_dir=tmp_path) as again:  # every job and log line on disk
         assert {s.batch_id for s in again.submissions()} == set(ids)
         assert {again.job(i)["id"] for i in ids} == set(ids)
+
+
+def _broken_reply(request: RecordedRequest) -> str:
+    raise RuntimeError("this reply function is broken")
+
+
+def test_a_broken_reply_function_is_reported_not_a_dropped_connection(tmp_path: Path) -> None:
+    with BatchServer(BatchScript(polls=0), state_dir=tmp_path, reply=_broken_reply) as server:
+        client = _client(server)
+        batch_id = _submit(client, _lines(["r"]))
+        with pytest.raises(openai.InternalServerError, match="this reply function is broken"):
+            client.batches.retrieve(batch_id)

@@ -334,3 +334,14 @@ def test_a_system_turn_written_even_when_empty_keeps_its_newline():
     for system in (SYS, None):
         want = hf_tokens(tok, system, [U1, A1, U2], True)
         assert ollama_tokens(tok, chat, system, [U1, A1, U2]) == want
+
+
+def test_a_chatml_template_that_refuses_system_turns_is_an_error_not_a_traceback():
+    tok = build_family_tokenizer("qwen2.5")
+    tok.chat_template = (
+        "{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+        "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    with pytest.raises(ChatTemplateError, match="looks like chatml but differs"):
+        chat_format_from_tokenizer(tok, "no-system-chatml")

@@ -343,13 +343,17 @@ def _system_block(spec: Headers, text: str) -> str | None:
 def learn_headers(spec: Headers, render: Renderer) -> Headers:
     """Fill in the system turn's fixed text, its end and the default prompt from renderings."""
     u1 = [{"role": "user", "content": _U1}]
-    block = _system_block(spec, render(with_system(_S, u1), True))
+    try:
+        with_sys, bare_text = render(with_system(_S, u1), True), render(u1, True)
+    except Exception:  # noqa: BLE001  (e.g. a template that refuses a system turn: the
+        return spec  # checks then report what differs, with the template's own text)
+    block = _system_block(spec, with_sys)
     if block is not None and _S in block:
         before, _, after = block.partition(_S)
         sys_close = spec.close if after.endswith(spec.close) else ""
         post = after[: len(after) - len(sys_close)]
         spec = replace(spec, pre=before, post=post, system_close=sys_close)
-    bare = _system_block(spec, render(u1, True))
+    bare = _system_block(spec, bare_text)
     if bare is not None:
         sys_close = spec.close if spec.system_close is None else spec.system_close
         body = bare[: len(bare) - len(sys_close)] if bare.endswith(sys_close) else bare

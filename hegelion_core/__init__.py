@@ -20,6 +20,12 @@ from hegelion_core._version import __version__
 
 if TYPE_CHECKING:
     from hegelion_core.contracts import (
+        BatchJob,
+        BatchLimits,
+        BatchRequest,
+        BatchResult,
+        BatchState,
+        BatchTeacher,
         Completion,
         Driver,
         DriverOptions,
@@ -37,6 +43,7 @@ if TYPE_CHECKING:
         TeacherError,
         Trainer,
         TrainResult,
+        blame_of,
         finish_reason_of,
     )
     from hegelion_core.data.formatters.simplex import (
@@ -144,7 +151,15 @@ _HOMES: dict[str, str] = {
             "TeacherError",
             "TrainResult",
             "Trainer",
+            "blame_of",
             "finish_reason_of",
+            # batch APIs (`hegelion generate --batch`): a teacher's batch() returns one
+            "BatchJob",
+            "BatchLimits",
+            "BatchRequest",
+            "BatchResult",
+            "BatchState",
+            "BatchTeacher",
         ],
         "hegelion_core.contracts",
     ),
@@ -256,6 +271,12 @@ __all__ = [
     "__version__",
     "ANIMA_THRESHOLD",
     "Artifact",
+    "BatchJob",
+    "BatchLimits",
+    "BatchRequest",
+    "BatchResult",
+    "BatchState",
+    "BatchTeacher",
     "Belief",
     "CONFIDENCE_CEILING",
     "CONFIDENCE_FLOOR",
@@ -316,6 +337,7 @@ __all__ = [
     "Usage",
     "admit",
     "atomic_output",
+    "blame_of",
     "check_data",
     "command_run",
     "data_files",

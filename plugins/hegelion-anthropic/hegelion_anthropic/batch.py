@@ -21,16 +21,19 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hegelion_core import Completion, TeacherError, finish_reason_of, scrub
-from hegelion_core.contracts import (
+from hegelion_core import (
     BatchJob,
     BatchLimits,
     BatchRequest,
     BatchResult,
     BatchTeacher,
+    Completion,
+    TeacherError,
     blame_of,
+    finish_reason_of,
+    retryable_status,
+    scrub,
 )
-from hegelion_core.generation.limits import retryable_status
 
 if TYPE_CHECKING:
     from hegelion_anthropic.teacher import AnthropicTeacher
@@ -110,7 +113,7 @@ class AnthropicBatch(BatchTeacher):
             state = "cancelled"
         return BatchJob(
             id=job.id,
-            state=state,  # type: ignore[arg-type]  # one of BatchState's values
+            state=state,
             provider_status=status,
             total=_total(job),
             succeeded=counts.succeeded,

@@ -12,8 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from hegelion_core import Completion, HegelionError, TeacherError
-from hegelion_core.contracts import BatchLimits, BatchRequest
+from hegelion_core import (
+    BatchLimits,
+    BatchRequest,
+    Completion,
+    HegelionError,
+    TeacherError,
+)
 
 try:
     from hegelion_openai.batch import OpenAIBatch
@@ -34,7 +39,7 @@ class KimiBatch(OpenAIBatch):
     completion_window = "24h"  # within Moonshot's 12h to 7d
 
     def body(self, request: BatchRequest) -> dict[str, Any]:
-        return self.teacher.request(  # type: ignore[attr-defined, no-any-return]  # a KimiTeacher
+        return self.teacher.request(  # type: ignore[attr-defined]  # a KimiTeacher
             request.messages, request.max_tokens, request.temperature, request.json_schema
         )
 

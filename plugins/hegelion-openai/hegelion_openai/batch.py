@@ -20,17 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from hegelion_core import Completion, TeacherError, finish_reason_of, scrub
-from hegelion_core.contracts import (
+from hegelion_core import (
     BatchJob,
     BatchLimits,
     BatchRequest,
     BatchResult,
     BatchState,
     BatchTeacher,
+    Completion,
+    TeacherError,
     blame_of,
+    finish_reason_of,
+    retryable_status,
+    scrub,
 )
-from hegelion_core.generation.limits import retryable_status
 
 if TYPE_CHECKING:
     from hegelion_openai.teacher import OpenAITeacher

@@ -13,14 +13,12 @@ from typing import Any
 
 import pytest
 
-from hegelion_core.generation.batch.replay import custom_id, request_key
-from hegelion_core.generation.dialectic import THESIS_SYSTEM
-from hegelion_core.records import Prompt
 from hegelion_core.testing.batch_runs import (
     HoldingBatchServer,
     kill_when_held,
     run_cli,
     start_cli,
+    thesis_custom_ids,
     varied_reply,
 )
 from hegelion_core.testing.batch_server import BatchScript
@@ -42,29 +40,8 @@ def prompts(tmp_path: Path) -> Path:
 
 
 def thesis_ids(prompts: Path, attempt: int, first: int = 0, last: int = 3) -> frozenset[str]:
-    """The custom_ids of the thesis requests of prompts ``first`` to ``last - 1`` (the
-    first request each prompt sends) at ``attempt``, to script faults on exactly them."""
     questions = prompts.read_text().splitlines()[first:last]
-    return frozenset(
-        custom_id(
-            request_key(
-                Prompt(text=q).id,
-                0,
-                {
-                    "messages": [
-                        {"role": "system", "content": THESIS_SYSTEM},
-                        {"role": "user", "content": q},
-                    ],
-                    "max_tokens": max_tokens,
-                    "temperature": None,
-                    "json_schema": None,
-                },
-            ),
-            attempt,
-        )
-        for q in questions
-        for max_tokens in (None, 64)
-    )
+    return thesis_custom_ids(questions, attempt, max_tokens=(None, 64))
 
 
 def generate_args(

@@ -128,6 +128,13 @@ if TYPE_CHECKING:
     from hegelion_core.training.data import check_data, data_files, detect_format
     from hegelion_core.training.metrics import MetricsLog
     from hegelion_core.training.scu import SCUConfig, SCUController, SCUState
+    from hegelion_core.training.tracking import (
+        apply_tracker_environment,
+        finish_tracker_runs,
+        forward_train_metrics,
+        require_trackers,
+        tracker_run_name,
+    )
 
 #: name -> the module that defines it
 _HOMES: dict[str, str] = {
@@ -226,6 +233,16 @@ _HOMES: dict[str, str] = {
     **dict.fromkeys(["check_data", "data_files", "detect_format"], "hegelion_core.training.data"),
     **dict.fromkeys(["MetricsLog"], "hegelion_core.training.metrics"),
     **dict.fromkeys(["SCUConfig", "SCUController", "SCUState"], "hegelion_core.training.scu"),
+    **dict.fromkeys(  # the trackers of tracking.report_to
+        [
+            "apply_tracker_environment",
+            "finish_tracker_runs",
+            "forward_train_metrics",
+            "require_trackers",
+            "tracker_run_name",
+        ],
+        "hegelion_core.training.tracking",
+    ),
     # `hegelion run` stage kinds and model schemes: what a kind plans with
     **dict.fromkeys(
         ["Artifact", "Invocation", "Planning", "StagePlan", "dataset_counts"],
@@ -336,6 +353,7 @@ __all__ = [
     "Trainer",
     "Usage",
     "admit",
+    "apply_tracker_environment",
     "atomic_output",
     "blame_of",
     "check_data",
@@ -345,6 +363,8 @@ __all__ = [
     "detect_format",
     "error_body",
     "finish_reason_of",
+    "finish_tracker_runs",
+    "forward_train_metrics",
     "get_secret",
     "hookimpl",
     "is_placeholder",
@@ -362,8 +382,10 @@ __all__ = [
     "render_output",
     "require_peft_adapter",
     "require_secret",
+    "require_trackers",
     "retryable_status",
     "scrub",
+    "tracker_run_name",
     "with_confidence",
 ]
 

@@ -9,7 +9,7 @@ them lives here:
 - `tracker_environment` / `apply_tracker_environment`: the variables the trackers read
   (project, run name, where the files go: under the output directory, so a run is
   self-contained), never replacing what the user already set;
-- `forward_metrics`: everything `MetricsLog` logs (loss, SCU's S and lambda, GRPO's
+- `forward_train_metrics`: everything `MetricsLog` logs (loss, SCU's S and lambda, GRPO's
   rewards) handed to a tracker, for trainers whose metrics do not pass through a
   library's own logging (mlx).
 """
@@ -51,9 +51,11 @@ def require_trackers(
     trainer: str,
     supported: Sequence[str] = TRACKERS,
     extra: str | None = None,
+    in_extra: Sequence[str] = ("tensorboard", "wandb", "mlflow"),
 ) -> None:
     """Refuse, before anything loads, a tracker ``trainer`` cannot report to or whose
-    package is missing, naming what to install (``extra``: the plugin's pip extra)."""
+    package is missing, naming what to install (``extra``: the plugin's pip extra, which
+    installs the trackers ``in_extra``)."""
     for name in report_to:
         if name not in supported:
             others = "--trainer trl or --trainer unsloth"
@@ -66,7 +68,7 @@ def require_trackers(
     missing = [n for n in report_to if not _importable(PACKAGES[n][0])]
     if missing:
         packages = " ".join(PACKAGES[n][1] for n in missing)
-        also = f" (or pip install '{extra}' for every tracker)" if extra else ""
+        also = f" (or pip install '{extra}')" if extra and set(missing) <= set(in_extra) else ""
         raise HegelionError(
             f"tracking.report_to: {', '.join(missing)} is not installed (no module named "
             f"{', '.join(PACKAGES[n][0] for n in missing)}); pip install {packages}{also}, "
@@ -82,7 +84,7 @@ def _importable(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def run_name(tracking: TrackingConfig, output_dir: Path) -> str:
+def tracker_run_name(tracking: TrackingConfig, output_dir: Path) -> str:
     """``tracking.run_name``, else the output directory's name (``runs/sft-qwen``: sft-qwen)."""
     return tracking.run_name or Path(output_dir).resolve().name
 
@@ -108,7 +110,7 @@ def tracker_environment(
     """
     env = os.environ if environ is None else environ
     out = Path(output_dir).resolve()
-    name = run_name(tracking, output_dir)
+    name = tracker_run_name(tracking, output_dir)
     want: dict[str, str] = {}
     if "tensorboard" in tracking.report_to:
         want["TENSORBOARD_LOGGING_DIR"] = str(tensorboard_dir(out))
@@ -160,7 +162,7 @@ def apply_tracker_environment(
     return values
 
 
-def finish_runs(report_to: Sequence[str]) -> None:
+def finish_tracker_runs(report_to: Sequence[str]) -> None:
     """End the run a tracker leaves open after training: transformers' wandb callback
     keeps it until the process exits, so the next training in this process (a pipeline's
     next stage) would log into it, and the summary would not be written yet."""
@@ -181,7 +183,7 @@ class _Forwarder:
 
 
 @contextmanager
-def forward_metrics(send: Callable[[int, dict[str, float]], None]) -> Iterator[None]:
+def forward_train_metrics(send: Callable[[int, dict[str, float]], None]) -> Iterator[None]:
     """While inside, every row a `MetricsLog` logs (in this process) also goes to ``send``."""
     from hegelion_core.hooks import get_plugin_manager
 

@@ -125,16 +125,20 @@ def test_a_missing_tracker_names_the_package(monkeypatch: pytest.MonkeyPatch) ->
         tracking.require_trackers(["tensorboard", "wandb"], trainer="trl", extra="x[tracking]")
     message = str(caught.value)
     assert message.startswith("tracking.report_to: wandb is not installed")
-    assert "pip install wandb (or pip install 'x[tracking]'" in message
+    assert "pip install wandb (or pip install 'x[tracking]')" in message
     assert "tensorboard" not in message  # it is importable
     tracking.require_trackers(["tensorboard"], trainer="trl")  # nothing missing: no error
+    monkeypatch.setitem(sys.modules, "trackio", None)
+    with pytest.raises(HegelionError) as caught:
+        tracking.require_trackers(["trackio"], trainer="trl", extra="x[tracking]")
+    assert "pip install trackio, or remove trackio" in str(caught.value)  # not in the extra
 
 
-def test_forward_metrics_sees_every_row_metrics_log_writes_while_inside(tmp_path: Path) -> None:
+def test_forward_train_metrics_sees_every_row_metrics_log_writes_while_inside(tmp_path: Path) -> None:
     seen: list[tuple[int, dict[str, float]]] = []
     log = MetricsLog(tmp_path)
     log.log(1, {"loss": 3.0})  # before: not forwarded
-    with tracking.forward_metrics(lambda step, row: seen.append((step, row))):
+    with tracking.forward_train_metrics(lambda step, row: seen.append((step, row))):
         log.log(2, {"loss": 2.5, "S": 0.01, "lambda": 1.5})
         log.log(2, {"val_loss": 2.75})
     log.log(3, {"loss": 2.0})  # after: not forwarded

@@ -13,8 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from hegelion_core import TrainConfig
-from hegelion_core.training.tracking import apply_tracker_environment, require_trackers, run_name
+from hegelion_core import (
+    TrainConfig,
+    apply_tracker_environment,
+    require_trackers,
+    tracker_run_name,
+)
 
 if TYPE_CHECKING:
     from trl import DPOConfig, SFTConfig
@@ -87,7 +91,7 @@ def trl_arguments(
         "max_length": t.max_seq_length,
         # tracking: TRL's own callbacks (the environment they read: build_trl_config).
         "report_to": list(config.tracking.report_to),
-        "run_name": run_name(config.tracking, output_dir),
+        "run_name": tracker_run_name(config.tracking, output_dir),
         **({"project": config.tracking.project} if config.tracking.project else {}),  # trackio
         "dataloader_num_workers": 0,
         # Every LoRA weight takes part in every step; searching for unused ones costs a pass.

@@ -28,9 +28,9 @@ from hegelion_core import (
     SCUController,
     TrainConfig,
     TrainResult,
+    finish_tracker_runs,
     require_peft_adapter,
 )
-from hegelion_core.training.tracking import finish_runs
 from hegelion_trl.checkpoints import read_trainer_state
 from hegelion_trl.config_map import Device, build_trl_config
 from hegelion_trl.data import Prepared, prepare
@@ -396,7 +396,7 @@ def run_training(
     started = time.perf_counter()
     out = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     runtime = time.perf_counter() - started
-    finish_runs(config.tracking.report_to)  # a pipeline's next stage starts a run of its own
+    finish_tracker_runs(config.tracking.report_to)  # the next training starts its own run
     tokens = trainer.trained_tokens()
 
     adapter_dir = Path(output_dir) / "adapter"

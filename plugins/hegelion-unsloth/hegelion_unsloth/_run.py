@@ -21,7 +21,15 @@ import trl
 from transformers import TrainerCallback
 
 # isort: on
-from hegelion_core import HegelionError, MetricsLog, TrainConfig, TrainResult, data_files
+from hegelion_core import (
+    HegelionError,
+    MetricsLog,
+    TrainConfig,
+    TrainResult,
+    apply_tracker_environment,
+    data_files,
+    finish_tracker_runs,
+)
 from hegelion_unsloth.data import needs_chat_template, read_rows
 from hegelion_unsloth.gpu import GPUInfo, library_versions
 from hegelion_unsloth.mapping import MERGE_METHOD, UnslothOptions, build_plan
@@ -71,6 +79,7 @@ def run(
     plan = build_plan(
         config, options, output_dir, bf16_supported=gpu.bf16, has_eval=eval_rows is not None
     )
+    apply_tracker_environment(config.tracking, output_dir)  # before the trainer's callbacks
 
     model, tokenizer = FastLanguageModel.from_pretrained(
         **{**plan.load, "dtype": getattr(torch, plan.dtype)}
@@ -100,6 +109,7 @@ def run(
 
     torch.cuda.reset_peak_memory_stats()
     output = trainer.train(resume_from_checkpoint=plan.resume_from)
+    finish_tracker_runs(config.tracking.report_to)  # the next training starts its own run
     peak_gb = torch.cuda.max_memory_reserved() / 2**30
 
     model.save_pretrained(str(plan.adapter_dir))

@@ -18,7 +18,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from hegelion_core import DriverOptions, HegelionError, Method, TrainConfig, require_peft_adapter
+from hegelion_core import (
+    DriverOptions,
+    HegelionError,
+    Method,
+    TrainConfig,
+    require_peft_adapter,
+    require_trackers,
+    tracker_run_name,
+)
 
 Quantization = Literal["4bit", "8bit", "none"]
 DType = Literal["bfloat16", "float16"]
@@ -186,7 +194,10 @@ def trainer_args(
         "gradient_checkpointing": gradient_checkpointing(config, options) is not False,
         "max_length": t.max_seq_length,
         "include_num_input_tokens_seen": "non_padding",  # tokens/s in the result
-        "report_to": "none",
+        # tracking: TRL's own callbacks; the variables they read are set on the GPU side.
+        "report_to": list(config.tracking.report_to) or "none",
+        "run_name": tracker_run_name(config.tracking, output_dir),
+        **({"project": config.tracking.project} if config.tracking.project else {}),  # trackio
     }
     if has_eval:
         args.update(
@@ -238,6 +249,9 @@ def check_supported(config: TrainConfig) -> None:
         )
     if config.init_adapter is not None:
         require_peft_adapter(config.init_adapter)
+    require_trackers(
+        config.tracking.report_to, trainer="unsloth", extra="hegelion-unsloth[tracking]"
+    )
 
 
 def build_plan(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,7 +175,7 @@ def collect_command(
         click.echo(f"\ninterrupted: collect again with: hegelion batch collect {output}", err=True)
         sys.exit(130)
     progress.close()
-    _echo_step(output, report)
+    _echo_step(output, progress.totals(report))
     sys.exit(_exit_code(run))
 
 
@@ -194,11 +195,16 @@ class _Progress:
         self.stream = sys.stderr
         self.tty = self.stream.isatty()
         self.started = time.monotonic()
-        self.written = self.rejected = 0
+        self.written = self.rejected = self.collected = self.submitted = self.requests = 0
+        self.reasons: Counter[str] = Counter()
 
     def render(self, r: StepReport) -> None:
         self.written += r.written
         self.rejected += r.rejected
+        self.collected += r.collected_jobs
+        self.submitted += r.submitted_jobs
+        self.requests += r.submitted_requests
+        self.reasons.update(r.reasons)
         if self.quiet:
             return
         target = f"/{r.limit}" if r.limit else ""
@@ -210,6 +216,19 @@ class _Progress:
         )
         self.stream.write(("\r\033[K" + line) if self.tty else line + "\n")
         self.stream.flush()
+
+    def totals(self, last: StepReport) -> StepReport:
+        """The last step's standing with what every step of this command did."""
+        return last.model_copy(
+            update={
+                "written": self.written,
+                "rejected": self.rejected,
+                "collected_jobs": self.collected,
+                "submitted_jobs": self.submitted,
+                "submitted_requests": self.requests,
+                "reasons": dict(self.reasons),
+            }
+        )
 
     def close(self) -> None:
         if self.tty and not self.quiet:

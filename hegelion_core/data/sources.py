@@ -44,7 +44,7 @@ class ReadOptions(BaseModel):
     hf_config: str | None = None  # its subset
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs per row
 class SourceRow:
     """One row and where it was read; ``raw`` is the JSONL line's bytes (None otherwise)."""
 

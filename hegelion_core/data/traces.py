@@ -233,7 +233,6 @@ def _prompt(
             f"no column {named!r} (--prompt-field); columns are: {', '.join(obj)}",
         )
     system = obj.get("system") if isinstance(obj.get("system"), str) else None
-    instruction = None
     for name in (named,) if named else PROMPT_FIELDS:
         value = obj.get(name)
         turns = _turns(value)
@@ -241,10 +240,9 @@ def _prompt(
             before = turns
             break
         if isinstance(value, str) and value.strip():
-            instruction = value
             if name == "instruction" and isinstance(obj.get("input"), str):
-                return instruction, obj["input"], _system(system, [])
-            return instruction, "", _system(system, [])
+                return value, obj["input"], _system(system, [])
+            return value, "", _system(system, [])
     users = [t for t in before if t["role"] == "user"]
     if not users or not users[-1]["content"].strip():
         where = f"column {named!r}" if named else f"none of {', '.join(PROMPT_FIELDS)}"

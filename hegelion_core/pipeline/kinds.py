@@ -167,10 +167,14 @@ class TrainStage(StageKind):
         )
         settings = options.pop("config", None)
         overrides: dict[str, Any] = {}
+        inputs = [Path(data)]
         if (init := options.pop("init_adapter", None)) is not None:
             prior = ctx.model("init_adapter", str(init))
             overrides["init_adapter"] = prior.get("adapter", prior["model"])
             base = base or prior.get("base")
+            # Hashed as an input: `--set init_adapter=PATH` is no path in the argv, and a
+            # retrained adapter (SFT before GRPO, a Simplex stage) must rerun this stage.
+            inputs.append(Path(overrides["init_adapter"]))
         argv = ["train", "--data", data, "--output", str(ctx.workdir)]
         if base:
             argv += ["--model", base]
@@ -195,16 +199,19 @@ class TrainStage(StageKind):
             [Invocation(argv)],
             artifact,
             resume=True,
-            inputs=[Path(data)] + ([Path(base)] if base and Path(base).exists() else []),
+            inputs=inputs + ([Path(base)] if base and Path(base).exists() else []),
         )
 
     def figures(self, plan: StagePlan) -> dict[str, Any]:
+        """Loss, steps and speed; for GRPO also each reward's mean at the first and the
+        last logged step (``format_first``, ``format_last``), what the run changed."""
         metrics = read_json(plan.workdir / "manifest.json").get("metrics", {})
-        return {
+        figures = {
             k: round(v, 4)
             for k, v in metrics.items()
             if k in ("train_loss", "steps", "tokens_per_s", "runtime_s")
         }
+        return figures | reward_span(plan.workdir / "metrics.jsonl")
 
     def resume(self, plan: StagePlan) -> None:
         if (plan.workdir / "checkpoints").is_dir():
@@ -215,6 +222,33 @@ class TrainStage(StageKind):
         if not Path(artifact["merged"]).is_dir():
             artifact.pop("merged")
         return artifact
+
+
+def reward_span(metrics_jsonl: Path) -> dict[str, float]:
+    """``{NAME_first, NAME_last}`` of each ``rewards/NAME/mean`` TRL's GRPO logged (rows
+    without it, such as the closing summary, skipped); {} for SFT or no metrics file."""
+    import orjson
+
+    try:
+        lines = metrics_jsonl.read_bytes().splitlines()
+    except OSError:
+        return {}
+    seen: dict[str, list[float]] = {}
+    for line in lines:
+        try:
+            row = orjson.loads(line)
+        except orjson.JSONDecodeError:  # a torn last line (kill -9 mid-append)
+            continue
+        if not isinstance(row, dict):
+            continue
+        for key, value in row.items():
+            name = key.removeprefix("rewards/").removesuffix("/mean")
+            if key == f"rewards/{name}/mean" and isinstance(value, (int, float)):
+                seen.setdefault(name, []).append(float(value))
+    out: dict[str, float] = {}
+    for name, values in seen.items():
+        out[f"{name}_first"], out[f"{name}_last"] = round(values[0], 4), round(values[-1], 4)
+    return out
 
 
 class ExportStage(StageKind):

@@ -63,12 +63,16 @@ def start_batch(
 ) -> None:
     """``generate --batch``: submit what is due (the first round, or a resumed run's
     next one), say how to collect it, and exit 0."""
+    from hegelion_core import hooks
     from hegelion_core.generation.batch.runs import start
     from hegelion_core.generation.generate import write_manifest
 
     run = start(job, teacher, teacher_name, source, max_requests=max_requests, max_bytes=max_bytes)
     write_manifest(job, teacher, source, None)  # hegelion status reads the limit there
-    report = _run(_step(run))
+    config = {"job": job.model_dump(mode="json"), "teacher": teacher_name, "batch": True}
+    with hooks.command_run("generate", config) as hooked:
+        report = _run(_step(run))
+        hooked.summary = report
     _echo_step(job.output, report)
     if not report.finished:
         click.echo(

@@ -205,6 +205,20 @@ def test_collecting_again_changes_nothing(
     assert (out.read_bytes(), len(service.submissions())) == before
 
 
+def test_a_rerun_with_another_dialectic_is_refused(
+    service: HoldingBatchServer, prompts: Path, tmp_path: Path, api_key: str
+) -> None:
+    out = tmp_path / "out.jsonl"
+    assert run_cli(generate_args(service, prompts, out, limit=2), env(api_key)).returncode == 0
+    other = [
+        a if a != "phased" else "single" for a in generate_args(service, prompts, out, limit=2)
+    ]
+    refused = run_cli(other, env(api_key))
+    assert refused.returncode != 0 and "Traceback" not in refused.stderr
+    assert "other settings (dialectic)" in refused.stderr and "batch collect" in refused.stderr
+    assert len(service.submissions()) == 2  # nothing more went out
+
+
 def test_partial_failures_are_retried_in_the_next_round(
     service: HoldingBatchServer, prompts: Path, tmp_path: Path, api_key: str
 ) -> None:

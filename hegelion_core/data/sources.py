@@ -91,7 +91,7 @@ def iter_hub_rows(options: ReadOptions) -> Iterator[SourceRow]:
     )
     label = f"{name}[{split}]"
     try:
-        rows = iter(source._load())  # the hf prompt source's loader: one way to open a dataset
+        rows = iter(source.load())  # the hf prompt source's loader: one way to open a dataset
         for index, row in enumerate(rows):
             yield SourceRow(dict(row), None, index, label=f"{label}:row {index}")
     except HegelionError:

@@ -40,7 +40,9 @@ class HFPromptSource(PromptSource):
         limit: int | None = None
         revision: str | None = None
 
-    def _load(self) -> Any:
+    def load(self) -> Any:
+        """The dataset (streamed unless ``streaming: false``): also how `hegelion dataset
+        --hf` and `hegelion curate --hf` open one."""
         import datasets
 
         o = self.options
@@ -106,7 +108,7 @@ class HFPromptSource(PromptSource):
         are only hashed, never built into a `Prompt`. ``limit`` counts every prompt."""
         o = self.options
         label = f"{o.dataset}:{o.split}"
-        ds = self._load()
+        ds = self.load()
         if o.seed is not None:
             ds = (
                 ds.shuffle(seed=o.seed, buffer_size=o.shuffle_buffer)

@@ -8,6 +8,7 @@ Output layout (``hegelion train`` adds ``manifest.json`` and ``metrics.png``)::
     output/merged/        with ``merge``: base + adapter, de-quantized, HF safetensors
     output/checkpoints/   <step>_adapters.safetensors, optimizer and loop state
     output/metrics.jsonl  loss, lr, tokens/s (and DataBPT, ParamBPT, S, λ with SCU)
+    output/wandb/<run>/   with ``tracking.report_to: [wandb]``: mlx-lm's wandb run, the same rows
 
 mlx is imported only inside ``train``: ``hegelion plugins`` imports this module to
 report its status on machines without mlx.
@@ -16,9 +17,12 @@ report its status on machines without mlx.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +36,7 @@ from hegelion_core import (
     Trainer,
     TrainResult,
     data_files,
+    require_trackers,
 )
 from hegelion_mlx.data import read_format
 
@@ -39,6 +44,9 @@ MLX_ADAPTER = "mlx_adapter"
 PEFT_ADAPTER = "adapter"
 MERGED = "merged"
 CHECKPOINTS = "checkpoints"
+#: tracking.report_to that mlx-lm's own reporting callbacks serve (it has wandb and swanlab;
+#: Hegelion's config names wandb of the two).
+TRACKERS = ("wandb",)
 
 
 class MLXOptions(DriverOptions):
@@ -108,6 +116,7 @@ class MLXTrainer(Trainer):
             )
         for path in data_files(data).values():
             read_format(path)  # dpo rows and unknown rows fail here, naming the file
+        require_trackers(cfg.tracking.report_to, trainer=self.name, supported=TRACKERS)
 
 
 class MLXSCUTrainer(MLXTrainer):
@@ -208,6 +217,42 @@ def _write_mlx_adapter(
         (tmp / "adapter_config.json").write_text(
             orjson.dumps(adapter_config, option=orjson.OPT_INDENT_2).decode()
         )
+
+
+@contextmanager
+def _reporting(cfg: TrainConfig, output: Path) -> Iterator[None]:
+    """``tracking.report_to`` through mlx-lm's own reporting callbacks, fed every row
+    that metrics.jsonl gets (loss, val_loss, SCU's S and λ). The wandb run is named
+    for ``tracking.run_name`` (mlx-lm names it after its log directory) and its files go
+    to ``output/wandb/RUN_NAME/``."""
+    if not cfg.tracking.report_to:
+        yield
+        return
+    from mlx_lm.tuner.callbacks import get_reporting_callbacks
+
+    from hegelion_core import (
+        apply_tracker_environment,
+        finish_tracker_runs,
+        forward_train_metrics,
+        tracker_run_name,
+    )
+
+    apply_tracker_environment(cfg.tracking, output)  # WANDB_PROJECT unless the user set it
+    log_dir = output.resolve() / "wandb" / tracker_run_name(cfg.tracking, output)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    callback = get_reporting_callbacks(
+        ",".join(cfg.tracking.report_to),
+        project_name=os.environ.get("WANDB_PROJECT"),
+        log_dir=str(log_dir),
+        config=cfg.model_dump(mode="json"),
+    )
+    try:
+        with forward_train_metrics(
+            lambda step, row: callback.on_train_loss_report({"iteration": step, **row})
+        ):
+            yield
+    finally:
+        finish_tracker_runs(cfg.tracking.report_to)
 
 
 def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> TrainResult:
@@ -358,17 +403,18 @@ def _train(trainer: MLXTrainer, data: Path, output: Path, cfg: TrainConfig) -> T
 
     mx.reset_peak_memory()
     started = time.perf_counter()
-    result = loop.run(
-        model,
-        optimizer,
-        splits.train,
-        splits.valid,
-        settings,
-        checkpoints=checkpoints,
-        metrics=metrics,
-        controller=controller,
-        resume=resume,
-    )
+    with _reporting(cfg, output):
+        result = loop.run(
+            model,
+            optimizer,
+            splits.train,
+            splits.valid,
+            settings,
+            checkpoints=checkpoints,
+            metrics=metrics,
+            controller=controller,
+            resume=resume,
+        )
     wall = time.perf_counter() - started
 
     mlx_dir, peft_dir = output / MLX_ADAPTER, output / PEFT_ADAPTER

@@ -15,6 +15,7 @@ from hegelion_trl.trainer import TRLTrainer
 from trl_helpers import read_jsonl, train_config
 
 from hegelion_core import HegelionError
+from hegelion_core.testing.tracker_files import wandb_history, wandb_offline_run, wandb_records
 
 ENV = (
     "TENSORBOARD_LOGGING_DIR",
@@ -86,57 +87,16 @@ def test_wandb_offline_run_holds_the_metrics(
         project="hegelion-tests",
         run_name="tiny",
     )
-    runs = list((out / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1, f"one offline run under {out / 'wandb'}, found {runs}"
-    records = wandb_records(next(runs[0].glob("*.wandb")))
+    records = wandb_records(wandb_offline_run(out / "wandb"))
     (run,) = [r.run for r in records if r.HasField("run")]
     assert (run.project, run.display_name) == ("hegelion-tests", "tiny")
-    history = [wandb_items(r.history.item) for r in records if r.HasField("history")]
-    steps = {h["train/global_step"]: h for h in history if "train/loss" in h}
+    steps = {h["train/global_step"]: h for h in wandb_history(records) if "train/loss" in h}
     assert sorted(steps) == [r["step"] for r in rows]
     for r in rows:
         for key in ("loss", "S", "lambda"):
             assert steps[r["step"]][f"train/{key}"] == pytest.approx(r[key], rel=1e-6), key
     # The run was finished (its exit record written), so a next training starts its own.
     assert any(r.HasField("exit") for r in records)
-
-
-def wandb_records(path: Path) -> list[Any]:
-    """Every record of an offline ``.wandb`` file, parsed with wandb's own protobuf schema.
-
-    wandb 0.2x/0.3x ship no Python reader for the file any more (``wandb.sdk.internal.
-    datastore`` is gone; wandb-core writes it), so its framing is read here: a 7-byte
-    header (``:W&B``, magic 0xBEE1, version 0), then LevelDB-log blocks of 32 KiB whose
-    records are crc32c (4 bytes), length (2, little-endian), type (1: full, 2: first,
-    3: middle, 4: last) and the data; under 7 bytes left in a block are padding."""
-    import struct
-
-    from wandb.proto import wandb_internal_pb2
-
-    raw = path.read_bytes()
-    assert raw[:7] == b":W&B" + struct.pack("<HB", 0xBEE1, 0), f"{path} is not a .wandb file"
-    block, pos, pieces, records = 32768, 7, b"", []
-    while pos + 7 <= len(raw):
-        if block - pos % block < 7:
-            pos += block - pos % block
-            continue
-        length, kind = struct.unpack("<HB", raw[pos + 4 : pos + 7])
-        if kind == 0:  # zero padding at the end of the file
-            break
-        pieces += raw[pos + 7 : pos + 7 + length]
-        pos += 7 + length
-        if kind in (1, 4):
-            record = wandb_internal_pb2.Record()
-            record.ParseFromString(pieces)
-            records.append(record)
-            pieces = b""
-    return records
-
-
-def wandb_items(items: Any) -> dict[str, Any]:
-    import json
-
-    return {i.key or "/".join(i.nested_key): json.loads(i.value_json) for i in items}
 
 
 def test_mlflow_local_store_holds_the_metrics(

@@ -316,9 +316,7 @@ class BatchTeacher(ABC):
     async def poll(self, job_id: str) -> BatchJob: ...
 
     @abstractmethod
-    async def results(
-        self, job_id: str, requests: Mapping[str, BatchRequest]
-    ) -> list[BatchResult]:
+    async def results(self, job_id: str, requests: Mapping[str, BatchRequest]) -> list[BatchResult]:
         """Every result the ended job holds (``requests`` by ``custom_id``: what was
         asked, to read each answer back as the live teacher would)."""
 

@@ -134,7 +134,9 @@ def test_a_missing_tracker_names_the_package(monkeypatch: pytest.MonkeyPatch) ->
     assert "pip install trackio, or remove trackio" in str(caught.value)  # not in the extra
 
 
-def test_forward_train_metrics_sees_every_row_metrics_log_writes_while_inside(tmp_path: Path) -> None:
+def test_forward_train_metrics_sees_every_row_metrics_log_writes_while_inside(
+    tmp_path: Path,
+) -> None:
     seen: list[tuple[int, dict[str, float]]] = []
     log = MetricsLog(tmp_path)
     log.log(1, {"loss": 3.0})  # before: not forwarded

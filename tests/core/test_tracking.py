@@ -89,27 +89,6 @@ def test_a_later_run_replaces_hegelions_values_but_never_the_users(
     assert os.environ["TENSORBOARD_LOGGING_DIR"] == "/srv/tb"
 
 
-def test_mlflow_process_uri_follows_the_next_run(
-    tmp_path: Path, clean_env: pytest.MonkeyPatch
-) -> None:
-    """transformers calls mlflow.set_tracking_uri once per process; a second run in the
-    same process must not log into the first run's store."""
-    mlflow = pytest.importorskip("mlflow")
-    config = TrackingConfig(report_to=["mlflow"])
-    before = mlflow.get_tracking_uri()
-    try:
-        first = tracking.apply_tracker_environment(config, tmp_path / "one")
-        mlflow.set_tracking_uri(first["MLFLOW_TRACKING_URI"])  # what transformers does
-        second = tracking.apply_tracker_environment(config, tmp_path / "two")
-        assert mlflow.get_tracking_uri() == second["MLFLOW_TRACKING_URI"]
-        assert second["MLFLOW_TRACKING_URI"] == (tmp_path / "two" / "mlruns").as_uri()
-        mlflow.set_tracking_uri("http://127.0.0.1:5000")  # the user's own, in code
-        tracking.apply_tracker_environment(config, tmp_path / "three")
-        assert mlflow.get_tracking_uri() == "http://127.0.0.1:5000"
-    finally:
-        mlflow.set_tracking_uri(before)
-
-
 def test_a_tracker_the_trainer_cannot_use_is_refused() -> None:
     with pytest.raises(HegelionError) as caught:
         tracking.require_trackers(["tensorboard"], trainer="mlx", supported=["wandb"])

@@ -136,3 +136,26 @@ def test_a_tracker_not_installed_is_refused_before_training(
     assert "tracking.report_to: mlflow is not installed" in message
     assert "pip install mlflow (or pip install 'hegelion-trl[tracking]')" in message
     assert not (tmp_path / "checkpoints").exists() and not (tmp_path / "metrics.jsonl").exists()
+
+
+def test_mlflow_process_uri_follows_the_next_run(tmp_path: Path) -> None:
+    """transformers calls mlflow.set_tracking_uri once per process; a second run in the
+    same process must not log into the first run's store."""
+    import mlflow
+
+    from hegelion_core.training import tracking
+    from hegelion_core.training.config import TrackingConfig
+
+    config = TrackingConfig(report_to=["mlflow"])
+    before = mlflow.get_tracking_uri()
+    try:
+        first = tracking.apply_tracker_environment(config, tmp_path / "one")
+        mlflow.set_tracking_uri(first["MLFLOW_TRACKING_URI"])  # what transformers does
+        second = tracking.apply_tracker_environment(config, tmp_path / "two")
+        assert mlflow.get_tracking_uri() == second["MLFLOW_TRACKING_URI"]
+        assert second["MLFLOW_TRACKING_URI"] == (tmp_path / "two" / "mlruns").as_uri()
+        mlflow.set_tracking_uri("http://127.0.0.1:5000")  # the user's own, in code
+        tracking.apply_tracker_environment(config, tmp_path / "three")
+        assert mlflow.get_tracking_uri() == "http://127.0.0.1:5000"
+    finally:
+        mlflow.set_tracking_uri(before)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hegelion_core.errors import HegelionError, InputError, describe_validation
 from hegelion_core.rewards.config import RewardSpec
@@ -117,6 +117,15 @@ class TrackingConfig(_Strict):
     )
     run_name: str | None = None
     project: str | None = None  # wandb/trackio project, mlflow experiment
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        """``-c tracking.report_to=tensorboard,wandb`` (or ``none``) as TRL's own
+        ``--report_to`` reads it."""
+        if isinstance(value, str):
+            return [p.strip() for p in value.split(",") if p.strip() and p.strip() != "none"]
+        return value
 
 
 class TrainConfig(_Strict):

@@ -114,3 +114,11 @@ def test_metrics_log_and_plot(tmp_path) -> None:
     ] == '{"step":1,"loss":3.0,"lambda":2.0}'
     png = plot_metrics(tmp_path / "metrics.jsonl", tmp_path / "metrics.png")
     assert png is not None and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_to_takes_a_comma_list_as_trl_does() -> None:
+    from hegelion_core.training.config import load_train_config
+
+    config = load_train_config(None, {"tracking.report_to": "tensorboard, wandb"})
+    assert config.tracking.report_to == ["tensorboard", "wandb"]
+    assert load_train_config(None, {"tracking.report_to": "none"}).tracking.report_to == []

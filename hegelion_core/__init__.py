@@ -107,6 +107,7 @@ if TYPE_CHECKING:
         prompt_id,
         render_output,
     )
+    from hegelion_core.rewards.build import build_rewards
     from hegelion_core.secrets import get_secret, remember, require_secret, scrub
 
     # the contract suites and sample data for a plugin's tests (not in __all__: they need pytest)
@@ -125,7 +126,8 @@ if TYPE_CHECKING:
         pickled_adapter_message,
         require_peft_adapter,
     )
-    from hegelion_core.training.data import check_data, data_files, detect_format
+    from hegelion_core.training.data import check_data, data_files, detect_format, grpo_prompts
+    from hegelion_core.training.grpo import grpo_arguments, grpo_rewards, grpo_rows, reward_stats
     from hegelion_core.training.metrics import MetricsLog
     from hegelion_core.training.scu import SCUConfig, SCUController, SCUState
     from hegelion_core.training.tracking import (
@@ -230,7 +232,14 @@ _HOMES: dict[str, str] = {
         ],
         "hegelion_core.training.config",
     ),
-    **dict.fromkeys(["check_data", "data_files", "detect_format"], "hegelion_core.training.data"),
+    **dict.fromkeys(
+        ["check_data", "data_files", "detect_format", "grpo_prompts"], "hegelion_core.training.data"
+    ),
+    **dict.fromkeys(["build_rewards"], "hegelion_core.rewards.build"),  # GRPO's reward functions
+    **dict.fromkeys(  # GRPO as every TRL-based trainer runs it
+        ["grpo_arguments", "grpo_rewards", "grpo_rows", "reward_stats"],
+        "hegelion_core.training.grpo",
+    ),
     **dict.fromkeys(["MetricsLog"], "hegelion_core.training.metrics"),
     **dict.fromkeys(["SCUConfig", "SCUController", "SCUState"], "hegelion_core.training.scu"),
     **dict.fromkeys(  # the trackers of tracking.report_to
@@ -356,6 +365,7 @@ __all__ = [
     "apply_tracker_environment",
     "atomic_output",
     "blame_of",
+    "build_rewards",
     "check_data",
     "command_run",
     "data_files",
@@ -366,6 +376,10 @@ __all__ = [
     "finish_tracker_runs",
     "forward_train_metrics",
     "get_secret",
+    "grpo_arguments",
+    "grpo_prompts",
+    "grpo_rewards",
+    "grpo_rows",
     "hookimpl",
     "is_placeholder",
     "listed_beside",
@@ -384,6 +398,7 @@ __all__ = [
     "require_secret",
     "require_trackers",
     "retryable_status",
+    "reward_stats",
     "scrub",
     "tracker_run_name",
     "with_confidence",

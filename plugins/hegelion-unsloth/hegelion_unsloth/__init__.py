@@ -1,4 +1,4 @@
-"""hegelion-unsloth: Unsloth QLoRA SFT and DPO for Hegelion, on one NVIDIA GPU.
+"""hegelion-unsloth: Unsloth QLoRA SFT, DPO and GRPO for Hegelion, on one NVIDIA GPU.
 
 ``hegelion_unsloth.trainer``: the ``unsloth`` trainer driver (light to import).
 ``hegelion_unsloth.mapping``: TrainConfig -> the keyword arguments of Unsloth's and TRL's

@@ -29,17 +29,21 @@ from hegelion_core import (
     apply_tracker_environment,
     data_files,
     finish_tracker_runs,
+    grpo_rewards,
+    reward_stats,
 )
-from hegelion_unsloth.data import needs_chat_template, read_rows
+from hegelion_unsloth.data import needs_chat_template, read_prompt_rows, read_rows
 from hegelion_unsloth.gpu import GPUInfo, library_versions
 from hegelion_unsloth.mapping import MERGE_METHOD, UnslothOptions, build_plan
 
 
 class _Metrics(TrainerCallback):
-    """Every logged step to metrics.jsonl (and the hook); throughput of this run alone."""
+    """Every logged step to metrics.jsonl (and the hook), with GRPO's reward counters (the
+    judge's calls and failures); throughput of this run alone."""
 
-    def __init__(self, log: MetricsLog) -> None:
+    def __init__(self, log: MetricsLog, reward_funcs: list[Any] | None = None) -> None:
         self.log = log
+        self.reward_funcs = reward_funcs or []
         self.tokens_at_start = 0
         self.started = 0.0
         self.tokens = 0
@@ -53,6 +57,8 @@ class _Metrics(TrainerCallback):
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
         if logs:
+            if self.reward_funcs and "train_runtime" not in logs:
+                logs = {**logs, **reward_stats(self.reward_funcs)}
             self.log.log(state.global_step, logs)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -70,12 +76,16 @@ def run(
 ) -> TrainResult:
     files = data_files(data)
     completion_only = config.training.completion_only_loss
-    train_rows = read_rows(files["train"], fmt, completion_only=completion_only)
-    eval_rows = (
-        read_rows(files["valid"], fmt, completion_only=completion_only)
-        if "valid" in files
-        else None
-    )
+    grpo = config.method == "grpo"
+    if grpo:  # read before the model loads: a bad row fails fast
+        train_rows, eval_rows = read_prompt_rows(data, chat_template=True)
+    else:
+        train_rows = read_rows(files["train"], fmt, completion_only=completion_only)
+        eval_rows = (
+            read_rows(files["valid"], fmt, completion_only=completion_only)
+            if "valid" in files
+            else None
+        )
     plan = build_plan(
         config, options, output_dir, bf16_supported=gpu.bf16, has_eval=eval_rows is not None
     )
@@ -84,7 +94,10 @@ def run(
     model, tokenizer = FastLanguageModel.from_pretrained(
         **{**plan.load, "dtype": getattr(torch, plan.dtype)}
     )
-    if needs_chat_template(fmt, train_rows[0]) and not getattr(tokenizer, "chat_template", None):
+    has_template = bool(getattr(tokenizer, "chat_template", None))
+    if grpo and not has_template:  # the plain "{user}\n\n" prompts, as the trl trainer's
+        train_rows, eval_rows = read_prompt_rows(data, chat_template=False)
+    elif needs_chat_template(fmt, train_rows[0]) and not has_template:
         raise HegelionError(
             f"{config.model} has no chat template, and {fmt} rows are conversations: use an "
             "instruct model, or pre-rendered ChatML rows (`hegelion dataset ... --format scu`)"
@@ -92,7 +105,8 @@ def run(
     if plan.peft is not None:  # else from_pretrained loaded init_adapter, trainable
         model = FastLanguageModel.get_peft_model(model, **plan.peft)
 
-    metrics_cb = _Metrics(MetricsLog(output_dir))
+    funcs, _weights = grpo_rewards(config, output_dir) if grpo else ([], [])
+    metrics_cb = _Metrics(MetricsLog(output_dir), funcs)
     common: dict[str, Any] = dict(
         model=model,
         train_dataset=datasets.Dataset.from_list(train_rows),
@@ -102,6 +116,12 @@ def run(
     )
     if plan.method == "sft":
         trainer: Any = trl.SFTTrainer(args=trl.SFTConfig(**plan.args), **common)
+    elif plan.method == "grpo":
+        # Unsloth's GRPOTrainer and GRPOConfig (patched into trl on import; what its config
+        # rewrite would change, the plan gives: mapping.unsloth_grpo_pins). With a LoRA and
+        # beta > 0 the adapter-disabled base is the KL reference; with fast_inference the
+        # model's vLLM engine samples (Unsloth turns use_vllm on for it).
+        trainer = trl.GRPOTrainer(args=trl.GRPOConfig(**plan.args), reward_funcs=funcs, **common)
     else:
         # No ref_model: with a LoRA, the adapter-disabled base is the reference (no second copy).
         # Unsloth patches DPOTrainer on import; PatchDPOTrainer() is a no-op in 2026.10.

@@ -6,6 +6,8 @@ masks the prompt (``completion_only_loss``). That works with any chat template (
 ``{% generation %}`` markers, no per-model response strings to configure), and it is
 what Unsloth's patched SFTTrainer honours too.
 
+GRPO reads prompts instead (`read_prompt_rows`), core's rows for every trainer.
+
 Pure: dicts in, dicts out, no datasets/torch import.
 """
 
@@ -14,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hegelion_core import HegelionError, InputError, read_jsonl
+from hegelion_core import HegelionError, InputError, grpo_rows, read_jsonl
 
 #: Where the answer starts in a rendered ChatML text (the ``scu`` format).
 CHATML_ASSISTANT = "<|im_start|>assistant\n"
@@ -98,3 +100,13 @@ def read_rows(path: Path, fmt: str, *, completion_only: bool = True) -> list[dic
     if not rows:
         raise InputError(path, None, "no rows to train on")
     return rows
+
+
+def read_prompt_rows(
+    data: Path, *, chat_template: bool = True
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    """GRPO's train (and valid) prompt rows: core's `grpo_rows`, the ones the trl trainer
+    reads (conversations, or plain prompts for a tokenizer without a chat template)."""
+    train = grpo_rows(data, split="train", chat_template=chat_template)
+    valid = grpo_rows(data, split="valid", chat_template=chat_template)
+    return train, valid or None

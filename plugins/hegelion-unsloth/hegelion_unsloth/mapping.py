@@ -8,6 +8,10 @@ dicts on. The one translation left to the GPU side is the dtype name -> ``torch.
 Unsloth's defaults differ from Hegelion's (and PEFT's): ``get_peft_model`` defaults to
 r=16, lora_alpha=16, lora_dropout=0, and ``from_pretrained`` to 4-bit. Hegelion keeps
 one (r, alpha) in its config, so both are always passed explicitly.
+
+GRPO is core's (`grpo_arguments`: the same ``GRPOConfig`` keys the trl trainer passes),
+plus what keeps Unsloth's rewrite of ``GRPOConfig.__init__`` from changing the algorithm
+(`unsloth_grpo_pins`), so one config trains the same GRPO on either trainer.
 """
 
 from __future__ import annotations
@@ -16,13 +20,14 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hegelion_core import (
     DriverOptions,
     HegelionError,
     Method,
     TrainConfig,
+    grpo_arguments,
     require_peft_adapter,
     require_trackers,
     tracker_run_name,
@@ -35,6 +40,12 @@ Checkpointing = bool | Literal["unsloth"]
 #: What `hegelion train --merge` asks of ``save_pretrained_merged``: 16-bit weights
 #: that transformers, vLLM and a GGUF converter read like any checkpoint.
 MERGE_METHOD = "merged_16bit"
+
+#: TRL's ``GRPOConfig.epsilon`` default: the clip range; TRL reads an unset ``epsilon_high``
+#: as this (symmetric clipping), Unsloth's rewrite as 0.28 for ``loss_type: dapo``.
+TRL_EPSILON = 0.2
+#: Unsloth refuses a sampling temperature at or above this (its GRPOConfig rewrite).
+UNSLOTH_MAX_TEMPERATURE = 10.0
 
 
 class UnslothOptions(DriverOptions):
@@ -51,6 +62,11 @@ class UnslothOptions(DriverOptions):
     #: Load the model exactly as named. By default Unsloth may swap a hub id for its
     #: own pre-quantized mirror (``unsloth/...-bnb-4bit``), which downloads less.
     exact_model_name: bool = False
+    #: GRPO only: sample completions with vLLM inside the same process (Unsloth's
+    #: ``fast_inference``; needs ``pip install vllm``). Off: TRL's own ``generate``.
+    fast_inference: bool = False
+    #: With fast_inference: the share of GPU memory vLLM's engine reserves.
+    gpu_memory_utilization: float = Field(0.5, gt=0, lt=1)
 
 
 class UnslothPlan(BaseModel):
@@ -65,7 +81,7 @@ class UnslothPlan(BaseModel):
     #: FastLanguageModel.get_peft_model(model, **peft); None when continuing ``init_adapter``,
     #: which ``from_pretrained`` loads trainable (base from its adapter_config.json).
     peft: dict[str, Any] | None
-    args: dict[str, Any]  # trl.SFTConfig(**args) or trl.DPOConfig(**args)
+    args: dict[str, Any]  # trl.SFTConfig / DPOConfig / GRPOConfig(**args)
     resume_from: str | None  # trainer.train(resume_from_checkpoint=...)
     adapter_dir: Path
     merged_dir: (
@@ -138,6 +154,16 @@ def from_pretrained_kwargs(
         "use_gradient_checkpointing": gradient_checkpointing(config, options),
         "random_state": config.training.seed,
         "use_exact_model_name": options.exact_model_name,
+        "fast_inference": options.fast_inference,
+        # vLLM's engine is built for LoRA up to this rank, with this share of the GPU.
+        **(
+            {
+                "max_lora_rank": config.lora.r,
+                "gpu_memory_utilization": options.gpu_memory_utilization,
+            }
+            if options.fast_inference
+            else {}
+        ),
     }
 
 
@@ -168,8 +194,8 @@ def trainer_args(
     *,
     has_eval: bool = False,
 ) -> dict[str, Any]:
-    """``trl.SFTConfig`` / ``trl.DPOConfig`` arguments, for TRL <= 1.15 and transformers <= 5.17
-    (Unsloth's pins)."""
+    """``trl.SFTConfig`` / ``DPOConfig`` / ``GRPOConfig`` arguments, for TRL <= 1.15 and
+    transformers <= 5.17 (Unsloth's pins)."""
     t = config.training
     args: dict[str, Any] = {
         "output_dir": str(Path(output_dir) / "checkpoints"),
@@ -207,9 +233,32 @@ def trainer_args(
         )
     if config.method == "sft":
         args.update(completion_only_loss=t.completion_only_loss, packing=t.packing)
+    elif config.method == "grpo":
+        del args["max_length"]  # GRPO cuts completions (grpo.max_completion_length), not prompts
+        # GRPOTrainer counts prompt and completion tokens into num_input_tokens_seen itself;
+        # the Trainer's own count looks for input_ids, which GRPO's batches do not have.
+        args["include_num_input_tokens_seen"] = "no"
+        args.update(grpo_arguments(config))
+        args.update(unsloth_grpo_pins(config))
     else:
         args.update(beta=t.beta)
     return args
+
+
+def unsloth_grpo_pins(config: TrainConfig) -> dict[str, Any]:
+    """Values Unsloth's ``GRPOConfig`` rewrite would change when left to it, given as TRL
+    reads them, so the run is the GRPO that ``--trainer trl`` runs for the same config.
+
+    - ``loss_type: dapo`` given explicitly: Unsloth sets ``epsilon_high`` 0.28 (DAPO's
+      clip-higher) unless one is given; TRL's unset value is ``epsilon``, 0.2. (It would
+      also set ``mask_truncated_completions``, which `grpo_arguments` already gives.)
+    - ``loss_type: dr_grpo``: Unsloth turns ``scale_rewards`` "group" into False, and reads
+      None as "keep scaling" (True, which TRL reads as "group").
+    """
+    pins: dict[str, Any] = {"epsilon_high": TRL_EPSILON}
+    if config.grpo.loss_type == "dr_grpo":
+        pins["scale_rewards"] = None
+    return pins
 
 
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -249,9 +298,39 @@ def check_supported(config: TrainConfig) -> None:
         )
     if config.init_adapter is not None:
         require_peft_adapter(config.init_adapter)
+    if config.method == "grpo":
+        check_grpo(config)
     require_trackers(
         config.tracking.report_to, trainer="unsloth", extra="hegelion-unsloth[tracking]"
     )
+
+
+def check_grpo(config: TrainConfig) -> None:
+    """GRPO settings Unsloth cannot run, said before the GPU work starts."""
+    g, t = config.grpo, config.training
+    if g.temperature >= UNSLOTH_MAX_TEMPERATURE:
+        raise HegelionError(
+            f"grpo.temperature {g.temperature:g}: Unsloth samples GRPO completions at "
+            f"temperatures below {UNSLOTH_MAX_TEMPERATURE:g} (it refuses higher ones as erratic); "
+            "lower grpo.temperature (1.0 is TRL's default), or use --trainer trl"
+        )
+    if g.max_completion_length >= t.max_seq_length:
+        raise HegelionError(
+            f"grpo.max_completion_length {g.max_completion_length} leaves no room for the prompt "
+            f"in training.max_seq_length {t.max_seq_length} (the longest sequence Unsloth loads "
+            "the model for: prompt plus completion); raise training.max_seq_length or lower "
+            "grpo.max_completion_length"
+        )
+    grpo_arguments(config)  # the batch rule: whole groups per step
+
+
+def check_fast_inference(config: TrainConfig, options: UnslothOptions) -> None:
+    """vLLM samples GRPO's completions; SFT and DPO sample nothing."""
+    if options.fast_inference and config.method != "grpo":
+        raise HegelionError(
+            f"-o fast_inference=true samples GRPO's completions with vLLM; --method "
+            f"{config.method} samples none: drop the option, or use it with --method grpo"
+        )
 
 
 def build_plan(
@@ -264,6 +343,7 @@ def build_plan(
 ) -> UnslothPlan:
     """The whole run's arguments from the config, the options and one GPU fact."""
     check_supported(config)
+    check_fast_inference(config, options)
     output_dir = Path(output_dir)
     dtype = resolve_dtype(config, options, bf16_supported)
     return UnslothPlan(

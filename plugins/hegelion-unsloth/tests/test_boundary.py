@@ -16,6 +16,7 @@ and peft for the whole process.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import subprocess
@@ -66,9 +67,10 @@ def last_json(stdout: str) -> Any:
 
 
 def all_plans(tmp_path: Path) -> list[Any]:
-    """The argument sets the mapping can produce: SFT/DPO, 4-bit/16-bit, with and without eval."""
+    """The argument sets the mapping can produce: SFT/DPO/GRPO, 4-bit/16-bit, with and
+    without eval; GRPO with vLLM (fast_inference) too, and each GRPO loss type."""
     plans = []
-    for method in ("sft", "dpo"):
+    for method in ("sft", "dpo", "grpo"):
         for quant in ("4bit", "none", "8bit"):
             cfg = load_train_config(
                 None, {"model": "m", "method": method, "quantization": quant, "resume": True}
@@ -79,6 +81,10 @@ def all_plans(tmp_path: Path) -> list[Any]:
                         cfg, UnslothOptions(), tmp_path, bf16_supported=True, has_eval=has_eval
                     )
                 )
+    for loss_type in ("grpo", "dapo", "dr_grpo", "bnpo"):
+        cfg = load_train_config(None, {"model": "m", "method": "grpo", "grpo.loss_type": loss_type})
+        options = UnslothOptions(fast_inference=True)
+        plans.append(build_plan(cfg, options, tmp_path, bf16_supported=True))
     return plans
 
 
@@ -98,7 +104,7 @@ print(json.dumps({{"cls": cls.__module__ + "." + cls.__qualname__, "accepts": li
     assert result.returncode == 0, result.stderr
     seen = last_json(result.stdout)
     assert seen["cls"] == "hegelion_unsloth.trainer.UnslothTrainer"
-    assert seen["accepts"] == ["chat", "sft", "scu", "dpo"]
+    assert seen["accepts"] == ["chat", "sft", "scu", "dpo", "prompts"]
     assert seen["heavy"] == [], f"loading the driver imported {seen['heavy']}"
 
 
@@ -239,6 +245,7 @@ def test_mapped_arguments_are_fields_of_trls_configs(tmp_path: Path) -> None:
     fields = {
         "sft": {f.name for f in dataclasses.fields(trl.SFTConfig)},
         "dpo": {f.name for f in dataclasses.fields(trl.DPOConfig)},
+        "grpo": {f.name for f in dataclasses.fields(trl.GRPOConfig)},
     }
     for p in all_plans(tmp_path):
         assert set(p.args) <= fields[p.method], set(p.args) - fields[p.method]
@@ -252,3 +259,29 @@ def test_versions_are_read_without_importing() -> None:
     assert versions["hegelion-unsloth"] == __version__
     assert {"unsloth", "unsloth_zoo", "trl", "peft", "transformers", "torch"} <= set(versions)
     assert not unsloth_modules()
+
+
+def unsloth_rl_source() -> str:
+    """The installed Unsloth's ``models/rl.py``, read as text (nothing imported)."""
+    spec = importlib.util.find_spec("unsloth")
+    assert spec is not None and spec.submodule_search_locations, "unsloth is not installed"
+    return (Path(next(iter(spec.submodule_search_locations))) / "models" / "rl.py").read_text()
+
+
+def test_unsloths_grpo_config_rewrite_is_the_one_the_pins_answer() -> None:
+    """`mapping.unsloth_grpo_pins` answers what Unsloth's rewrite of GRPOConfig.__init__
+    changes when left to it. Read from the installed source: CPU CI cannot build the
+    patched class (``UNSLOTH_ALLOW_CPU`` skips the trainer patches), and a GPU run does
+    (tests/gpu/run_gpu_checks.py checks the built config's values there). A change here
+    means the pins need another look."""
+    source = unsloth_rl_source()
+    dapo = source[source.index("elif loss_type.lower() == 'dapo'") :][:1200]
+    # An explicit dapo: epsilon_high and mask_truncated_completions set only when not given.
+    assert "if epsilon_high is None:" in dapo and "epsilon_high = 0.28" in dapo
+    assert "if mask_truncated_completions is None:" in dapo
+    # dr_grpo: "group" becomes False; None is read as "keep scaling".
+    dr = source[source.index("if loss_type.lower() == 'dr_grpo':\\n\"\n") :][:800]
+    assert "if scale_rewards == None:" in dr and "scale_rewards = True" in dr
+    assert "scale_rewards == 'group'" in dr and "scale_rewards = False" in dr
+    # Temperatures at or above 10 are refused (mapping.check_grpo says so first).
+    assert "elif temperature >= 10:" in source

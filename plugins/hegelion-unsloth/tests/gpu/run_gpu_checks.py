@@ -5,9 +5,11 @@ ignores this folder): CI has no GPU, and ``import unsloth`` refuses to run witho
 
 What it does, all offline (no hub):
   1. builds a small random Qwen2 (ChatML tokenizer, about 90M parameters by default) locally;
-  2. makes chat and DPO datasets with ``hegelion dataset``;
+  2. makes chat and DPO datasets with ``hegelion dataset``, and a prompt file for GRPO;
   3. trains with the real ``hegelion train --trainer unsloth`` CLI: SFT QLoRA with
-     ``--merge``, SFT QLoRA interrupted and ``--resume``d, DPO QLoRA, SFT 16-bit LoRA;
+     ``--merge``, SFT QLoRA interrupted and ``--resume``d, GRPO with the format reward
+     from the SFT adapter (``init_adapter``), DPO QLoRA, SFT 16-bit LoRA; and checks that
+     Unsloth's patched GRPOConfig keeps the values the mapping pins;
   4. reloads the adapter (PEFT on the base) and the merged model with plain
      transformers/peft in a fresh process, and checks the merge matches the adapter;
   5. trains the same SFT with TRL in bf16 (``--trainer trl`` if installed, else plain
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -134,9 +137,10 @@ def build_data(out: Path, rows: int) -> dict[str, Path]:
                 f"{q} (case {i})", DialecticTrace(thesis=t, antithesis=a, synthesis=s)
             )
             fh.write(orjson.dumps(record.model_dump(mode="json")) + b"\n")
-    files = {"chat": out / "chat.jsonl", "dpo": out / "dpo.jsonl"}
+    files = {"chat": out / "chat.jsonl", "dpo": out / "dpo.jsonl", "prompts": out / "prompts.txt"}
     hegelion("dataset", str(traces), str(files["chat"]), "--format", "chat")
     hegelion("dataset", str(traces), str(files["dpo"]), "--format", "dpo", "--conversational")
+    files["prompts"].write_text("".join(f"{t[0]} (case {i})\n" for i, t in enumerate(TOPICS * 4)))
     return files
 
 
@@ -200,6 +204,57 @@ def common_args(steps: int) -> list[str]:
         "-c",
         "training.warmup_ratio=0",
     ]
+
+
+def grpo_args(steps: int) -> list[str]:
+    """A few GRPO steps: two prompts of four completions each per step, format reward."""
+    return [
+        "--method",
+        "grpo",
+        *common_args(steps),
+        "-c",
+        "training.learning_rate=2e-5",
+        "-c",
+        "grpo.num_generations=4",
+        "-c",
+        "grpo.max_completion_length=64",
+    ]
+
+
+def metric_rows(run_dir: Path) -> list[dict[str, Any]]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [json.loads(x) for x in lines if x.strip()]
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def grpo_config_check(out: Path) -> dict[str, Any]:
+    """In a fresh process with unsloth imported: the GRPOConfig that `_run` builds
+    (``trl.GRPOConfig``, Unsloth's after its patch) from each loss type's plan, read back."""
+    code = f"""
+import json
+from pathlib import Path
+import unsloth  # noqa: F401  patches trl's GRPOConfig and GRPOTrainer
+import trl
+from hegelion_core.training.config import load_train_config
+from hegelion_unsloth.mapping import UnslothOptions, build_plan
+seen = {{}}
+for loss in ("dapo", "dr_grpo", "grpo", "bnpo"):
+    cfg = load_train_config(None, {{"model": "m", "method": "grpo", "grpo.loss_type": loss}})
+    plan = build_plan(cfg, UnslothOptions(), Path({str(out)!r}), bf16_supported=True)
+    c = trl.GRPOConfig(**plan.args)
+    seen[loss] = {{"class": type(c).__name__, "loss_type": c.loss_type, "beta": c.beta,
+                  "epsilon_high": c.epsilon_high, "scale_rewards": c.scale_rewards,
+                  "mask_truncated_completions": c.mask_truncated_completions,
+                  "temperature": c.temperature, "num_generations": c.num_generations}}
+print(json.dumps(seen))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"error": result.stderr[-3000:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def baseline_trl(model: Path, data: Path, out: Path, steps: int) -> dict[str, Any]:
@@ -421,6 +476,82 @@ def main() -> int:
                 bool(losses[0]) and bool(losses[1]) and losses[1][0] < losses[0][0],
                 {"first stage": losses[0][:2], "second stage": losses[1][:2]},
             )
+
+    # 1c. GRPO from the SFT adapter (init_adapter), the format reward: each step logs the
+    #     reward's mean and std, finite; the adapter keeps the SFT adapter's r and alpha.
+    #     Then the GRPOConfig Unsloth builds keeps what the mapping pins (same GRPO as trl).
+    if ok:
+        grpo_dir = out / "runs" / "grpo-from-sft"
+        grpo_steps = 3
+        runs["unsloth grpo"] = train(
+            "unsloth",
+            model,
+            files["prompts"],
+            grpo_dir,
+            *grpo_args(grpo_steps),
+            "-c",
+            f"init_adapter={sft / 'adapter'}",
+        )
+        grpo_ok = runs["unsloth grpo"]["ok"]
+        check(
+            report,
+            "GRPO from the SFT adapter trains",
+            grpo_ok,
+            runs["unsloth grpo"].get("error", ""),
+        )
+        if grpo_ok:
+            m = runs["unsloth grpo"]["metrics"]
+            check(report, "GRPO ran the asked steps", m.get("steps") == grpo_steps, m.get("steps"))
+            rows = [r for r in metric_rows(grpo_dir) if "rewards/format/mean" in r]
+            report["grpo_rewards"] = [
+                {
+                    k: r.get(k)
+                    for k in ("step", "reward", "rewards/format/mean", "rewards/format/std")
+                }
+                for r in rows
+            ]
+            check(
+                report,
+                "GRPO logs the format reward's mean and std at every step, finite",
+                [r["step"] for r in rows] == list(range(1, grpo_steps + 1))
+                and all(
+                    finite(r.get(k))
+                    for r in rows
+                    for k in ("reward", "rewards/format/mean", "rewards/format/std")
+                ),
+                report["grpo_rewards"],
+            )
+            check(
+                report,
+                "GRPO rewards lie in the format reward's range [0, 1]",
+                all(0.0 <= r["rewards/format/mean"] <= 1.0 for r in rows),
+                [r["rewards/format/mean"] for r in rows],
+            )
+            config3 = json.loads((grpo_dir / "adapter" / "adapter_config.json").read_text())
+            check(
+                report,
+                "GRPO continues the SFT adapter (its r and alpha)",
+                (config3.get("r"), config3.get("lora_alpha")) == (16, 32),
+                (config3.get("r"), config3.get("lora_alpha")),
+            )
+    built = grpo_config_check(out / "runs" / "grpo-config")
+    report["grpo_config"] = built
+    check(
+        report,
+        "Unsloth's GRPOConfig keeps the pinned GRPO (epsilon_high 0.2, scale_rewards group, "
+        "truncated completions scored)",
+        "error" not in built
+        and all(
+            v["class"] == "UnslothGRPOConfig"
+            and v["loss_type"] == loss
+            and v["epsilon_high"] == 0.2
+            and v["scale_rewards"] == "group"
+            and v["mask_truncated_completions"] is False
+            and v["beta"] == 0.0
+            for loss, v in built.items()
+        ),
+        built,
+    )
 
     # 2. Interrupted and resumed: 4 steps with checkpoints every 2, then --resume to 6.
     res = out / "runs" / "sft-resume"

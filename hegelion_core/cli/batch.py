@@ -34,14 +34,37 @@ _TEACHER_PAIRS = click.option(
 )
 
 
-def _run(coro: Any) -> Any:
-    """Run a step, with a teacher failure (a bad key, a refused file) as a clear error."""
+def _run(coro: Any, stops: Path | None = None) -> Any:
+    """Run a step, with a teacher failure (a bad key, a refused file) as a clear error.
+
+    With ``stops`` (the output of a step that collects or submits), a failure that is
+    the service's or the key's stops the run early as live generation does: a message
+    and exit 5, nothing counted against any prompt, and the next collect goes on."""
     from hegelion_core.contracts import TeacherError
+    from hegelion_core.generation.generate import ExitCode
 
     try:
         return asyncio.run(coro)
     except TeacherError as exc:
-        raise HegelionError(f"the batch service refused: {exc}") from None
+        if stops is None or exc.blame == "prompt":
+            raise HegelionError(f"the batch service refused: {exc}") from None
+        what = "refused the credentials" if exc.blame == "auth" else "failed"
+        fix = "fix the key" if exc.blame == "auth" else "fix the cause (is the service up?)"
+        click.echo(
+            f"stopped early: the batch service {what} ({exc}); {fix}, then `hegelion batch "
+            f"collect {stops}` goes on (nothing was counted against the prompts)",
+            err=True,
+        )
+        sys.exit(int(ExitCode.STOPPED))
+
+
+def _stop_if_stopped(report: StepReport) -> None:
+    """Exit 5 with the reason when the step stopped the run early (as live does)."""
+    from hegelion_core.generation.generate import ExitCode
+
+    if report.stopped:
+        click.echo(f"stopped early: {report.stopped}", err=True)
+        sys.exit(int(ExitCode.STOPPED))
 
 
 async def _step(run: BatchRun, *, close: bool = True) -> StepReport:
@@ -71,9 +94,10 @@ def start_batch(
     write_manifest(job, teacher, source, None)  # hegelion status reads the limit there
     config = {"job": job.model_dump(mode="json"), "teacher": teacher_name, "batch": True}
     with hooks.command_run("generate", config) as hooked:
-        report = _run(_step(run))
+        report = _run(_step(run), job.output)
         hooked.summary = report
     _echo_step(job.output, report)
+    _stop_if_stopped(report)
     if not report.finished:
         click.echo(
             f"collect with: hegelion batch collect {job.output} (--wait polls until done); "
@@ -95,6 +119,8 @@ def _echo_step(output: Path, r: StepReport) -> None:
         parts.append(f"{r.in_progress_jobs} jobs in progress")
     target = f"/{r.limit}" if r.limit else ""
     state = "done" if r.finished else f"{r.open_prompts} prompts in flight"
+    if r.stopped:
+        state = f"{r.open_prompts} prompts open, stopped early"
     click.echo(
         f"{output}: {r.done}{target} records, {state}" + ("; " if parts else "") + "; ".join(parts)
     )
@@ -151,14 +177,16 @@ def collect_command(
     """Write the finished jobs' results as records and submit the next round.
 
     Idempotent: collecting again writes nothing twice and submits nothing twice. Exit
-    status as generate's once the run is done: 0, 3 some prompts rejected, 4 all.
+    status as generate's once the run is done: 0, 3 some prompts rejected, 4 all; 5
+    stopped early (a refused key, failures not the prompts' own): collect again to go on.
     """
     from hegelion_core.generation.batch.runs import reopen
 
     run = reopen(output, parse_pairs(teacher_pairs))
     if not wait:
-        report = _run(_step(run))
+        report = _run(_step(run), output)
         _echo_step(output, report)
+        _stop_if_stopped(report)
         sys.exit(_exit_code(run) if report.finished else 0)
     progress = _Progress(quiet)
 
@@ -167,19 +195,20 @@ def collect_command(
             while True:
                 report = await run.step()
                 progress.render(report)
-                if report.finished:
+                if report.finished or report.stopped:
                     return report
                 await asyncio.sleep(poll_interval)
         finally:
             await run.batch.aclose()
 
     try:
-        report = _run(loop())
+        report = _run(loop(), output)
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: collect again with: hegelion batch collect {output}", err=True)
         sys.exit(130)
     progress.close()
     _echo_step(output, progress.totals(report))
+    _stop_if_stopped(report)
     sys.exit(_exit_code(run))
 
 

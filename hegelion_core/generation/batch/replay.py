@@ -43,9 +43,14 @@ class Replay:
     """One prompt's calls in one round.
 
     ``results`` are the stored results by custom_id, ``submitted`` the custom_ids sent
-    in any job (answered or not). A failed attempt is asked again (attempt + 1) while
-    it is retryable (expired and cancelled ones are) and ``max_retries`` allows, as the
-    live generator retries one call; then the phase fails with the failure's blame."""
+    in any job (answered or not), ``current`` those sent since the run last stopped. A
+    failed attempt is asked again (attempt + 1) as the live generator retries one call,
+    with the live blame rules: a failure that is the prompt's uses one of its
+    ``max_retries`` (and only a retryable one is asked again); one that is the
+    service's (expiry, cancellation, 5xx, 429) is asked again until ``max_retries + 1``
+    of them in a row since the last stop, then the phase fails with that blame (the
+    prompt stays open); a refused key (``auth``) fails it at once. Failures from
+    before the last stop never count: the next round asks again."""
 
     def __init__(
         self,
@@ -54,16 +59,19 @@ class Replay:
         submitted: set[str],
         *,
         max_retries: int,
+        current: set[str] | None = None,
     ) -> None:
         self.prompt_id = prompt_id
         self.results = results
         self.submitted = submitted
+        self.current = current  # None: every failure counts
         self.max_retries = max_retries
         self.seen: Counter[str] = Counter()
         self.new: list[tuple[str, BatchRequest]] = []  # (phase, request) to submit
         self.waiting = 0  # requests already submitted, not answered yet
         self.model: str | None = None
         self.scrubbed = 0
+        self.failed: str | None = None  # the custom_id whose failure ended the dialectic
 
     async def call(
         self,
@@ -85,7 +93,7 @@ class Replay:
         occurrence = self.seen[same]
         self.seen[same] += 1
         key = request_key(self.prompt_id, occurrence, asked)
-        attempt = 0
+        attempt = counted = streak = 0
         while True:
             cid = custom_id(key, attempt)
             result = self.results.get(cid)
@@ -104,12 +112,26 @@ class Replay:
                     completion = completion.model_copy(update={"text": text})
                 self.model = completion.model or self.model
                 return completion
-            if result.retryable and attempt < self.max_retries:
-                attempt += 1
+            if result.blame == "prompt":
+                streak = 0
+                if result.retryable and counted < self.max_retries:
+                    counted += 1
+                    attempt += 1
+                    continue
+                tries = counted + 1
+            elif self.current is not None and cid not in self.current:
+                attempt += 1  # failed before the run last stopped: asked afresh
                 continue
-            tries = f" after {attempt + 1} attempts" if attempt else ""
+            else:
+                streak += 1
+                if result.blame != "auth" and streak <= self.max_retries:
+                    attempt += 1
+                    continue
+                tries = streak
+            self.failed = cid
+            after = f" after {tries} attempts" if tries > 1 else ""
             raise TeacherFailed(
-                phase, f"teacher error{tries}: {scrub(describe(result))}", result.blame
+                phase, f"teacher error{after}: {scrub(describe(result))}", result.blame
             )
 
 

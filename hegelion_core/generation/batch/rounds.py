@@ -11,8 +11,12 @@
    state says which), never as the prompt's fault.
 3. **Replay** every open prompt: the same `DialecticEngine` as live generation, on the
    stored answers. It finishes (a record, through the ledger with the live rules:
-   quality, truncation, plugin filters), fails (a reject with its reason and blame), or
-   stops at requests not answered yet (all of a council's critics at once).
+   quality, truncation, plugin filters), fails for its own fault (a reject, and the
+   prompt is closed), fails for the service's or the key's (the prompt stays open:
+   *held*), or stops at requests not answered yet (all of a council's critics at once).
+   As live, held prompts stop the run early (`StepReport.stopped`, exit 5) when the key
+   is refused, when ``--stop-after-failures`` of them are held, or when nothing else
+   moves; the stop is stored, and the next step asks their requests again.
 4. **Top up** with new prompts from the source, up to ``--limit`` counting records
    written and prompts in flight.
 5. **Submit** the new requests as jobs below the limits: the requests and the intent
@@ -79,6 +83,8 @@ class StepReport(BaseModel):
     collected_jobs: int = 0
     in_progress_jobs: int = 0
     cancelled: bool = False
+    stopped: str | None = None  # why this step stopped the run early (exit 5)
+    not_counted: int = 0  # prompts held for failures not their own (they stay open)
     usage: Usage = Field(default_factory=Usage)
     reasons: dict[str, int] = Field(default_factory=dict)
     scrubbed: int = 0
@@ -94,13 +100,14 @@ class StepReport(BaseModel):
 
 
 class _Outcome:
-    __slots__ = ("prompt", "record", "reject", "replay")
+    __slots__ = ("held", "prompt", "record", "reject", "replay")
 
     def __init__(self, prompt: Prompt, replay: Replay) -> None:
         self.prompt = prompt
         self.replay = replay
         self.record: dict[str, Any] | None = None
-        self.reject: dict[str, Any] | None = None
+        self.reject: dict[str, Any] | None = None  # the prompt's own failure: closes it
+        self.held: dict[str, Any] | None = None  # the service's or the key's: stays open
 
 
 class BatchRun:
@@ -122,6 +129,7 @@ class BatchRun:
         self.batch = batch
         self.source = source
         self.limits = limits
+        self._source_iter: Iterator[Prompt] | None = None  # kept across steps (--wait)
 
     def ledger(self) -> Ledger:
         ledger = Ledger(
@@ -148,13 +156,14 @@ class BatchRun:
 
         ledger = self.ledger()
         submitted = {c for i in intents for c in i.custom_ids}
+        current = {c for i in intents if i.current for c in i.custom_ids}
         taken, closed = store.prompts()
         open_prompts = [
             _prompt(row)
             for pid, row in taken.items()
             if pid not in closed and int(pid, 16) not in ledger.done
         ]
-        outcomes = [await self._replay(p, results, submitted) for p in open_prompts]
+        outcomes = [await self._replay(p, results, submitted, current) for p in open_prompts]
         self._settle(outcomes, ledger, report)
 
         if not report.cancelled:
@@ -170,14 +179,18 @@ class BatchRun:
                     }
                     for p in fresh
                 )
-                more = [await self._replay(p, results, submitted) for p in fresh]
+                more = [await self._replay(p, results, submitted, current) for p in fresh]
                 self._settle(more, ledger, report)
                 outcomes += more
 
         report.open_prompts = sum(1 for o in outcomes if _open(o))
-        report.waiting = sum(o.replay.waiting for o in outcomes)
-        new = [(o.prompt.id, phase, r) for o in outcomes for phase, r in o.replay.new]
-        if new and submit and not report.cancelled:
+        moving = [o for o in outcomes if _open(o) and o.held is None]
+        report.waiting = sum(o.replay.waiting for o in moving)
+        new = [(o.prompt.id, phase, r) for o in moving for phase, r in o.replay.new]
+        held = [o for o in outcomes if o.held is not None]
+        if held and not report.cancelled:
+            self._hold(held, ledger, report, moves=bool(new or report.waiting))
+        if new and submit and not report.cancelled and not report.stopped:
             await self._submit(new, intents, report)
         report.done = len(ledger.done)
         report.jobs = _views(self.store.jobs()[0], self._polled)
@@ -244,9 +257,15 @@ class BatchRun:
     # ----- 3 and 4: replay and top up -------------------------------------------------
 
     async def _replay(
-        self, prompt: Prompt, results: dict[str, BatchResult], submitted: set[str]
+        self,
+        prompt: Prompt,
+        results: dict[str, BatchResult],
+        submitted: set[str],
+        current: set[str],
     ) -> _Outcome:
-        replay = Replay(prompt.id, results, submitted, max_retries=self.job.max_retries)
+        replay = Replay(
+            prompt.id, results, submitted, max_retries=self.job.max_retries, current=current
+        )
         outcome = _Outcome(prompt, replay)
         engine = DialecticEngine(self.teacher, self.job.dialectic, call=replay.call)
         try:
@@ -255,7 +274,11 @@ class BatchRun:
             return outcome
         except PhaseFailed as failed:
             blame: Blame = getattr(failed, "blame", "prompt")
-            outcome.reject = self._reject_row(prompt, failed.phase, failed.reason, blame, replay)
+            row = self._reject_row(prompt, failed.phase, failed.reason, blame, replay)
+            if blame == "prompt":
+                outcome.reject = row
+            else:  # one line per failure, as live writes one per failed attempt
+                outcome.held = {**row, "batch_key": replay.failed or prompt.id}
             return outcome
         record = TraceRecord.build(
             prompt.text,
@@ -290,21 +313,28 @@ class BatchRun:
             "teacher": self.teacher.name,
             "model": replay.model or getattr(self.teacher.options, "model", None),
             "batch": True,
+            "batch_key": prompt.id,  # a prompt's own reject closes it: one per prompt
             "created_at": datetime.now(UTC).isoformat(),
             "hegelion_version": __version__,
         }
 
     def _settle(self, outcomes: list[_Outcome], ledger: Ledger, report: StepReport) -> None:
         """Write the finished records and rejects (one ledger commit), then close the
-        rejected prompts in the store. A crash between the two writes the reject again
-        on the next step; the record side is deduplicated by the ledger."""
+        rejected prompts in the store. A crash between the two finds the reject written
+        on the next step (its ``batch_key``) and only closes the prompt, as the ledger
+        drops a record already written."""
         records = [o for o in outcomes if o.record is not None]
         rejects = [o for o in outcomes if o.reject is not None]
         if not records and not rejects:
             return
+        already = self.store.written_rejects(self.job.rejects_path) if rejects else set()
         written = ledger.commit_many(
             [o.record for o in records if o.record is not None],
-            [o.reject for o in rejects if o.reject is not None],
+            [
+                o.reject
+                for o in rejects
+                if o.reject is not None and o.reject["batch_key"] not in already
+            ],
         )
         reasons: Counter[str] = Counter(report.reasons)
         for outcome, ok in zip(records, written):
@@ -323,6 +353,47 @@ class BatchRun:
         report.scrubbed += sum(o.replay.scrubbed for o in records)
         self.store.close_prompts(o.prompt.id for o in rejects)
 
+    def _hold(
+        self, held: list[_Outcome], ledger: Ledger, report: StepReport, *, moves: bool
+    ) -> None:
+        """Prompts whose requests failed for the service's or the key's sake stay open.
+        The run stops early, as live generation does, on a refused key, on
+        ``--stop-after-failures`` held prompts, or when nothing else is left to move:
+        their failures are written as rejects not counted against them (once each,
+        by ``batch_key``), then the stop is stored, so the next step asks again."""
+        rows = [o.held for o in held if o.held is not None]
+        report.not_counted = len(rows)
+        last = rows[-1]
+        what = f"the last: {last['phase']}: {last['reason']}"
+        keep = (
+            f"; nothing was counted against the prompts: `hegelion batch collect "
+            f"{self.job.output}` submits them again"
+        )
+        limit = self.job.stop_after_failures
+        auth = [r for r in rows if r["blame"] == "auth"]
+        if auth:
+            reason = (
+                f"the provider refused the credentials ({auth[0]['phase']}: "
+                f"{auth[0]['reason']}); fix the key{keep}"
+            )
+        elif limit and len(rows) >= limit:
+            reason = (
+                f"{len(rows)} prompts failed for reasons not their own ({what}); fix the "
+                f"cause (is the service up?){keep}"
+            )
+        elif not moves and not report.in_progress_jobs:
+            reason = f"{len(rows)} prompts failed for reasons not their own ({what}){keep}"
+        else:
+            return  # they wait while the rest of the run moves on
+        already = self.store.written_rejects(self.job.rejects_path)
+        ledger.commit_many([], [r for r in rows if r["batch_key"] not in already])
+        self.store.stopped(reason)
+        report.stopped = reason
+        reasons: Counter[str] = Counter(report.reasons)
+        for r in rows:
+            reasons[reject_label(r["phase"], r["reason"]) + f" ({r['blame']}, not counted)"] += 1
+        report.reasons = dict(reasons)
+
     def _top_up(self, ledger: Ledger, taken: dict[str, Any], in_flight: int) -> list[Prompt]:
         """New prompts from the source: all of them without a limit, else as many as the
         limit still wants beside the records written and the prompts in flight."""
@@ -333,7 +404,11 @@ class BatchRun:
             return []
         fresh: list[Prompt] = []
         seen: set[str] = set(taken)
-        for prompt in self._source_prompts():
+        if self._source_iter is None:
+            self._source_iter = iter(self.source.iter_prompts())
+        # One pass over the source per process: a prompt read once is taken, or was
+        # taken or settled already (and stays so), so the next round reads on from here.
+        for prompt in self._source_iter:
             if prompt.id in seen or ledger.settled(prompt.id):
                 continue
             seen.add(prompt.id)
@@ -341,10 +416,6 @@ class BatchRun:
             if want is not None and len(fresh) >= want:
                 break
         return fresh
-
-    def _source_prompts(self) -> Iterator[Prompt]:
-        assert self.source is not None
-        yield from self.source.iter_prompts()
 
     # ----- 5: submit -------------------------------------------------------------------
 

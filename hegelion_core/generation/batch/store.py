@@ -8,7 +8,10 @@
   written before the intent that submits it;
 * ``jobs.jsonl``: the events of each provider job: ``intent`` (tag, custom_ids and
   their digest) before anything is uploaded, ``submitted`` (the job id) after,
-  ``collected`` once its results are stored, and ``cancelled`` for the whole run;
+  ``collected`` once its results are stored, ``cancelled`` for the whole run, and
+  ``stopped`` when failures not the prompts' own persisted (the run stopped early as
+  live generation does; failures from before it count no more, so the next step asks
+  those requests again);
 * ``results.jsonl``: every downloaded result, stored before any record is written, so
   a crash while collecting re-reads them instead of fetching them again;
 * ``lock``: held by the one process that moves the run on (collect, cancel).
@@ -64,6 +67,7 @@ class Intent(BaseModel):
     t: float
     job_id: str | None = None
     collected: bool = False
+    current: bool = True  # submitted since the run last stopped (read, never written)
 
 
 class Asked(BaseModel):
@@ -141,7 +145,10 @@ class JobStore:
         self._append(self.requests_path, (a.model_dump(mode="json") for a in asked))
 
     def intend(self, intent: Intent) -> None:
-        row = {"event": "intent", **intent.model_dump(mode="json", exclude={"job_id", "collected"})}
+        row = {
+            "event": "intent",
+            **intent.model_dump(mode="json", exclude={"job_id", "collected", "current"}),
+        }
         self._append(self.jobs_path, [row])
 
     def submitted(self, tag: str, job_id: str) -> None:
@@ -152,6 +159,9 @@ class JobStore:
 
     def cancelled(self) -> None:
         self._append(self.jobs_path, [{"event": "cancelled", "t": time.time()}])
+
+    def stopped(self, reason: str) -> None:
+        self._append(self.jobs_path, [{"event": "stopped", "reason": reason, "t": time.time()}])
 
     def add_results(self, job_id: str, results: Iterable[BatchResult]) -> None:
         self._append(
@@ -195,7 +205,21 @@ class JobStore:
                 intents[row["tag"]].collected = True
             elif event == "cancelled":
                 cancelled = True
+            elif event == "stopped":
+                for intent in intents.values():
+                    intent.current = False
         return list(intents.values()), cancelled
+
+    def written_rejects(self, rejects: Path) -> set[str]:
+        """The ``batch_key`` of every reject line a batch step wrote to ``rejects``: a
+        step killed after writing a reject but before closing its prompt finds it here
+        and does not write it again (as the ledger finds a record in the output)."""
+        keys: set[str] = set()
+        for row in _rows(rejects):
+            key = row.get("batch_key")
+            if isinstance(key, str):
+                keys.add(key)
+        return keys
 
     def results(self) -> dict[str, BatchResult]:
         """The stored results by ``custom_id`` (the first one kept: a result is final)."""

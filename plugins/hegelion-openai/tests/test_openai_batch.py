@@ -237,24 +237,41 @@ def test_partial_failures_are_retried_in_the_next_round(
     assert max(counts.values()) == 1
 
 
-def test_failures_past_max_retries_are_rejected_with_their_reason_not_counted(
+def test_service_failures_past_max_retries_stop_the_run_and_cost_the_prompts_nothing(
     service: HoldingBatchServer, prompts: Path, tmp_path: Path, api_key: str
 ) -> None:
+    """Every request fails (HTTP 500) at both attempts --max-retries 1 allows: as live,
+    the prompts are not rejected for it (the failures are written, not counted), the run
+    stops early (exit 5), and once the service is well the next collect asks again."""
     out = tmp_path / "out.jsonl"
     service.script = BatchScript(polls=1, fail_fraction=1.0, attempts=10)
     args = generate_args(service, prompts, out, "--max-retries", "1", limit=2)
     assert run_cli(args, env(api_key)).returncode == 0
-    done = collect(out, api_key)
-    assert done.returncode == 4, done.stdout + done.stderr  # every prompt rejected
+    stopped = collect(out, api_key)
+    assert stopped.returncode == 5, stopped.stdout + stopped.stderr
+    assert "stopped early" in stopped.stderr and "batch collect" in stopped.stderr
+    assert "Traceback" not in stopped.stderr and "not counted" in stopped.stdout
     assert not out.exists() or records(out) == []
     rows = rejects(out)
-    assert rows and all(r["phase"] == "thesis" and r["blame"] == "service" for r in rows)
-    assert all("after 2 attempts" in r["reason"] and "HTTP 500" in r["reason"] for r in rows)
-    assert "not counted" in done.stdout
+    assert len(rows) == 2 and all(r["phase"] == "thesis" for r in rows)
+    assert all(r["blame"] == "service" and "HTTP 500" in r["reason"] for r in rows)
+    assert all("after 2 attempts" in r["reason"] for r in rows)
+    store = out.with_name(out.name + ".batch")
+    assert "closed" not in (store / "prompts.jsonl").read_text()  # both prompts stay open
+    again = run_cli(["batch", "collect", str(out)], env(api_key))  # the service still fails:
+    assert again.returncode == 0, again.stdout + again.stderr  # asked again, not stopped
+    assert len(rejects(out)) == 2  # each failure written once
+
+    service.script = BatchScript(polls=1)  # the service is well again
+    done = collect(out, api_key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(records(out)) == 2 and len(rejects(out)) == 2
+    counts = service.submission_counts()
+    assert max(counts.values()) == 1  # every attempt a new custom_id, each sent once
 
 
 @pytest.mark.parametrize(("expiring", "written"), [((0,), 3), ((0, 1), 0)])
-def test_expired_requests_are_retried_or_rejected_with_the_reason(
+def test_expired_requests_are_retried_or_stop_the_run_with_the_reason(
     service: HoldingBatchServer,
     prompts: Path,
     tmp_path: Path,
@@ -263,17 +280,61 @@ def test_expired_requests_are_retried_or_rejected_with_the_reason(
     written: int,
 ) -> None:
     """Every thesis expires at the attempts in ``expiring``: once, the retry is written;
-    at both attempts --max-retries 1 allows, the prompts are rejected as expired."""
+    at both attempts --max-retries 1 allows, the run stops (exit 5) with the prompts
+    open, their expiries written as not counted."""
     out = tmp_path / "out.jsonl"
     ids = frozenset().union(*(thesis_ids(prompts, a, 0, 12) for a in expiring))
     service.script = BatchScript(polls=1, expire=ids, attempts=10)
     args = generate_args(service, prompts, out, "--max-retries", "1", limit=3)
     assert run_cli(args, env(api_key)).returncode == 0
-    collect(out, api_key)
+    done = collect(out, api_key)
+    assert done.returncode == (0 if written else 5), done.stdout + done.stderr
     assert (len(records(out)) if out.exists() else 0) == written
     if not written:
-        reasons = {r["reason"] for r in rejects(out)}
-        assert reasons and all("expired" in r for r in reasons), reasons
+        rows = rejects(out)
+        assert len(rows) == 3 and all("expired" in r["reason"] for r in rows), rows
+        assert {r["blame"] for r in rows} == {"service"}
+
+
+def test_a_refused_key_stops_at_once_and_costs_no_attempt(
+    prompts: Path, tmp_path: Path, api_key: str
+) -> None:
+    out = tmp_path / "out.jsonl"
+    with HoldingBatchServer(
+        state_dir=tmp_path / "state", reply=varied_reply, api_key=api_key
+    ) as service:
+        refused = run_cli(generate_args(service, prompts, out, limit=2), env("sk-wrong-0000"))
+        assert refused.returncode == 5, refused.stdout + refused.stderr
+        assert "refused the credentials" in refused.stderr and "batch collect" in refused.stderr
+        assert "Traceback" not in refused.stderr and "sk-wrong-0000" not in refused.stderr
+        assert service.submissions() == [] and rejects(out) == []
+        done = collect(out, api_key)  # the right key: the same requests go out, once
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert len(records(out)) == 2 and rejects(out) == []
+        assert max(service.submission_counts().values()) == 1
+
+
+def test_a_reject_is_written_once_after_a_kill_before_its_prompt_was_closed(
+    service: HoldingBatchServer, prompts: Path, tmp_path: Path, api_key: str
+) -> None:
+    """The store as ``kill -9`` leaves it between writing rejects and closing their
+    prompts (no ``closed`` lines): the next collect closes them and writes nothing twice."""
+    out = tmp_path / "out.jsonl"
+    service.script = BatchScript(polls=1, cut=thesis_ids(prompts, 0, 0, 12), attempts=10)
+    args = generate_args(
+        service, prompts, out, "--max-tokens", "64", "--on-truncation", "reject", limit=2
+    )
+    assert run_cli(args, env(api_key)).returncode == 0
+    assert collect(out, api_key).returncode == 4
+    before = rejects(out)
+    assert len(before) == 12 and len({r["prompt_id"] for r in before}) == 12
+    taken = out.with_name(out.name + ".batch") / "prompts.jsonl"
+    lines = taken.read_text().splitlines(keepends=True)
+    taken.write_text("".join(line for line in lines if '"closed"' not in line))
+    again = run_cli(["batch", "collect", str(out)], env(api_key))
+    assert again.returncode == 4, again.stdout + again.stderr
+    assert rejects(out) == before
+    assert taken.read_text().count('"closed"') == 12
 
 
 def test_cut_answers_follow_on_truncation(

@@ -6,27 +6,43 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
-from hegelion_core.contracts import BatchRequest, BatchResult, Completion
+from hegelion_core.contracts import (
+    BatchLimits,
+    BatchRequest,
+    BatchResult,
+    BatchTeacher,
+    Completion,
+    PromptSource,
+)
 from hegelion_core.errors import HegelionError
 from hegelion_core.generation.batch.replay import Pending, Replay, request_key
+from hegelion_core.generation.batch.rounds import BatchRun
 from hegelion_core.generation.batch.split import split
 from hegelion_core.generation.batch.store import JobStore
 from hegelion_core.generation.dialectic import DialecticConfig, DialecticEngine, PhaseFailed
+from hegelion_core.generation.generate import GenerateJob
+from hegelion_core.generation.ledger import Ledger
 from hegelion_core.generation.status import BATCH_DISCOUNT, run_status
-from hegelion_core.records import Message, Usage
+from hegelion_core.records import Message, Prompt, Usage
 from tests.core.teachers import RuleTeacher
 
 PROMPT_ID = "0123456789abcdef"
 
 
 def replay_once(
-    results: dict[str, BatchResult], config: DialecticConfig, *, max_retries: int = 1
+    results: dict[str, BatchResult],
+    config: DialecticConfig,
+    *,
+    max_retries: int = 1,
+    current: set[str] | None = None,
 ) -> tuple[Replay, BaseException | None]:
-    replay = Replay(PROMPT_ID, results, set(), max_retries=max_retries)
+    replay = Replay(PROMPT_ID, results, set(), max_retries=max_retries, current=current)
     engine = DialecticEngine(RuleTeacher(), config, call=replay.call)
     try:
         asyncio.run(engine.run("Why is the sky blue?"))
@@ -94,6 +110,80 @@ def test_a_failed_request_is_asked_again_then_fails_with_its_blame() -> None:
     )
     _, stopped = replay_once({first.custom_id: refused}, config)
     assert isinstance(stopped, PhaseFailed) and stopped.blame == "prompt"
+
+
+def test_service_failures_from_before_the_run_stopped_are_asked_again() -> None:
+    """A run stopped for the service's failures (exit 5) asks again on the next step:
+    failures from before the stop count no more, and never against the prompt."""
+    config = DialecticConfig(mode="phased")
+    replay, _ = replay_once({}, config)
+    ((_, first),) = replay.new
+    key = first.custom_id.removesuffix("-0")
+    failed = {f"{key}-{n}": BatchResult(custom_id=f"{key}-{n}", status="expired") for n in range(2)}
+    _, stopped = replay_once(failed, config, current=set(failed))
+    assert isinstance(stopped, PhaseFailed) and stopped.blame == "service"
+    replay, stopped = replay_once(failed, config, current=set())  # both before the stop
+    assert isinstance(stopped, Pending)
+    assert [r.custom_id for _, r in replay.new] == [f"{key}-2"]
+
+
+def test_a_refused_key_fails_at_once_and_a_prompt_failure_uses_an_attempt() -> None:
+    config = DialecticConfig(mode="phased")
+    replay, _ = replay_once({}, config)
+    ((_, first),) = replay.new
+    key = first.custom_id.removesuffix("-0")
+    refused = BatchResult(
+        custom_id=f"{key}-0", status="errored", http_status=401, retryable=True, blame="auth"
+    )
+    _, stopped = replay_once({refused.custom_id: refused}, config, max_retries=3)
+    assert isinstance(stopped, PhaseFailed) and stopped.blame == "auth"
+    assert "attempts" not in stopped.reason
+    own = refused.model_copy(update={"http_status": 400, "blame": "prompt"})
+    replay, stopped = replay_once({own.custom_id: own}, config, max_retries=1)
+    assert isinstance(stopped, Pending) and [r.custom_id for _, r in replay.new] == [f"{key}-1"]
+    again = own.model_copy(update={"custom_id": f"{key}-1"})
+    _, stopped = replay_once({own.custom_id: own, again.custom_id: again}, config, max_retries=1)
+    assert isinstance(stopped, PhaseFailed) and stopped.blame == "prompt"
+
+
+class CountingSource(PromptSource):
+    name = "counting"
+    reads = 0
+
+    def iter_prompts(self) -> Iterator[Prompt]:
+        for i in range(6):
+            if i == 0:
+                type(self).reads += 1
+            yield Prompt(text=f"question {i}")
+
+
+def test_topping_up_reads_the_source_once_not_from_the_start_every_round(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "out.jsonl"
+    job = GenerateJob(output=out, limit=2)
+    source = CountingSource()
+    run = BatchRun(
+        JobStore(out),
+        job,
+        RuleTeacher(),
+        cast(BatchTeacher, None),  # topping up never calls the provider
+        source,
+        limits=BatchLimits(max_requests=10, max_bytes=10_000),
+    )
+    ledger = Ledger(out)
+    taken: dict[str, object] = {}
+    rounds = []
+    for _ in range(3):
+        fresh = run._top_up(ledger, taken, in_flight=0)
+        taken.update((p.id, p) for p in fresh)
+        rounds.append([p.text for p in fresh])
+    assert rounds == [
+        ["question 0", "question 1"],
+        ["question 2", "question 3"],
+        ["question 4", "question 5"],
+    ]
+    assert CountingSource.reads == 1
 
 
 def test_the_same_request_twice_in_one_dialectic_gets_two_keys() -> None:

@@ -174,7 +174,7 @@ def test_status_collect_twice_and_cost(
     assert status["cost_usd"] == pytest.approx(half, abs=1e-4)
 
 
-def test_partial_failures_are_retried_and_expiry_past_retries_is_rejected(
+def test_partial_failures_are_retried_and_expiry_past_retries_stops_the_run(
     service: HoldingBatchServer, prompts: Path, tmp_path: Path, api_key: str
 ) -> None:
     out = tmp_path / "out.jsonl"
@@ -192,9 +192,14 @@ def test_partial_failures_are_retried_and_expiry_past_retries_is_rejected(
     )
     args = generate_args(service, prompts, expired_out, "--max-retries", "1", limit=2)
     assert run_cli(args, env(api_key)).returncode == 0
-    assert collect(expired_out, api_key).returncode == 4
+    stopped = collect(expired_out, api_key)  # the service's fault: stopped, not rejected
+    assert stopped.returncode == 5 and "stopped early" in stopped.stderr, stopped.stderr
     rows = rejects(expired_out)
-    assert rows and all("expired" in r["reason"] and r["blame"] == "service" for r in rows)
+    assert len(rows) == 2
+    assert all("expired" in r["reason"] and r["blame"] == "service" for r in rows)
+    service.script = BatchScript(polls=1)
+    assert collect(expired_out, api_key).returncode == 0  # asked again: written
+    assert len(records(expired_out)) == 2
 
 
 def test_cancel_stops_the_run(

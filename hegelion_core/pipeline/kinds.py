@@ -45,6 +45,13 @@ class GenerateStage(StageKind):
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
         from hegelion_core.generation.generate import GenerateJob
 
+        if options.get("batch"):  # it would exit 0 with the jobs in flight, no records yet
+            raise ctx.error(
+                "batch",
+                "a pipeline stage cannot wait for a batch run",
+                hint="run `hegelion generate --batch -o OUT ...` and `hegelion batch collect "
+                "OUT --wait` outside the pipeline, then give a curate or format stage `input: OUT`",
+            )
         traces = ctx.workdir / "traces.jsonl"
         argv = [
             "generate",

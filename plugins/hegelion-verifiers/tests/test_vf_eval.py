@@ -1,7 +1,9 @@
 """The real ``vf-eval`` (verifiers 0.4.0's eval CLI, as a subprocess) loads the Hegelion
 environment by its id, evaluates SmolLM2 behind llama.cpp's own OpenAI-compatible
 server on 127.0.0.1, and prints each rollout's rewards: Hegelion's, by name, in their
-documented ranges, and the numbers Hegelion's own reward functions give the same text."""
+documented ranges, and the numbers Hegelion's own reward functions give the same text.
+Against the scripted server: a sound dialectic scores the top of the range, and a
+server outage is a failed rollout with no score, never a zero held against the prompt."""
 
 from __future__ import annotations
 
@@ -14,31 +16,31 @@ from typing import Any
 
 import pytest
 
+from hegelion_core.records import DialecticTrace, render_output
 from hegelion_core.rewards import calibration_reward, format_reward, markers_reward
-
-pytestmark = pytest.mark.llama_server
+from hegelion_core.testing.scripted_server import ScriptedOpenAIServer
 
 VF_EVAL = str(Path(sys.executable).with_name("vf-eval"))
+#: SmolLM2 on two shared CPU cores makes about one token a second: short, greedy answers.
+LLAMA = ("--sampling.max-tokens", "24", "--sampling.temperature", "0")
 #: Hegelion's rewards move in steps of 0.25 (format, markers); calibration is in [0, 1].
 STEPS = {0.0, 0.25, 0.5, 0.75, 1.0}
 
 
-def _vf_eval(base_url: str, out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _vf_eval(
+    base_url: str, out: Path, *args: str, model: str = "smollm2"
+) -> subprocess.CompletedProcess[str]:
     cmd = [
         VF_EVAL,
         "hegelion-verifiers",
         "-m",
-        "smollm2",
+        model,
         "--client.base-url",
         base_url,
         "--client.api-key-var",
         "OPENAI_API_KEY",
         "--env.agent.runtime.type",
         "subprocess",
-        "--sampling.max-tokens",
-        "24",
-        "--sampling.temperature",
-        "0",
         "-c",
         "1",  # llama.cpp's server answers one request at a time
         "--no-push",
@@ -82,11 +84,12 @@ def _check(result: subprocess.CompletedProcess[str], key: str, n: int) -> list[d
     return traces
 
 
+@pytest.mark.llama_server
 def test_vf_eval_scores_the_dialectic_with_hegelions_rewards(
     llama_server: str, fake_api_key: Callable[..., str], tmp_path: Path
 ) -> None:
     key = fake_api_key("OPENAI_API_KEY")
-    result = _vf_eval(llama_server, tmp_path / "outputs", "-n", "2")
+    result = _vf_eval(llama_server, tmp_path / "outputs", "-n", "2", *LLAMA)
     traces = _check(result, key, 2)
     for trace in traces:
         rewards = trace["rewards"]
@@ -106,12 +109,13 @@ def test_vf_eval_scores_the_dialectic_with_hegelions_rewards(
     assert "reward=" in result.stderr  # and its log line per rollout
 
 
+@pytest.mark.llama_server
 def test_vf_eval_scores_calibration_with_the_brier_reward(
     llama_server: str, fake_api_key: Callable[..., str], tmp_path: Path
 ) -> None:
     key = fake_api_key("OPENAI_API_KEY")
     result = _vf_eval(
-        llama_server, tmp_path / "outputs", "-n", "1", "--env.taskset.kind", "calibration"
+        llama_server, tmp_path / "outputs", "-n", "1", "--env.taskset.kind", "calibration", *LLAMA
     )
     (trace,) = _check(result, key, 1)
     (name,) = trace["rewards"]
@@ -122,3 +126,65 @@ def test_vf_eval_scores_calibration_with_the_brier_reward(
         completions=[_completion(trace)], answer=[data["answer"]], aliases=[data["aliases"]]
     )
     assert score == expected
+
+
+def _scripted(
+    server: ScriptedOpenAIServer, out: Path, key: str, *args: str
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    result = _vf_eval(server.base_url, out, "-n", "2", *args, model="scripted")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert key not in result.stdout + result.stderr
+    assert all(r.sent_bearer(key) for r in server.requests)  # the key went to the server
+    return result, _printed_traces(result.stdout)
+
+
+def test_a_sound_dialectic_scores_the_top_of_the_range(
+    openai_server: ScriptedOpenAIServer, fake_api_key: Callable[..., str], tmp_path: Path
+) -> None:
+    key = fake_api_key("OPENAI_API_KEY")
+    _, traces = _scripted(openai_server, tmp_path / "outputs", key)
+    assert len(traces) == 2
+    for trace in traces:
+        text = _completion(trace)
+        assert trace["ok"] and trace["rewards"]["format"]["score"] == 1.0
+        assert trace["rewards"]["format"]["score"] == format_reward(completions=[text])[0]
+        assert trace["rewards"]["markers"]["score"] == markers_reward(completions=[text])[0]
+
+
+def test_a_cut_reply_loses_the_final_answers_credit(
+    openai_server: ScriptedOpenAIServer, fake_api_key: Callable[..., str], tmp_path: Path
+) -> None:
+    """A sound dialectic cut two words before its end (finish_reason "length"): what is
+    left still parses whole, but it is scored as TRL's cut completion is, without the
+    final answer's credit, never as a finished one."""
+    key = fake_api_key("OPENAI_API_KEY")
+    sound = render_output(
+        DialecticTrace(
+            thesis="Promises bind.",
+            antithesis="Some should be broken.",
+            synthesis="Keep them unless keeping one does more harm.",
+            answer="Yes, when keeping it would do greater harm than breaking it.",
+        )
+    )
+    openai_server.enqueue(("reply", sound), ("reply", sound))
+    limit = str(len(sound.split()) - 2)
+    _, traces = _scripted(openai_server, tmp_path / "outputs", key, "--sampling.max-tokens", limit)
+    for trace in traces:
+        assert trace["calls"][-1]["finish_reason"] == "length"
+        text, score = _completion(trace), trace["rewards"]["format"]["score"]
+        assert format_reward(completions=[text])[0] == 1.0  # had it not been cut
+        assert score == format_reward(completions=[text], **_cut(trace))[0] == 0.75
+
+
+def test_a_server_outage_is_a_failed_rollout_not_a_zero(
+    openai_server: ScriptedOpenAIServer, fake_api_key: Callable[..., str], tmp_path: Path
+) -> None:
+    """500 on every call (the SDK's retries included): each rollout fails with the
+    provider's error, and no reward is recorded for the prompt."""
+    key = fake_api_key("OPENAI_API_KEY")
+    openai_server.enqueue(*[("status", 500)] * 12)
+    _, traces = _scripted(openai_server, tmp_path / "outputs", key)
+    assert len(traces) == 2 and len(openai_server.requests) >= 2
+    for trace in traces:
+        assert not trace["ok"] and trace["rewards"] == {}
+        assert [e["type"] for e in trace["errors"]] == ["ProviderError"]

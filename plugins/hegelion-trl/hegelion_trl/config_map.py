@@ -1,4 +1,4 @@
-"""Hegelion's `TrainConfig` translated into TRL's `SFTConfig` / `DPOConfig`.
+"""Hegelion's `TrainConfig` translated into TRL's `SFTConfig` / `DPOConfig` / `GRPOConfig`.
 
 One explicit function, `trl_arguments`, so every key that reaches TRL is visible,
 reviewable and unit-tested. TRL's own defaults are not Hegelion's (TRL turns on
@@ -16,18 +16,19 @@ from typing import TYPE_CHECKING, Any, Literal
 from hegelion_core import (
     TrainConfig,
     apply_tracker_environment,
+    grpo_arguments,
     require_trackers,
     tracker_run_name,
 )
 
 if TYPE_CHECKING:
-    from trl import DPOConfig, SFTConfig
+    from trl import DPOConfig, GRPOConfig, SFTConfig
 
 #: How the rows reach TRL, which decides how the loss is masked:
 #: ``messages`` (chat rows, assistant-only loss through the template's generation markers),
 #: ``prompt_completion`` (completion-only loss), ``text`` (whole-sequence loss),
-#: ``preference`` (DPO pairs).
-Shape = Literal["messages", "prompt_completion", "text", "preference"]
+#: ``preference`` (DPO pairs), ``prompt`` (GRPO: prompts only, completions sampled and scored).
+Shape = Literal["messages", "prompt_completion", "text", "preference", "prompt"]
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,8 @@ def trl_arguments(
     shape: Shape,
     has_eval: bool,
 ) -> dict[str, Any]:
-    """Keyword arguments for `SFTConfig` (any shape but ``preference``) or `DPOConfig`."""
+    """Keyword arguments for `SFTConfig`, `DPOConfig` (``preference``) or `GRPOConfig`
+    (``prompt``)."""
     t = config.training
     distributed = config.num_processes > 1
     args: dict[str, Any] = {
@@ -98,7 +100,10 @@ def trl_arguments(
         "ddp_find_unused_parameters": False if distributed else None,
         "ddp_backend": ("gloo" if not device.cuda else "nccl") if distributed else None,
     }
-    if shape == "preference":
+    if shape == "prompt":
+        del args["max_length"]  # GRPO cuts completions (grpo.max_completion_length), not prompts
+        args.update(grpo_arguments(config))
+    elif shape == "preference":
         args["beta"] = t.beta
     else:
         args["packing"] = t.packing
@@ -110,11 +115,13 @@ def trl_arguments(
 
 def build_trl_config(
     config: TrainConfig, output_dir: Path, *, device: Device, shape: Shape, has_eval: bool
-) -> SFTConfig | DPOConfig:
+) -> SFTConfig | DPOConfig | GRPOConfig:
     """The TRL config object for ``config.method``."""
-    from trl import DPOConfig, SFTConfig
+    from trl import DPOConfig, GRPOConfig, SFTConfig
 
-    cls = DPOConfig if shape == "preference" else SFTConfig
+    cls: type[Any] = (
+        GRPOConfig if shape == "prompt" else DPOConfig if shape == "preference" else SFTConfig
+    )
     kwargs = trl_arguments(config, output_dir, device=device, shape=shape, has_eval=has_eval)
     require_trackers(config.tracking.report_to, trainer="trl", extra="hegelion-trl[tracking]")
     apply_tracker_environment(config.tracking, output_dir)

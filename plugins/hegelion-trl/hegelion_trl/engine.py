@@ -19,7 +19,7 @@ import peft
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
 from transformers.trainer_callback import ExportableState
-from trl import DPOTrainer, SFTTrainer
+from trl import DPOTrainer, GRPOTrainer, SFTTrainer
 
 from hegelion_core import (
     HegelionError,
@@ -29,13 +29,17 @@ from hegelion_core import (
     TrainConfig,
     TrainResult,
     finish_tracker_runs,
+    grpo_rewards,
     require_peft_adapter,
+    reward_stats,
 )
 from hegelion_trl.checkpoints import read_trainer_state
 from hegelion_trl.config_map import Device, build_trl_config
 from hegelion_trl.data import Prepared, prepare
+from hegelion_trl.grpo import prepare_grpo
 from hegelion_trl.lm_head import score_with_full_logits
 from hegelion_trl.scu import SCURegularizer, lora_weights
+from hegelion_trl.trainer import scu_refusal
 
 CALLBACK_NAME = "HegelionCallback"
 VERSIONED = ("torch", "transformers", "trl", "peft", "accelerate", "datasets")
@@ -122,6 +126,21 @@ class HegelionSFTTrainer(_HegelionLoss, SFTTrainer):
 
 class HegelionDPOTrainer(_HegelionLoss, DPOTrainer):
     """TRL's DPOTrainer with Hegelion's token count."""
+
+
+class HegelionGRPOTrainer(_HegelionLoss, GRPOTrainer):
+    """TRL's GRPOTrainer with Hegelion's token count (prompt and completion tokens of each
+    scored batch) and each reward's own counters (the judge's failures) in every log row.
+    SCU is refused for GRPO before this class is built (`scu_refusal`)."""
+
+    def _count_tokens(self, inputs: dict[str, Any]) -> None:
+        n = inputs["prompt_mask"].detach().sum() + inputs["completion_mask"].detach().sum()
+        self._hegelion_tokens = n if self._hegelion_tokens is None else self._hegelion_tokens + n
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "train_runtime" not in logs:
+            logs = {**logs, **reward_stats(self.reward_funcs)}
+        super().log(logs, start_time)
 
 
 # ----- metrics and SCU steps ------------------------------------------------------------
@@ -308,7 +327,7 @@ def build_trainer(
     if config.model is None:
         raise HegelionError("no model: set `model:` in the config or pass --model")
     if config.scu is not None and config.method != "sft":
-        raise HegelionError("--scu regularises the SFT cross-entropy; use it with --method sft")
+        raise HegelionError(scu_refusal(config.method))
     device = device or Device.detect()
     if config.training.bf16 and not device.bf16:
         note("training.bf16 is set but this device has no bf16 support; training in float32")
@@ -317,7 +336,10 @@ def build_trainer(
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    prepared = prepare(data, tokenizer, completion_only=config.training.completion_only_loss)
+    if config.method == "grpo":
+        prepared = prepare_grpo(data, tokenizer)
+    else:
+        prepared = prepare(data, tokenizer, completion_only=config.training.completion_only_loss)
     # The TRL config exists before the model loads (DeepSpeed ZeRO-3 needs that order).
     args = build_trl_config(
         config, output_dir, device=device, shape=prepared.shape, has_eval=prepared.eval is not None
@@ -337,9 +359,13 @@ def build_trainer(
     else:
         common["model"] = model
         common["peft_config"] = peft.LoraConfig(**config.lora.to_peft())
-    if config.method == "dpo":
+    if config.method == "grpo":
+        # With a LoRA and beta > 0, the adapter-disabled base is the KL reference.
+        funcs, _weights = grpo_rewards(config, output_dir)
+        trainer: Any = HegelionGRPOTrainer(reward_funcs=funcs, **common)
+    elif config.method == "dpo":
         # With a LoRA and no ref_model, the adapter-disabled base is the reference.
-        trainer: Any = HegelionDPOTrainer(ref_model=None, **common)
+        trainer = HegelionDPOTrainer(ref_model=None, **common)
     else:
         trainer = HegelionSFTTrainer(**common)
         score_with_full_logits(trainer.model)

@@ -22,10 +22,11 @@ from hegelion_core import (
 
 
 class TRLTrainer(Trainer):
-    """LoRA SFT / DPO in TRL, with SCU, QLoRA, resume and accelerate launches."""
+    """LoRA SFT / DPO / GRPO in TRL, with SCU (SFT), QLoRA, resume and accelerate launches."""
 
     name = "trl"
-    accepts: ClassVar[tuple[str, ...]] = ("chat", "sft", "scu", "dpo")
+    accepts: ClassVar[tuple[str, ...]] = ("chat", "sft", "scu", "dpo", "prompts")
+    methods: ClassVar[tuple[str, ...]] = ("sft", "dpo", "grpo")
 
     class Options(DriverOptions):
         #: With --num-processes > 1: ddp, zero2, zero3, fsdp, or an accelerate config YAML path.
@@ -49,7 +50,7 @@ class TRLTrainer(Trainer):
         if config.model is None:
             raise HegelionError("no model: set `model:` in the config or pass --model")
         if config.scu is not None and config.method != "sft":
-            raise HegelionError("--scu regularises the SFT cross-entropy; use it with --method sft")
+            raise HegelionError(scu_refusal(config.method))
         opts = self.options
         output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -114,3 +115,14 @@ class TRLTrainer(Trainer):
         if not result:  # a worker machine of a multi-node run: the main machine reports
             return TrainResult()
         return TrainResult.model_validate(result)
+
+
+def scu_refusal(method: str) -> str:
+    """Why SCU is SFT's alone (one message for the driver and the engine)."""
+    message = "--scu regularises the SFT cross-entropy; use it with --method sft"
+    if method == "grpo":
+        message += (
+            " (GRPO's loss is a policy-gradient surrogate, near 0 and often negative, not "
+            "bits of data: SCU's share S = penalty / (loss + penalty) means nothing there)"
+        )
+    return message

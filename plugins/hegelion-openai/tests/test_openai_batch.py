@@ -296,6 +296,35 @@ def test_expired_requests_are_retried_or_stop_the_run_with_the_reason(
         assert {r["blame"] for r in rows} == {"service"}
 
 
+@pytest.mark.parametrize(("breaker", "at_stop"), [("1", 0), ("0", 2)])
+def test_a_held_prompt_trips_the_breaker_or_waits_for_the_rest(
+    service: HoldingBatchServer,
+    prompts: Path,
+    tmp_path: Path,
+    api_key: str,
+    breaker: str,
+    at_stop: int,
+) -> None:
+    """One prompt's thesis fails (500) at both attempts --max-retries 1 allows. With
+    --stop-after-failures 1 the run stops as soon as it is held; with 0 (no breaker) the
+    other prompts finish first, and the run stops once nothing else moves. Either way the
+    next collect asks it again and writes it."""
+    out = tmp_path / "out.jsonl"
+    failing = thesis_ids(prompts, 0, 0, 1) | thesis_ids(prompts, 1, 0, 1)
+    service.script = BatchScript(polls=1, fail=failing, attempts=10)
+    args = generate_args(
+        service, prompts, out, "--max-retries", "1", "--stop-after-failures", breaker, limit=3
+    )
+    assert run_cli(args, env(api_key)).returncode == 0
+    stopped = collect(out, api_key)
+    assert stopped.returncode == 5, stopped.stdout + stopped.stderr
+    assert (len(records(out)) if out.exists() else 0) == at_stop
+    assert [r["blame"] for r in rejects(out)] == ["service"]
+    done = collect(out, api_key)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert len(records(out)) == 3 and max(service.submission_counts().values()) == 1
+
+
 def test_a_refused_key_stops_at_once_and_costs_no_attempt(
     prompts: Path, tmp_path: Path, api_key: str
 ) -> None:

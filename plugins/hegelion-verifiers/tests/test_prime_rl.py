@@ -127,6 +127,17 @@ def test_each_prime_command_is_real(command: str) -> None:
         assert option in result.stdout, f"{command}: {option} is not an option of it"
 
 
+def test_prime_env_push_takes_the_package_for_a_v1_environment() -> None:
+    """``prime env push`` reads the verifiers pin to tell the API the package targets."""
+    from prime_cli.utils.environment_runtime import VERIFIERS_V1, classify_runtime_from_metadata
+
+    pyproject = tomllib.loads(
+        (ROOT / "plugins" / "hegelion-verifiers" / "pyproject.toml").read_text()
+    )
+    assert "verifiers==0.4.0" in pyproject["project"]["dependencies"]
+    assert classify_runtime_from_metadata(pyproject["project"]["dependencies"]) == VERIFIERS_V1
+
+
 def test_the_docs_show_the_plan() -> None:
     doc = DOC.read_text()
     assert "bash examples/prime-rl/plan.sh" in doc

@@ -73,14 +73,23 @@ def _cut(trace: dict[str, Any]) -> dict[str, Any]:
     return {"completion_ids": [[0]], "max_completion_length": 1}
 
 
-def _check(result: subprocess.CompletedProcess[str], key: str, n: int) -> list[dict[str, Any]]:
+def _nowhere(key: str, result: subprocess.CompletedProcess[str], out: Path) -> None:
+    """The fake key is in no output and no file of the run (traces, configs, logs)."""
+    assert key not in result.stdout + result.stderr
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert files and not [p for p in files if key.encode() in p.read_bytes()]
+
+
+def _check(
+    result: subprocess.CompletedProcess[str], key: str, n: int, out: Path
+) -> list[dict[str, Any]]:
     assert result.returncode == 0, result.stderr[-3000:]
     traces = _printed_traces(result.stdout)
     assert len(traces) == n, result.stdout[-3000:]
     for trace in traces:
         assert trace["ok"] and trace["agent"]["config"]["harness"]["id"] == "hegelion-verifiers"
         assert trace["agent"]["config"]["model"] == "smollm2"
-    assert key not in result.stdout + result.stderr  # the fake key is never shown
+    _nowhere(key, result, out)
     return traces
 
 
@@ -90,7 +99,7 @@ def test_vf_eval_scores_the_dialectic_with_hegelions_rewards(
 ) -> None:
     key = fake_api_key("OPENAI_API_KEY")
     result = _vf_eval(llama_server, tmp_path / "outputs", "-n", "2", *LLAMA)
-    traces = _check(result, key, 2)
+    traces = _check(result, key, 2, tmp_path / "outputs")
     for trace in traces:
         rewards = trace["rewards"]
         assert set(rewards) == {"format", "markers"}  # Hegelion's, by their names
@@ -117,7 +126,7 @@ def test_vf_eval_scores_calibration_with_the_brier_reward(
     result = _vf_eval(
         llama_server, tmp_path / "outputs", "-n", "1", "--env.taskset.kind", "calibration", *LLAMA
     )
-    (trace,) = _check(result, key, 1)
+    (trace,) = _check(result, key, 1, tmp_path / "outputs")
     (name,) = trace["rewards"]
     score = trace["rewards"]["calibration"]["score"]
     assert name == "calibration" and 0.0 <= score <= 1.0
@@ -133,7 +142,7 @@ def _scripted(
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     result = _vf_eval(server.base_url, out, "-n", "2", *args, model="scripted")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert key not in result.stdout + result.stderr
+    _nowhere(key, result, out)
     assert all(r.sent_bearer(key) for r in server.requests)  # the key went to the server
     return result, _printed_traces(result.stdout)
 

@@ -13,7 +13,6 @@ The functions below are what the environment's rubric plugs, by these dotted pat
     hegelion_verifiers.rubric:format_reward           # format, in [0, 1]
     hegelion_verifiers.rubric:markers_reward          # markers, in [0, 1]
     hegelion_verifiers.rubric:calibration_reward      # calibration, in [0, 1]
-    hegelion_verifiers.rubric:belief_revision_reward  # belief_revision, in [0, 1]
 
 Each range and meaning: docs/rl.md (Rewards).
 """
@@ -65,8 +64,9 @@ def columns_of(task: vf.TaskData) -> dict[str, list[Any]]:
 
 
 def hegelion_reward(name: str) -> VerifiersReward:
-    """Hegelion's reward ``name`` (``format``, ``markers``, ``calibration``,
-    ``belief_revision``) as a verifiers reward."""
+    """Hegelion's reward ``name`` (``format``, ``markers``, ``calibration``) as a
+    verifiers reward. (``judge`` needs a teacher, which ``grpo.rewards`` configures;
+    ``belief_revision`` needs belief-revision items, which this taskset does not load.)"""
     (func,), _weights = build_rewards({name: 1.0})  # the weight is verifiers' to apply
 
     async def reward(task: vf.TaskData, trace: vf.Trace) -> float:
@@ -89,12 +89,10 @@ def hegelion_reward(name: str) -> VerifiersReward:
 format_reward = hegelion_reward("format")
 markers_reward = hegelion_reward("markers")
 calibration_reward = hegelion_reward("calibration")
-belief_revision_reward = hegelion_reward("belief_revision")
 
 #: Each reward's dotted path, by the name the rubric (and TRL) gives it.
 PATHS = {
     "format": "hegelion_verifiers.rubric:format_reward",
     "markers": "hegelion_verifiers.rubric:markers_reward",
     "calibration": "hegelion_verifiers.rubric:calibration_reward",
-    "belief_revision": "hegelion_verifiers.rubric:belief_revision_reward",
 }

@@ -240,7 +240,8 @@ class TrainerContract(DriverContract):
 
         accepts = type(driver).accepts  # type: ignore[attr-defined]  # the fixture is a Trainer
         assert accepts, "a trainer must say which formats it reads"
-        assert set(accepts) <= set(driver_names("formatters"))
+        # ``prompts``: GRPO's prompt files (.txt, a prompt column), which no formatter writes
+        assert set(accepts) <= {*driver_names("formatters"), "prompts"}
 
 
 class ExporterContract(DriverContract):

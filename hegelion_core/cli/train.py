@@ -44,7 +44,7 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
 
     from hegelion_core.errors import HegelionError
     from hegelion_core.plugins import load_driver
-    from hegelion_core.training.data import check_data, check_method
+    from hegelion_core.training.data import check_data, check_method, is_dataset
 
     try:
         cls = load_driver("trainers", trainer)
@@ -53,10 +53,13 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
         here, accepts = f"not usable here: {str(exc).splitlines()[0]}", None
     else:
         check_method(trainer, cls.methods, config.method)
-    fmt = check_data(data, config.method, accepts)
+    if is_dataset(data):  # read when training starts, into OUTPUT/data/train.jsonl
+        fmt = "Hugging Face dataset"
+    else:
+        fmt = check_data(data, config.method, accepts) + " rows"
     click.echo(
         f"would train: --trainer {trainer} ({here}), --method {config.method} on {data} "
-        f"({fmt} rows), model {config.model}, into {output}"
+        f"({fmt}), model {config.model}, into {output}"
     )
     click.echo(json.dumps(config.model_dump(mode="json"), indent=2))
 
@@ -74,7 +77,8 @@ def _plan(trainer: str, data: Path, output: Path, config: Any) -> None:
     "--data",
     required=True,
     type=click.Path(path_type=Path),
-    help="A dataset file or split directory from `hegelion dataset`.",
+    help="A dataset file or split directory from `hegelion dataset`; GRPO prompts; or a "
+    "Hugging Face dataset: hf:NAME[:SPLIT], a Parquet file, a saved dataset directory.",
 )
 @click.option("--output", required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -130,7 +134,7 @@ def train_command(
     from hegelion_core import hooks
     from hegelion_core.plugins import load_driver
     from hegelion_core.training.config import load_train_config
-    from hegelion_core.training.data import check_data, check_method
+    from hegelion_core.training.data import check_data, check_method, resolve_data
     from hegelion_core.training.scu import SCUConfig
 
     given: dict[str, Any] = {
@@ -152,6 +156,7 @@ def train_command(
         return
     cls = load_driver("trainers", trainer)
     check_method(trainer, cls.methods, config.method)
+    data = resolve_data(data, output)
     check_data(data, config.method, cls.accepts or None)
     driver = cls(parse_pairs(options))
     output.mkdir(parents=True, exist_ok=True)

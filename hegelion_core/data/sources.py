@@ -138,14 +138,16 @@ def _parquet_rows(path: Path) -> Iterator[SourceRow]:
 def _directory_rows(path: Path, split: str | None) -> Iterator[SourceRow]:
     if (path / DISTISET_CONFIGS).is_dir():  # distilabel: one saved dataset per subset
         subsets = sorted(
-            p for p in path.iterdir() if p.is_dir() and p.name != DISTISET_CONFIGS and _saved(p)
+            p
+            for p in path.iterdir()
+            if p.is_dir() and p.name != DISTISET_CONFIGS and saved_dataset(p)
         )
         if not subsets:
             raise InputError(path, None, "a distilabel Distiset directory with no saved subset")
         for subset in subsets:
             yield from _saved_rows(subset, split)
         return
-    if not _saved(path):
+    if not saved_dataset(path):
         raise InputError(
             path,
             None,
@@ -156,7 +158,7 @@ def _directory_rows(path: Path, split: str | None) -> Iterator[SourceRow]:
     yield from _saved_rows(path, split)
 
 
-def _saved(path: Path) -> bool:
+def saved_dataset(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 

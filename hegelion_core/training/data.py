@@ -5,7 +5,8 @@ does not fit is an error that says which format is needed.
 GRPO reads prompts, not answers (`grpo_prompts`): a ``.txt`` file (one prompt a line),
 JSONL rows with a prompt column (``prompt``, ``instruction`` or ``question``, as core's
 ``file`` prompt source finds it), ``chat`` rows or Simplex eval items (``messages`` up to
-the last user turn), or ``sft`` rows. The policy sees the conversation the SFT rows hold
+the last user turn), or ``sft`` rows; any of these as a Hugging Face dataset too
+(``hf:NAME[:SPLIT]``, a Parquet file, a saved dataset directory: `resolve_data`). The policy sees the conversation the SFT rows hold
 (their system prompt, else `DEFAULT_SYSTEM`, through the model's own chat template), so
 GRPO after SFT continues the same conversation shape; a row's other columns (a Simplex
 item's ``answer``, ``expected_confidence``...) travel with it for the rewards.
@@ -35,6 +36,53 @@ METHOD_FORMATS: dict[str, tuple[str, ...]] = {
     "dpo": ("dpo",),
     "grpo": ("prompts", "chat", "sft"),
 }
+
+
+#: ``--data hf:NAME`` or ``hf:NAME:SPLIT``: a Hugging Face dataset, streamed.
+HF_PREFIX = "hf:"
+
+
+def is_dataset(data: Path) -> bool:
+    """A Hugging Face dataset rather than Hegelion's JSONL: ``hf:NAME[:SPLIT]``, a Parquet
+    file, or a directory ``save_to_disk`` wrote (without a ``train.jsonl``)."""
+    from hegelion_core.data.sources import saved_dataset
+
+    if str(data).startswith(HF_PREFIX) or data.suffix.lower() == ".parquet":
+        return True
+    return data.is_dir() and not (data / "train.jsonl").exists() and saved_dataset(data)
+
+
+def resolve_data(data: Path, output: Path) -> Path:
+    """``data`` as a file the trainers read: a Hugging Face dataset (see `is_dataset`) is
+    written once, its ``train`` split (or the one ``hf:NAME:SPLIT`` names), to
+    ``OUTPUT/data/train.jsonl``, the file the run then reads and its manifest hashes;
+    Hegelion's own JSONL is used as it is."""
+    if not is_dataset(data):
+        return data
+    from hegelion_core.data.jsonl import atomic_output, dumps
+    from hegelion_core.data.sources import ReadOptions, iter_hub_rows, iter_source_rows
+
+    text = str(data)
+    if text.startswith(HF_PREFIX):
+        name, _, split = text[len(HF_PREFIX) :].partition(":")
+        rows = iter_hub_rows(ReadOptions(hf=name, split=split or "train"))
+    else:
+        rows = iter_source_rows(data, ReadOptions(split=None if data.is_file() else "train"))
+    dest = output / "data" / "train.jsonl"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with atomic_output(dest) as tmp, tmp.open("wb") as fp:
+        for source_row in rows:
+            try:
+                fp.write(dumps(source_row.row) + b"\n")
+            except TypeError as exc:  # a column JSON cannot hold (bytes, an image)
+                raise InputError(
+                    source_row.where, None, f"a value JSON cannot hold: {exc}"
+                ) from None
+            count += 1
+    if not count:
+        raise InputError(data, None, "the dataset has no rows")
+    return dest
 
 
 def data_files(data: Path) -> dict[str, Path]:

@@ -19,6 +19,8 @@ from hegelion_core.training.data import (
     check_method,
     detect_format,
     grpo_prompts,
+    is_dataset,
+    resolve_data,
     trainers_for,
 )
 
@@ -241,3 +243,53 @@ def test_dpo_rows_are_no_grpo_data(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "p", "chosen": "c", "rejected": "r"}])
     with pytest.raises(HegelionError, match="--method grpo needs prompts or chat or sft rows"):
         check_data(path, "grpo")
+
+
+# ----- a Hugging Face dataset as GRPO's data ----------------------------------------------
+
+ITEMS = [
+    {"question": "Is the Earth flat?", "answer": "no", "aliases": ["No"]},
+    {"question": "Is water wet?", "answer": "yes", "aliases": []},
+]
+
+
+def _grpo_rows_of(data: Path, output: Path) -> list[dict]:
+    resolved = resolve_data(data, output)
+    assert resolved == output / "data" / "train.jsonl"
+    check_data(resolved, "grpo")
+    return grpo_prompts(resolved)
+
+
+def test_a_parquet_file_saved_dataset_and_hf_name_are_grpo_prompts_with_their_columns(
+    tmp_path: Path,
+) -> None:
+    """The issue's third data source: a Hugging Face dataset, in each form users hold one
+    (a Parquet file, a `save_to_disk` directory, a dataset by name, streamed); the answer
+    columns travel with each prompt for the rewards."""
+    from datasets import Dataset, DatasetDict
+
+    ds = Dataset.from_list(ITEMS)
+    parquet = tmp_path / "items.parquet"
+    ds.to_parquet(str(parquet))
+    saved = tmp_path / "saved"
+    DatasetDict({"train": ds, "test": Dataset.from_list(ITEMS[:1])}).save_to_disk(str(saved))
+    repo = tmp_path / "repo" / "data"
+    repo.mkdir(parents=True)
+    ds.to_parquet(str(repo / "train-00000-of-00001.parquet"))
+    for data in (parquet, saved, Path(f"hf:{repo.parent}"), Path(f"hf:{repo.parent}:train")):
+        assert is_dataset(data)
+        rows = _grpo_rows_of(data, tmp_path / "out" / data.name)
+        assert [r["prompt"][-1]["content"] for r in rows] == [i["question"] for i in ITEMS]
+        assert [r["answer"] for r in rows] == ["no", "yes"]
+        assert rows[0]["aliases"] == ["No"]
+        assert rows[0]["prompt"][0] == {"role": "system", "content": DEFAULT_SYSTEM}
+    assert not is_dataset(tmp_path / "out" / "items.parquet" / "data" / "train.jsonl")
+
+
+def test_an_unreachable_hub_dataset_is_one_clear_error(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    with pytest.raises(HegelionError) as caught:
+        resolve_data(Path("hf:no-such-owner/no-such-dataset"), tmp_path)
+    assert "could not read the Hugging Face dataset" in str(caught.value)
+    assert not (tmp_path / "data" / "train.jsonl").exists()

@@ -277,7 +277,7 @@ class Ledger:
             if lines:
                 end, _ = self._append("out", b"".join(line for _, line in lines), fsync=fsync)
                 self.done.update(keys)
-                index = []
+                index = self._unindexed(end)
                 for prompt_id, line in lines:
                     end += len(line)
                     index.append(f"{prompt_id} {end}\n".encode())
@@ -289,6 +289,23 @@ class Ledger:
                         _key(row["prompt_id"]) for row in rejects if counts_against_prompt(row)
                     )
             return written
+
+    def _unindexed(self, start: int) -> list[bytes]:
+        """Index lines for the records before ``start`` that the index does not list: a
+        writer killed between its record and its index line leaves them, and our index
+        line, covering everything before it, would hide them from a resumed run."""
+        covered = _index_end(self.index_path)
+        if covered is None or covered >= start:
+            return []  # no gap (or a damaged index, which readers ignore anyway)
+        with self.output.open("rb") as fp:
+            fp.seek(covered)
+            gap = fp.read(start - covered)
+        lines, end = [], covered
+        for line in gap.splitlines(keepends=True):
+            end += len(line)
+            if line.endswith(b"\n") and (m := _ID.search(line)):
+                lines.append(m.group(1) + b" %d\n" % end)
+        return lines
 
     def reject(self, row: dict[str, Any]) -> None:
         self.commit_many([], [row])
@@ -313,6 +330,23 @@ class Ledger:
             return start, False
         reader.offset = start + len(data)
         return start, True
+
+
+def _index_end(index: Path) -> int | None:
+    """The output offset the index covers (its last complete line's), 0 with no index,
+    None when that line is not an index line."""
+    try:
+        size = os.stat(index).st_size
+    except FileNotFoundError:
+        return 0
+    with index.open("rb") as fp:
+        fp.seek(max(0, size - 256))
+        tail = fp.read()
+    tail = tail[: tail.rfind(b"\n") + 1]  # a torn last line is cut by the next append
+    if not tail:
+        return 0 if size < 256 else None
+    parts = tail.rstrip(b"\n").rsplit(b"\n", 1)[-1].split()
+    return int(parts[1]) if len(parts) == 2 and parts[1].isdigit() else None
 
 
 def _index_chunk(chunk: bytes) -> tuple[list[bytes], int] | None:

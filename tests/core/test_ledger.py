@@ -197,3 +197,22 @@ def test_batches_from_many_processes_never_duplicate_or_tear(tmp_path, limit: in
     fresh.refresh()  # the index written by six processes still fits the output
     assert fresh._tails["out"].offset == out.stat().st_size
     assert fresh.done == {int(i, 16) for i in ids}
+
+
+def test_a_commit_after_a_killed_writer_indexes_the_killed_writers_records(tmp_path) -> None:
+    """A writer killed between its record and its index line, then another commit: the
+    next index line covers the killed writer's record too, so it must list it, or a
+    resumed run (reading the index, not the output) counts it as not done and writes
+    past --limit (CI saw 18 records for --limit 16 after kill -9)."""
+    out = tmp_path / "o.jsonl"
+    Ledger(out).commit(record(0))
+    with out.open("ab") as fp:  # the killed writer's record, without its index line
+        fp.write(orjson.dumps(record(9)) + b"\n")
+    assert Ledger(out).commit(record(1))
+    fresh = Ledger(out, limit=3)
+    fresh.refresh()
+    assert fresh.settled(prompt_id("q9"))
+    assert fresh.done == {int(prompt_id(f"q{i}"), 16) for i in (0, 1, 9)} and fresh.full
+    index = (tmp_path / "o.jsonl.index").read_bytes().splitlines()
+    assert [x.split()[0].decode() for x in index] == [prompt_id(f"q{i}") for i in (0, 9, 1)]
+    assert int(index[-1].split()[1]) == out.stat().st_size

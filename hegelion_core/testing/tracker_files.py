@@ -38,7 +38,7 @@ def wandb_records(path: Path) -> list[Any]:
         pieces += raw[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind in (1, 4):
-            record = wandb_internal_pb2.Record()  # type: ignore[attr-defined]  # generated
+            record = wandb_internal_pb2.Record()
             record.ParseFromString(pieces)
             records.append(record)
             pieces = b""

@@ -65,8 +65,9 @@ def grpo_rewards(config: TrainConfig, output_dir: Path) -> tuple[list[Any], list
 
 
 def reward_stats(funcs: list[Any]) -> dict[str, float]:
-    """Counters a reward keeps about itself (the judge's calls, cache hits and failures),
-    as ``<reward>/<counter>`` metrics; nothing for a reward without ``stats``."""
+    """Counters a reward keeps about itself (the judge's calls, cache hits and failures)
+    since the run started, as ``<reward>/total/<counter>`` metrics (the judge's per-step
+    counts are its own ``judge/calls``...); nothing for a reward without ``stats``."""
     out: dict[str, float] = {}
     for func in funcs:
         stats = getattr(func, "stats", None)
@@ -79,7 +80,7 @@ def reward_stats(funcs: list[Any]) -> dict[str, float]:
             items = dict(vars(items))
         name = getattr(func, "__name__", type(func).__name__)
         for key, value in _flatten(items):
-            out[f"{name}/{key}"] = float(value)
+            out[f"{name}/total/{key}"] = float(value)
     return out
 
 

@@ -91,9 +91,9 @@ def test_reward_stats_are_the_rewards_own_counters() -> None:
         return []
 
     stats = reward_stats([format_reward, Judge()])
-    assert stats["judge/calls"] == 5.0 and stats["judge/scored"] == 3.0
-    assert stats["judge/failed"] == 1.0 and stats["judge/failed/http_500"] == 1.0
-    assert not [k for k in stats if not k.startswith("judge/")], "format keeps no counters"
+    assert stats["judge/total/calls"] == 5.0 and stats["judge/total/scored"] == 3.0
+    assert stats["judge/total/failed"] == 1.0 and stats["judge/total/failed/http_500"] == 1.0
+    assert not [k for k in stats if not k.startswith("judge/total/")], "format keeps none"
 
 
 def test_prompt_rows_in_and_out_of_the_chat_template(tmp_path: Path) -> None:

@@ -151,6 +151,6 @@ def test_grpo_with_format_and_a_smollm2_judge_logs_both_rewards(
     # step) was judged once at most, a failure by its reason.
     cache = out / "judge-cache" / "judge-cache.jsonl"
     verdicts = len(cache.read_text().splitlines()) if cache.is_file() else 0
-    failures = sum(v for k, v in steps[-1].items() if k.startswith("judge/failed/"))
+    failures = sum(v for k, v in steps[-1].items() if k.startswith("judge/total/failed/"))
     assert verdicts >= 1, "llama.cpp's server gave no verdict at all"
     assert verdicts + failures <= 2 * STEPS, (verdicts, failures, steps[-1])

@@ -240,3 +240,17 @@ def test_records_of_a_batch_run_cost_the_batch_price(tmp_path: Path) -> None:
     status = run_status(out, prices={"gpt-4o": (2.0, 8.0)})
     assert status.cost_usd == 2.0 + 2.0 * BATCH_DISCOUNT
     assert status.by_model["gpt-4o"].batch_records == 1
+
+
+def test_a_teacher_without_a_batch_api_is_a_clear_error(plugin_site: Path, tmp_path: Path) -> None:
+    """The echo example plugin's teacher has no `batch()`: --batch names it, no traceback."""
+    from tests.conftest import EXAMPLES, hegelion
+
+    out = tmp_path / "o.jsonl"
+    shown = hegelion(
+        plugin_site, "generate", "--prompt-file", EXAMPLES / "prompts.txt", "-o", out,
+        "--teacher", "echo", "--batch",
+    )  # fmt: skip
+    assert shown.returncode != 0
+    assert "has no batch API" in shown.stderr and "Traceback" not in shown.stderr
+    assert not out.exists()

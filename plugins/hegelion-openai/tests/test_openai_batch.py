@@ -438,10 +438,3 @@ def test_no_key_in_the_store_the_output_or_what_the_commands_print(
     for path in [out, *out.with_name(out.name + ".batch").iterdir()]:
         if path.is_file():
             assert api_key.encode() not in path.read_bytes(), path
-
-
-def test_a_teacher_without_a_batch_api_is_a_clear_error(tmp_path: Path, prompts: Path) -> None:
-    args = ["generate", "--prompt-file", str(prompts), "-o", str(tmp_path / "o.jsonl")]
-    shown = run_cli([*args, "--teacher", "llama-cpp", "--batch"], {})
-    assert shown.returncode != 0
-    assert "has no batch API" in shown.stderr and "Traceback" not in shown.stderr

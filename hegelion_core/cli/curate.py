@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from hegelion_core.cli.options import parse_pairs
+from hegelion_core.cli.options import parse_pairs, read_options
 
 
 @click.command("curate")
@@ -18,31 +18,7 @@ from hegelion_core.cli.options import parse_pairs
     type=click.Path(path_type=Path),
     help="The curated traces file (JSONL); OUTPUT.manifest.json is written beside it.",
 )
-@click.option(
-    "--trace-field",
-    metavar="COLUMN",
-    help="Rows whose trace is only text: the column that holds it "
-    "(default: output, response, generation, completion, answer, then messages).",
-)
-@click.option(
-    "--prompt-field",
-    metavar="COLUMN",
-    help="Rows whose trace is only text: the prompt column (default: instruction, prompt, "
-    "question, problem, query, input, then the user turn before the answer).",
-)
-@click.option(
-    "--hf",
-    metavar="NAME",
-    help="Also read a Hugging Face dataset (a Hub id, a local dataset repository or a "
-    "directory of data files), streaming.",
-)
-@click.option("--hf-config", metavar="NAME", help="With --hf: the dataset's subset.")
-@click.option(
-    "--split",
-    "input_split",
-    metavar="SPLIT",
-    help="The split to read of --hf (default train) or of a saved DatasetDict (default all).",
-)
+@read_options
 @click.option(
     "--no-dedupe", is_flag=True, help="Keep exact and near-duplicate prompts and syntheses."
 )

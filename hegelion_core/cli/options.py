@@ -58,6 +58,36 @@ def _stack(*decorators: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return apply
 
 
+#: Where `hegelion dataset` and `hegelion curate` find traces in other tools' rows.
+read_options = _stack(
+    click.option(
+        "--trace-field",
+        metavar="COLUMN",
+        help="Rows whose trace is only text: the column that holds it "
+        "(default: output, response, generation, completion, answer, then messages).",
+    ),
+    click.option(
+        "--prompt-field",
+        metavar="COLUMN",
+        help="Rows whose trace is only text: the prompt column (default: instruction, prompt, "
+        "question, problem, query, input, then the user turn before the answer).",
+    ),
+    click.option(
+        "--hf",
+        metavar="NAME",
+        help="Also read a Hugging Face dataset (a Hub id, a local dataset repository or a "
+        "directory of data files), streaming.",
+    ),
+    click.option("--hf-config", metavar="NAME", help="With --hf: the dataset's subset."),
+    click.option(
+        "--split",
+        "input_split",
+        metavar="SPLIT",
+        help="The split to read of --hf (default train) or of a saved DatasetDict (default all).",
+    ),
+)
+
+
 def teacher_names() -> set[str]:
     """Installed and first-party teacher names, read from entry points (nothing imported)."""
     from hegelion_core.plugins import KNOWN_DRIVERS, driver_names

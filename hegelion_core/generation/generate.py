@@ -53,6 +53,32 @@ from hegelion_core.records import DEFAULT_SYSTEM, Message, Prompt, StageManifest
 from hegelion_core.secrets import learn, redact, scrub, scrub_counted
 
 
+def reject_row(
+    prompt: Prompt,
+    phase: str,
+    reason: str,
+    blame: str,
+    teacher: str,
+    model: str | None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One line of the rejects file, live or batch: which prompt, where it failed, why,
+    and whose fault (only ``blame: prompt`` uses up its attempts)."""
+    return {
+        "prompt_id": prompt.id,
+        "instruction": prompt.text,
+        "source": prompt.source,
+        "phase": phase,
+        "reason": reason,
+        "blame": blame,
+        "teacher": teacher,
+        "model": model,
+        **extra,
+        "created_at": datetime.now(UTC).isoformat(),
+        "hegelion_version": __version__,
+    }
+
+
 class ExitCode(IntEnum):
     """``hegelion generate``'s exit status; scripts (and ``hegelion run``) rely on it."""
 
@@ -281,18 +307,7 @@ class Generator:
         self.reasons[label] += 1
         assert self.committer is not None
         await self.committer.reject(
-            {
-                "prompt_id": prompt.id,
-                "instruction": prompt.text,
-                "source": prompt.source,
-                "phase": phase,
-                "reason": reason,
-                "blame": blame,
-                "teacher": self.teacher.name,
-                "model": self.model,
-                "created_at": datetime.now(UTC).isoformat(),
-                "hegelion_version": __version__,
-            }
+            reject_row(prompt, phase, reason, blame, self.teacher.name, self.model)
         )
 
     def _count_failure(self, blame: Blame, what: str) -> None:

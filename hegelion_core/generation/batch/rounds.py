@@ -30,13 +30,11 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from hegelion_core import hooks
-from hegelion_core._version import __version__
 from hegelion_core.contracts import (
     BatchJob,
     BatchLimits,
@@ -50,7 +48,7 @@ from hegelion_core.generation.batch.replay import Pending, Replay
 from hegelion_core.generation.batch.split import split
 from hegelion_core.generation.batch.store import Asked, Intent, JobStore, digest
 from hegelion_core.generation.dialectic import DialecticEngine, PhaseFailed
-from hegelion_core.generation.generate import GenerateJob
+from hegelion_core.generation.generate import GenerateJob, reject_row
 from hegelion_core.generation.ledger import Ledger
 from hegelion_core.generation.reasons import reject_label
 from hegelion_core.records import Prompt, TraceRecord, Usage
@@ -303,20 +301,12 @@ class BatchRun:
     def _reject_row(
         self, prompt: Prompt, phase: str, reason: str, blame: Blame, replay: Replay
     ) -> dict[str, Any]:
-        return {
-            "prompt_id": prompt.id,
-            "instruction": prompt.text,
-            "source": prompt.source,
-            "phase": phase,
-            "reason": reason,
-            "blame": blame,
-            "teacher": self.teacher.name,
-            "model": replay.model or getattr(self.teacher.options, "model", None),
-            "batch": True,
-            "batch_key": prompt.id,  # a prompt's own reject closes it: one per prompt
-            "created_at": datetime.now(UTC).isoformat(),
-            "hegelion_version": __version__,
-        }
+        model = replay.model or getattr(self.teacher.options, "model", None)
+        return reject_row(
+            prompt, phase, reason, blame, self.teacher.name, model,
+            batch=True,
+            batch_key=prompt.id,  # a prompt's own reject closes it: one per prompt
+        )  # fmt: skip
 
     def _settle(self, outcomes: list[_Outcome], ledger: Ledger, report: StepReport) -> None:
         """Write the finished records and rejects (one ledger commit), then close the

@@ -294,12 +294,12 @@ class _Store:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    """The state files, through the project's one atomic writer (a killed server
+    leaves the old file whole, and its temporary is cleaned up by the next write)."""
+    from hegelion_core.data.jsonl import atomic_output
+
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
 
 
 # ----- multipart ---------------------------------------------------------------------

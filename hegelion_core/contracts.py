@@ -465,6 +465,9 @@ class StageKind(Driver):
     #: True: a stage whose options or inputs changed keeps its output and adds to it
     #: (generate) instead of starting afresh with the old output moved aside.
     tops_up: ClassVar[bool] = False
+    #: True: the plan's commands are independent of each other (eval: one per model), so
+    #: the pipeline may run them at once, each on its own share of the CPU cores.
+    side_by_side: ClassVar[bool] = False
 
     @abstractmethod
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:

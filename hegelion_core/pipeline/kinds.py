@@ -323,6 +323,7 @@ class EvalStage(StageKind):
 
     name = "eval"
     provides: ClassVar[dict[str, str]] = {"results": "results"}
+    side_by_side: ClassVar[bool] = True
 
     def plan(self, ctx: Planning, options: dict[str, Any]) -> StagePlan:
         models = options.pop("models", None)

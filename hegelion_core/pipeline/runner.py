@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from hegelion_core import secrets
 from hegelion_core.contracts import StageKind
@@ -35,6 +35,7 @@ from hegelion_core.data.jsonl import atomic_output, dumps
 from hegelion_core.defaults import GGUF_TEACHER
 from hegelion_core.errors import HegelionError
 from hegelion_core.pipeline.config import PipelineConfig
+from hegelion_core.pipeline.side_by_side import Job, cpu_shares, run_side_by_side
 from hegelion_core.pipeline.stages import (
     DRY_RUN,
     Artifact,
@@ -51,6 +52,16 @@ STARTED = ".started"  # the pipeline's mark on a stage directory it made: the fi
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
 
 
+class Run(BaseModel):
+    """One command of a stage: when it ran, in seconds from the stage's start, and the
+    CPUs it was pinned to (none: the whole machine)."""
+
+    label: str
+    started_s: float
+    elapsed_s: float
+    cpus: list[int] = Field(default_factory=list)
+
+
 class StageRecord(StageManifest):
     """``stage.json``: the stage's manifest plus what a rerun needs to decide to skip it."""
 
@@ -59,6 +70,7 @@ class StageRecord(StageManifest):
     commands: list[list[str]]
     artifact: dict[str, str]
     figures: dict[str, Any] = Field(default_factory=dict)
+    runs: list[Run] = Field(default_factory=list)
     elapsed_s: float
 
 
@@ -118,10 +130,15 @@ def _redacted_options(options: Any) -> Any:
     return secrets.redact(options)
 
 
-def _run_command(argv: list[str], echo: Callable[[str], None], kind: StageKind) -> None:
-    # Secrets reach the stage in its environment, never its argv (`ps` shows argv to all).
+def _hegelion(argv: list[str]) -> tuple[list[str], dict[str, str]]:
+    """The command line of ``hegelion ARGV`` and the environment its secrets travel in
+    (never its argv: `ps` shows argv to all)."""
     sealed, env = secrets.seal_argv(argv)
-    cmd = [sys.executable, "-m", "hegelion_core", *sealed]
+    return [sys.executable, "-m", "hegelion_core", *sealed], env
+
+
+def _run_command(argv: list[str], echo: Callable[[str], None], kind: StageKind) -> None:
+    cmd, env = _hegelion(argv)
     echo("  $ hegelion " + " ".join(redacted(argv)))
     proc = subprocess.Popen(cmd, env=os.environ | env if env else None)
     try:
@@ -135,6 +152,45 @@ def _run_command(argv: list[str], echo: Callable[[str], None], kind: StageKind) 
         raise
     if rc not in kind.ok_exit:
         raise StageFailed(f"`hegelion {argv[0]}` {kind.failure(rc)} (exit status {rc})")
+
+
+def _run_commands(plan: StagePlan, echo: Callable[[str], None], kind: StageKind) -> list[Run]:
+    """Every command of the stage: side by side on shares of the cores where the kind
+    allows it and there are cores enough (`hegelion_core.pipeline.side_by_side`), else
+    one after the other. Returns each command's window."""
+    invocations = plan.invocations
+    shares = cpu_shares(len(invocations)) if kind.side_by_side and len(invocations) > 1 else None
+    if shares is None:
+        runs = []
+        t0 = time.monotonic()
+        for inv in invocations:
+            started = time.monotonic() - t0
+            _run_command(inv.argv, echo, kind)
+            runs.append(
+                Run(label=inv.label, started_s=started, elapsed_s=time.monotonic() - t0 - started)
+            )
+        return runs
+    jobs = []
+    for i, inv in enumerate(invocations):
+        cmd, env = _hegelion(inv.argv)
+        label = inv.label or str(i + 1)
+        echo(f"  $ hegelion {' '.join(redacted(inv.argv))}  [{label}]")
+        jobs.append(Job(label, cmd, env))
+    echo(
+        f"  {len(jobs)} commands, {len(shares)} at a time, each on its own CPUs: "
+        + "; ".join(",".join(map(str, share)) for share in shares)
+    )
+    outcomes = run_side_by_side(jobs, shares)
+    for inv, out in zip(invocations, outcomes, strict=True):
+        if out.returncode not in kind.ok_exit:
+            raise StageFailed(
+                f"`hegelion {inv.argv[0]}` [{out.label}] {kind.failure(out.returncode)} "
+                f"(exit status {out.returncode})"
+            )
+    return [
+        Run(label=o.label, started_s=o.started_s, elapsed_s=o.elapsed_s, cpus=o.cpus)
+        for o in outcomes
+    ]
 
 
 def plan_pipeline(config: PipelineConfig, commands: click.Group) -> list[StagePlan]:
@@ -212,8 +268,7 @@ def run_pipeline(
         echo(f"{head}: {'resuming' if resuming else 'running'} {plan.kind}")
         t0 = time.monotonic()
         try:
-            for inv in plan.invocations:
-                _run_command(inv.argv, echo, kind)
+            runs = _run_commands(plan, echo, kind)
             figures = kind.figures(plan)
             kind.check(plan, figures)  # generate: a stage with no records is not done
         except StageFailed as exc:
@@ -232,6 +287,7 @@ def run_pipeline(
             commands=[redacted(inv.argv) for inv in plan.invocations],
             artifact=artifact,
             figures=figures,
+            runs=runs,
             versions=_versions(),
             elapsed_s=time.monotonic() - t0,
         )

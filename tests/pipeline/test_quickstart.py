@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from hegelion_core.pipeline.side_by_side import cpu_shares
+
 
 @pytest.mark.slow
 def test_quickstart_runs_end_to_end_then_skips_everything(quickstart_run: Any) -> None:
@@ -30,6 +32,15 @@ def test_quickstart_runs_end_to_end_then_skips_everything(quickstart_run: Any) -
     for label in ("before", "after"):
         results = json.loads((w / "eval" / label / "results.json").read_text())
         assert "format_compliance" in results["metrics"], results["metrics"]
+    before, after = json.loads((w / "eval" / "stage.json").read_text())["runs"]
+    assert (before["label"], after["label"]) == ("before", "after")
+    if cpu_shares(2) is not None:  # two cores or more: both evals at once, on their own cores
+        assert before["cpus"] and after["cpus"] and not set(before["cpus"]) & set(after["cpus"])
+        assert after["started_s"] < before["started_s"] + before["elapsed_s"]
+        assert "  [before] 1/1 answered" in first.stderr, first.stderr[-3000:]
+        assert "  [after] 1/1 answered" in first.stderr
+    else:  # one core: one after the other, on the whole machine
+        assert not before["cpus"] and after["started_s"] >= before["elapsed_s"]
     assert "chat with it:" in first.stdout and str(gguf) in first.stdout
     report = w / "report.html"
     assert f"report: {report}" in first.stdout

@@ -225,6 +225,17 @@ def parse_trace(text: str) -> ParsedTrace:
     )
 
 
+def holds_label(text: str) -> bool:
+    """True when ``text`` holds a section label or a ``<thought>`` tag: a section body or
+    a final answer that does is the trace's scaffolding spilled into it ("THESIS:\n
+    THESIS:" read as a thesis), not a position. The canonical form allows a label inside
+    a body (`parse_trace`), so readers of records do not reject on this; rewards do."""
+    folded = _fold(text)
+    if _THOUGHT_OPEN.search(folded) or _THOUGHT_CLOSE.search(folded) or "thought>" in folded:
+        return True
+    return next(_line_matches(_SECTION, _SECTION_WORD, folded), None) is not None
+
+
 def _clean(text: str) -> str:
     """Drop the bold marks a marker line wore (``**RESEARCH_PROPOSAL: Title**``)."""
     first, sep, rest = text.strip().partition("\n")

@@ -3,12 +3,14 @@
 **format**, in [0, 1], in steps of 0.25 so a GRPO run has a gradient to climb:
 
 * 0.25 for each of THESIS, ANTITHESIS and SYNTHESIS (as `parse_trace` reads them) that
-  holds real text (no placeholder), comes after the sections before it, is closed (by
+  holds real text (no placeholder, at least `MIN_WORDS` words, and none of the trace's
+  scaffolding: no section label or ``<thought>`` tag inside it, so "THESIS:\nTHESIS:"
+  is not a thesis), comes after the sections before it, is closed (by
   the next section's label or ``</thought>``: the section still open where the text
   ends may have been cut), and is not degenerate (`hegelion_core.data.quality`: a loop,
   or a copy of an earlier section);
-* 0.25 for a final answer after ``</thought>`` that is not empty, a placeholder or a
-  loop, in a completion TRL did not cut at ``max_completion_length``.
+* 0.25 for a final answer after ``</thought>`` that is real text in the same sense and
+  not a loop, in a completion TRL did not cut at ``max_completion_length``.
 
 1.0 is exactly the canonical rendering (`hegelion_core.records.render_output`) of a
 sound trace. A cut completion never scores 1.0: TRL passes ``completion_ids``, and one
@@ -28,7 +30,12 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from hegelion_core.data.parsing import PARTS, parse_contradictions, parse_research_proposals
+from hegelion_core.data.parsing import (
+    PARTS,
+    holds_label,
+    parse_contradictions,
+    parse_research_proposals,
+)
 from hegelion_core.data.parsing import parse_trace as _parse_trace
 from hegelion_core.data.quality import DEFAULT, QualityConfig, trace_issues
 from hegelion_core.records import is_placeholder
@@ -36,10 +43,21 @@ from hegelion_core.rewards.text import completion_text, was_cut
 
 #: What each section, and the final answer, earns.
 CREDIT = 0.25
+#: Words (runs of two letters or more) a section or the answer needs: "THESIS: m." is
+#: not a position. The shortest real sections in the fixtures have three.
+MIN_WORDS = 2
 #: The dotted-path ``format_reward``'s ``max_completion_length`` (axolotl cannot pass one).
 MAX_LENGTH_ENV = "HEGELION_MAX_COMPLETION_LENGTH"
 
 _THOUGHT_CLOSE = re.compile(r"</thought\s*>", re.IGNORECASE)
+_WORD = re.compile(r"[^\W\d_]{2,}")
+
+
+def real_text(text: str | None) -> bool:
+    """Worth credit: not a placeholder, `MIN_WORDS` words, no label or tag spilled in."""
+    if not text or is_placeholder(text):
+        return False
+    return len(_WORD.findall(text)) >= MIN_WORDS and not holds_label(text)
 
 
 def score_format(text: str, *, cut: bool = False, quality: QualityConfig = DEFAULT) -> float:
@@ -52,12 +70,12 @@ def score_format(text: str, *, cut: bool = False, quality: QualityConfig = DEFAU
         cursor = found + len(body) if found >= 0 else cursor
     closed = _THOUGHT_CLOSE.search(text) is not None
     last_open = None if closed or not at else max(at, key=lambda part: at[part])
-    answer = parsed.answer if parsed.answer and not is_placeholder(parsed.answer) else None
+    answer = parsed.answer if real_text(parsed.answer) else None
     issues = trace_issues({**bodies, "answer": answer}, quality)
     degenerate = {issue.section for issue in issues}
     score = 0.0
-    for part in bodies:
-        if at[part] >= 0 and part != last_open and part not in degenerate:
+    for part, body in bodies.items():
+        if at[part] >= 0 and part != last_open and part not in degenerate and real_text(body):
             score += CREDIT
     if answer is not None and not cut and "answer" not in degenerate:
         score += CREDIT

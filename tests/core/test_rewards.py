@@ -87,6 +87,14 @@ def test_format_gives_one_only_to_a_complete_trace_with_an_answer(trl: TRLCall) 
         "no sections at all": (f"{THESIS}\n{ANSWER}", 0.0),
         "answer only": (f"</thought>\n{ANSWER}", 0.25),
         "empty": ("", 0.0),
+        # what a tiny policy learns when labels alone pay: the trace's scaffolding spilled
+        # into the sections and the answer, and one-word positions
+        "label spam": (
+            "THESIS:\nTHESIS:\nTHESIS:\nSYNTHESIS:\nSYNTHESIS:\n</thought>\nSYNTHESIS:\nno",
+            0.0,
+        ),
+        "one-word sections": (trace(thesis="m.", antithesis="Not.", synthesis="x y"), 0.25),
+        "answer holding a label": (trace(answer=f"SYNTHESIS: {ANSWER}"), 0.75),
     }
     got = both_shapes(trl, format_reward, [text for text, _ in cases.values()])
     assert dict(zip(cases, got)) == {name: want for name, (_, want) in cases.items()}

@@ -77,7 +77,7 @@ def test_the_format_reward_knows_the_runs_completion_limit(tmp_path: Path) -> No
     credit for a final answer it never finished."""
     cfg = config(**{"grpo.max_completion_length": 3})
     (fmt,), _ = grpo_rewards(cfg, tmp_path)
-    text = "<thought>a</thought>\nTHESIS: t\nANTITHESIS: a\nSYNTHESIS: s\n\nThe answer."
+    text = "<thought>\nTHESIS: We act.\nANTITHESIS: Causes rule.\nSYNTHESIS: Both hold.\n</thought>\n\nThe answer."
     whole, cut = fmt(completions=[text, text], completion_ids=[[1, 2], [1, 2, 3]])
     assert whole > cut
 

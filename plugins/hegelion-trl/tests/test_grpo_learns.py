@@ -1,21 +1,27 @@
 """GRPO with the ``format`` reward raises a tiny model's format reward on fresh samples.
 
-The policy: core's tiny random Llama with its tied embeddings scaled by 8. As built
-(std 0.02 under a final RMSNorm) its logits cannot leave about ±1.3, so every sampled
-token is close to uniform over the vocabulary and no sampling-based method can learn;
-scaled, a logit can reach about 10 and a learned token can be sampled. A short SFT on
-the ten fixture traces (the real ``hegelion dataset`` and ``hegelion train`` CLIs) makes
-the policy sometimes open a section; then GRPO, from that SFT adapter, with ``format``
-as its only reward. The reward is measured on fresh completions sampled the way GRPO
-samples them (the same temperature and length limit), before and after, never from
-TRL's training-time numbers alone, and the run's curve is written as ``metrics.png``.
+The policy: a random Llama of the throughput benchmark's CPU shape (hidden 256, 4
+layers) on core's tiny tokenizer, its tied embeddings scaled by 2 so a learned token can
+be sampled. A short SFT on the ten fixture traces (the real ``hegelion dataset`` and
+``hegelion train`` CLIs) leaves it opening the sections now and then; then GRPO, from
+that SFT adapter, with ``format`` as its only reward. The reward is measured on fresh
+completions sampled the way GRPO samples them (the same temperature and length limit),
+before and after, never from TRL's training-time numbers alone, and the run's curve is
+written as ``metrics.png``.
 
-Measured here (2 shared cores, 89 s wall, about 70 s of CPU): before 0.14-0.16, after 0.55-0.57;
-the issue's target, above 0.6, was not reached within a CI test's budget (the reward
-climbs steadily but slowly past 0.5: 0.625 on TRL's own numbers at step 78 of 80, and
-faster settings, a higher learning rate or 16 generations, collapsed the policy into
-repeated section labels). So this test asserts what it reliably shows: below 0.2 before,
-above 0.45 after, at least three times the start.
+What it takes. ``format`` pays only for real sections (no label spam: "THESIS:\n
+THESIS:" earned 0.75 under an earlier rule, and the old 2-layer, 64-wide test model
+learned exactly that). Against that reward, at temperature 1.0 or 0.5, GRPO drifted
+*down* from every SFT start tried, in TRL's own ``GRPOTrainer`` as much as through
+Hegelion: each completion's many sampled content tokens carry advantage-weighted noise
+that swamps the few tokens where the format is decided. At temperature 0.3 the content
+is near-deterministic and the gradient is the format's: 0.12 -> 0.91 here.
+
+Measured here (2 cores, one run per core, about 3.5 minutes): before 0.119, after
+0.947; the training-time curve climbs from 0.06 past 0.6 by step 30 and ends near 0.9.
+A constant learning rate of 2e-4 got there too (0.912) but dipped to 0.35 around step
+76 on the way; the linear decay keeps the second half steady. The test asserts the
+issue's figures: below 0.2 before, above 0.6 after.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 from peft import PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 from trl_helpers import TRACES, read_jsonl
 
 from hegelion_core.cli import cli
@@ -37,17 +43,32 @@ from hegelion_core.rewards import format_reward
 
 pytestmark = pytest.mark.slow
 
-EMBEDDING_SCALE = 8.0
-SFT_STEPS = 50
-GRPO_STEPS = 80
-TEMPERATURE = 0.5
+HIDDEN, LAYERS = 256, 4
+EMBEDDING_SCALE = 2.0
+SFT_STEPS = 28
+GRPO_STEPS = 90
+LEARNING_RATE = 3e-4  # decaying linearly to 0 over the run
+BATCH = 32  # completions per step: 4 prompts x 8 generations
+TEMPERATURE = 0.3
 MAX_COMPLETION = 96
 SAMPLES_PER_PROMPT = 8
 
 
 def scaled_policy(tiny_model: Path, out: Path) -> Path:
+    """A random Llama of the benchmark's CPU shape on the tiny model's tokenizer."""
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    shape = AutoModelForCausalLM.from_pretrained(tiny_model).config.to_dict()
+    shape.update(
+        hidden_size=HIDDEN,
+        intermediate_size=2 * HIDDEN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        head_dim=HIDDEN // 8,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(LlamaConfig(**shape))
     with torch.no_grad():
         model.get_input_embeddings().weight.mul_(EMBEDDING_SCALE)  # tied: the output layer too
     model.save_pretrained(out)
@@ -106,7 +127,7 @@ def test_grpo_raises_the_format_reward_of_fresh_samples(
     sft = tmp_path / "sft"
     _train(
         [*common, "--data", str(hegelion_dataset("chat")), "--output", str(sft)]
-        + ["-c", f"training.max_steps={SFT_STEPS}", "-c", "training.learning_rate=1e-2"]
+        + ["-c", f"training.max_steps={SFT_STEPS}", "-c", "training.learning_rate=3e-3"]
         + ["-c", f"training.per_device_train_batch_size={len(TRACES)}"]
         + ["-c", "lora.r=16", "-c", "lora.lora_alpha=32", "-c", "lora.lora_dropout=0"]
         + ["-c", "lora.target_modules=all-linear", "-c", "training.max_seq_length=256"]
@@ -117,8 +138,9 @@ def test_grpo_raises_the_format_reward_of_fresh_samples(
     _train(
         [*common, "--method", "grpo", "--data", str(hegelion_dataset("chat"))]
         + ["--output", str(grpo), "-c", f"init_adapter={sft / 'adapter'}"]
-        + ["-c", f"training.max_steps={GRPO_STEPS}", "-c", "training.learning_rate=1e-3"]
-        + ["-c", "training.per_device_train_batch_size=16", "-c", "grpo.num_generations=8"]
+        + ["-c", f"training.max_steps={GRPO_STEPS}", "-c", "training.lr_scheduler_type=linear"]
+        + ["-c", f"training.learning_rate={LEARNING_RATE}", "-c", "grpo.num_generations=8"]
+        + ["-c", f"training.per_device_train_batch_size={BATCH}"]
         + ["-c", f"grpo.max_completion_length={MAX_COMPLETION}"]
         + ["-c", f"grpo.temperature={TEMPERATURE}", "-c", "grpo.rewards.format=1.0"]
     )
@@ -132,4 +154,4 @@ def test_grpo_raises_the_format_reward_of_fresh_samples(
     assert plot.is_file() and len(curve) == GRPO_STEPS
     assert orjson.loads((grpo / "manifest.json").read_bytes())["config"]["method"] == "grpo"
     assert before < 0.2, before_texts[:3]
-    assert after > 0.45 and after > 3 * before, after_texts[:3]
+    assert after > 0.6, after_texts[:3]

@@ -68,21 +68,27 @@ def resolve_data(data: Path, output: Path) -> Path:
         rows = iter_hub_rows(ReadOptions(hf=name, split=split or "train"))
     else:
         rows = iter_source_rows(data, ReadOptions(split=None if data.is_file() else "train"))
-    dest = output / "data" / "train.jsonl"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    # OUTPUT/data is a directory output (`atomic_output`): its mark lists what Hegelion
+    # wrote, so a rerun replaces its own copy and never a user's file of that name.
     count = 0
-    with atomic_output(dest) as tmp, tmp.open("wb") as fp:
-        for source_row in rows:
-            try:
-                fp.write(dumps(source_row.row) + b"\n")
-            except TypeError as exc:  # a column JSON cannot hold (bytes, an image)
-                raise InputError(
-                    source_row.where, None, f"a value JSON cannot hold: {exc}"
-                ) from None
-            count += 1
-    if not count:
-        raise InputError(data, None, "the dataset has no rows")
-    return dest
+    with atomic_output(
+        output / "data",
+        directory=True,
+        inputs=[data] if not text.startswith(HF_PREFIX) else [],
+        hint=f"give another --output, or move {output / 'data'} away",
+    ) as tmp:
+        with (tmp / "train.jsonl").open("wb") as fp:
+            for source_row in rows:
+                try:
+                    fp.write(dumps(source_row.row) + b"\n")
+                except TypeError as exc:  # a column JSON cannot hold (bytes, an image)
+                    raise InputError(
+                        source_row.where, None, f"a value JSON cannot hold: {exc}"
+                    ) from None
+                count += 1
+        if not count:
+            raise InputError(data, None, "the dataset has no rows")
+    return output / "data" / "train.jsonl"
 
 
 def data_files(data: Path) -> dict[str, Path]:

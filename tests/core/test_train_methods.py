@@ -286,6 +286,27 @@ def test_a_parquet_file_saved_dataset_and_hf_name_are_grpo_prompts_with_their_co
     assert not is_dataset(tmp_path / "out" / "items.parquet" / "data" / "train.jsonl")
 
 
+def test_the_copied_dataset_never_replaces_a_users_own_file(tmp_path: Path) -> None:
+    """OUTPUT/data/train.jsonl is Hegelion's only where Hegelion wrote it: a rerun
+    replaces its own copy; a user's file of that name is refused and left as it was."""
+    from datasets import Dataset
+
+    parquet = tmp_path / "items.parquet"
+    Dataset.from_list(ITEMS).to_parquet(str(parquet))
+    ours = tmp_path / "ours"
+    assert len(_grpo_rows_of(parquet, ours)) == 2
+    Dataset.from_list(ITEMS[:1]).to_parquet(str(parquet))
+    assert len(_grpo_rows_of(parquet, ours)) == 1  # the rerun replaced its own copy
+
+    theirs = tmp_path / "theirs"
+    (theirs / "data").mkdir(parents=True)
+    (theirs / "data" / "train.jsonl").write_text('{"prompt": "mine"}\n')
+    with pytest.raises(HegelionError, match="did not write"):
+        resolve_data(parquet, theirs)
+    assert (theirs / "data" / "train.jsonl").read_text() == '{"prompt": "mine"}\n'
+    assert sorted(p.name for p in (theirs / "data").iterdir()) == ["train.jsonl"]
+
+
 def test_an_unreachable_hub_dataset_is_one_clear_error(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

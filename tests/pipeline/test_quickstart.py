@@ -37,8 +37,8 @@ def test_quickstart_runs_end_to_end_then_skips_everything(quickstart_run: Any) -
     if cpu_shares(2) is not None:  # two cores or more: both evals at once, on their own cores
         assert before["cpus"] and after["cpus"] and not set(before["cpus"]) & set(after["cpus"])
         assert after["started_s"] < before["started_s"] + before["elapsed_s"]
-        assert "  [before] 1/1 answered" in first.stderr, first.stderr[-3000:]
-        assert "  [after] 1/1 answered" in first.stderr
+        assert "  [before]   1/1 answered" in first.stderr, first.stderr[-3000:]
+        assert "  [after]   1/1 answered" in first.stderr
     else:  # one core: one after the other, on the whole machine
         assert not before["cpus"] and after["started_s"] >= before["elapsed_s"]
     assert "chat with it:" in first.stdout and str(gguf) in first.stdout

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from hegelion_core import secrets
 from hegelion_core.contracts import StageKind
@@ -35,7 +35,7 @@ from hegelion_core.data.jsonl import atomic_output, dumps
 from hegelion_core.defaults import GGUF_TEACHER
 from hegelion_core.errors import HegelionError
 from hegelion_core.pipeline.config import PipelineConfig
-from hegelion_core.pipeline.side_by_side import Job, cpu_shares, run_side_by_side
+from hegelion_core.pipeline.side_by_side import Job, Run, cpu_shares, run_side_by_side
 from hegelion_core.pipeline.stages import (
     DRY_RUN,
     Artifact,
@@ -50,16 +50,6 @@ from hegelion_core.records import FileDigest, StageManifest
 RECORD = "stage.json"
 STARTED = ".started"  # the pipeline's mark on a stage directory it made: the fingerprint
 _FINGERPRINT = re.compile(r"[0-9a-f]{64}")
-
-
-class Run(BaseModel):
-    """One command of a stage: when it ran, in seconds from the stage's start, and the
-    CPUs it was pinned to (none: the whole machine)."""
-
-    label: str
-    started_s: float
-    elapsed_s: float
-    cpus: list[int] = Field(default_factory=list)
 
 
 class StageRecord(StageManifest):
@@ -180,17 +170,14 @@ def _run_commands(plan: StagePlan, echo: Callable[[str], None], kind: StageKind)
         f"  {len(jobs)} commands, {len(shares)} at a time, each on its own CPUs: "
         + "; ".join(",".join(map(str, share)) for share in shares)
     )
-    outcomes = run_side_by_side(jobs, shares)
-    for inv, out in zip(invocations, outcomes, strict=True):
-        if out.returncode not in kind.ok_exit:
+    runs = run_side_by_side(jobs, shares)
+    for inv, run in zip(invocations, runs, strict=True):
+        if run.returncode not in kind.ok_exit:
             raise StageFailed(
-                f"`hegelion {inv.argv[0]}` [{out.label}] {kind.failure(out.returncode)} "
-                f"(exit status {out.returncode})"
+                f"`hegelion {inv.argv[0]}` [{run.label}] {kind.failure(run.returncode)} "
+                f"(exit status {run.returncode})"
             )
-    return [
-        Run(label=o.label, started_s=o.started_s, elapsed_s=o.elapsed_s, cpus=o.cpus)
-        for o in outcomes
-    ]
+    return runs
 
 
 def plan_pipeline(config: PipelineConfig, commands: click.Group) -> list[StagePlan]:

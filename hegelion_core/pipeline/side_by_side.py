@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from pydantic import BaseModel, Field
+
 #: Linux's CPU topology: cpuN/topology/{physical_package_id,core_id}.
 CPU_TOPOLOGY = Path("/sys/devices/system/cpu")
 
@@ -75,22 +77,23 @@ class Job:
     env: dict[str, str] | None = None
 
 
-@dataclass
-class Outcome:
-    """How a job went: exit status, CPUs, and its window in seconds from the start."""
+class Run(BaseModel):
+    """One command of a stage as it went (``stage.json``'s ``runs``): its window in
+    seconds from the stage's start, the CPUs it was pinned to (none: the whole machine)
+    and its exit status."""
 
     label: str
-    returncode: int
-    cpus: list[int]
     started_s: float
     elapsed_s: float
+    cpus: list[int] = Field(default_factory=list)
+    returncode: int = 0
 
 
 def run_side_by_side(
     jobs: Sequence[Job], shares: Sequence[Sequence[int]], *, grace_s: float = 30.0
-) -> list[Outcome]:
+) -> list[Run]:
     """Run ``jobs``, as many at once as there are ``shares``, each pinned to a free one;
-    return each job's `Outcome`, in the order of ``jobs``.
+    return each job's `Run`, in the order of ``jobs``.
 
     One thread does it all (a selector over the children's pipes), so no other thread
     can hold a lock when a child forks. On Ctrl-C each child, which got the same
@@ -102,7 +105,7 @@ def run_side_by_side(
     free = [list(s) for s in shares]
     running: dict[subprocess.Popen[bytes], tuple[int, list[int], float]] = {}
     open_pipes: dict[subprocess.Popen[bytes], int] = {}
-    outcomes: dict[int, Outcome] = {}
+    outcomes: dict[int, Run] = {}
     selector = selectors.DefaultSelector()
     try:
         while pending or running:
@@ -135,8 +138,12 @@ def run_side_by_side(
                 index, cpus, started = running.pop(proc)
                 assert proc.returncode is not None
                 elapsed = time.monotonic() - start - started
-                outcomes[index] = Outcome(
-                    jobs[index].label, proc.returncode, cpus, started, elapsed
+                outcomes[index] = Run(
+                    label=jobs[index].label,
+                    started_s=started,
+                    elapsed_s=elapsed,
+                    cpus=cpus,
+                    returncode=proc.returncode,
                 )
                 free.append(cpus)
     except KeyboardInterrupt:

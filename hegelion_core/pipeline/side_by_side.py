@@ -150,8 +150,9 @@ def run_side_by_side(
         _stop(list(running), grace_s)
         raise
     finally:
-        for key in list(selector.get_map().values()):
-            key.fileobj.close()  # type: ignore[union-attr]
+        for key in list(selector.get_map().values()):  # pipes of children still running
+            if isinstance(key.fileobj, io.BufferedReader):
+                key.fileobj.close()
         selector.close()
     return [outcomes[i] for i in range(len(jobs))]
 
